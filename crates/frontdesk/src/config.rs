@@ -1,0 +1,361 @@
+//! Configuration: defaults < optional TOML file < `FRONTDESK_*` environment variables.
+//! Typed and validated once at start; an error names the key and the reason.
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use frontdesk_server::{HstsPolicy, ServerSettings};
+use frontdesk_store::{DatabaseUrl, StoreConfig};
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+pub const ENV_PREFIX: &str = "FRONTDESK_";
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// One JSON object per line (the default; what log shippers want).
+    Json,
+    /// Human-readable lines for a terminal.
+    Pretty,
+}
+
+/// The validated configuration of one Frontdesk process.
+#[derive(Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address and port to serve HTTP on.
+    pub bind: SocketAddr,
+    /// Directory for the SQLite database, keys and media.
+    pub data_dir: PathBuf,
+    /// `postgres://…` to run on PostgreSQL; unset means SQLite in `data_dir`.
+    pub database_url: Option<String>,
+    /// Upper bound of pooled database connections.
+    pub database_max_connections: u32,
+    /// Largest accepted request body, in bytes.
+    pub body_limit_bytes: usize,
+    /// Longest time a request may take before it is answered 503.
+    pub request_timeout_secs: u64,
+    /// After SIGTERM/SIGINT, how long in-flight requests may still run.
+    pub shutdown_grace_secs: u64,
+    /// The URL users reach Frontdesk at; `https://…` turns on HSTS.
+    pub public_url: Option<String>,
+    /// Trust `X-Forwarded-Proto` from a reverse proxy (send HSTS when it says https).
+    pub trust_forwarded_proto: bool,
+    /// `json` or `pretty`.
+    pub log_format: LogFormat,
+    /// Log filter, e.g. `info` or `frontdesk=debug,sqlx=warn`.
+    pub log_level: String,
+    /// When set, `/metrics` requires `Authorization: Bearer <token>`.
+    #[serde(skip_serializing)]
+    pub metrics_token: Option<SecretString>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            data_dir: PathBuf::from("frontdesk-data"),
+            database_url: None,
+            database_max_connections: 10,
+            body_limit_bytes: 1024 * 1024,
+            request_timeout_secs: 30,
+            shutdown_grace_secs: 20,
+            public_url: None,
+            trust_forwarded_proto: false,
+            log_format: LogFormat::Json,
+            log_level: "info".into(),
+            metrics_token: None,
+        }
+    }
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("bind", &self.bind)
+            .field("data_dir", &self.data_dir)
+            .field(
+                "database_url",
+                &self
+                    .database_url
+                    .as_deref()
+                    .map(|u| match DatabaseUrl::parse(u) {
+                        Ok(u) => u.masked(),
+                        Err(_) => "[unparsable]".into(),
+                    }),
+            )
+            .field("database_max_connections", &self.database_max_connections)
+            .field("body_limit_bytes", &self.body_limit_bytes)
+            .field("request_timeout_secs", &self.request_timeout_secs)
+            .field("shutdown_grace_secs", &self.shutdown_grace_secs)
+            .field("public_url", &self.public_url)
+            .field("trust_forwarded_proto", &self.trust_forwarded_proto)
+            .field("log_format", &self.log_format)
+            .field("log_level", &self.log_level)
+            .field(
+                "metrics_token",
+                &self.metrics_token.as_ref().map(|_| "[redacted]"),
+            )
+            .finish()
+    }
+}
+
+/// A configuration problem, naming the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration key `{key}`: {reason}")]
+    Invalid { key: String, reason: String },
+    #[error("configuration file {path}: {reason}")]
+    File { path: PathBuf, reason: String },
+}
+
+fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        reason: reason.into(),
+    }
+}
+
+impl Config {
+    /// Loads defaults, then `file` (if given), then `FRONTDESK_*` variables, and validates.
+    pub fn load(file: Option<&Path>) -> Result<Self, ConfigError> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(path) = file {
+            if !path.is_file() {
+                return Err(ConfigError::File {
+                    path: path.into(),
+                    reason: "no such file".into(),
+                });
+            }
+            figment = figment.merge(Toml::file_exact(path));
+        }
+        // FRONTDESK_CONFIG names the file itself and is read by the CLI.
+        figment = figment.merge(Env::prefixed(ENV_PREFIX).ignore(&["config"]));
+        let config: Config = figment.extract().map_err(from_figment)?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(url) = &self.database_url {
+            DatabaseUrl::parse(url).map_err(|e| invalid("database_url", e.to_string()))?;
+        }
+        if !(1..=1000).contains(&self.database_max_connections) {
+            return Err(invalid(
+                "database_max_connections",
+                "must be between 1 and 1000",
+            ));
+        }
+        if !(1024..=256 * 1024 * 1024).contains(&self.body_limit_bytes) {
+            return Err(invalid(
+                "body_limit_bytes",
+                "must be between 1024 and 268435456",
+            ));
+        }
+        if !(1..=3600).contains(&self.request_timeout_secs) {
+            return Err(invalid(
+                "request_timeout_secs",
+                "must be between 1 and 3600",
+            ));
+        }
+        if self.shutdown_grace_secs > 3600 {
+            return Err(invalid("shutdown_grace_secs", "must be at most 3600"));
+        }
+        if let Some(u) = &self.public_url {
+            let parsed = url::Url::parse(u).map_err(|e| invalid("public_url", e.to_string()))?;
+            if !matches!(parsed.scheme(), "http" | "https") {
+                return Err(invalid("public_url", "must be an http:// or https:// URL"));
+            }
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log_level)
+            .map_err(|e| invalid("log_level", e.to_string()))?;
+        if let Some(t) = &self.metrics_token {
+            if secrecy::ExposeSecret::expose_secret(t).len() < 16 {
+                return Err(invalid("metrics_token", "must be at least 16 characters"));
+            }
+        }
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(invalid("data_dir", "must not be empty"));
+        }
+        Ok(())
+    }
+
+    /// The database to use: the configured URL, or the SQLite file in the data directory.
+    pub fn database(&self) -> DatabaseUrl {
+        match &self.database_url {
+            Some(u) => DatabaseUrl::parse(u).expect("validated at load"),
+            None => DatabaseUrl::sqlite_file(&self.data_dir.join("frontdesk.db")),
+        }
+    }
+
+    pub fn store_config(&self) -> StoreConfig {
+        let mut c = StoreConfig::new(self.database());
+        c.max_connections = self.database_max_connections;
+        c
+    }
+
+    pub fn server_settings(&self) -> ServerSettings {
+        let https = self
+            .public_url
+            .as_deref()
+            .is_some_and(|u| u.starts_with("https://"));
+        ServerSettings {
+            body_limit_bytes: self.body_limit_bytes,
+            request_timeout: Duration::from_secs(self.request_timeout_secs),
+            hsts: if https {
+                HstsPolicy::Always
+            } else if self.trust_forwarded_proto {
+                HstsPolicy::WhenForwardedHttps
+            } else {
+                HstsPolicy::Never
+            },
+        }
+    }
+}
+
+/// Turns figment's error into ours, keeping the key and saying where the value came from.
+fn from_figment(err: figment::Error) -> ConfigError {
+    let key = if err.path.is_empty() {
+        match &err.kind {
+            figment::error::Kind::UnknownField(field, _) => field.clone(),
+            _ => "(top level)".into(),
+        }
+    } else {
+        err.path.join(".")
+    };
+    let mut reason = match &err.kind {
+        figment::error::Kind::UnknownField(field, _) => format!("unknown key `{field}`"),
+        kind => kind.to_string(),
+    };
+    if let Some(md) = &err.metadata {
+        let source = match &err.metadata.as_ref().and_then(|m| m.source.as_ref()) {
+            Some(figment::Source::File(p)) => format!("file {}", p.display()),
+            _ => md.name.to_string(),
+        };
+        if md.name.contains("environment") {
+            reason.push_str(&format!(
+                " (from environment variable {ENV_PREFIX}{})",
+                key.to_uppercase()
+            ));
+        } else {
+            reason.push_str(&format!(" (from {source})"));
+        }
+    }
+    ConfigError::Invalid { key, reason }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use figment::Jail;
+
+    fn load_err(jail_setup: impl FnOnce(&mut Jail)) -> String {
+        let mut out = String::new();
+        Jail::expect_with(|jail| {
+            jail_setup(jail);
+            out = Config::load(Some(Path::new("frontdesk.toml")))
+                .map(|_| "loaded".to_string())
+                .unwrap_or_else(|e| e.to_string());
+            Ok(())
+        });
+        out
+    }
+
+    #[test]
+    fn defaults_need_no_configuration() {
+        Jail::expect_with(|_jail| {
+            let c = Config::load(None).unwrap();
+            assert_eq!(c.bind.to_string(), "127.0.0.1:8080");
+            assert_eq!(c.body_limit_bytes, 1024 * 1024);
+            assert_eq!(c.database().backend(), frontdesk_store::Backend::Sqlite);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn environment_overrides_file_which_overrides_defaults() {
+        Jail::expect_with(|jail| {
+            jail.create_file(
+                "frontdesk.toml",
+                "bind = \"127.0.0.1:9001\"\nbody_limit_bytes = 4096\n",
+            )?;
+            jail.set_env("FRONTDESK_BIND", "127.0.0.1:9002");
+            let c = Config::load(Some(Path::new("frontdesk.toml"))).unwrap();
+            assert_eq!(c.bind.port(), 9002, "env beats file");
+            assert_eq!(c.body_limit_bytes, 4096, "file beats default");
+            assert_eq!(c.request_timeout_secs, 30, "default kept");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_env_value_names_key_and_variable() {
+        let e = load_err(|jail| {
+            jail.create_file("frontdesk.toml", "").unwrap();
+            jail.set_env("FRONTDESK_BODY_LIMIT_BYTES", "lots");
+        });
+        assert!(e.contains("`body_limit_bytes`"), "{e}");
+        assert!(e.contains("FRONTDESK_BODY_LIMIT_BYTES"), "{e}");
+    }
+
+    #[test]
+    fn unknown_key_in_file_is_refused() {
+        let e = load_err(|jail| {
+            jail.create_file("frontdesk.toml", "bnid = \"127.0.0.1:1\"\n")
+                .unwrap();
+        });
+        assert!(e.contains("unknown key `bnid`"), "{e}");
+    }
+
+    #[test]
+    fn out_of_range_and_malformed_values_are_refused() {
+        let e = load_err(|jail| {
+            jail.create_file("frontdesk.toml", "body_limit_bytes = 10\n")
+                .unwrap();
+        });
+        assert!(
+            e.contains("`body_limit_bytes`") && e.contains("between"),
+            "{e}"
+        );
+        let e = load_err(|jail| {
+            jail.create_file("frontdesk.toml", "database_url = \"mysql://x/y\"\n")
+                .unwrap();
+        });
+        assert!(e.contains("`database_url`"), "{e}");
+        let e = load_err(|jail| {
+            jail.create_file("frontdesk.toml", "public_url = \"ftp://x\"\n")
+                .unwrap();
+        });
+        assert!(e.contains("`public_url`"), "{e}");
+    }
+
+    #[test]
+    fn debug_masks_database_password_and_metrics_token() {
+        Jail::expect_with(|jail| {
+            jail.set_env("FRONTDESK_DATABASE_URL", "postgres://u:pw-canary-123@h/db");
+            jail.set_env("FRONTDESK_METRICS_TOKEN", "metrics-canary-0123456789");
+            let c = Config::load(None).unwrap();
+            let dbg = format!("{c:?}");
+            assert!(!dbg.contains("pw-canary-123"), "{dbg}");
+            assert!(!dbg.contains("metrics-canary"), "{dbg}");
+            assert_eq!(c.database().backend(), frontdesk_store::Backend::Postgres);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn https_public_url_turns_on_hsts() {
+        Jail::expect_with(|jail| {
+            jail.set_env("FRONTDESK_PUBLIC_URL", "https://desk.example.com");
+            assert_eq!(
+                Config::load(None).unwrap().server_settings().hsts,
+                HstsPolicy::Always
+            );
+            Ok(())
+        });
+    }
+}

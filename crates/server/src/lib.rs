@@ -1,0 +1,170 @@
+//! Frontdesk's HTTP layer.
+//!
+//! [`build_app`] turns an [`AppState`] into a router whose every route comes from one
+//! route table; [`serve`] runs it on a given listener until a shutdown signal, so tests
+//! bind port 0 and stop servers cleanly.
+
+pub mod error;
+mod health;
+pub mod metrics;
+mod middleware;
+mod openapi;
+pub mod routes;
+pub mod settings;
+
+pub use error::ApiError;
+pub use middleware::RequestId;
+pub use routes::{RouteInfo, RouteKind};
+pub use settings::{HstsPolicy, ServerSettings};
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::HeaderMap;
+use frontdesk_store::Store;
+use secrecy::{ExposeSecret, SecretString};
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tower::ServiceBuilder;
+use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::limit::RequestBodyLimitLayer;
+use tower_http::timeout::TimeoutLayer;
+
+struct Inner {
+    store: Store,
+    settings: ServerSettings,
+    metrics: metrics::Metrics,
+    metrics_token: Option<SecretString>,
+}
+
+/// Everything handlers share. Cheap to clone.
+#[derive(Clone)]
+pub struct AppState(Arc<Inner>);
+
+impl AppState {
+    pub fn new(
+        store: Store,
+        settings: ServerSettings,
+        metrics_token: Option<SecretString>,
+    ) -> Self {
+        Self(Arc::new(Inner {
+            store,
+            settings,
+            metrics: metrics::Metrics::default(),
+            metrics_token,
+        }))
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.0.store
+    }
+
+    pub fn settings(&self) -> &ServerSettings {
+        &self.0.settings
+    }
+
+    pub fn metrics(&self) -> &metrics::Metrics {
+        &self.0.metrics
+    }
+
+    /// True when no metrics token is configured, or the request presents it.
+    fn metrics_token_matches(&self, headers: &HeaderMap) -> bool {
+        let Some(expected) = &self.0.metrics_token else {
+            return true;
+        };
+        let presented = headers
+            .get(axum::http::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or_default();
+        subtle::ConstantTimeEq::ct_eq(presented.as_bytes(), expected.expose_secret().as_bytes())
+            .into()
+    }
+}
+
+/// The application: router, its OpenAPI document and its route table.
+pub struct App {
+    pub router: Router,
+    pub openapi: utoipa::openapi::OpenApi,
+    pub routes: Vec<RouteInfo>,
+}
+
+/// Builds the router from the route table and wraps it in the middleware stack.
+pub fn build_app(state: AppState) -> App {
+    let builder = routes::RouteTableBuilder::new(openapi::base_document());
+    let builder = health::routes(builder);
+    let builder = openapi::routes(builder);
+    let (router, doc, table) = builder.finish();
+    let doc_json: Arc<str> = serde_json::to_string(&doc)
+        .expect("OpenAPI document serialises")
+        .into();
+
+    let settings = state.settings().clone();
+    // Listed outermost first: the request context sees every response, including those
+    // produced by the layers inside it (413, timeouts, panics).
+    let layers = ServiceBuilder::new()
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::request_context,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            middleware::security_headers,
+        ))
+        .layer(CatchPanicLayer::custom(
+            |_panic: Box<dyn std::any::Any + Send>| {
+                tracing::error!("handler panicked");
+                axum::response::IntoResponse::into_response(
+                    axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+                )
+            },
+        ))
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            settings.request_timeout,
+        ))
+        .layer(RequestBodyLimitLayer::new(settings.body_limit_bytes))
+        .layer(DefaultBodyLimit::max(settings.body_limit_bytes));
+
+    let router = router
+        .layer(axum::Extension(openapi::OpenApiJson(doc_json)))
+        .fallback(|| async { ApiError::NotFound })
+        .layer(layers)
+        .with_state(state);
+    App {
+        router,
+        openapi: doc,
+        routes: table,
+    }
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves; then stops accepting and
+/// lets in-flight requests finish for at most `grace`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    grace: Duration,
+) -> std::io::Result<()> {
+    let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+        shutdown.await;
+        tracing::info!("shutdown requested; finishing in-flight requests");
+        let _ = signalled_tx.send(());
+    });
+    let server = server.into_future();
+    tokio::pin!(server);
+    tokio::select! {
+        result = &mut server => result,
+        () = async {
+            if signalled_rx.await.is_ok() {
+                tokio::time::sleep(grace).await;
+            } else {
+                std::future::pending::<()>().await;
+            }
+        } => {
+            tracing::warn!(grace_ms = grace.as_millis() as u64, "grace period over; dropping unfinished requests");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! The store's error type.
+
+/// Failures of the persistence layer. Messages never carry SQL or credentials;
+/// callers map them to generic API errors and log the source chain.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("could not connect to the {backend} database")]
+    Connect {
+        backend: crate::Backend,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("could not prepare the data directory for the database file")]
+    DataDir(#[source] std::io::Error),
+    #[error("database migration failed")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+    #[error("database query failed")]
+    Query(#[from] sqlx::Error),
+}
