@@ -173,10 +173,10 @@ impl Config {
         }
         tracing_subscriber::EnvFilter::try_new(&self.log_level)
             .map_err(|e| invalid("log_level", e.to_string()))?;
-        if let Some(t) = &self.metrics_token {
-            if secrecy::ExposeSecret::expose_secret(t).len() < 16 {
-                return Err(invalid("metrics_token", "must be at least 16 characters"));
-            }
+        if let Some(t) = &self.metrics_token
+            && secrecy::ExposeSecret::expose_secret(t).len() < 16
+        {
+            return Err(invalid("metrics_token", "must be at least 16 characters"));
         }
         if self.data_dir.as_os_str().is_empty() {
             return Err(invalid("data_dir", "must not be empty"));
@@ -249,6 +249,7 @@ fn from_figment(err: figment::Error) -> ConfigError {
 }
 
 #[cfg(test)]
+#[allow(clippy::result_large_err)] // figment's Jail closures return figment::Error by design
 mod tests {
     use super::*;
     use figment::Jail;

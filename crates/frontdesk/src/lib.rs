@@ -97,7 +97,13 @@ async fn run_serve(config: Config) -> anyhow::Result<()> {
     )
     .await
     .context("serving HTTP")?;
-    store.close().await;
+    // A request cut off by the grace period may still hold a connection; don't wait for it.
+    if tokio::time::timeout(Duration::from_secs(5), store.close())
+        .await
+        .is_err()
+    {
+        tracing::warn!("database pool did not close in time; exiting anyway");
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -65,7 +65,7 @@ pub(crate) async fn request_context(
     req.extensions_mut().insert(RequestId(id.clone()));
 
     let span = tracing::info_span!("request", request_id = %id, method, route = %route);
-    let response = async move {
+    async move {
         let response = next.run(req).await;
         let response = render_error(response, &id);
         let status = response.status();
@@ -93,8 +93,7 @@ pub(crate) async fn request_context(
         response
     }
     .instrument(span)
-    .await;
-    response
+    .await
 }
 
 /// Replaces the body of an error response with the JSON envelope, unless a handler

@@ -93,10 +93,10 @@ impl Store {
             Backend::Sqlite => {
                 let options = SqliteConnectOptions::from_str(config.url.expose())
                     .map_err(|source| StoreError::Connect { backend, source })?;
-                if let Some(dir) = options.get_filename().parent() {
-                    if !dir.as_os_str().is_empty() {
-                        create_private_dir(dir).map_err(StoreError::DataDir)?;
-                    }
+                if let Some(dir) = options.get_filename().parent()
+                    && !dir.as_os_str().is_empty()
+                {
+                    create_private_dir(dir).map_err(StoreError::DataDir)?;
                 }
                 let options = options
                     .create_if_missing(true)
