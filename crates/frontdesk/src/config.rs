@@ -33,6 +33,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// `postgres://…` to run on PostgreSQL; unset means SQLite in `data_dir`.
     pub database_url: Option<String>,
+    /// PostgreSQL: the schema owner's URL, for migrations; the server itself then
+    /// connects with `database_url`, whose role must not own tables or bypass RLS.
+    pub database_owner_url: Option<String>,
     /// Upper bound of pooled database connections.
     pub database_max_connections: u32,
     /// Largest accepted request body, in bytes.
@@ -60,6 +63,7 @@ impl Default for Config {
             bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
             data_dir: PathBuf::from("frontdesk-data"),
             database_url: None,
+            database_owner_url: None,
             database_max_connections: 10,
             body_limit_bytes: 1024 * 1024,
             request_timeout_secs: 30,
@@ -82,6 +86,16 @@ impl std::fmt::Debug for Config {
                 "database_url",
                 &self
                     .database_url
+                    .as_deref()
+                    .map(|u| match DatabaseUrl::parse(u) {
+                        Ok(u) => u.masked(),
+                        Err(_) => "[unparsable]".into(),
+                    }),
+            )
+            .field(
+                "database_owner_url",
+                &self
+                    .database_owner_url
                     .as_deref()
                     .map(|u| match DatabaseUrl::parse(u) {
                         Ok(u) => u.masked(),
@@ -144,6 +158,17 @@ impl Config {
         if let Some(url) = &self.database_url {
             DatabaseUrl::parse(url).map_err(|e| invalid("database_url", e.to_string()))?;
         }
+        if let Some(url) = &self.database_owner_url {
+            let owner = DatabaseUrl::parse(url)
+                .map_err(|e| invalid("database_owner_url", e.to_string()))?;
+            let app_is_pg = self.database().backend() == frontdesk_store::Backend::Postgres;
+            if owner.backend() != frontdesk_store::Backend::Postgres || !app_is_pg {
+                return Err(invalid(
+                    "database_owner_url",
+                    "only for PostgreSQL, together with a postgres:// database_url",
+                ));
+            }
+        }
         if !(1..=1000).contains(&self.database_max_connections) {
             return Err(invalid(
                 "database_max_connections",
@@ -194,6 +219,10 @@ impl Config {
 
     pub fn store_config(&self) -> StoreConfig {
         let mut c = StoreConfig::new(self.database());
+        c.owner_url = self
+            .database_owner_url
+            .as_deref()
+            .map(|u| DatabaseUrl::parse(u).expect("validated at load"));
         c.max_connections = self.database_max_connections;
         c
     }

@@ -77,6 +77,10 @@ async fn run_serve(config: Config) -> anyhow::Result<()> {
     let store = open_store(&config).await?;
     let applied = store.migrate().await.context("applying migrations")?;
     tracing::info!(applied, "database schema is current");
+    store
+        .verify_app_role()
+        .await
+        .context("refusing to start: tenant isolation would not be enforced by the database")?;
 
     let state = AppState::new(
         store.clone(),

@@ -105,11 +105,17 @@ async fn serve_with_no_configuration_runs_on_sqlite_and_stops_on_sigterm() {
     assert!(for_request.iter().any(|l| l["status"] == 404));
 }
 
+/// Quick start on PostgreSQL: one URL with a privileged login. The server migrates as that
+/// login and runs its queries as `frontdesk_app`, so row-level security still applies.
 #[tokio::test]
 async fn same_binary_runs_on_postgres_with_database_url() {
     let db = TestDb::empty(frontdesk_store::Backend::Postgres).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut p = Process::serve(dir.path(), &[("FRONTDESK_DATABASE_URL", db.url.expose())]);
+    let superuser = db.superuser_url.clone().unwrap();
+    let mut p = Process::serve(
+        dir.path(),
+        &[("FRONTDESK_DATABASE_URL", superuser.expose())],
+    );
     let r = client().get(p.url("/readyz")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK, "migrated on start and ready");
     assert!(
@@ -125,6 +131,66 @@ async fn same_binary_runs_on_postgres_with_database_url() {
     assert_eq!(opening["backend"], "postgres");
 }
 
+/// Production shape: migrations as the schema owner, the server as an unprivileged role.
+#[tokio::test]
+async fn postgres_with_separate_owner_and_app_roles() {
+    let db = TestDb::empty(frontdesk_store::Backend::Postgres).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut p = Process::serve(
+        dir.path(),
+        &[
+            ("FRONTDESK_DATABASE_URL", db.url.expose()),
+            ("FRONTDESK_DATABASE_OWNER_URL", db.owner_url.expose()),
+        ],
+    );
+    let r = client().get(p.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(p.terminate().success());
+}
+
+/// The server will not run as a role that row-level security does not bind.
+#[tokio::test]
+async fn serve_refuses_a_role_that_bypasses_row_level_security() {
+    let db = TestDb::postgres().await;
+    let admin = frontdesk_store::testing::postgres_admin_url();
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&admin)
+        .await
+        .unwrap();
+    sqlx::raw_sql("DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'frontdesk_test_bypass') THEN CREATE ROLE frontdesk_test_bypass LOGIN BYPASSRLS IN ROLE frontdesk_app; END IF; END $$")
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    let mut url = url::Url::parse(db.url.expose()).unwrap();
+    url.set_username("frontdesk_test_bypass").unwrap();
+    // A BYPASSRLS login that is a member of frontdesk_app would be switched to it; one
+    // that is not cannot be, and must be refused.
+    sqlx::raw_sql("REVOKE frontdesk_app FROM frontdesk_test_bypass")
+        .execute(&mut admin)
+        .await
+        .unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "GRANT CONNECT ON DATABASE {} TO frontdesk_test_bypass",
+        url.path().trim_start_matches('/')
+    )))
+    .execute(&mut admin)
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let out = frontdesk_command(dir.path())
+        .arg("serve")
+        .env("FRONTDESK_BIND", "127.0.0.1:0")
+        .env("FRONTDESK_DATABASE_URL", url.as_str())
+        .env("FRONTDESK_DATABASE_OWNER_URL", db.owner_url.expose())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("refusing to start") && err.contains("bypassrls: true"),
+        "{err}"
+    );
+}
+
 #[tokio::test]
 async fn migrate_subcommand_applies_migrations_on_both_backends() {
     for backend in [
@@ -137,11 +203,13 @@ async fn migrate_subcommand_applies_migrations_on_both_backends() {
             frontdesk_store::Readiness::MigrationsPending(_)
         ));
         let dir = tempfile::tempdir().unwrap();
-        let out = frontdesk_command(dir.path())
-            .arg("migrate")
-            .env("FRONTDESK_DATABASE_URL", db.url.expose())
-            .output()
-            .unwrap();
+        let mut cmd = frontdesk_command(dir.path());
+        cmd.arg("migrate")
+            .env("FRONTDESK_DATABASE_URL", db.url.expose());
+        if backend == frontdesk_store::Backend::Postgres {
+            cmd.env("FRONTDESK_DATABASE_OWNER_URL", db.owner_url.expose());
+        }
+        let out = cmd.output().unwrap();
         assert!(
             out.status.success(),
             "{}",
@@ -164,10 +232,13 @@ async fn sigterm_with_stuck_request_exits_within_grace() {
         dir.path(),
         &[
             ("FRONTDESK_DATABASE_URL", db.url.expose()),
+            ("FRONTDESK_DATABASE_OWNER_URL", db.owner_url.expose()),
             ("FRONTDESK_SHUTDOWN_GRACE_SECS", "1"),
         ],
     );
-    let mut locker = sqlx::PgConnection::connect(db.url.expose()).await.unwrap();
+    let mut locker = sqlx::PgConnection::connect(db.owner_url.expose())
+        .await
+        .unwrap();
     sqlx::query("BEGIN").execute(&mut locker).await.unwrap();
     sqlx::query("LOCK TABLE _sqlx_migrations IN ACCESS EXCLUSIVE MODE")
         .execute(&mut locker)
@@ -175,14 +246,7 @@ async fn sigterm_with_stuck_request_exits_within_grace() {
         .unwrap();
     let url = p.url("/readyz");
     let in_flight = tokio::spawn(async move { client().get(url).send().await });
-    for _ in 0..500 {
-        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")
-            .fetch_one(&mut locker).await.unwrap();
-        if n > 0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    common::wait_for_lock_waiter(&db).await;
     let started = std::time::Instant::now();
     let status = tokio::task::spawn_blocking(move || {
         let s = p.terminate();

@@ -277,7 +277,7 @@ async fn every_json_route_is_in_the_openapi_document() {
 async fn graceful_shutdown_finishes_in_flight_request() {
     use sqlx::Connection;
     let db = TestDb::postgres().await;
-    let db_url = db.url.expose().to_owned();
+    let db_url = db.owner_url.expose().to_owned();
     let mut app =
         TestApp::spawn_with(db, ServerSettings::default(), None, Duration::from_secs(20)).await;
 
@@ -294,7 +294,7 @@ async fn graceful_shutdown_finishes_in_flight_request() {
         let url = app.url("/readyz");
         async move { client.get(url).send().await }
     });
-    wait_for_lock_waiter(&mut locker).await;
+    common::wait_for_lock_waiter(&app.db).await;
 
     app.signal_shutdown();
     // New connections are refused once the listener is closed.
@@ -326,7 +326,7 @@ async fn graceful_shutdown_finishes_in_flight_request() {
 async fn graceful_shutdown_is_bounded_by_grace_period() {
     use sqlx::Connection;
     let db = TestDb::postgres().await;
-    let db_url = db.url.expose().to_owned();
+    let db_url = db.owner_url.expose().to_owned();
     let mut app = TestApp::spawn_with(
         db,
         ServerSettings::default(),
@@ -345,7 +345,7 @@ async fn graceful_shutdown_is_bounded_by_grace_period() {
         let url = app.url("/readyz");
         async move { client.get(url).send().await }
     });
-    wait_for_lock_waiter(&mut locker).await;
+    common::wait_for_lock_waiter(&app.db).await;
     app.signal_shutdown();
     tokio::time::timeout(Duration::from_secs(5), app.stopped())
         .await
@@ -355,21 +355,4 @@ async fn graceful_shutdown_is_bounded_by_grace_period() {
     // In-process, the stuck connection's task outlives `serve` until the runtime ends; the
     // binary exits at that point (see cli.rs `sigterm_with_stuck_request_exits_within_grace`).
     drop(in_flight);
-}
-
-/// Waits until some other session of this database is blocked on a lock.
-async fn wait_for_lock_waiter(conn: &mut sqlx::PgConnection) {
-    for _ in 0..500 {
-        let waiting: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
-        )
-        .fetch_one(&mut *conn)
-        .await
-        .unwrap();
-        if waiting > 0 {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    panic!("the request never reached the database lock");
 }

@@ -16,4 +16,8 @@ pub enum StoreError {
     Migrate(#[source] sqlx::migrate::MigrateError),
     #[error("database query failed")]
     Query(#[from] sqlx::Error),
+    #[error("stored data is not valid: {0}")]
+    Corrupt(String),
+    #[error("unsafe database role: {0}")]
+    UnsafeRole(String),
 }

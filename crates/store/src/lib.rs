@@ -5,13 +5,19 @@
 //! security, `SKIP LOCKED`) lives in the backend's branch. Every query binds its values;
 //! sqlx only accepts `'static` SQL text, so SQL cannot be assembled from input.
 
+pub mod audit;
 mod error;
+pub mod orgs;
+mod tenant;
 mod url;
 
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use audit::{AuditEvent, AuditPage, AuditQuery, AuditRecord, BrokenLink, ChainReport};
 pub use error::StoreError;
+pub use orgs::{CreateOrgError, Organisation};
+pub use tenant::{TenantCtx, TenantTx};
 pub use url::{Backend, DatabaseUrl, DatabaseUrlError};
 
 use sqlx::migrate::Migrator;
@@ -39,7 +45,12 @@ pub fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
 /// How to open the database.
 #[derive(Debug, Clone)]
 pub struct StoreConfig {
+    /// The application's connection. On PostgreSQL its role must not own tables nor
+    /// bypass row-level security; a superuser or owner login is switched to the
+    /// `frontdesk_app` role on every connection.
     pub url: DatabaseUrl,
+    /// PostgreSQL only: the schema owner's connection, used for migrations. Defaults to `url`.
+    pub owner_url: Option<DatabaseUrl>,
     pub max_connections: u32,
     pub acquire_timeout: Duration,
 }
@@ -48,6 +59,7 @@ impl StoreConfig {
     pub fn new(url: DatabaseUrl) -> Self {
         Self {
             url,
+            owner_url: None,
             max_connections: 10,
             acquire_timeout: Duration::from_secs(5),
         }
@@ -64,6 +76,8 @@ enum Pool {
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
+    /// Where migrations run; for SQLite the same database file.
+    owner_url: DatabaseUrl,
 }
 
 impl std::fmt::Debug for Store {
@@ -72,6 +86,29 @@ impl std::fmt::Debug for Store {
             .field("backend", &self.backend())
             .finish_non_exhaustive()
     }
+}
+
+/// Runs on every new PostgreSQL connection: a login that could bypass row-level security
+/// (superuser, BYPASSRLS, or owner of the tables) switches to the `frontdesk_app` role.
+async fn drop_to_app_role(conn: &mut sqlx::PgConnection) -> Result<(), sqlx::Error> {
+    let (sup, bypass, owns): (bool, bool, bool) = sqlx::query_as(
+        "SELECT r.rolsuper, r.rolbypassrls, EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relkind = 'r' AND c.relowner = r.oid) FROM pg_roles r WHERE r.rolname = current_user",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    // Without membership the switch is impossible; the role is then left as it is and
+    // `verify_app_role` refuses to start with a message that says why.
+    let member: bool = sqlx::query_scalar(
+        "SELECT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'frontdesk_app') AND pg_has_role(current_user, 'frontdesk_app', 'MEMBER')",
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    if (sup || bypass || owns) && member {
+        sqlx::query("SET ROLE frontdesk_app")
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
 }
 
 /// What `/readyz` reports about the database.
@@ -114,16 +151,48 @@ impl Store {
                 Pool::Sqlite(pool)
             }
             Backend::Postgres => {
+                let options = sqlx::postgres::PgConnectOptions::from_str(config.url.expose())
+                    .map_err(|source| StoreError::Connect { backend, source })?;
+                // Lazy: the role switch needs `frontdesk_app`, which the first migration
+                // creates, so no connection is made before `migrate` had its chance.
                 let pool = PgPoolOptions::new()
                     .max_connections(config.max_connections)
                     .acquire_timeout(config.acquire_timeout)
-                    .connect(config.url.expose())
-                    .await
-                    .map_err(|source| StoreError::Connect { backend, source })?;
+                    .after_connect(|conn, _meta| Box::pin(drop_to_app_role(conn)))
+                    .connect_lazy_with(options);
                 Pool::Postgres(pool)
             }
         };
-        Ok(Self { pool })
+        let owner_url = config
+            .owner_url
+            .clone()
+            .unwrap_or_else(|| config.url.clone());
+        Ok(Self { pool, owner_url })
+    }
+
+    /// Checks that the application's connections are subject to row-level security:
+    /// not a superuser, no BYPASSRLS, owner of no table. `serve` refuses to start otherwise.
+    pub async fn verify_app_role(&self) -> Result<(), StoreError> {
+        let Pool::Postgres(p) = &self.pool else {
+            return Ok(());
+        };
+        let mut conn = p.acquire().await?;
+        let (user, sup, bypass): (String, bool, bool) = sqlx::query_as(
+            "SELECT current_user::text, rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user",
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+        let owned: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm') AND pg_get_userbyid(c.relowner) = current_user",
+        )
+        .fetch_one(&mut *conn)
+        .await?;
+        if sup || bypass || owned > 0 {
+            return Err(StoreError::UnsafeRole(format!(
+                "the application connects as `{user}` (superuser: {sup}, bypassrls: {bypass}, owns {owned} tables); row-level security would not apply"
+            )));
+        }
+        Ok(())
     }
 
     pub fn backend(&self) -> Backend {
@@ -140,16 +209,37 @@ impl Store {
         }
     }
 
-    /// Applies every pending migration; returns how many were applied.
+    /// Applies every pending migration (on PostgreSQL as the owner); returns how many.
     pub async fn migrate(&self) -> Result<usize, StoreError> {
-        let before = self.applied_migrations().await.unwrap_or_default().len();
+        const COUNT: &str = "SELECT count(*) FROM _sqlx_migrations WHERE success";
         match &self.pool {
-            Pool::Sqlite(p) => SQLITE_MIGRATIONS.run(p).await,
-            Pool::Postgres(p) => POSTGRES_MIGRATIONS.run(p).await,
+            Pool::Sqlite(p) => {
+                let before: i64 = sqlx::query_scalar(COUNT).fetch_one(p).await.unwrap_or(0);
+                SQLITE_MIGRATIONS
+                    .run(p)
+                    .await
+                    .map_err(StoreError::Migrate)?;
+                let after: i64 = sqlx::query_scalar(COUNT).fetch_one(p).await?;
+                Ok((after - before).max(0) as usize)
+            }
+            Pool::Postgres(_) => {
+                let backend = Backend::Postgres;
+                let owner = PgPoolOptions::new()
+                    .max_connections(1)
+                    .connect(self.owner_url.expose())
+                    .await
+                    .map_err(|source| StoreError::Connect { backend, source })?;
+                let before: i64 = sqlx::query_scalar(COUNT)
+                    .fetch_one(&owner)
+                    .await
+                    .unwrap_or(0);
+                let result = POSTGRES_MIGRATIONS.run(&owner).await;
+                let after: Result<i64, _> = sqlx::query_scalar(COUNT).fetch_one(&owner).await;
+                owner.close().await;
+                result.map_err(StoreError::Migrate)?;
+                Ok((after? - before).max(0) as usize)
+            }
         }
-        .map_err(StoreError::Migrate)?;
-        let after = self.applied_migrations().await?.len();
-        Ok(after.saturating_sub(before))
     }
 
     /// Versions recorded in the migrations table, with whether each succeeded.

@@ -20,11 +20,62 @@ enum Cleanup {
     Postgres { admin_url: String, name: String },
 }
 
+/// Login role that owns the test databases and runs migrations (no superuser, no BYPASSRLS).
+pub const TEST_OWNER_ROLE: &str = "frontdesk_test_owner";
+/// Login role the application connects as: a member of `frontdesk_app`, owns nothing.
+pub const TEST_APP_ROLE: &str = "frontdesk_test_web";
+
 /// A freshly created, migrated database that is removed when dropped.
 pub struct TestDb {
     pub store: Store,
+    /// The application's connection (on PostgreSQL: the unprivileged app role).
     pub url: DatabaseUrl,
+    /// The schema owner's connection (on SQLite: the same file).
+    pub owner_url: DatabaseUrl,
+    /// PostgreSQL: a superuser connection to this database, for tests that must bypass
+    /// every guard (e.g. to tamper with data behind the triggers' back).
+    pub superuser_url: Option<DatabaseUrl>,
     cleanup: Option<Cleanup>,
+}
+
+/// Creates the roles the tests use, once per cluster. Roles are cluster-wide, so creation
+/// is serialised with an advisory lock across concurrently running tests.
+async fn ensure_test_roles(admin: &mut sqlx::PgConnection) {
+    sqlx::query("SELECT pg_advisory_lock(727274)")
+        .execute(&mut *admin)
+        .await
+        .expect("advisory lock");
+    let sql = format!(
+        "DO $$ BEGIN
+            IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'frontdesk_app') THEN
+                CREATE ROLE frontdesk_app NOLOGIN NOSUPERUSER NOBYPASSRLS;
+            END IF;
+            IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{TEST_OWNER_ROLE}') THEN
+                CREATE ROLE {TEST_OWNER_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE;
+            END IF;
+            IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{TEST_APP_ROLE}') THEN
+                CREATE ROLE {TEST_APP_ROLE} LOGIN NOSUPERUSER NOBYPASSRLS NOCREATEDB NOCREATEROLE IN ROLE frontdesk_app;
+            END IF;
+        END $$"
+    );
+    let result = sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(&mut *admin)
+        .await;
+    sqlx::query("SELECT pg_advisory_unlock(727274)")
+        .execute(&mut *admin)
+        .await
+        .expect("advisory unlock");
+    result.expect("create test roles");
+}
+
+fn url_for(admin_url: &str, user: Option<&str>, db: &str) -> DatabaseUrl {
+    let mut url = url::Url::parse(admin_url).expect("admin URL parses");
+    url.set_path(db);
+    if let Some(user) = user {
+        url.set_username(user).expect("URL takes a user name");
+        let _ = url.set_password(None);
+    }
+    DatabaseUrl::parse(url.as_str()).expect("test URL parses")
 }
 
 impl TestDb {
@@ -45,11 +96,11 @@ impl TestDb {
 
     /// A fresh database with no migrations applied.
     pub async fn empty(backend: crate::Backend) -> Self {
-        let (url, cleanup) = match backend {
+        let (url, owner_url, superuser_url, cleanup) = match backend {
             crate::Backend::Sqlite => {
                 let dir = tempfile::tempdir().expect("temp dir for SQLite test database");
                 let url = DatabaseUrl::sqlite_file(&dir.path().join("test.db"));
-                (url, Cleanup::Sqlite(dir))
+                (url.clone(), url, None, Cleanup::Sqlite(dir))
             }
             crate::Backend::Postgres => {
                 let admin_url = postgres_admin_url();
@@ -62,19 +113,25 @@ impl TestDb {
                          {admin_url} ({e}); start it (see README) or set {POSTGRES_ADMIN_URL_VAR}"
                         )
                     });
+                ensure_test_roles(&mut admin).await;
                 // The name is ours (a UUID), never input; identifiers cannot be bound.
-                sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-                    .execute(&mut admin)
-                    .await
-                    .expect("create test database");
+                sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                    "CREATE DATABASE {name} OWNER {TEST_OWNER_ROLE}"
+                )))
+                .execute(&mut admin)
+                .await
+                .expect("create test database");
                 let _ = admin.close().await;
-                let mut url = url::Url::parse(&admin_url).expect("admin URL parses");
-                url.set_path(&name);
-                let url = DatabaseUrl::parse(url.as_str()).expect("test URL parses");
-                (url, Cleanup::Postgres { admin_url, name })
+                (
+                    url_for(&admin_url, Some(TEST_APP_ROLE), &name),
+                    url_for(&admin_url, Some(TEST_OWNER_ROLE), &name),
+                    Some(url_for(&admin_url, None, &name)),
+                    Cleanup::Postgres { admin_url, name },
+                )
             }
         };
         let mut config = StoreConfig::new(url.clone());
+        config.owner_url = Some(owner_url.clone());
         config.max_connections = 5;
         let store = Store::connect(&config)
             .await
@@ -82,6 +139,8 @@ impl TestDb {
         Self {
             store,
             url,
+            owner_url,
+            superuser_url,
             cleanup: Some(cleanup),
         }
     }

@@ -38,7 +38,7 @@ async fn unmigrated_database_reports_pending_postgres() {
 
 async fn database_ahead_of_binary_is_not_ready(backend: Backend) {
     let db = TestDb::new(backend).await;
-    let url = db.url.expose().to_owned();
+    let url = db.owner_url.expose().to_owned();
     // Simulate a newer release having migrated this database.
     match backend {
         Backend::Sqlite => {

@@ -208,3 +208,24 @@ impl Drop for Process {
         let _ = self.child.wait();
     }
 }
+
+/// Waits until some session of the test database is blocked on a lock. Asked as the
+/// superuser: other roles cannot see each other's wait state.
+pub async fn wait_for_lock_waiter(db: &TestDb) {
+    use sqlx::Connection;
+    let url = db.superuser_url.as_ref().expect("PostgreSQL test database");
+    let mut conn = sqlx::PgConnection::connect(url.expose()).await.unwrap();
+    for _ in 0..500 {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the request never reached the database lock");
+}

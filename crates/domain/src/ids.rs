@@ -1,0 +1,60 @@
+//! Typed ids: a user id cannot be passed where an organisation id is expected.
+
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use uuid::Uuid;
+
+macro_rules! id_type {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(Uuid);
+
+        impl $name {
+            /// A new, time-ordered id (UUIDv7).
+            pub fn new() -> Self {
+                Self(Uuid::now_v7())
+            }
+
+            /// Wraps an id read from storage or parsed at the edge.
+            pub fn from_uuid(id: Uuid) -> Self {
+                Self(id)
+            }
+
+            pub fn as_uuid(&self) -> Uuid {
+                self.0
+            }
+
+            /// Parses the hyphenated text form.
+            pub fn parse(s: &str) -> Result<Self, uuid::Error> {
+                Uuid::parse_str(s).map(Self)
+            }
+        }
+
+        impl Default for $name {
+            fn default() -> Self {
+                Self::new()
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+    };
+}
+
+id_type!(
+    /// An organisation: the tenant every piece of customer data belongs to.
+    OrgId
+);
+id_type!(
+    /// A person who signs in.
+    UserId
+);
+id_type!(
+    /// An API key, acting for an organisation.
+    ApiKeyId
+);
