@@ -4,11 +4,12 @@
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use frontdesk_server::{HstsPolicy, ServerSettings};
-use frontdesk_store::{DatabaseUrl, StoreConfig};
+use frontdesk_store::{DatabaseUrl, MasterKeyring, StoreConfig, Vault, VaultError};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub const ENV_PREFIX: &str = "FRONTDESK_";
@@ -55,6 +56,13 @@ pub struct Config {
     /// When set, `/metrics` requires `Authorization: Bearer <token>`.
     #[serde(skip_serializing)]
     pub metrics_token: Option<SecretString>,
+    /// The master key(s) of the secret vault, `v<N>:<base64 32 bytes>` separated by commas
+    /// (or one bare base64 key). Unset: the key file is used.
+    #[serde(skip_serializing)]
+    pub master_key: Option<SecretString>,
+    /// The master key file, created (mode 0600) on first start when missing.
+    /// Default: `master.keys` in `data_dir`.
+    pub master_key_file: Option<PathBuf>,
 }
 
 impl Default for Config {
@@ -73,6 +81,8 @@ impl Default for Config {
             log_format: LogFormat::Json,
             log_level: "info".into(),
             metrics_token: None,
+            master_key: None,
+            master_key_file: None,
         }
     }
 }
@@ -114,6 +124,11 @@ impl std::fmt::Debug for Config {
                 "metrics_token",
                 &self.metrics_token.as_ref().map(|_| "[redacted]"),
             )
+            .field(
+                "master_key",
+                &self.master_key.as_ref().map(|_| "[redacted]"),
+            )
+            .field("master_key_file", &self.master_key_file)
             .finish()
     }
 }
@@ -206,6 +221,16 @@ impl Config {
         if self.data_dir.as_os_str().is_empty() {
             return Err(invalid("data_dir", "must not be empty"));
         }
+        if let Some(k) = &self.master_key {
+            if self.master_key_file.is_some() {
+                return Err(invalid(
+                    "master_key",
+                    "set master_key or master_key_file, not both",
+                ));
+            }
+            MasterKeyring::parse(secrecy::ExposeSecret::expose_secret(k))
+                .map_err(|e| invalid("master_key", e.to_string()))?;
+        }
         Ok(())
     }
 
@@ -217,8 +242,27 @@ impl Config {
         }
     }
 
-    pub fn store_config(&self) -> StoreConfig {
-        let mut c = StoreConfig::new(self.database());
+    /// Where the master key file lives (whether or not it is used).
+    pub fn master_key_path(&self) -> PathBuf {
+        self.master_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("master.keys"))
+    }
+
+    /// The vault: keys from `master_key` when set, else from the key file (created on
+    /// first start).
+    pub fn vault(&self) -> Result<Arc<Vault>, VaultError> {
+        let vault = match &self.master_key {
+            Some(k) => Vault::new(MasterKeyring::parse(secrecy::ExposeSecret::expose_secret(
+                k,
+            ))?),
+            None => Vault::from_file(&self.master_key_path())?,
+        };
+        Ok(Arc::new(vault))
+    }
+
+    pub fn store_config(&self, vault: Arc<Vault>) -> StoreConfig {
+        let mut c = StoreConfig::new(self.database(), vault);
         c.owner_url = self
             .database_owner_url
             .as_deref()
@@ -373,6 +417,23 @@ mod tests {
             assert!(!dbg.contains("pw-canary-123"), "{dbg}");
             assert!(!dbg.contains("metrics-canary"), "{dbg}");
             assert_eq!(c.database().backend(), frontdesk_store::Backend::Postgres);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn master_key_from_environment_is_checked_and_redacted() {
+        Jail::expect_with(|jail| {
+            jail.set_env("FRONTDESK_MASTER_KEY", "v1:not-base64-canary");
+            let e = Config::load(None).unwrap_err().to_string();
+            assert!(e.contains("`master_key`"), "{e}");
+            assert!(!e.contains("canary"), "the key's text is never echoed: {e}");
+            // 32 bytes of 0x2a, base64
+            let key = "v1:KioqKioqKioqKioqKioqKioqKioqKioqKioqKioqKio=";
+            jail.set_env("FRONTDESK_MASTER_KEY", key);
+            let c = Config::load(None).unwrap();
+            assert!(!format!("{c:?}").contains("KioqKio"));
+            assert_eq!(c.vault().unwrap().ring().versions(), vec![1]);
             Ok(())
         });
     }

@@ -57,7 +57,8 @@ fn init_logging(config: &Config) {
 }
 
 async fn open_store(config: &Config) -> anyhow::Result<Store> {
-    let store_config = config.store_config();
+    let vault = config.vault().context("loading the master key")?;
+    let store_config = config.store_config(vault);
     tracing::info!(database = %store_config.url, backend = %store_config.url.backend(), "opening database");
     let store = Store::connect(&store_config)
         .await

@@ -20,4 +20,9 @@ pub enum StoreError {
     Corrupt(String),
     #[error("unsafe database role: {0}")]
     UnsafeRole(String),
+    #[error(transparent)]
+    Vault(#[from] crate::vault::VaultError),
+    /// Input the store refuses; the message is safe to show.
+    #[error("{0}")]
+    Invalid(String),
 }

@@ -8,8 +8,10 @@
 pub mod audit;
 mod error;
 pub mod orgs;
+pub mod secrets;
 mod tenant;
 mod url;
+pub mod vault;
 
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -17,8 +19,10 @@ pub mod testing;
 pub use audit::{AuditEvent, AuditPage, AuditQuery, AuditRecord, BrokenLink, ChainReport};
 pub use error::StoreError;
 pub use orgs::{CreateOrgError, Organisation};
+pub use secrets::{Place, RewrapReport, SecretMeta, SecretName, SecretNameError};
 pub use tenant::{TenantCtx, TenantTx};
 pub use url::{Backend, DatabaseUrl, DatabaseUrlError};
+pub use vault::{MasterKeyring, Vault, VaultError};
 
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgPool, PgPoolOptions};
@@ -27,6 +31,7 @@ use sqlx::sqlite::{
 };
 use std::collections::BTreeMap;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("./migrations/sqlite");
@@ -53,12 +58,15 @@ pub struct StoreConfig {
     pub owner_url: Option<DatabaseUrl>,
     pub max_connections: u32,
     pub acquire_timeout: Duration,
+    /// The secret vault: master keys that wrap each organisation's data key.
+    pub vault: Arc<Vault>,
 }
 
 impl StoreConfig {
-    pub fn new(url: DatabaseUrl) -> Self {
+    pub fn new(url: DatabaseUrl, vault: Arc<Vault>) -> Self {
         Self {
             url,
+            vault,
             owner_url: None,
             max_connections: 10,
             acquire_timeout: Duration::from_secs(5),
@@ -78,6 +86,7 @@ pub struct Store {
     pool: Pool,
     /// Where migrations run; for SQLite the same database file.
     owner_url: DatabaseUrl,
+    vault: Arc<Vault>,
 }
 
 impl std::fmt::Debug for Store {
@@ -167,7 +176,11 @@ impl Store {
             .owner_url
             .clone()
             .unwrap_or_else(|| config.url.clone());
-        Ok(Self { pool, owner_url })
+        Ok(Self {
+            pool,
+            owner_url,
+            vault: config.vault.clone(),
+        })
     }
 
     /// Checks that the application's connections are subject to row-level security:
@@ -193,6 +206,11 @@ impl Store {
             )));
         }
         Ok(())
+    }
+
+    /// The secret vault this store seals values with.
+    pub fn vault(&self) -> &Arc<Vault> {
+        &self.vault
     }
 
     pub fn backend(&self) -> Backend {

@@ -79,6 +79,7 @@ impl Store {
                 _ => CreateOrgError::Store(e.into()),
             });
         }
+        tx.create_data_key().await?;
         tx.audit(AuditRecord::new(
             "organisation.created",
             "organisation",

@@ -72,6 +72,7 @@ pub(crate) use with_conn;
 pub struct TenantTx {
     ctx: TenantCtx,
     pub(crate) tx: Tx,
+    pub(crate) vault: std::sync::Arc<crate::Vault>,
 }
 
 impl TenantTx {
@@ -124,6 +125,7 @@ impl Store {
         Ok(TenantTx {
             ctx: ctx.clone(),
             tx,
+            vault: self.vault().clone(),
         })
     }
 

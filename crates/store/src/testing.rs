@@ -130,7 +130,8 @@ impl TestDb {
                 )
             }
         };
-        let mut config = StoreConfig::new(url.clone());
+        let vault = std::sync::Arc::new(crate::Vault::new(crate::MasterKeyring::generate()));
+        let mut config = StoreConfig::new(url.clone(), vault);
         config.owner_url = Some(owner_url.clone());
         config.max_connections = 5;
         let store = Store::connect(&config)
@@ -142,6 +143,45 @@ impl TestDb {
             owner_url,
             superuser_url,
             cleanup: Some(cleanup),
+        }
+    }
+}
+
+impl TestDb {
+    /// Another store on this database with its own vault, as a second process (a server
+    /// restarted with other keys, or an operator command) would open it.
+    pub async fn store_with_vault(&self, vault: std::sync::Arc<crate::Vault>) -> Store {
+        let mut config = StoreConfig::new(self.url.clone(), vault);
+        config.owner_url = Some(self.owner_url.clone());
+        config.max_connections = 3;
+        Store::connect(&config)
+            .await
+            .expect("connect to test database")
+    }
+
+    /// Runs statements on a connection that bypasses every guard (PostgreSQL: the
+    /// superuser; SQLite: the file itself), for tests that tamper behind the store's back.
+    pub async fn raw_execute(&self, statements: &[String]) -> Result<(), sqlx::Error> {
+        match self.store.backend() {
+            crate::Backend::Sqlite => {
+                let mut c = sqlx::SqliteConnection::connect(self.owner_url.expose()).await?;
+                for s in statements {
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(s.clone()))
+                        .execute(&mut c)
+                        .await?;
+                }
+                c.close().await
+            }
+            crate::Backend::Postgres => {
+                let url = self.superuser_url.as_ref().expect("superuser URL");
+                let mut c = sqlx::PgConnection::connect(url.expose()).await?;
+                for s in statements {
+                    sqlx::raw_sql(sqlx::AssertSqlSafe(s.clone()))
+                        .execute(&mut c)
+                        .await?;
+                }
+                c.close().await
+            }
         }
     }
 }
