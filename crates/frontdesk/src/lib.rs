@@ -29,21 +29,61 @@ pub enum Command {
     Serve,
     /// Apply pending database migrations and exit (serve also does this on start).
     Migrate,
+    /// Manage the secret vault's master keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Inspect the tamper-evident audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Add a new master key version to the key file and re-wrap every organisation's data
+    /// key with it. A running server keeps working throughout and picks up the new key.
+    Rotate,
+    /// Re-wrap every data key with the newest master key version (after adding a version
+    /// to FRONTDESK_MASTER_KEY by hand).
+    Rewrap,
+    /// How many data keys each master key version wraps. A version that wraps none may be
+    /// removed from the keyring.
+    Status,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Walk each organisation's hash chain and report the first broken link. Exits
+    /// non-zero when a chain does not verify.
+    Verify {
+        /// Only this organisation (its id).
+        #[arg(long, value_name = "ORG_ID")]
+        org: Option<String>,
+    },
 }
 
 /// Runs the parsed command. Errors come back to `main`, which prints them and exits non-zero.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let config = Config::load(cli.config.as_deref())?;
-    init_logging(&config);
+    // The server logs to stdout; operator commands keep stdout for their report.
+    init_logging(&config, matches!(cli.command, Command::Serve));
     match cli.command {
         Command::Serve => run_serve(config).await,
         Command::Migrate => run_migrate(config).await,
+        Command::Keys(k) => run_keys(config, k).await,
+        Command::Audit(AuditCommand::Verify { org }) => run_audit_verify(config, org).await,
     }
 }
 
-fn init_logging(config: &Config) {
+fn init_logging(config: &Config, to_stdout: bool) {
     let filter = tracing_subscriber::EnvFilter::new(&config.log_level);
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let writer = if to_stdout {
+        tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::io::stdout)
+    } else {
+        tracing_subscriber::fmt::writer::BoxMakeWriter::new(std::io::stderr)
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer);
     // A second init (tests calling run twice) is harmless: the first subscriber stays.
     let _ = match config.log_format {
         LogFormat::Json => builder
@@ -71,6 +111,101 @@ async fn run_migrate(config: Config) -> anyhow::Result<()> {
     let applied = store.migrate().await.context("applying migrations")?;
     tracing::info!(applied, "migrations applied");
     store.close().await;
+    Ok(())
+}
+
+/// Opens the store of an operator command: the schema must be current.
+async fn open_current_store(config: &Config) -> anyhow::Result<Store> {
+    let store = open_store(config).await?;
+    match store.readiness().await.context("reading the database")? {
+        frontdesk_store::Readiness::Ready => Ok(store),
+        other => anyhow::bail!(
+            "the database schema is not current ({other:?}); run `frontdesk migrate` first"
+        ),
+    }
+}
+
+async fn run_keys(config: Config, command: KeysCommand) -> anyhow::Result<()> {
+    let store = open_current_store(&config).await?;
+    match command {
+        KeysCommand::Rotate => {
+            let report = store
+                .rotate_master_key()
+                .await
+                .context("rotating the master key")?;
+            println!(
+                "master key version {} is now primary; re-wrapped {} data key(s) in {} organisation(s)",
+                report.master_version, report.rewrapped, report.organisations
+            );
+        }
+        KeysCommand::Rewrap => {
+            let report = store
+                .rewrap_data_keys()
+                .await
+                .context("re-wrapping data keys")?;
+            println!(
+                "re-wrapped {} data key(s) in {} organisation(s) with master key version {}",
+                report.rewrapped, report.organisations, report.master_version
+            );
+        }
+        KeysCommand::Status => {
+            let ring = store.vault().ring();
+            let counts = store
+                .data_keys_by_master_version()
+                .await
+                .context("counting data keys")?;
+            println!("primary master key version: {}", ring.primary_version());
+            for v in ring.versions() {
+                let n = counts.get(&v).copied().unwrap_or(0);
+                let note = if n == 0 && v != ring.primary_version() {
+                    " (unused: may be removed)"
+                } else {
+                    ""
+                };
+                println!("  v{v}: wraps {n} data key(s){note}");
+            }
+            for (v, n) in counts.iter().filter(|(v, _)| !ring.versions().contains(v)) {
+                println!(
+                    "  v{v}: wraps {n} data key(s) but is NOT in the keyring: those secrets cannot be opened"
+                );
+            }
+        }
+    }
+    store.close().await;
+    Ok(())
+}
+
+async fn run_audit_verify(config: Config, org: Option<String>) -> anyhow::Result<()> {
+    let only = match org {
+        Some(o) => Some(
+            frontdesk_domain::OrgId::parse(&o)
+                .map_err(|_| anyhow::anyhow!("--org: `{o}` is not an organisation id"))?,
+        ),
+        None => None,
+    };
+    let store = open_current_store(&config).await?;
+    let reports = store
+        .verify_audit_chains(only)
+        .await
+        .context("verifying audit chains")?;
+    store.close().await;
+    let mut broken = 0;
+    for r in &reports {
+        match &r.broken {
+            None => println!("org {}: {} event(s), chain intact", r.org_id, r.events),
+            Some(b) => {
+                broken += 1;
+                println!(
+                    "org {}: BROKEN at sequence {}: {}",
+                    r.org_id, b.seq, b.reason
+                );
+            }
+        }
+    }
+    if broken > 0 {
+        anyhow::bail!("{broken} of {} audit chain(s) do not verify", reports.len());
+    }
+    println!("{} audit chain(s) verified", reports.len());
     Ok(())
 }
 

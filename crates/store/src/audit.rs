@@ -360,9 +360,11 @@ impl Store {
         &self,
         only: Option<OrgId>,
     ) -> Result<Vec<ChainReport>, StoreError> {
+        let all = self.all_org_ids().await?;
         let orgs = match only {
-            Some(o) => vec![o],
-            None => self.all_org_ids().await?,
+            Some(o) if all.contains(&o) => vec![o],
+            Some(_) => return Err(StoreError::Invalid("no organisation has that id".into())),
+            None => all,
         };
         let mut reports = Vec::with_capacity(orgs.len());
         for org in orgs {
