@@ -306,6 +306,15 @@ impl Store {
             .count()
     }
 
+    /// The PostgreSQL pool itself, for tests that check what a pooled connection carries.
+    #[cfg(feature = "testing")]
+    pub fn postgres_pool(&self) -> Option<PgPool> {
+        match &self.pool {
+            Pool::Postgres(p) => Some(p.clone()),
+            Pool::Sqlite(_) => None,
+        }
+    }
+
     /// `(foreign_keys, busy_timeout ms, synchronous)` as a pooled SQLite connection sees them.
     #[cfg(feature = "testing")]
     pub async fn sqlite_pragmas(&self) -> Result<(i64, i64, i64), StoreError> {

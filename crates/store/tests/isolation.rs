@@ -1,0 +1,443 @@
+//! Tenant isolation, enforced twice: by PostgreSQL row-level security under the
+//! application's role, and by the tenant context every repository function takes (the only
+//! guard on SQLite). Two tenants are populated with every kind of tenant data first.
+
+use frontdesk_domain::{Actor, UserId};
+use frontdesk_store::testing::TestDb;
+use frontdesk_store::{
+    AuditQuery, AuditRecord, Backend, SecretName, Store, StoreConfig, TenantCtx, both_backends,
+};
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::{Connection, PgConnection};
+use std::collections::BTreeSet;
+
+/// Tables without an `org_id` column, each with the reason it has none. A new table must
+/// either carry `org_id` (and then gets FORCE RLS and a policy) or be added here.
+const GLOBAL_TABLES: &[(&str, &str)] = &[
+    ("_sqlx_migrations", "schema version bookkeeping"),
+    (
+        "organisations",
+        "the tenants themselves; isolated on their `id`",
+    ),
+];
+
+async fn org(store: &Store, slug: &str) -> TenantCtx {
+    store
+        .create_organisation(&format!("Clinic {slug}"), slug, Actor::User(UserId::new()))
+        .await
+        .unwrap()
+        .1
+}
+
+/// Gives a tenant at least one row in every tenant table, through the repositories.
+async fn populate(store: &Store, ctx: &TenantCtx, tag: &str) {
+    let mut tx = store.begin(ctx).await.unwrap();
+    tx.put_secret(
+        &SecretName::parse(&format!("token.{tag}")).unwrap(),
+        &SecretString::from(format!("{tag}-secret-value")),
+    )
+    .await
+    .unwrap();
+    tx.audit(AuditRecord::new(
+        "thing.changed",
+        "thing",
+        tag,
+        serde_json::json!({}),
+    ))
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+}
+
+async fn two_tenants(store: &Store) -> (TenantCtx, TenantCtx) {
+    let a = org(store, "alpha").await;
+    let b = org(store, "beta").await;
+    populate(store, &a, "alpha").await;
+    populate(store, &b, "beta").await;
+    (a, b)
+}
+
+/// Every table in the public schema with an `org_id` column.
+async fn tenant_tables(c: &mut PgConnection) -> Vec<String> {
+    sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p')
+           AND EXISTS (SELECT 1 FROM pg_attribute a WHERE a.attrelid = c.oid AND a.attname = 'org_id' AND NOT a.attisdropped)
+         ORDER BY 1",
+    )
+    .fetch_all(c)
+    .await
+    .unwrap()
+}
+
+async fn superuser(db: &TestDb) -> PgConnection {
+    PgConnection::connect(db.superuser_url.as_ref().unwrap().expose())
+        .await
+        .unwrap()
+}
+
+async fn app_role(db: &TestDb) -> PgConnection {
+    PgConnection::connect(db.url.expose()).await.unwrap()
+}
+
+async fn set_tenant(c: &mut PgConnection, ctx: &TenantCtx) {
+    sqlx::query("SELECT set_config('app.org_id', $1, true)")
+        .bind(ctx.org_id().to_string())
+        .execute(c)
+        .await
+        .unwrap();
+}
+
+/// The migration check: fails when any tenant table lacks ENABLE/FORCE row-level security or
+/// a tenant policy for each command, when a policy other than the known ones exists, when a
+/// view runs with its owner's rights, or when a unique index does not lead with `org_id`.
+#[tokio::test]
+async fn every_tenant_table_forces_row_level_security_with_a_tenant_policy() {
+    let db = TestDb::postgres().await;
+    let mut c = superuser(&db).await;
+    let tables = tenant_tables(&mut c).await;
+    assert!(tables.len() >= 4, "{tables:?}");
+
+    let all: Vec<String> = sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p') ORDER BY 1",
+    )
+    .fetch_all(&mut c)
+    .await
+    .unwrap();
+    let globals: BTreeSet<&str> = GLOBAL_TABLES.iter().map(|(t, _)| *t).collect();
+    for t in &all {
+        assert!(
+            tables.contains(t) || globals.contains(t.as_str()),
+            "table {t} has no org_id column and is not a declared global table"
+        );
+    }
+
+    let mut checked: Vec<String> = tables.clone();
+    checked.push("organisations".into());
+    for t in &checked {
+        let (enabled, forced): (bool, bool) = sqlx::query_as(
+            "SELECT relrowsecurity, relforcerowsecurity FROM pg_class WHERE relname = $1 AND relnamespace = 'public'::regnamespace",
+        )
+        .bind(t)
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+        assert!(enabled, "{t}: row-level security is not enabled");
+        assert!(
+            forced,
+            "{t}: row-level security is not forced (the owner would bypass it)"
+        );
+
+        let policies: Vec<(String, String, bool, Option<String>, Option<String>)> = sqlx::query_as(
+            "SELECT policyname::text, cmd, permissive = 'PERMISSIVE', qual, with_check FROM pg_policies WHERE schemaname = 'public' AND tablename = $1",
+        )
+        .bind(t)
+        .fetch_all(&mut c)
+        .await
+        .unwrap();
+        let mentions_tenant = |e: &Option<String>| {
+            e.as_deref()
+                .is_some_and(|q| q.contains("frontdesk_current_org()"))
+        };
+        for cmd in ["SELECT", "INSERT", "UPDATE", "DELETE"] {
+            let covered = policies.iter().any(|(_, pcmd, permissive, qual, check)| {
+                *permissive
+                    && (pcmd == "ALL" || pcmd == cmd)
+                    && match cmd {
+                        "INSERT" => mentions_tenant(check),
+                        "UPDATE" => {
+                            mentions_tenant(qual) && (check.is_none() || mentions_tenant(check))
+                        }
+                        _ => mentions_tenant(qual),
+                    }
+            });
+            assert!(covered, "{t}: no tenant policy for {cmd}: {policies:?}");
+        }
+        for (name, pcmd, permissive, qual, _) in &policies {
+            let known_exception =
+                t == "organisations" && name == "system_listing" && pcmd == "SELECT";
+            assert!(
+                !*permissive || mentions_tenant(qual) || known_exception,
+                "{t}: permissive policy {name} does not compare with the tenant: {qual:?}"
+            );
+        }
+
+        // Unique checks ignore RLS: a unique key without org_id would reveal other tenants' values.
+        if t != "organisations" {
+            let uniques: Vec<(String, String)> = sqlx::query_as(
+                "SELECT i.relname::text, a.attname::text FROM pg_index x
+                 JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class r ON r.oid = x.indrelid
+                 JOIN pg_attribute a ON a.attrelid = r.oid AND a.attnum = x.indkey[0]
+                 WHERE r.relname = $1 AND r.relnamespace = 'public'::regnamespace AND x.indisunique",
+            )
+            .bind(t)
+            .fetch_all(&mut c)
+            .await
+            .unwrap();
+            for (index, first) in uniques {
+                assert_eq!(
+                    first, "org_id",
+                    "{t}: unique index {index} does not lead with org_id"
+                );
+            }
+        }
+    }
+
+    let definer_views: Vec<String> = sqlx::query_scalar(
+        "SELECT c.relname::text FROM pg_class c WHERE c.relnamespace = 'public'::regnamespace AND c.relkind = 'v'
+         AND NOT coalesce(c.reloptions @> ARRAY['security_invoker=true'], false)",
+    )
+    .fetch_all(&mut c)
+    .await
+    .unwrap();
+    assert!(
+        definer_views.is_empty(),
+        "views that bypass RLS: {definer_views:?}"
+    );
+
+    let (sup, bypass): (bool, bool) = sqlx::query_as(
+        "SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = 'frontdesk_app'",
+    )
+    .fetch_one(&mut c)
+    .await
+    .unwrap();
+    assert!(!sup && !bypass, "the application role must be bound by RLS");
+    let owned: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_class WHERE relnamespace = 'public'::regnamespace AND pg_get_userbyid(relowner) IN ('frontdesk_app', 'frontdesk_test_web')",
+    )
+    .fetch_one(&mut c)
+    .await
+    .unwrap();
+    assert_eq!(owned, 0, "the application role owns tables");
+}
+
+/// The population helper must reach every tenant table, or the raw-SELECT test below
+/// would prove nothing for the table it misses.
+async fn assert_every_tenant_table_has_rows_of_both(
+    db: &TestDb,
+    a: &TenantCtx,
+    b: &TenantCtx,
+) -> Vec<String> {
+    let mut su = superuser(db).await;
+    let tables = tenant_tables(&mut su).await;
+    for t in &tables {
+        for ctx in [a, b] {
+            let sql = format!("SELECT count(*) FROM {t} WHERE org_id = $1");
+            let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .bind(ctx.org_id().as_uuid())
+                .fetch_one(&mut su)
+                .await
+                .unwrap();
+            assert!(
+                n > 0,
+                "populate() leaves {t} empty for one tenant: extend it"
+            );
+        }
+    }
+    tables
+}
+
+#[tokio::test]
+async fn raw_select_through_the_app_role_sees_only_the_current_tenant() {
+    let db = TestDb::postgres().await;
+    let (a, b) = two_tenants(&db.store).await;
+    let tables = assert_every_tenant_table_has_rows_of_both(&db, &a, &b).await;
+
+    let mut app = app_role(&db).await;
+    for (ctx, other) in [(&a, &b), (&b, &a)] {
+        let mut tx = app.begin().await.unwrap();
+        set_tenant(&mut tx, ctx).await;
+        for t in tables
+            .iter()
+            .chain(std::iter::once(&"organisations".to_string()))
+        {
+            let col = if t == "organisations" { "id" } else { "org_id" };
+            // SELECT * on the table: every row it yields belongs to the current tenant.
+            let sql = format!("SELECT {col} FROM (SELECT * FROM {t}) AS everything");
+            let owners: Vec<uuid::Uuid> = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .fetch_all(&mut *tx)
+                .await
+                .unwrap();
+            assert!(
+                !owners.is_empty(),
+                "{t}: the tenant sees none of its own rows"
+            );
+            assert!(
+                owners.iter().all(|o| *o == ctx.org_id().as_uuid()),
+                "{t}: rows of {} visible in {}'s context",
+                other.org_id(),
+                ctx.org_id()
+            );
+        }
+        tx.commit().await.unwrap();
+    }
+
+    // Outside any tenant context: nothing at all.
+    for t in tables
+        .iter()
+        .chain(std::iter::once(&"organisations".to_string()))
+    {
+        let sql = format!("SELECT count(*) FROM {t}");
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .fetch_one(&mut app)
+            .await
+            .unwrap();
+        assert_eq!(n, 0, "{t}: rows visible outside any tenant context");
+    }
+}
+
+#[tokio::test]
+async fn writing_another_tenants_rows_is_rejected_by_the_database() {
+    let db = TestDb::postgres().await;
+    let (a, b) = two_tenants(&db.store).await;
+    let tables = assert_every_tenant_table_has_rows_of_both(&db, &a, &b).await;
+    let mut app = app_role(&db).await;
+    let b_id = b.org_id().to_string();
+
+    for t in &tables {
+        // Copy one of A's rows with B's org_id, inside A's context.
+        let mut tx = app.begin().await.unwrap();
+        set_tenant(&mut tx, &a).await;
+        let sql = format!(
+            "INSERT INTO {t} SELECT (jsonb_populate_record(NULL::{t}, to_jsonb(x) || jsonb_build_object('org_id', $1::text))).* FROM {t} x LIMIT 1"
+        );
+        let err = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(&b_id)
+            .execute(&mut *tx)
+            .await
+            .expect_err(&format!(
+                "{t}: INSERT with another tenant's org_id was accepted"
+            ));
+        assert!(err.to_string().contains("row-level security"), "{t}: {err}");
+        tx.rollback().await.unwrap();
+
+        if t == "audit_events" {
+            continue; // not even granted UPDATE or DELETE (see the audit tests)
+        }
+        // Moving A's row to B is refused; B's rows cannot be touched from A.
+        let mut tx = app.begin().await.unwrap();
+        set_tenant(&mut tx, &a).await;
+        let sql = format!("UPDATE {t} SET org_id = $1::uuid");
+        let err = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(&b_id)
+            .execute(&mut *tx)
+            .await
+            .expect_err(&format!(
+                "{t}: UPDATE to another tenant's org_id was accepted"
+            ));
+        assert!(err.to_string().contains("row-level security"), "{t}: {err}");
+        tx.rollback().await.unwrap();
+
+        let mut tx = app.begin().await.unwrap();
+        set_tenant(&mut tx, &a).await;
+        let sql = format!("DELETE FROM {t} WHERE org_id = $1::uuid");
+        let n = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(&b_id)
+            .execute(&mut *tx)
+            .await
+            .unwrap()
+            .rows_affected();
+        assert_eq!(n, 0, "{t}: deleted another tenant's rows");
+        tx.rollback().await.unwrap();
+    }
+
+    // Organisations: A cannot rename B, nor create an organisation other than its own.
+    let mut tx = app.begin().await.unwrap();
+    set_tenant(&mut tx, &a).await;
+    let n = sqlx::query("UPDATE organisations SET name = 'hijacked' WHERE id = $1::uuid")
+        .bind(&b_id)
+        .execute(&mut *tx)
+        .await
+        .unwrap()
+        .rows_affected();
+    assert_eq!(n, 0);
+    let err = sqlx::query("INSERT INTO organisations (id, name, slug, created_at) VALUES ($1::uuid, 'x', 'x-new', now())")
+        .bind(uuid::Uuid::now_v7().to_string())
+        .execute(&mut *tx)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("row-level security"), "{err}");
+}
+
+/// The tenant is set per transaction: a pooled connection that served A carries nothing
+/// into the next piece of work.
+#[tokio::test]
+async fn a_pooled_connection_never_carries_a_tenant_over() {
+    let db = TestDb::postgres().await;
+    let (a, b) = two_tenants(&db.store).await;
+    let mut config = StoreConfig::new(db.url.clone(), db.store.vault().clone());
+    config.max_connections = 1;
+    let store = Store::connect(&config).await.unwrap();
+    let pool = store.postgres_pool().unwrap();
+    for round in 0..3 {
+        for ctx in [&a, &b] {
+            let page = store
+                .audit_events(
+                    ctx,
+                    &AuditQuery {
+                        limit: 100,
+                        ..Default::default()
+                    },
+                )
+                .await
+                .unwrap();
+            assert!(
+                page.events.iter().all(|e| e.org_id == ctx.org_id()),
+                "round {round}"
+            );
+            // The same (only) connection, now outside any tenant transaction.
+            let setting: Option<String> =
+                sqlx::query_scalar("SELECT nullif(current_setting('app.org_id', true), '')")
+                    .fetch_one(&pool)
+                    .await
+                    .unwrap();
+            assert_eq!(setting, None, "app.org_id survived the transaction");
+            let n: i64 = sqlx::query_scalar("SELECT count(*) FROM audit_events")
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+            assert_eq!(
+                n, 0,
+                "audit events visible on a pooled connection after the transaction"
+            );
+        }
+    }
+}
+
+both_backends! {
+    async fn every_repository_read_is_scoped_to_its_tenant(db) {
+        let (a, b) = two_tenants(&db.store).await;
+        for (ctx, own, other) in [(&a, "alpha", "beta"), (&b, "beta", "alpha")] {
+            let o = db.store.organisation(ctx).await.unwrap();
+            assert_eq!((o.id, o.slug.as_str()), (ctx.org_id(), own));
+
+            let page = db.store.audit_events(ctx, &AuditQuery { limit: 500, ..Default::default() }).await.unwrap();
+            assert!(!page.events.is_empty());
+            assert!(page.events.iter().all(|e| e.org_id == ctx.org_id()));
+            assert!(page.events.iter().all(|e| e.target_id != other));
+
+            let mut tx = db.store.begin_read(ctx).await.unwrap();
+            let names: Vec<String> = tx.list_secret_meta().await.unwrap().into_iter().map(|m| m.name).collect();
+            assert_eq!(names, vec![format!("token.{own}")]);
+            // The other tenant's secret, asked for by its exact name, does not exist here.
+            let theirs = SecretName::parse(&format!("token.{other}")).unwrap();
+            assert!(tx.secret(&theirs).await.unwrap().is_none());
+            let mine = SecretName::parse(&format!("token.{own}")).unwrap();
+            assert_eq!(tx.secret(&mine).await.unwrap().unwrap().expose_secret(), &format!("{own}-secret-value"));
+            tx.commit().await.unwrap();
+
+            // Writes are scoped too: deleting the other tenant's secret by name deletes nothing.
+            let mut tx = db.store.begin(ctx).await.unwrap();
+            assert!(!tx.delete_secret(&theirs).await.unwrap());
+            tx.commit().await.unwrap();
+        }
+        // Both chains intact after all of it.
+        let reports = db.store.verify_audit_chains(None).await.unwrap();
+        assert!(reports.iter().all(|r| r.broken.is_none()), "{reports:?}");
+        if db.store.backend() == Backend::Sqlite {
+            // SQLite has no RLS: the repository layer above is the guard, and it held.
+            assert_eq!(reports.len(), 2);
+        }
+    }
+}
