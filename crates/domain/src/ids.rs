@@ -58,3 +58,19 @@ id_type!(
     /// An API key, acting for an organisation.
     ApiKeyId
 );
+id_type!(
+    /// A role of an organisation (built-in or custom).
+    RoleId
+);
+id_type!(
+    /// A team of agents within an organisation.
+    TeamId
+);
+id_type!(
+    /// A sign-in: a browser session or an API client's token family.
+    SessionId
+);
+id_type!(
+    /// An invitation to join an organisation.
+    InvitationId
+);

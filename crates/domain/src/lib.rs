@@ -1,7 +1,11 @@
 //! Pure types and rules of Frontdesk: ids, actors and roles. No I/O.
 
+mod email;
 mod ids;
+mod permissions;
 mod tenant;
 
-pub use ids::{ApiKeyId, OrgId, UserId};
+pub use email::{Email, EmailError};
+pub use ids::{ApiKeyId, InvitationId, OrgId, RoleId, SessionId, TeamId, UserId};
+pub use permissions::{BuiltinRole, Permission, PermissionSet, UnknownPermission};
 pub use tenant::{Actor, ActorParseError, Role};

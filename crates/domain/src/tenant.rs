@@ -1,6 +1,6 @@
 //! Who acts, and in which role.
 
-use crate::{ApiKeyId, UserId};
+use crate::{ApiKeyId, BuiltinRole, Permission, PermissionSet, UserId};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -59,18 +59,33 @@ impl fmt::Display for Actor {
     }
 }
 
-/// The role an actor holds in an organisation. Permissions per role come with the
-/// identity work; here the role travels with the tenant context.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    Admin,
-    Manager,
-    Agent,
-    /// An organisation's own role (e.g. receptionist, doctor), by name.
-    Custom(String),
-    /// Frontdesk's own workers and operator commands.
-    System,
+/// The role an actor holds in an organisation, as the tenant context carries it: its name
+/// and the permissions it grants (for an API key, the key's scope).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Role {
+    pub name: String,
+    pub permissions: PermissionSet,
+}
+
+impl Role {
+    pub fn builtin(r: BuiltinRole) -> Self {
+        Self {
+            name: r.as_str().to_owned(),
+            permissions: r.permissions(),
+        }
+    }
+
+    /// Frontdesk's own workers and operator commands: every permission.
+    pub fn system() -> Self {
+        Self {
+            name: "system".into(),
+            permissions: PermissionSet::all(),
+        }
+    }
+
+    pub fn can(&self, p: Permission) -> bool {
+        self.permissions.contains(p)
+    }
 }
 
 #[cfg(test)]

@@ -22,6 +22,12 @@ pub enum StoreError {
     UnsafeRole(String),
     #[error(transparent)]
     Vault(#[from] crate::vault::VaultError),
+    /// The thing asked for does not exist (in this organisation).
+    #[error("not found")]
+    NotFound,
+    /// The change conflicts with what is stored; the code is safe to show.
+    #[error("conflict: {0}")]
+    Conflict(&'static str),
     /// Input the store refuses; the message is safe to show.
     #[error("{0}")]
     Invalid(String),

@@ -5,22 +5,37 @@
 //! security, `SKIP LOCKED`) lives in the backend's branch. Every query binds its values;
 //! sqlx only accepts `'static` SQL text, so SQL cannot be assembled from input.
 
+pub mod api_keys;
 pub mod audit;
 mod error;
+pub mod identity;
+pub mod members;
 pub mod orgs;
 pub mod secrets;
+mod settings;
 mod tenant;
+pub mod throttle;
+pub mod tokens;
 mod url;
 pub mod vault;
 
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use api_keys::ApiKeyRecord;
 pub use audit::{AuditEvent, AuditPage, AuditQuery, AuditRecord, BrokenLink, ChainReport};
 pub use error::StoreError;
-pub use orgs::{CreateOrgError, Organisation};
+pub use identity::{
+    Credentials, EmailTokenPurpose, IssuedSession, NewSession, Principal, Refreshed, SessionInfo,
+    SessionKind, SessionPolicy, SessionSummary, TotpState, User,
+};
+pub use members::{
+    Invitation, InvitationPreview, InvitationState, Member, OrgMembership, RoleRecord, SignUp, Team,
+};
+pub use orgs::{CreateOrgError, Organisation, now_micros};
 pub use secrets::{Place, RewrapReport, SecretMeta, SecretName, SecretNameError};
 pub use tenant::{TenantCtx, TenantTx};
+pub use throttle::{ThrottlePolicy, ThrottleScope};
 pub use url::{Backend, DatabaseUrl, DatabaseUrlError};
 pub use vault::{MasterKeyring, Vault, VaultError};
 

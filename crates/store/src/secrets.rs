@@ -8,8 +8,10 @@
 use crate::audit::AuditRecord;
 use crate::orgs::now_micros;
 use crate::tenant::{TenantCtx, TenantTx, Tx, with_conn};
+use crate::vault::Vault;
 use crate::vault::{DataKey, FieldAad, VaultError, key_id_of, open_field, seal_field};
 use crate::{Store, StoreError};
+use frontdesk_domain::OrgId;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -88,24 +90,42 @@ pub struct RewrapReport {
 
 type KeyRow = (i32, i32, Vec<u8>);
 
-impl TenantTx {
-    fn aad<'a>(&self, place: &Place<'a>) -> FieldAad<'a> {
-        FieldAad {
-            org: self.ctx().org_id(),
-            table: place.table,
-            column: place.column,
-            row_id: place.row_id,
+/// Whose data key seals a value: an organisation's, or the installation's own (for values
+/// that belong to no organisation, such as users' TOTP secrets and the SMTP password).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeyOwner {
+    Org(OrgId),
+    System,
+}
+
+impl KeyOwner {
+    /// The id bound into key wrapping and sealing: the organisation's, or the nil id
+    /// (never an organisation's: those are UUIDv7).
+    fn binding(self) -> OrgId {
+        match self {
+            KeyOwner::Org(o) => o,
+            KeyOwner::System => OrgId::from_uuid(uuid::Uuid::nil()),
         }
     }
+}
 
-    /// Gives the organisation its first data key, wrapped under the primary master key.
-    pub(crate) async fn create_data_key(&mut self) -> Result<u32, StoreError> {
-        let org = self.ctx().org_id();
-        let key_id: u32 = 1;
-        let dek = DataKey::random();
-        let (master_version, wrapped) = self.vault.wrap(org, key_id, &dek);
-        with_conn!(self.tx, c => {
-            sqlx::query("INSERT INTO org_data_keys (org_id, key_id, master_version, wrapped, active, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+fn aad<'a>(owner: KeyOwner, place: &Place<'a>) -> FieldAad<'a> {
+    FieldAad {
+        org: owner.binding(),
+        table: place.table,
+        column: place.column,
+        row_id: place.row_id,
+    }
+}
+
+/// Creates the owner's first data key (a concurrent creator may win; its key is then used).
+async fn create_data_key(tx: &mut Tx, vault: &Vault, owner: KeyOwner) -> Result<u32, StoreError> {
+    let key_id: u32 = 1;
+    let dek = DataKey::random();
+    let (master_version, wrapped) = vault.wrap(owner.binding(), key_id, &dek);
+    let inserted = with_conn!(*tx, c => {
+        match owner {
+            KeyOwner::Org(org) => sqlx::query("INSERT INTO org_data_keys (org_id, key_id, master_version, wrapped, active, created_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING")
                 .bind(org.as_uuid())
                 .bind(to_i32(key_id))
                 .bind(to_i32(master_version))
@@ -113,46 +133,149 @@ impl TenantTx {
                 .bind(true)
                 .bind(now_micros())
                 .execute(c)
-                .await?;
-        });
-        self.vault.remember(org, key_id, dek);
-        Ok(key_id)
-    }
-
-    /// The organisation's data key with this id, from the cache or unwrapped from storage.
-    async fn data_key(&mut self, key_id: u32) -> Result<Arc<DataKey>, StoreError> {
-        let org = self.ctx().org_id();
-        if let Some(k) = self.vault.cached(org, key_id) {
-            return Ok(k);
+                .await?,
+            KeyOwner::System => sqlx::query("INSERT INTO system_data_keys (key_id, master_version, wrapped, active, created_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING")
+                .bind(to_i32(key_id))
+                .bind(to_i32(master_version))
+                .bind(&wrapped)
+                .bind(true)
+                .bind(now_micros())
+                .execute(c)
+                .await?,
         }
-        let row: Option<KeyRow> = with_conn!(self.tx, c => {
-            sqlx::query_as("SELECT key_id, master_version, wrapped FROM org_data_keys WHERE org_id = $1 AND key_id = $2")
+        .rows_affected()
+    });
+    if inserted == 1 {
+        vault.remember(owner.binding(), key_id, dek);
+    }
+    Ok(key_id)
+}
+
+/// The owner's data key with this id, from the cache or unwrapped from storage.
+async fn data_key(
+    tx: &mut Tx,
+    vault: &Vault,
+    owner: KeyOwner,
+    key_id: u32,
+) -> Result<Arc<DataKey>, StoreError> {
+    let binding = owner.binding();
+    if let Some(k) = vault.cached(binding, key_id) {
+        return Ok(k);
+    }
+    let row: Option<KeyRow> = with_conn!(*tx, c => {
+        match owner {
+            KeyOwner::Org(org) => sqlx::query_as("SELECT key_id, master_version, wrapped FROM org_data_keys WHERE org_id = $1 AND key_id = $2")
                 .bind(org.as_uuid())
                 .bind(to_i32(key_id))
                 .fetch_optional(c)
-                .await?
-        });
-        let (_, master_version, wrapped) = row.ok_or(StoreError::Vault(VaultError::Decrypt))?;
-        let dek = self
-            .vault
-            .unwrap(org, key_id, to_u32(master_version)?, &wrapped)?;
-        Ok(self.vault.remember(org, key_id, dek))
-    }
+                .await?,
+            KeyOwner::System => sqlx::query_as("SELECT key_id, master_version, wrapped FROM system_data_keys WHERE key_id = $1")
+                .bind(to_i32(key_id))
+                .fetch_optional(c)
+                .await?,
+        }
+    });
+    let (_, master_version, wrapped) = row.ok_or(StoreError::Vault(VaultError::Decrypt))?;
+    let dek = vault.unwrap(binding, key_id, to_u32(master_version)?, &wrapped)?;
+    Ok(vault.remember(binding, key_id, dek))
+}
 
-    /// The data key new values are sealed with; created if the organisation has none yet.
-    async fn active_data_key(&mut self) -> Result<(u32, Arc<DataKey>), StoreError> {
-        let org = self.ctx().org_id();
-        let active: Option<i32> = with_conn!(self.tx, c => {
-            sqlx::query_scalar("SELECT key_id FROM org_data_keys WHERE org_id = $1 AND active")
+/// The key new values are sealed with; created if the owner has none yet.
+async fn active_data_key(
+    tx: &mut Tx,
+    vault: &Vault,
+    owner: KeyOwner,
+) -> Result<(u32, Arc<DataKey>), StoreError> {
+    let active: Option<i32> = with_conn!(*tx, c => {
+        match owner {
+            KeyOwner::Org(org) => sqlx::query_scalar("SELECT key_id FROM org_data_keys WHERE org_id = $1 AND active")
                 .bind(org.as_uuid())
                 .fetch_optional(c)
-                .await?
+                .await?,
+            KeyOwner::System => sqlx::query_scalar("SELECT key_id FROM system_data_keys WHERE active")
+                .fetch_optional(c)
+                .await?,
+        }
+    });
+    let key_id = match active {
+        Some(id) => to_u32(id)?,
+        None => create_data_key(tx, vault, owner).await?,
+    };
+    Ok((key_id, data_key(tx, vault, owner, key_id).await?))
+}
+
+/// Seals `plaintext` for its place with the owner's active data key.
+pub(crate) async fn seal_for(
+    tx: &mut Tx,
+    vault: &Vault,
+    owner: KeyOwner,
+    place: Place<'_>,
+    plaintext: &[u8],
+) -> Result<Vec<u8>, StoreError> {
+    let (key_id, dek) = active_data_key(tx, vault, owner).await?;
+    Ok(seal_field(&dek, key_id, &aad(owner, &place), plaintext))
+}
+
+/// Opens a value sealed for this place by this owner.
+pub(crate) async fn open_for(
+    tx: &mut Tx,
+    vault: &Vault,
+    owner: KeyOwner,
+    place: Place<'_>,
+    ciphertext: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, StoreError> {
+    let key_id = key_id_of(ciphertext)?;
+    let dek = data_key(tx, vault, owner, key_id).await?;
+    Ok(open_field(&dek, &aad(owner, &place), ciphertext)?)
+}
+
+/// Re-wraps the owner's data keys that an older master key wraps. Returns how many, and
+/// from which versions.
+async fn rewrap_owner(
+    tx: &mut Tx,
+    vault: &Vault,
+    owner: KeyOwner,
+) -> Result<(u64, Vec<i32>), StoreError> {
+    let primary = to_i32(vault.ring().primary_version());
+    let pg = matches!(tx, Tx::Postgres(_));
+    let rows: Vec<KeyRow> = with_conn!(*tx, c => {
+        match (owner, pg) {
+            (KeyOwner::Org(org), true) => sqlx::query_as("SELECT key_id, master_version, wrapped FROM org_data_keys WHERE org_id = $1 AND master_version <> $2 ORDER BY key_id FOR UPDATE")
+                .bind(org.as_uuid()).bind(primary).fetch_all(c).await?,
+            (KeyOwner::Org(org), false) => sqlx::query_as("SELECT key_id, master_version, wrapped FROM org_data_keys WHERE org_id = $1 AND master_version <> $2 ORDER BY key_id")
+                .bind(org.as_uuid()).bind(primary).fetch_all(c).await?,
+            (KeyOwner::System, true) => sqlx::query_as("SELECT key_id, master_version, wrapped FROM system_data_keys WHERE master_version <> $1 ORDER BY key_id FOR UPDATE")
+                .bind(primary).fetch_all(c).await?,
+            (KeyOwner::System, false) => sqlx::query_as("SELECT key_id, master_version, wrapped FROM system_data_keys WHERE master_version <> $1 ORDER BY key_id")
+                .bind(primary).fetch_all(c).await?,
+        }
+    });
+    let mut from: Vec<i32> = Vec::new();
+    let binding = owner.binding();
+    for (key_id, master_version, wrapped) in &rows {
+        let key_id = to_u32(*key_id)?;
+        let dek = vault.unwrap(binding, key_id, to_u32(*master_version)?, wrapped)?;
+        let (version, rewrapped) = vault.wrap(binding, key_id, &dek);
+        with_conn!(*tx, c => {
+            match owner {
+                KeyOwner::Org(org) => sqlx::query("UPDATE org_data_keys SET master_version = $3, wrapped = $4 WHERE org_id = $1 AND key_id = $2")
+                    .bind(org.as_uuid()).bind(to_i32(key_id)).bind(to_i32(version)).bind(&rewrapped).execute(c).await?,
+                KeyOwner::System => sqlx::query("UPDATE system_data_keys SET master_version = $2, wrapped = $3 WHERE key_id = $1")
+                    .bind(to_i32(key_id)).bind(to_i32(version)).bind(&rewrapped).execute(c).await?,
+            };
         });
-        let key_id = match active {
-            Some(id) => to_u32(id)?,
-            None => self.create_data_key().await?,
-        };
-        Ok((key_id, self.data_key(key_id).await?))
+        if !from.contains(master_version) {
+            from.push(*master_version);
+        }
+    }
+    Ok((rows.len() as u64, from))
+}
+
+impl TenantTx {
+    /// Gives the organisation its first data key, wrapped under the primary master key.
+    pub(crate) async fn create_data_key(&mut self) -> Result<u32, StoreError> {
+        let owner = KeyOwner::Org(self.ctx().org_id());
+        create_data_key(&mut self.tx, &self.vault, owner).await
     }
 
     /// Seals `plaintext` for its place with the organisation's active data key.
@@ -161,8 +284,8 @@ impl TenantTx {
         place: Place<'_>,
         plaintext: &[u8],
     ) -> Result<Vec<u8>, StoreError> {
-        let (key_id, dek) = self.active_data_key().await?;
-        Ok(seal_field(&dek, key_id, &self.aad(&place), plaintext))
+        let owner = KeyOwner::Org(self.ctx().org_id());
+        seal_for(&mut self.tx, &self.vault, owner, place, plaintext).await
     }
 
     /// Opens a value sealed for this place; anything else (another row, another tenant,
@@ -172,9 +295,8 @@ impl TenantTx {
         place: Place<'_>,
         ciphertext: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, StoreError> {
-        let key_id = key_id_of(ciphertext)?;
-        let dek = self.data_key(key_id).await?;
-        Ok(open_field(&dek, &self.aad(&place), ciphertext)?)
+        let owner = KeyOwner::Org(self.ctx().org_id());
+        open_for(&mut self.tx, &self.vault, owner, place, ciphertext).await
     }
 
     /// Stores (or replaces) a named secret, sealed, and records `secret.set` (name only).
@@ -316,50 +438,18 @@ impl TenantTx {
     /// Re-wraps this organisation's data keys that an older master key wraps; returns how many.
     async fn rewrap_own_data_keys(&mut self) -> Result<u64, StoreError> {
         let org = self.ctx().org_id();
-        let primary = self.vault.ring().primary_version();
-        let select = if matches!(self.tx, Tx::Postgres(_)) {
-            "SELECT key_id, master_version, wrapped FROM org_data_keys WHERE org_id = $1 AND master_version <> $2 ORDER BY key_id FOR UPDATE"
-        } else {
-            "SELECT key_id, master_version, wrapped FROM org_data_keys WHERE org_id = $1 AND master_version <> $2 ORDER BY key_id"
-        };
-        let rows: Vec<KeyRow> = with_conn!(self.tx, c => {
-            sqlx::query_as(select)
-                .bind(org.as_uuid())
-                .bind(to_i32(primary))
-                .fetch_all(c)
-                .await?
-        });
-        if rows.is_empty() {
-            return Ok(0);
+        let (count, from) = rewrap_owner(&mut self.tx, &self.vault, KeyOwner::Org(org)).await?;
+        if count > 0 {
+            let to = self.vault.ring().primary_version();
+            self.audit(AuditRecord::new(
+                "data_keys.rewrapped",
+                "organisation",
+                org.to_string(),
+                serde_json::json!({ "count": count, "from_versions": from, "to_version": to }),
+            ))
+            .await?;
         }
-        let mut from: Vec<i32> = Vec::new();
-        for (key_id, master_version, wrapped) in &rows {
-            let key_id = to_u32(*key_id)?;
-            let dek = self
-                .vault
-                .unwrap(org, key_id, to_u32(*master_version)?, wrapped)?;
-            let (version, rewrapped) = self.vault.wrap(org, key_id, &dek);
-            with_conn!(self.tx, c => {
-                sqlx::query("UPDATE org_data_keys SET master_version = $3, wrapped = $4 WHERE org_id = $1 AND key_id = $2")
-                    .bind(org.as_uuid())
-                    .bind(to_i32(key_id))
-                    .bind(to_i32(version))
-                    .bind(&rewrapped)
-                    .execute(c)
-                    .await?;
-            });
-            if !from.contains(master_version) {
-                from.push(*master_version);
-            }
-        }
-        self.audit(AuditRecord::new(
-            "data_keys.rewrapped",
-            "organisation",
-            org.to_string(),
-            serde_json::json!({ "count": rows.len(), "from_versions": from, "to_version": primary }),
-        ))
-        .await?;
-        Ok(rows.len() as u64)
+        Ok(count)
     }
 }
 
@@ -381,6 +471,10 @@ impl Store {
             master_version: self.vault().ring().primary_version(),
             ..RewrapReport::default()
         };
+        let mut g = self.begin_global(true).await?;
+        let (system, _) = rewrap_owner(&mut g.tx, self.vault(), KeyOwner::System).await?;
+        g.commit().await?;
+        report.rewrapped += system;
         for org in self.all_org_ids().await? {
             let ctx = TenantCtx::system(org, "keys-rotate");
             let mut tx = self.begin(&ctx).await?;
@@ -409,6 +503,16 @@ impl Store {
     /// version with no keys left may be removed from the keyring.
     pub async fn data_keys_by_master_version(&self) -> Result<BTreeMap<u32, u64>, StoreError> {
         let mut counts = BTreeMap::new();
+        let mut g = self.begin_global(false).await?;
+        let system: Vec<(i32, i64)> = with_conn!(g.tx, c => {
+            sqlx::query_as("SELECT master_version, count(*) FROM system_data_keys GROUP BY master_version")
+                .fetch_all(c)
+                .await?
+        });
+        g.commit().await?;
+        for (v, n) in system {
+            *counts.entry(to_u32(v)?).or_insert(0) += n as u64;
+        }
         for org in self.all_org_ids().await? {
             let ctx = TenantCtx::system(org, "keys-status");
             let mut tx = self.begin_read(&ctx).await?;

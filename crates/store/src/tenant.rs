@@ -7,7 +7,7 @@
 //! organisation itself.
 
 use crate::{Store, StoreError};
-use frontdesk_domain::{Actor, OrgId, Role};
+use frontdesk_domain::{Actor, OrgId, Permission, Role, UserId};
 
 /// Who is acting, for which organisation, in which role. No public constructor.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,7 +29,7 @@ impl TenantCtx {
 
     /// A context for Frontdesk's own work on an organisation (workers, operator commands).
     pub(crate) fn system(org_id: OrgId, component: &str) -> Self {
-        Self::new(org_id, Actor::System(component.to_owned()), Role::System)
+        Self::new(org_id, Actor::System(component.to_owned()), Role::system())
     }
 
     pub fn org_id(&self) -> OrgId {
@@ -43,6 +43,36 @@ impl TenantCtx {
     pub fn role(&self) -> &Role {
         &self.role
     }
+
+    /// Whether the actor holds this permission here.
+    pub fn can(&self, p: Permission) -> bool {
+        self.role.can(p)
+    }
+
+    /// The acting user, if a person (not an API key or Frontdesk itself) is acting.
+    pub fn user_id(&self) -> Option<UserId> {
+        match self.actor {
+            Actor::User(u) => Some(u),
+            _ => None,
+        }
+    }
+}
+
+/// What a transaction may see on PostgreSQL, set with transaction-local settings that
+/// the row-level security policies read. Tenant and user scope are never set together, so
+/// a user's own memberships never mix into a tenant's rows.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Scope<'a> {
+    /// Global tables only (users, sessions): every tenant table reads empty.
+    None,
+    /// One organisation's rows.
+    Tenant(OrgId),
+    /// A user's own memberships and the names of their organisations.
+    User(UserId),
+    /// Exactly the rows a presented token (its SHA-256) names.
+    Token(&'a [u8]),
+    /// Organisation ids, for operator commands that walk every tenant.
+    System,
 }
 
 pub(crate) enum Tx {
@@ -68,6 +98,29 @@ macro_rules! with_conn {
 }
 pub(crate) use with_conn;
 
+/// Sets the transaction's scope (PostgreSQL; SQLite has no row-level security and the
+/// store's queries filter on their own).
+pub(crate) async fn set_scope(tx: &mut Tx, scope: Scope<'_>) -> Result<(), StoreError> {
+    let Tx::Postgres(t) = tx else {
+        return Ok(());
+    };
+    let (org, user, token, system) = match scope {
+        Scope::None => (String::new(), String::new(), String::new(), ""),
+        Scope::Tenant(o) => (o.to_string(), String::new(), String::new(), ""),
+        Scope::User(u) => (String::new(), u.to_string(), String::new(), ""),
+        Scope::Token(h) => (String::new(), String::new(), hex::encode(h), ""),
+        Scope::System => (String::new(), String::new(), String::new(), "system"),
+    };
+    sqlx::query("SELECT set_config('app.org_id', $1, true), set_config('app.user_id', $2, true), set_config('app.token_hash', $3, true), set_config('app.scope', $4, true)")
+        .bind(org)
+        .bind(user)
+        .bind(token)
+        .bind(system)
+        .execute(&mut **t)
+        .await?;
+    Ok(())
+}
+
 /// A transaction scoped to one organisation. Dropped without `commit`, it rolls back.
 pub struct TenantTx {
     ctx: TenantCtx,
@@ -81,7 +134,22 @@ impl TenantTx {
     }
 
     pub async fn commit(self) -> Result<(), StoreError> {
-        match self.tx {
+        self.tx.commit().await
+    }
+
+    /// Continues the same transaction outside any tenant (global tables only).
+    pub(crate) async fn into_global(mut self) -> Result<GlobalTx, StoreError> {
+        set_scope(&mut self.tx, Scope::None).await?;
+        Ok(GlobalTx {
+            tx: self.tx,
+            vault: self.vault,
+        })
+    }
+}
+
+impl Tx {
+    pub(crate) async fn commit(self) -> Result<(), StoreError> {
+        match self {
             Tx::Sqlite(t) => t.commit().await?,
             Tx::Postgres(t) => t.commit().await?,
         }
@@ -89,12 +157,45 @@ impl TenantTx {
     }
 }
 
-/// A transaction that may only list organisation ids (operator commands).
-pub(crate) struct SystemTx {
+/// A transaction over the global tables (users, sessions, sign-in tokens), which may
+/// narrow itself to a user's, a token's or one tenant's rows as authentication proceeds.
+pub(crate) struct GlobalTx {
     pub(crate) tx: Tx,
+    pub(crate) vault: std::sync::Arc<crate::Vault>,
+}
+
+impl GlobalTx {
+    pub(crate) async fn scope(&mut self, scope: Scope<'_>) -> Result<(), StoreError> {
+        set_scope(&mut self.tx, scope).await
+    }
+
+    /// Continues the same transaction as `ctx`'s organisation.
+    pub(crate) async fn into_tenant(mut self, ctx: TenantCtx) -> Result<TenantTx, StoreError> {
+        set_scope(&mut self.tx, Scope::Tenant(ctx.org_id())).await?;
+        Ok(TenantTx {
+            ctx,
+            tx: self.tx,
+            vault: self.vault,
+        })
+    }
+
+    pub(crate) async fn commit(self) -> Result<(), StoreError> {
+        self.tx.commit().await
+    }
 }
 
 impl Store {
+    async fn begin_tx(&self, write: bool) -> Result<Tx, StoreError> {
+        Ok(match &self.pool {
+            crate::Pool::Sqlite(p) => Tx::Sqlite(if write {
+                p.begin_with("BEGIN IMMEDIATE").await?
+            } else {
+                p.begin().await?
+            }),
+            crate::Pool::Postgres(p) => Tx::Postgres(p.begin().await?),
+        })
+    }
+
     /// Begins a transaction that writes for `ctx`'s organisation. On SQLite it takes the
     /// write lock up front (`BEGIN IMMEDIATE`), so it never fails half-way on a lock upgrade.
     pub async fn begin(&self, ctx: &TenantCtx) -> Result<TenantTx, StoreError> {
@@ -107,21 +208,8 @@ impl Store {
     }
 
     async fn begin_scoped(&self, ctx: &TenantCtx, write: bool) -> Result<TenantTx, StoreError> {
-        let tx = match &self.pool {
-            crate::Pool::Sqlite(p) => Tx::Sqlite(if write {
-                p.begin_with("BEGIN IMMEDIATE").await?
-            } else {
-                p.begin().await?
-            }),
-            crate::Pool::Postgres(p) => {
-                let mut t = p.begin().await?;
-                sqlx::query("SELECT set_config('app.org_id', $1, true)")
-                    .bind(ctx.org_id().to_string())
-                    .execute(&mut *t)
-                    .await?;
-                Tx::Postgres(t)
-            }
-        };
+        let mut tx = self.begin_tx(write).await?;
+        set_scope(&mut tx, Scope::Tenant(ctx.org_id())).await?;
         Ok(TenantTx {
             ctx: ctx.clone(),
             tx,
@@ -129,28 +217,24 @@ impl Store {
         })
     }
 
-    /// Begins a transaction in which organisations may be listed across tenants, and
-    /// nothing else (PostgreSQL's `system_listing` policy).
-    pub(crate) async fn begin_system(&self) -> Result<SystemTx, StoreError> {
-        let tx = match &self.pool {
-            crate::Pool::Sqlite(p) => Tx::Sqlite(p.begin().await?),
-            crate::Pool::Postgres(p) => {
-                let mut t = p.begin().await?;
-                sqlx::query("SELECT set_config('app.scope', 'system', true)")
-                    .execute(&mut *t)
-                    .await?;
-                Tx::Postgres(t)
-            }
-        };
-        Ok(SystemTx { tx })
+    /// Begins a transaction over the global tables.
+    pub(crate) async fn begin_global(&self, write: bool) -> Result<GlobalTx, StoreError> {
+        let mut tx = self.begin_tx(write).await?;
+        set_scope(&mut tx, Scope::None).await?;
+        Ok(GlobalTx {
+            tx,
+            vault: self.vault().clone(),
+        })
     }
 
     /// Ids of every organisation, for operator commands that walk all tenants.
     pub(crate) async fn all_org_ids(&self) -> Result<Vec<OrgId>, StoreError> {
-        let mut sys = self.begin_system().await?;
-        let ids: Vec<uuid::Uuid> = with_conn!(sys.tx, c => {
+        let mut g = self.begin_global(false).await?;
+        g.scope(Scope::System).await?;
+        let ids: Vec<uuid::Uuid> = with_conn!(g.tx, c => {
             sqlx::query_scalar("SELECT id FROM organisations ORDER BY id").fetch_all(c).await?
         });
+        g.commit().await?;
         Ok(ids.into_iter().map(OrgId::from_uuid).collect())
     }
 }

@@ -2,14 +2,16 @@
 //! application's role, and by the tenant context every repository function takes (the only
 //! guard on SQLite). Two tenants are populated with every kind of tenant data first.
 
-use frontdesk_domain::{Actor, UserId};
+use frontdesk_domain::{Email, PermissionSet};
 use frontdesk_store::testing::TestDb;
 use frontdesk_store::{
-    AuditQuery, AuditRecord, Backend, SecretName, Store, StoreConfig, TenantCtx, both_backends,
+    AuditQuery, AuditRecord, Backend, SecretName, SignUp, Store, StoreConfig, TenantCtx,
+    both_backends, now_micros,
 };
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::{Connection, PgConnection};
 use std::collections::BTreeSet;
+use time::Duration;
 
 /// Tables without an `org_id` column, each with the reason it has none. A new table must
 /// either carry `org_id` (and then gets FORCE RLS and a policy) or be added here.
@@ -19,19 +21,97 @@ const GLOBAL_TABLES: &[(&str, &str)] = &[
         "organisations",
         "the tenants themselves; isolated on their `id`",
     ),
+    (
+        "users",
+        "a person signs in before an organisation is chosen and may belong to several",
+    ),
+    (
+        "sessions",
+        "a user's sign-ins; the membership is checked on every request",
+    ),
+    ("refresh_tokens", "belong to sessions"),
+    ("email_tokens", "one-time sign-in and reset links of a user"),
+    (
+        "auth_throttle",
+        "failed sign-ins per account and address, before any tenant is known",
+    ),
+    ("system_data_keys", "the installation's own data key"),
+    ("system_settings", "installation settings (outgoing mail)"),
+];
+
+/// Policies that open rows without the tenant, each narrow and read-only.
+const NARROW_POLICIES: &[(&str, &str, &str)] = &[
+    (
+        "organisations",
+        "system_listing",
+        "current_setting('app.scope'",
+    ),
+    (
+        "organisations",
+        "member_listing",
+        "frontdesk_current_user()",
+    ),
+    ("memberships", "own_memberships", "frontdesk_current_user()"),
+    (
+        "invitations",
+        "invitation_by_token",
+        "frontdesk_presented_token()",
+    ),
+    (
+        "api_keys",
+        "api_key_by_token",
+        "frontdesk_presented_token()",
+    ),
 ];
 
 async fn org(store: &Store, slug: &str) -> TenantCtx {
+    let email = Email::parse(&format!("admin@{slug}.example")).unwrap();
     store
-        .create_organisation(&format!("Clinic {slug}"), slug, Actor::User(UserId::new()))
+        .sign_up(SignUp {
+            org_name: &format!("Clinic {slug}"),
+            org_slug: Some(slug),
+            user_name: &format!("Admin {slug}"),
+            email: &email,
+            password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
+            now: now_micros(),
+        })
         .await
         .unwrap()
-        .1
+        .2
 }
 
 /// Gives a tenant at least one row in every tenant table, through the repositories.
 async fn populate(store: &Store, ctx: &TenantCtx, tag: &str) {
+    let now = now_micros();
     let mut tx = store.begin(ctx).await.unwrap();
+    let role = tx
+        .create_role(
+            &format!("Receptionist {tag}"),
+            PermissionSet::parse_names(["queue.read"]).unwrap(),
+            "",
+            now,
+        )
+        .await
+        .unwrap();
+    let team = tx
+        .create_team(&format!("Front desk {tag}"), now)
+        .await
+        .unwrap();
+    tx.set_team_member(team.id, ctx.user_id().unwrap(), true)
+        .await
+        .unwrap();
+    let email = Email::parse(&format!("new@{tag}.example")).unwrap();
+    tx.create_invitation(&email, role.id, Duration::days(7), now)
+        .await
+        .unwrap();
+    tx.create_api_key(
+        &format!("key {tag}"),
+        PermissionSet::parse_names(["audit.read"]).unwrap(),
+        None,
+        now,
+    )
+    .await
+    .unwrap();
     tx.put_secret(
         &SecretName::parse(&format!("token.{tag}")).unwrap(),
         &SecretString::from(format!("{tag}-secret-value")),
@@ -155,12 +235,22 @@ async fn every_tenant_table_forces_row_level_security_with_a_tenant_policy() {
             assert!(covered, "{t}: no tenant policy for {cmd}: {policies:?}");
         }
         for (name, pcmd, permissive, qual, _) in &policies {
-            let known_exception =
-                t == "organisations" && name == "system_listing" && pcmd == "SELECT";
-            assert!(
-                !*permissive || mentions_tenant(qual) || known_exception,
-                "{t}: permissive policy {name} does not compare with the tenant: {qual:?}"
-            );
+            let narrow = NARROW_POLICIES
+                .iter()
+                .find(|(nt, np, _)| nt == t && np == name);
+            match narrow {
+                Some((_, _, needle)) => {
+                    assert_eq!(pcmd, "SELECT", "{t}.{name} must only open reading");
+                    assert!(
+                        qual.as_deref().is_some_and(|q| q.contains(needle)),
+                        "{t}.{name} changed: {qual:?}"
+                    );
+                }
+                None => assert!(
+                    !*permissive || mentions_tenant(qual),
+                    "{t}: permissive policy {name} does not compare with the tenant: {qual:?}"
+                ),
+            }
         }
 
         // Unique checks ignore RLS: a unique key without org_id would reveal other tenants' values.
@@ -358,6 +448,94 @@ async fn writing_another_tenants_rows_is_rejected_by_the_database() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("row-level security"), "{err}");
+}
+
+/// The narrow policies open exactly what their setting names: a presented token its own
+/// row, a user their own memberships, and nothing else.
+#[tokio::test]
+async fn narrow_scopes_open_only_what_they_name() {
+    let db = TestDb::postgres().await;
+    let (a, b) = two_tenants(&db.store).await;
+    let mut app = app_role(&db).await;
+    let mut su = superuser(&db).await;
+    let a_key: Vec<u8> = sqlx::query_scalar("SELECT key_hash FROM api_keys WHERE org_id = $1")
+        .bind(a.org_id().as_uuid())
+        .fetch_one(&mut su)
+        .await
+        .unwrap();
+
+    let mut tx = app.begin().await.unwrap();
+    sqlx::query("SELECT set_config('app.token_hash', $1, true)")
+        .bind(hex::encode(&a_key))
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let keys: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT org_id FROM api_keys")
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(
+        keys,
+        vec![a.org_id().as_uuid()],
+        "exactly the presented key"
+    );
+    for t in [
+        "invitations",
+        "memberships",
+        "roles",
+        "teams",
+        "org_secrets",
+        "audit_events",
+        "organisations",
+    ] {
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {t}")))
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+        assert_eq!(n, 0, "{t} readable with only a token in scope");
+    }
+    tx.rollback().await.unwrap();
+
+    let mut tx = app.begin().await.unwrap();
+    sqlx::query("SELECT set_config('app.user_id', $1, true)")
+        .bind(a.user_id().unwrap().to_string())
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let rows: Vec<(uuid::Uuid, uuid::Uuid)> =
+        sqlx::query_as("SELECT org_id, user_id FROM memberships")
+            .fetch_all(&mut *tx)
+            .await
+            .unwrap();
+    assert_eq!(
+        rows,
+        vec![(a.org_id().as_uuid(), a.user_id().unwrap().as_uuid())]
+    );
+    let orgs: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT id FROM organisations")
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(
+        orgs,
+        vec![a.org_id().as_uuid()],
+        "only the user's own organisations"
+    );
+    for t in [
+        "api_keys",
+        "invitations",
+        "roles",
+        "teams",
+        "team_members",
+        "org_secrets",
+        "audit_events",
+    ] {
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {t}")))
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+        assert_eq!(n, 0, "{t} readable in user scope");
+    }
+    let _ = b;
 }
 
 /// The tenant is set per transaction: a pooled connection that served A carries nothing
