@@ -66,7 +66,7 @@ mod tests {
             "a@b..c",
             "@c.d",
             "a@b@c.d",
-            "a@b.c\n",
+            "a\nb@c.d",
         ] {
             assert!(Email::parse(bad).is_err(), "{bad:?}");
         }

@@ -173,7 +173,7 @@ impl<'de> Deserialize<'de> for PermissionSet {
 pub struct UnknownPermission(pub String);
 
 /// The roles every organisation has. Their permissions are defined here, not stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum BuiltinRole {
     Admin,

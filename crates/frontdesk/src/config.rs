@@ -3,7 +3,7 @@
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
-use frontdesk_server::{HstsPolicy, ServerSettings};
+use frontdesk_server::{AuthSettings, HstsPolicy, ServerSettings};
 use frontdesk_store::{DatabaseUrl, MasterKeyring, StoreConfig, Vault, VaultError};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
@@ -49,6 +49,13 @@ pub struct Config {
     pub public_url: Option<String>,
     /// Trust `X-Forwarded-Proto` from a reverse proxy (send HSTS when it says https).
     pub trust_forwarded_proto: bool,
+    /// Take the client address from `X-Forwarded-For` (set it only behind a proxy that
+    /// overwrites that header); sign-in throttling counts per address.
+    pub trust_forwarded_for: bool,
+    /// Lifetime of API access tokens, in seconds (60 to 604800, i.e. 7 days).
+    pub access_token_ttl_secs: u64,
+    /// A browser session unused this long (seconds) is signed out.
+    pub session_idle_timeout_secs: u64,
     /// `json` or `pretty`.
     pub log_format: LogFormat,
     /// Log filter, e.g. `info` or `frontdesk=debug,sqlx=warn`.
@@ -78,6 +85,9 @@ impl Default for Config {
             shutdown_grace_secs: 20,
             public_url: None,
             trust_forwarded_proto: false,
+            trust_forwarded_for: false,
+            access_token_ttl_secs: 900,
+            session_idle_timeout_secs: 12 * 60 * 60,
             log_format: LogFormat::Json,
             log_level: "info".into(),
             metrics_token: None,
@@ -118,6 +128,9 @@ impl std::fmt::Debug for Config {
             .field("shutdown_grace_secs", &self.shutdown_grace_secs)
             .field("public_url", &self.public_url)
             .field("trust_forwarded_proto", &self.trust_forwarded_proto)
+            .field("trust_forwarded_for", &self.trust_forwarded_for)
+            .field("access_token_ttl_secs", &self.access_token_ttl_secs)
+            .field("session_idle_timeout_secs", &self.session_idle_timeout_secs)
             .field("log_format", &self.log_format)
             .field("log_level", &self.log_level)
             .field(
@@ -202,6 +215,18 @@ impl Config {
                 "must be between 1 and 3600",
             ));
         }
+        if !(60..=7 * 24 * 3600).contains(&self.access_token_ttl_secs) {
+            return Err(invalid(
+                "access_token_ttl_secs",
+                "must be between 60 and 604800 (7 days)",
+            ));
+        }
+        if !(300..=30 * 24 * 3600).contains(&self.session_idle_timeout_secs) {
+            return Err(invalid(
+                "session_idle_timeout_secs",
+                "must be between 300 and 2592000 (30 days)",
+            ));
+        }
         if self.shutdown_grace_secs > 3600 {
             return Err(invalid("shutdown_grace_secs", "must be at most 3600"));
         }
@@ -271,12 +296,34 @@ impl Config {
         c
     }
 
-    pub fn server_settings(&self) -> ServerSettings {
+    /// The HTTP settings; `bound` is the address actually listened on (links in emails
+    /// point there when no `public_url` is set).
+    pub fn server_settings(&self, bound: SocketAddr) -> ServerSettings {
         let https = self
             .public_url
             .as_deref()
             .is_some_and(|u| u.starts_with("https://"));
+        let public = self
+            .public_url
+            .as_deref()
+            .and_then(|u| url::Url::parse(u).ok());
+        let base_url = public.clone().unwrap_or_else(|| {
+            url::Url::parse(&format!("http://{bound}/")).expect("socket addresses form URLs")
+        });
+        let auth = AuthSettings {
+            access_token_ttl: time::Duration::seconds(self.access_token_ttl_secs as i64),
+            secure_cookies: https,
+            public_origin: public.map(|u| u.origin().ascii_serialization()),
+            base_url,
+            trust_forwarded_for: self.trust_forwarded_for,
+            session_policy: frontdesk_store::SessionPolicy {
+                idle_timeout: time::Duration::seconds(self.session_idle_timeout_secs as i64),
+                ..frontdesk_store::SessionPolicy::default()
+            },
+            ..AuthSettings::default()
+        };
         ServerSettings {
+            auth,
             body_limit_bytes: self.body_limit_bytes,
             request_timeout: Duration::from_secs(self.request_timeout_secs),
             hsts: if https {
@@ -442,9 +489,14 @@ mod tests {
     fn https_public_url_turns_on_hsts() {
         Jail::expect_with(|jail| {
             jail.set_env("FRONTDESK_PUBLIC_URL", "https://desk.example.com");
+            let s = Config::load(None)
+                .unwrap()
+                .server_settings("127.0.0.1:8080".parse().unwrap());
+            assert_eq!(s.hsts, HstsPolicy::Always);
+            assert!(s.auth.secure_cookies, "cookies are Secure behind https");
             assert_eq!(
-                Config::load(None).unwrap().server_settings().hsts,
-                HstsPolicy::Always
+                s.auth.public_origin.as_deref(),
+                Some("https://desk.example.com")
             );
             Ok(())
         });

@@ -218,16 +218,16 @@ async fn run_serve(config: Config) -> anyhow::Result<()> {
         .await
         .context("refusing to start: tenant isolation would not be enforced by the database")?;
 
-    let state = AppState::new(
-        store.clone(),
-        config.server_settings(),
-        config.metrics_token.clone(),
-    );
-    let app = build_app(state);
     let listener = tokio::net::TcpListener::bind(config.bind)
         .await
         .with_context(|| format!("binding {}", config.bind))?;
     let addr = listener.local_addr()?;
+    let state = AppState::new(
+        store.clone(),
+        config.server_settings(addr),
+        config.metrics_token.clone(),
+    );
+    let app = build_app(state);
     tracing::info!(address = %addr, "Frontdesk is serving on http://{addr}");
     serve(
         listener,

@@ -41,8 +41,20 @@ pub enum ApiError {
     BadRequest { code: &'static str, message: String },
     #[error("authentication required")]
     Unauthorized,
+    /// 401 with a code the client can act on (e.g. `totp_required`).
+    #[error("{message}")]
+    UnauthorizedBecause { code: &'static str, message: String },
+    #[error("the request body must be application/json")]
+    UnsupportedMediaType,
     #[error("not allowed")]
     Forbidden,
+    /// Refused for a reason the caller can act on.
+    #[error("{message}")]
+    Denied { code: &'static str, message: String },
+    #[error("the request body is too large")]
+    PayloadTooLarge,
+    #[error("too many attempts; try again later")]
+    TooManyRequests { retry_after_secs: u64 },
     #[error("not found")]
     NotFound,
     #[error("{message}")]
@@ -61,6 +73,27 @@ impl ApiError {
         ApiError::Internal(e.into())
     }
 
+    pub fn forbidden(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::Denied {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn unprocessable(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::Unprocessable {
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn conflict(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::Conflict {
+            code,
+            message: message.into(),
+        }
+    }
+
     pub fn bad_request(code: &'static str, message: impl Into<String>) -> Self {
         ApiError::BadRequest {
             code,
@@ -71,8 +104,13 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden => StatusCode::FORBIDDEN,
+            ApiError::Unauthorized | ApiError::UnauthorizedBecause { .. } => {
+                StatusCode::UNAUTHORIZED
+            }
+            ApiError::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Forbidden | ApiError::Denied { .. } => StatusCode::FORBIDDEN,
+            ApiError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotFound => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -86,7 +124,12 @@ impl ApiError {
             ApiError::BadRequest { code, message }
             | ApiError::Conflict { code, message }
             | ApiError::Unprocessable { code, message }
-            | ApiError::Unavailable { code, message } => (code, message.clone()),
+            | ApiError::Unavailable { code, message }
+            | ApiError::Denied { code, message }
+            | ApiError::UnauthorizedBecause { code, message } => (code, message.clone()),
+            ApiError::UnsupportedMediaType => ("unsupported_media_type", self.to_string()),
+            ApiError::PayloadTooLarge => ("payload_too_large", self.to_string()),
+            ApiError::TooManyRequests { .. } => ("rate_limited", self.to_string()),
             ApiError::Unauthorized => ("unauthorized", self.to_string()),
             ApiError::Forbidden => ("forbidden", self.to_string()),
             ApiError::NotFound => ("not_found", self.to_string()),
@@ -98,7 +141,37 @@ impl ApiError {
 
 impl From<frontdesk_store::StoreError> for ApiError {
     fn from(e: frontdesk_store::StoreError) -> Self {
-        ApiError::internal(e)
+        use frontdesk_store::StoreError;
+        match e {
+            StoreError::NotFound => ApiError::NotFound,
+            StoreError::Conflict(code) => ApiError::Conflict {
+                code,
+                message: conflict_message(code).into(),
+            },
+            StoreError::Invalid(message) => ApiError::Unprocessable {
+                code: "invalid",
+                message,
+            },
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+/// Words for the store's conflict codes.
+fn conflict_message(code: &str) -> &'static str {
+    match code {
+        "email_taken" => "an account with this email already exists; sign in instead",
+        "slug_taken" => "this organisation address is taken",
+        "last_admin" => "the organisation must keep at least one admin",
+        "builtin_role" => "built-in roles cannot be changed or deleted",
+        "role_in_use" => "members still hold this role",
+        "role_name_taken" => "a role with this name exists",
+        "team_name_taken" => "a team with this name exists",
+        "already_a_member" => "this person is already a member",
+        "invitation_for_another_email" => "this invitation was sent to another email address",
+        "scope_exceeds_own_permissions" => "a key cannot have permissions you do not have",
+        "totp_already_enabled" => "two-factor sign-in is already on; turn it off first",
+        _ => "the request conflicts with the current state",
     }
 }
 
@@ -108,6 +181,13 @@ impl IntoResponse for ApiError {
             tracing::error!(error = %error_chain(cause.as_ref()), "internal error");
         }
         let mut response = self.status().into_response();
+        if let ApiError::TooManyRequests { retry_after_secs } = &self
+            && let Ok(v) = axum::http::HeaderValue::from_str(&retry_after_secs.to_string())
+        {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, v);
+        }
         response.extensions_mut().insert(self.payload());
         response
     }

@@ -1,6 +1,7 @@
 //! Probes and metrics: `/healthz`, `/readyz`, `/metrics`.
 
 use crate::AppState;
+use crate::auth::Access;
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::routes::RouteTableBuilder;
 use axum::Json;
@@ -14,9 +15,10 @@ use utoipa::ToSchema;
 use utoipa_axum::routes;
 
 pub(crate) fn routes(b: RouteTableBuilder) -> RouteTableBuilder {
-    b.json(routes!(healthz))
-        .json(routes!(readyz))
-        .other(Method::GET, "/metrics", get(metrics))
+    b.json(routes!(healthz), Access::Public)
+        .json(routes!(readyz), Access::Public)
+        // Public, or behind a bearer token of its own when `metrics_token` is set.
+        .other(Method::GET, "/metrics", get(metrics), Access::Public)
 }
 
 /// Answer of the probes.

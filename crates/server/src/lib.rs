@@ -4,18 +4,23 @@
 //! route table; [`serve`] runs it on a given listener until a shutdown signal, so tests
 //! bind port 0 and stop servers cleanly.
 
+mod account;
+pub mod api;
+pub mod auth;
 pub mod error;
 mod health;
+pub mod mail;
 pub mod metrics;
 mod middleware;
 mod openapi;
 pub mod routes;
 pub mod settings;
+pub mod web;
 
 pub use error::ApiError;
 pub use middleware::RequestId;
 pub use routes::{RouteInfo, RouteKind};
-pub use settings::{HstsPolicy, ServerSettings};
+pub use settings::{AuthSettings, Clock, HstsPolicy, ServerSettings};
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -35,6 +40,8 @@ struct Inner {
     settings: ServerSettings,
     metrics: metrics::Metrics,
     metrics_token: Option<SecretString>,
+    clock: Clock,
+    mailer: mail::Mailer,
 }
 
 /// Everything handlers share. Cheap to clone.
@@ -47,12 +54,38 @@ impl AppState {
         settings: ServerSettings,
         metrics_token: Option<SecretString>,
     ) -> Self {
+        Self::with_clock(store, settings, metrics_token, Clock::system())
+    }
+
+    /// The state with a clock of the caller's (tests move time forward with it).
+    pub fn with_clock(
+        store: Store,
+        settings: ServerSettings,
+        metrics_token: Option<SecretString>,
+        clock: Clock,
+    ) -> Self {
+        let mailer = mail::Mailer::new(store.clone());
         Self(Arc::new(Inner {
             store,
             settings,
             metrics: metrics::Metrics::default(),
             metrics_token,
+            clock,
+            mailer,
         }))
+    }
+
+    pub fn auth(&self) -> &AuthSettings {
+        &self.0.settings.auth
+    }
+
+    /// The current time (microsecond precision, as stored).
+    pub fn now(&self) -> time::OffsetDateTime {
+        self.0.clock.now()
+    }
+
+    pub fn mailer(&self) -> &mail::Mailer {
+        &self.0.mailer
     }
 
     pub fn store(&self) -> &Store {
@@ -91,9 +124,11 @@ pub struct App {
 
 /// Builds the router from the route table and wraps it in the middleware stack.
 pub fn build_app(state: AppState) -> App {
-    let builder = routes::RouteTableBuilder::new(openapi::base_document());
+    let builder = routes::RouteTableBuilder::new(openapi::base_document(), state.clone());
     let builder = health::routes(builder);
     let builder = openapi::routes(builder);
+    let builder = api::routes(builder);
+    let builder = web::routes(builder);
     let (router, doc, table) = builder.finish();
     let doc_json: Arc<str> = serde_json::to_string(&doc)
         .expect("OpenAPI document serialises")
@@ -147,7 +182,8 @@ pub async fn serve(
     grace: Duration,
 ) -> std::io::Result<()> {
     let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = axum::serve(listener, router).with_graceful_shutdown(async move {
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    let server = axum::serve(listener, service).with_graceful_shutdown(async move {
         shutdown.await;
         tracing::info!("shutdown requested; finishing in-flight requests");
         let _ = signalled_tx.send(());

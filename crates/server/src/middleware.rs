@@ -63,11 +63,18 @@ pub(crate) async fn request_context(
         .unwrap_or_else(|| "unmatched".to_owned());
     let method = method_label(req.method());
     req.extensions_mut().insert(RequestId(id.clone()));
+    // A browser asking for a page gets errors as a page; the API always gets JSON.
+    let wants_html = !req.uri().path().starts_with("/api/")
+        && req
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.contains("text/html"));
 
     let span = tracing::info_span!("request", request_id = %id, method, route = %route);
     async move {
         let response = next.run(req).await;
-        let response = render_error(response, &id);
+        let response = render_error(response, &id, wants_html);
         let status = response.status();
         let took = started.elapsed();
         if status.is_server_error() {
@@ -98,8 +105,15 @@ pub(crate) async fn request_context(
 
 /// Replaces the body of an error response with the JSON envelope, unless a handler
 /// already produced a JSON body of its own.
-fn render_error(response: Response, request_id: &str) -> Response {
+fn render_error(response: Response, request_id: &str, wants_html: bool) -> Response {
     let status = response.status();
+    let is_html = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/html"));
+    if is_html {
+        return response;
+    }
     let payload = response.extensions().get::<ErrorPayload>().cloned();
     let payload = match payload {
         Some(p) => p,
@@ -115,6 +129,16 @@ fn render_error(response: Response, request_id: &str) -> Response {
         }
         None => return response,
     };
+    if wants_html {
+        let (mut parts, _old_body) = response.into_parts();
+        let page = crate::web::error_page_html(status, &payload.message, request_id);
+        parts.headers.remove(header::CONTENT_LENGTH);
+        parts.headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        return Response::from_parts(parts, Body::from(page));
+    }
     let envelope = ErrorEnvelope {
         error: ErrorBody {
             code: payload.code.to_owned(),

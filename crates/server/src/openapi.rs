@@ -27,7 +27,12 @@ pub(crate) fn base_document() -> utoipa::openapi::OpenApi {
 pub(crate) struct OpenApiJson(pub Arc<str>);
 
 pub(crate) fn routes(b: RouteTableBuilder) -> RouteTableBuilder {
-    b.other(Method::GET, "/api/openapi.json", get(openapi_json))
+    b.other(
+        Method::GET,
+        "/api/openapi.json",
+        get(openapi_json),
+        crate::auth::Access::Public,
+    )
 }
 
 async fn openapi_json(Extension(doc): Extension<OpenApiJson>) -> impl IntoResponse {

@@ -2,6 +2,7 @@
 //! The router and the OpenAPI document are both built from it, and tests enumerate it.
 
 use crate::AppState;
+use crate::auth::{Access, Guard, Surface};
 use axum::http::Method;
 use axum::routing::MethodRouter;
 use utoipa::openapi::OpenApi;
@@ -13,22 +14,26 @@ use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouter};
 pub enum RouteKind {
     /// JSON, documented in the OpenAPI document.
     Json,
-    /// Anything else: the metrics text, the OpenAPI document itself.
+    /// An HTML page or form target of the web UI.
+    Page,
+    /// Anything else: the metrics text, the OpenAPI document itself, static assets.
     Other,
 }
 
-/// One method on one path.
+/// One method on one path, with what it requires of its caller.
 #[derive(Debug, Clone)]
 pub struct RouteInfo {
     pub method: Method,
     pub path: String,
     pub kind: RouteKind,
+    pub access: Access,
 }
 
 /// Collects routes; `finish` yields the router, the OpenAPI document and the table.
 pub(crate) struct RouteTableBuilder {
     api: OpenApiRouter<AppState>,
     table: Vec<RouteInfo>,
+    state: AppState,
 }
 
 fn methods_of(item: &PathItem) -> Vec<Method> {
@@ -49,35 +54,85 @@ fn methods_of(item: &PathItem) -> Vec<Method> {
 }
 
 impl RouteTableBuilder {
-    pub fn new(doc: OpenApi) -> Self {
+    pub fn new(doc: OpenApi, state: AppState) -> Self {
         Self {
             api: OpenApiRouter::with_openapi(doc),
             table: Vec::new(),
+            state,
         }
     }
 
+    /// The route's handler wrapped in the guard that enforces `access`: the declaration
+    /// and the enforcement are one and the same.
+    fn guarded(
+        &self,
+        handler: MethodRouter<AppState>,
+        access: Access,
+        surface: Surface,
+    ) -> MethodRouter<AppState> {
+        let guard = Guard {
+            state: self.state.clone(),
+            access,
+            surface,
+        };
+        handler.route_layer(axum::middleware::from_fn_with_state(
+            guard,
+            crate::auth::guard,
+        ))
+    }
+
     /// A JSON route described by its handler's `#[utoipa::path]`.
-    pub fn json(mut self, route: UtoipaMethodRouter<AppState>) -> Self {
-        for (path, item) in route.1.paths.iter() {
+    pub fn json(mut self, route: UtoipaMethodRouter<AppState>, access: Access) -> Self {
+        let (schemas, paths, handler) = route;
+        for (path, item) in paths.paths.iter() {
             for method in methods_of(item) {
                 self.table.push(RouteInfo {
                     method,
                     path: path.clone(),
                     kind: RouteKind::Json,
+                    access,
                 });
             }
         }
-        self.api = self.api.routes(route);
+        let handler = self.guarded(handler, access, Surface::Api);
+        self.api = self.api.routes((schemas, paths, handler));
+        self
+    }
+
+    /// A page of the web UI (or a form it posts to).
+    pub fn page(
+        mut self,
+        method: Method,
+        path: &str,
+        handler: MethodRouter<AppState>,
+        access: Access,
+    ) -> Self {
+        self.table.push(RouteInfo {
+            method,
+            path: path.to_owned(),
+            kind: RouteKind::Page,
+            access,
+        });
+        let handler = self.guarded(handler, access, Surface::Page);
+        self.api = self.api.route(path, handler);
         self
     }
 
     /// A route that does not answer JSON.
-    pub fn other(mut self, method: Method, path: &str, handler: MethodRouter<AppState>) -> Self {
+    pub fn other(
+        mut self,
+        method: Method,
+        path: &str,
+        handler: MethodRouter<AppState>,
+        access: Access,
+    ) -> Self {
         self.table.push(RouteInfo {
             method,
             path: path.to_owned(),
             kind: RouteKind::Other,
+            access,
         });
+        let handler = self.guarded(handler, access, Surface::Api);
         self.api = self.api.route(path, handler);
         self
     }

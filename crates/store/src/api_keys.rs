@@ -11,12 +11,13 @@ use serde::Serialize;
 use time::{Duration, OffsetDateTime};
 
 /// An API key as admins list it: never the key itself, only its visible prefix.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct ApiKeyRecord {
     pub id: ApiKeyId,
     pub name: String,
     /// The first characters of the key, to recognise it.
     pub prefix: String,
+    #[schema(value_type = Vec<String>)]
     pub scopes: PermissionSet,
     pub created_by: Option<UserId>,
     #[serde(with = "time::serde::rfc3339")]

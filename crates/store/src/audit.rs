@@ -40,7 +40,7 @@ impl AuditRecord {
 }
 
 /// A stored audit event.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct AuditEvent {
     pub org_id: OrgId,
     pub seq: i64,
@@ -52,8 +52,10 @@ pub struct AuditEvent {
     pub target_id: String,
     pub data: serde_json::Value,
     #[serde(serialize_with = "as_hex")]
+    #[schema(value_type = String)]
     pub prev_hash: Vec<u8>,
     #[serde(serialize_with = "as_hex")]
+    #[schema(value_type = String)]
     pub hash: Vec<u8>,
 }
 
@@ -281,7 +283,7 @@ pub struct AuditQuery {
 }
 
 /// One page of events, newest first, and the cursor for the next.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct AuditPage {
     pub events: Vec<AuditEvent>,
     pub next_before_seq: Option<i64>,

@@ -19,7 +19,7 @@ use time::{Duration, OffsetDateTime};
 use zeroize::Zeroizing;
 
 /// A user as the account pages show it. The password hash is never part of it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct User {
     pub id: UserId,
     pub email: String,
@@ -46,7 +46,7 @@ impl std::fmt::Debug for Credentials {
 }
 
 /// Browser (cookie) or API client (access and refresh tokens).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SessionKind {
     Web,
@@ -97,7 +97,7 @@ pub struct Principal {
 }
 
 /// A session as its owner lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct SessionSummary {
     pub id: SessionId,
     pub kind: SessionKind,

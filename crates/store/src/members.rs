@@ -16,7 +16,7 @@ use serde::Serialize;
 use time::{Duration, OffsetDateTime};
 
 /// An organisation a user belongs to, for the organisation picker.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct OrgMembership {
     pub org_id: OrgId,
     pub name: String,
@@ -24,19 +24,20 @@ pub struct OrgMembership {
 }
 
 /// A role of the organisation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct RoleRecord {
     pub id: RoleId,
     pub name: String,
     /// Set for admin, manager and agent, whose permissions are defined by Frontdesk.
     pub builtin: Option<BuiltinRole>,
+    #[schema(value_type = Vec<String>)]
     pub permissions: PermissionSet,
     pub description: String,
     pub members: i64,
 }
 
 /// A member of the organisation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Member {
     pub user_id: UserId,
     pub email: String,
@@ -50,7 +51,7 @@ pub struct Member {
 }
 
 /// A team of members (the inbox routes conversations to teams).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Team {
     pub id: TeamId,
     pub name: String,
@@ -60,7 +61,7 @@ pub struct Team {
 }
 
 /// Where an invitation stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum InvitationState {
     Pending,
@@ -70,7 +71,7 @@ pub enum InvitationState {
 }
 
 /// An invitation, as admins list it. The token is never stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Invitation {
     pub id: InvitationId,
     pub email: String,
@@ -84,7 +85,7 @@ pub struct Invitation {
 }
 
 /// What an invitee sees before accepting.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct InvitationPreview {
     pub org_id: OrgId,
     pub org_name: String,
@@ -335,6 +336,39 @@ impl Store {
                 slug,
             })
             .collect())
+    }
+
+    /// Records a sign-in event of `user` (login, failed login, logout, revocation, password
+    /// or two-factor change) in the audit chain of every organisation they belong to, in one
+    /// transaction. `by_user`: the user acted (else Frontdesk's sign-in code, e.g. for a
+    /// failed attempt that may not be theirs). Returns how many chains got the event.
+    pub async fn record_user_event(
+        &self,
+        user: UserId,
+        by_user: bool,
+        record: AuditRecord,
+    ) -> Result<usize, StoreError> {
+        let mut g = self.begin_global(true).await?;
+        g.scope(Scope::User(user)).await?;
+        let orgs: Vec<uuid::Uuid> = with_conn!(g.tx, c => {
+            sqlx::query_scalar("SELECT org_id FROM memberships WHERE user_id = $1 ORDER BY org_id")
+                .bind(user.as_uuid())
+                .fetch_all(c)
+                .await?
+        });
+        let actor = if by_user {
+            Actor::User(user)
+        } else {
+            Actor::System("sign-in".into())
+        };
+        for org in &orgs {
+            let ctx = TenantCtx::new(OrgId::from_uuid(*org), actor.clone(), Role::system());
+            let mut tx = g.into_tenant(ctx).await?;
+            tx.audit(record.clone()).await?;
+            g = tx.into_global().await?;
+        }
+        g.commit().await?;
+        Ok(orgs.len())
     }
 
     /// The context a user would act in within `org`, if they belong to it.

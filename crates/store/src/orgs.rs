@@ -8,7 +8,7 @@ use serde::Serialize;
 use time::OffsetDateTime;
 
 /// A tenant.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Organisation {
     pub id: OrgId,
     pub name: String,

@@ -60,7 +60,7 @@ impl SecretName {
 
 /// What may be shown about a stored secret: that it is set, and for long values the last
 /// four characters (so an operator can tell which token is in place).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct SecretMeta {
     pub name: String,
     pub configured: bool,

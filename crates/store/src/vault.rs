@@ -439,6 +439,14 @@ impl fmt::Debug for Vault {
     }
 }
 
+fn derive_from(master: &Key, purpose: &str) -> Zeroizing<[u8; KEY_LEN]> {
+    let hk = hkdf::Hkdf::<sha2::Sha256>::new(Some(b"frontdesk.derive.v1"), &master.0);
+    let mut out = Zeroizing::new([0u8; KEY_LEN]);
+    hk.expand(purpose.as_bytes(), out.as_mut())
+        .expect("32 bytes is a valid HKDF-SHA256 output length");
+    out
+}
+
 fn file_stamp(path: &Path) -> Option<(std::time::SystemTime, u64)> {
     let md = std::fs::metadata(path).ok()?;
     Some((md.modified().ok()?, md.len()))
@@ -549,6 +557,29 @@ impl Vault {
             }
             other => other,
         }
+    }
+
+    /// A 32-byte key for `purpose` derived (HKDF-SHA256) from the primary master key, with
+    /// the master version it comes from. Used for keys that need no storage, such as the
+    /// access-token signing key; rotating the master key rotates them too.
+    pub fn derive(&self, purpose: &str) -> (u32, Zeroizing<[u8; KEY_LEN]>) {
+        if let Err(e) = self.reload_if_changed() {
+            tracing::warn!(error = %e, "could not re-read the master key file");
+        }
+        let ring = self.ring();
+        let v = ring.primary_version();
+        (
+            v,
+            derive_from(ring.key(v).expect("primary exists"), purpose),
+        )
+    }
+
+    /// The key for `purpose` derived from master version `version`, if the keyring has it.
+    pub fn derive_version(&self, version: u32, purpose: &str) -> Option<Zeroizing<[u8; KEY_LEN]>> {
+        if self.ring().key(version).is_none() && self.file.is_some() {
+            let _ = self.reload();
+        }
+        self.ring().key(version).map(|k| derive_from(k, purpose))
     }
 
     /// Wraps a data key under the newest master key this vault knows.

@@ -168,6 +168,9 @@ async fn set_tenant(c: &mut PgConnection, ctx: &TenantCtx) {
         .unwrap();
 }
 
+/// name, command, permissive, USING, WITH CHECK
+type PolicyRow = (String, String, bool, Option<String>, Option<String>);
+
 /// The migration check: fails when any tenant table lacks ENABLE/FORCE row-level security or
 /// a tenant policy for each command, when a policy other than the known ones exists, when a
 /// view runs with its owner's rights, or when a unique index does not lead with `org_id`.
@@ -209,7 +212,7 @@ async fn every_tenant_table_forces_row_level_security_with_a_tenant_policy() {
             "{t}: row-level security is not forced (the owner would bypass it)"
         );
 
-        let policies: Vec<(String, String, bool, Option<String>, Option<String>)> = sqlx::query_as(
+        let policies: Vec<PolicyRow> = sqlx::query_as(
             "SELECT policyname::text, cmd, permissive = 'PERMISSIVE', qual, with_check FROM pg_policies WHERE schemaname = 'public' AND tablename = $1",
         )
         .bind(t)

@@ -1,0 +1,49 @@
+//! The JSON API under `/api/v1`. Each area registers its routes with the access they need.
+
+pub(crate) mod account;
+pub(crate) mod admin;
+pub(crate) mod audit;
+mod session;
+
+pub(crate) use session::reset_password;
+
+use crate::error::ApiError;
+use crate::routes::RouteTableBuilder;
+use axum::extract::{FromRequest, Request};
+use serde::de::DeserializeOwned;
+
+pub(crate) fn routes(b: RouteTableBuilder) -> RouteTableBuilder {
+    let b = session::routes(b);
+    let b = account::routes(b);
+    let b = admin::routes(b);
+    audit::routes(b)
+}
+
+/// A JSON body whose refusal is the error envelope with a message saying what is wrong.
+pub struct ApiJson<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::Json::<T>::from_request(req, state).await {
+            Ok(axum::Json(v)) => Ok(ApiJson(v)),
+            Err(rejection) => {
+                use axum::extract::rejection::JsonRejection as R;
+                Err(match rejection {
+                    R::MissingJsonContentType(_) => ApiError::UnsupportedMediaType,
+                    R::BytesRejection(_) => ApiError::PayloadTooLarge,
+                    other => ApiError::bad_request("invalid_body", other.body_text()),
+                })
+            }
+        }
+    }
+}
+
+/// An id from the path; anything that is not one names nothing here (404).
+pub(crate) fn path_id<T>(
+    s: &str,
+    parse: impl Fn(&str) -> Result<T, uuid::Error>,
+) -> Result<T, ApiError> {
+    parse(s).map_err(|_| ApiError::NotFound)
+}
