@@ -1,7 +1,10 @@
 //! Test helpers: a real server on a random port, in-process or as the real binary.
 #![allow(dead_code)]
 
-use frontdesk_server::{AppState, RouteInfo, ServerSettings, build_app, serve};
+pub mod smtp;
+pub mod users;
+
+use frontdesk_server::{AppState, Clock, RouteInfo, ServerSettings, build_app, serve};
 use frontdesk_store::testing::TestDb;
 use secrecy::SecretString;
 use std::io::{BufRead, BufReader};
@@ -17,6 +20,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub db: TestDb,
     pub routes: Vec<RouteInfo>,
+    /// Seconds the server's clock runs ahead of the real one (see [`TestApp::advance`]).
+    pub clock_offset: Arc<std::sync::atomic::AtomicI64>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     handle: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -25,6 +30,7 @@ pub fn client() -> reqwest::Client {
     reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(30))
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap()
 }
@@ -40,14 +46,18 @@ impl TestApp {
         metrics_token: Option<&str>,
         grace: Duration,
     ) -> Self {
-        let state = AppState::new(
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut settings = settings;
+        settings.auth.base_url = url::Url::parse(&format!("http://{addr}/")).unwrap();
+        let clock_offset = Arc::new(std::sync::atomic::AtomicI64::new(0));
+        let state = AppState::with_clock(
             db.store.clone(),
             settings,
             metrics_token.map(|t| SecretString::from(t.to_owned())),
+            Clock::offset(clock_offset.clone()),
         );
         let app = build_app(state);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let handle = tokio::spawn(serve(
             listener,
@@ -62,6 +72,7 @@ impl TestApp {
             client: client(),
             db,
             routes: app.routes,
+            clock_offset,
             shutdown: Some(tx),
             handle: Some(handle),
         }
@@ -69,6 +80,12 @@ impl TestApp {
 
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
+    }
+
+    /// Moves the server's clock forward (expiry, idle timeouts, lockouts).
+    pub fn advance(&self, secs: i64) {
+        self.clock_offset
+            .fetch_add(secs, std::sync::atomic::Ordering::SeqCst);
     }
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
