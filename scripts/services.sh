@@ -1,5 +1,6 @@
 # Sourced by scripts/test: makes sure the services the test suite talks to are running.
-# PostgreSQL is required (the store tests run on it and fail loudly without it).
+# PostgreSQL is required (the store tests run on it and fail loudly without it), and so are
+# Chromium and chromedriver (the browser tests).
 
 pg_url() { echo "${TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}"; }
 pg_ok() { psql "$(pg_url)" -Atqc 'select 1' >/dev/null 2>&1; }
@@ -28,6 +29,23 @@ ensure_postgres() {
   fi
   if ! pg_ok; then
     echo "scripts/test: PostgreSQL is not reachable at $(pg_url)" >&2
+    return 1
+  fi
+}
+
+# The browser tests drive Debian's headless Chromium through chromedriver; they fail (never
+# skip) without them.
+ensure_chromium() {
+  if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then return 0; fi
+  echo "scripts/test: installing Chromium and chromedriver (Debian packages)"
+  local install=(env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver)
+  # A fresh machine's package lists may be empty or stale: update only when the install needs it.
+  if ! "${install[@]}" >/dev/null 2>&1; then
+    apt-get update -qq
+    "${install[@]}" >/dev/null
+  fi
+  if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+    echo "scripts/test: /usr/bin/chromium or /usr/bin/chromedriver still missing after install" >&2
     return 1
   fi
 }

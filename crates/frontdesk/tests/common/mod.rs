@@ -1,6 +1,7 @@
 //! Test helpers: a real server on a random port, in-process or as the real binary.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod smtp;
 pub mod users;
 
