@@ -35,6 +35,39 @@ pub enum Command {
     /// Inspect the tamper-evident audit log.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Configure outgoing mail (invitations, sign-in links, password resets).
+    #[command(subcommand)]
+    Smtp(SmtpCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SmtpCommand {
+    /// Store the SMTP server to send mail through. The password is read from standard
+    /// input (never from the command line) and kept sealed in the vault.
+    Set {
+        #[arg(long)]
+        host: String,
+        #[arg(long, default_value_t = 587)]
+        port: u16,
+        /// `starttls` (port 587), `tls` (port 465), or `none` (only to this machine).
+        #[arg(long, default_value = "starttls")]
+        security: String,
+        #[arg(long)]
+        username: Option<String>,
+        /// The sender, e.g. `Frontdesk <no-reply@clinic.example>`.
+        #[arg(long)]
+        from: String,
+        /// Read the SMTP password from standard input (one line).
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// Show the stored SMTP settings (never the password).
+    Show,
+    /// Send a test mail to an address.
+    Test {
+        #[arg(long)]
+        to: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -71,6 +104,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Migrate => run_migrate(config).await,
         Command::Keys(k) => run_keys(config, k).await,
         Command::Audit(AuditCommand::Verify { org }) => run_audit_verify(config, org).await,
+        Command::Smtp(c) => run_smtp(config, c).await,
     }
 }
 
@@ -169,6 +203,88 @@ async fn run_keys(config: Config, command: KeysCommand) -> anyhow::Result<()> {
                     "  v{v}: wraps {n} data key(s) but is NOT in the keyring: those secrets cannot be opened"
                 );
             }
+        }
+    }
+    store.close().await;
+    Ok(())
+}
+
+async fn run_smtp(config: Config, command: SmtpCommand) -> anyhow::Result<()> {
+    use frontdesk_server::mail::{SmtpConfig, SmtpSecurity, smtp_config};
+    let store = open_current_store(&config).await?;
+    match command {
+        SmtpCommand::Set {
+            host,
+            port,
+            security,
+            username,
+            from,
+            password_stdin,
+        } => {
+            let security = match security.as_str() {
+                "starttls" => SmtpSecurity::Starttls,
+                "tls" => SmtpSecurity::Tls,
+                "none" => SmtpSecurity::None,
+                other => anyhow::bail!("--security: `{other}` is not one of starttls, tls, none"),
+            };
+            let password = if password_stdin {
+                let mut line = String::new();
+                std::io::stdin()
+                    .read_line(&mut line)
+                    .context("reading the password from standard input")?;
+                let line = line.trim_end_matches(['\r', '\n']).to_owned();
+                anyhow::ensure!(!line.is_empty(), "no password on standard input");
+                Some(secrecy::SecretString::from(line))
+            } else {
+                None
+            };
+            let smtp = SmtpConfig {
+                host,
+                port,
+                security,
+                username,
+                from,
+            };
+            frontdesk_server::mail::save_smtp(&store, &smtp, password.as_ref())
+                .await
+                .context("saving the SMTP settings")?;
+            println!(
+                "SMTP settings saved ({}:{}, {:?}{})",
+                smtp.host,
+                smtp.port,
+                smtp.security,
+                if password.is_some() {
+                    ", password sealed in the vault"
+                } else {
+                    ""
+                }
+            );
+        }
+        SmtpCommand::Show => match smtp_config(&store)
+            .await
+            .context("reading the SMTP settings")?
+        {
+            Some(c) => println!(
+                "host: {}\nport: {}\nsecurity: {:?}\nusername: {}\nfrom: {}",
+                c.host,
+                c.port,
+                c.security,
+                c.username.as_deref().unwrap_or("(none)"),
+                c.from
+            ),
+            None => println!("no SMTP server is configured; mail is not sent"),
+        },
+        SmtpCommand::Test { to } => {
+            let mailer = frontdesk_server::mail::Mailer::new(store.clone());
+            mailer
+                .send(
+                    &to,
+                    "Frontdesk test mail",
+                    "This is a test mail from Frontdesk. Mail works.\n",
+                )
+                .await
+                .context("sending the test mail")?;
+            println!("test mail sent to {to}");
         }
     }
     store.close().await;

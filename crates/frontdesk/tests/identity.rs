@@ -18,8 +18,11 @@ fn code(v: &Value) -> &str {
 /// RFC 6238 code for a base32 secret at the server's current time.
 fn totp_now(app: &TestApp, secret_b32: &str) -> String {
     use hmac::{Hmac, KeyInit, Mac};
-    let secret = data_encoding::BASE32_NOPAD.decode(secret_b32.as_bytes()).unwrap();
-    let now = time::OffsetDateTime::now_utc().unix_timestamp() + app.clock_offset.load(std::sync::atomic::Ordering::SeqCst);
+    let secret = data_encoding::BASE32_NOPAD
+        .decode(secret_b32.as_bytes())
+        .unwrap();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp()
+        + app.clock_offset.load(std::sync::atomic::Ordering::SeqCst);
     let step = now / 30;
     let mut mac = <Hmac<sha1::Sha1> as KeyInit>::new_from_slice(&secret).unwrap();
     mac.update(&step.to_be_bytes());
@@ -30,9 +33,21 @@ fn totp_now(app: &TestApp, secret_b32: &str) -> String {
 }
 
 async fn audit_actions(app: &TestApp, token: &str) -> Vec<String> {
-    let (s, v) = app.api(Method::GET, "/api/v1/audit-events?limit=500", Some(token), None).await;
+    let (s, v) = app
+        .api(
+            Method::GET,
+            "/api/v1/audit-events?limit=500",
+            Some(token),
+            None,
+        )
+        .await;
     assert_eq!(s, StatusCode::OK, "{v}");
-    v["events"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap().to_owned()).collect()
+    v["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap().to_owned())
+        .collect()
 }
 
 both_backends! {
