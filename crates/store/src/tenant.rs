@@ -9,7 +9,35 @@
 use crate::{Store, StoreError};
 use frontdesk_domain::{Actor, OrgId, Permission, Role, UserId};
 
-/// Who is acting, for which organisation, in which role. No public constructor.
+/// Who is acting, for which organisation, in which role. No public constructor: only the
+/// store's authentication (a session, an API key) and organisation creation make one.
+///
+/// Code outside the store has every ingredient of one:
+///
+/// ```
+/// use frontdesk_domain::{Actor, OrgId, Role, UserId};
+/// let _parts = (OrgId::new(), Actor::User(UserId::new()), Role::system());
+/// ```
+///
+/// but cannot put them together (each block below must fail to compile):
+///
+/// ```compile_fail
+/// use frontdesk_domain::{Actor, OrgId, Role, UserId};
+/// let ctx = frontdesk_store::TenantCtx::new(OrgId::new(), Actor::User(UserId::new()), Role::system());
+/// ```
+///
+/// ```compile_fail
+/// let ctx = frontdesk_store::TenantCtx::system(frontdesk_domain::OrgId::new(), "me");
+/// ```
+///
+/// ```compile_fail
+/// use frontdesk_domain::{Actor, OrgId, Role, UserId};
+/// let ctx = frontdesk_store::TenantCtx { org_id: OrgId::new(), actor: Actor::User(UserId::new()), role: Role::system() };
+/// ```
+///
+/// ```compile_fail
+/// let ctx: frontdesk_store::TenantCtx = frontdesk_domain::OrgId::new().into();
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TenantCtx {
     org_id: OrgId,
