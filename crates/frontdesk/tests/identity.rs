@@ -395,7 +395,7 @@ both_backends! {
         let other = app.signup("Other Clinic", "zara@other.example").await;
         let (_, inv) = app.api(Method::POST, "/api/v1/invitations", Some(&admin.access), Some(json!({ "email": "zara@other.example", "role_id": manager }))).await;
         let token = url::Url::parse(inv["invite_url"].as_str().unwrap()).unwrap().query_pairs().find(|(k, _)| k == "token").unwrap().1.into_owned();
-        let (s, v) = app.api(Method::POST, "/api/v1/me/invitations/accept", Some(&tokens["access_token"].as_str().unwrap().to_owned()), Some(json!({ "token": token }))).await;
+        let (s, v) = app.api(Method::POST, "/api/v1/me/invitations/accept", tokens["access_token"].as_str(), Some(json!({ "token": token }))).await;
         assert_eq!((s, code(&v)), (StatusCode::CONFLICT, "invitation_for_another_email"));
         let (s, v) = app.api(Method::POST, "/api/v1/me/invitations/accept", Some(&other.access), Some(json!({ "token": token }))).await;
         assert_eq!(s, StatusCode::OK, "{v}");
