@@ -508,6 +508,8 @@ both_backends! {
 
     async fn every_sign_in_event_is_audited(db) {
         let app = TestApp::spawn(db).await;
+        let sink = SmtpSink::start().await;
+        sink.configure(&app.db.store).await;
         let admin = app.signup("Clinic", "asha@clinic.example").await;
         app.api(Method::POST, "/api/v1/auth/login", None, Some(json!({ "email": "asha@clinic.example", "password": "wrong wrong wrong" }))).await;
         let other = app.login("asha@clinic.example", PASSWORD).await;
@@ -516,6 +518,8 @@ both_backends! {
         let (_, roles) = app.api(Method::GET, "/api/v1/roles", Some(&admin.access), None).await;
         let manager = roles.as_array().unwrap().iter().find(|r| r["name"] == "manager").unwrap()["id"].clone();
         app.api(Method::PATCH, &format!("/api/v1/members/{}", agent.user_id), Some(&admin.access), Some(json!({ "role_id": manager }))).await;
+        let mail = sink.wait_for("ravi@clinic.example", "role in Clinic changed", 0).await;
+        assert!(mail.text().contains("from agent to manager"), "{}", mail.text());
         app.api(Method::POST, "/api/v1/api-keys", Some(&admin.access), Some(json!({ "name": "k", "scopes": ["audit.read"] }))).await;
         app.api(Method::POST, &format!("/api/v1/members/{}/revoke-sessions", agent.user_id), Some(&admin.access), None).await;
         let (_, page) = app.api(Method::GET, "/api/v1/audit-events?limit=500", Some(&admin.access), None).await;

@@ -255,7 +255,19 @@ async fn set_member_role(
     ApiJson(req): ApiJson<MemberRole>,
 ) -> Result<StatusCode, ApiError> {
     let user = path_id(&id, UserId::parse)?;
-    let mut tx = state.store().begin(&ctx).await?;
+    change_member_role(&state, &ctx, user, req.role_id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Gives a member another role, if the caller holds every permission of both the old and
+/// the new role, and tells the member by mail (shared with the team page).
+pub(crate) async fn change_member_role(
+    state: &AppState,
+    ctx: &TenantCtx,
+    user: UserId,
+    role: RoleId,
+) -> Result<(), ApiError> {
+    let mut tx = state.store().begin(ctx).await?;
     let roles = tx.roles().await?;
     let current = tx.require_member(user).await?;
     let old = roles
@@ -264,13 +276,51 @@ async fn set_member_role(
         .ok_or(ApiError::NotFound)?;
     let new = roles
         .iter()
-        .find(|r| r.id == req.role_id)
+        .find(|r| r.id == role)
         .ok_or(ApiError::NotFound)?;
-    within_own(&ctx, &old.permissions)?;
-    within_own(&ctx, &new.permissions)?;
-    tx.set_member_role(user, req.role_id).await?;
+    within_own(ctx, &old.permissions)?;
+    within_own(ctx, &new.permissions)?;
+    tx.set_member_role(user, role).await?;
     tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT)
+    if old.id != new.id
+        && let Some(member) = state
+            .store()
+            .list_members(ctx)
+            .await?
+            .into_iter()
+            .find(|m| m.user_id == user)
+    {
+        let org = state.store().organisation(ctx).await?;
+        state.mailer().send_later(
+            member.email,
+            format!("Your role in {} changed", org.name),
+            format!(
+                "Hello {},\n\nYour role in {} on Frontdesk changed from {} to {}.\nIf you did not expect this, ask your administrator.\n",
+                member.name, org.name, old.name, new.name
+            ),
+        );
+    }
+    Ok(())
+}
+
+/// Removes a member if the caller holds every permission of the member's role (shared with
+/// the team page).
+pub(crate) async fn remove_member_checked(
+    state: &AppState,
+    ctx: &TenantCtx,
+    user: UserId,
+) -> Result<(), ApiError> {
+    let mut tx = state.store().begin(ctx).await?;
+    let roles = tx.roles().await?;
+    let current = tx.require_member(user).await?;
+    let role = roles
+        .iter()
+        .find(|r| r.id == current)
+        .ok_or(ApiError::NotFound)?;
+    within_own(ctx, &role.permissions)?;
+    tx.remove_member(user, state.now()).await?;
+    tx.commit().await?;
+    Ok(())
 }
 
 /// Removes a member; their sessions in this organisation end.
@@ -283,16 +333,7 @@ async fn remove_member(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let user = path_id(&id, UserId::parse)?;
-    let mut tx = state.store().begin(&ctx).await?;
-    let roles = tx.roles().await?;
-    let current = tx.require_member(user).await?;
-    let role = roles
-        .iter()
-        .find(|r| r.id == current)
-        .ok_or(ApiError::NotFound)?;
-    within_own(&ctx, &role.permissions)?;
-    tx.remove_member(user, state.now()).await?;
-    tx.commit().await?;
+    remove_member_checked(&state, &ctx, user).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -3,7 +3,7 @@
 
 use super::{PageCtx, PageError, PageForm, see_other, when};
 use crate::AppState;
-use crate::api::admin::{invite, within_own};
+use crate::api::admin::{change_member_role, invite, remove_member_checked, within_own};
 use crate::api::audit::AuditFilter;
 use crate::auth::{Access, Authed, Tenant};
 use crate::error::ApiError;
@@ -356,21 +356,7 @@ async fn member_role(
 ) -> Result<Response, PageError> {
     let user = id(&user, UserId::parse)?;
     let role = id(&form.role_id, RoleId::parse)?;
-    let mut tx = state.store().begin(&ctx).await?;
-    let roles = tx.roles().await?;
-    let current = tx.require_member(user).await?;
-    let old = roles
-        .iter()
-        .find(|r| r.id == current)
-        .ok_or(ApiError::NotFound)?;
-    let new = roles
-        .iter()
-        .find(|r| r.id == role)
-        .ok_or(ApiError::NotFound)?;
-    within_own(&ctx, &old.permissions)?;
-    within_own(&ctx, &new.permissions)?;
-    tx.set_member_role(user, role).await?;
-    tx.commit().await?;
+    change_member_role(&state, &ctx, user, role).await?;
     Ok(see_other("/team?ok=saved", &[]))
 }
 
@@ -380,16 +366,7 @@ async fn member_remove(
     Path(user): Path<String>,
 ) -> Result<Response, PageError> {
     let user = id(&user, UserId::parse)?;
-    let mut tx = state.store().begin(&ctx).await?;
-    let roles = tx.roles().await?;
-    let current = tx.require_member(user).await?;
-    let role = roles
-        .iter()
-        .find(|r| r.id == current)
-        .ok_or(ApiError::NotFound)?;
-    within_own(&ctx, &role.permissions)?;
-    tx.remove_member(user, state.now()).await?;
-    tx.commit().await?;
+    remove_member_checked(&state, &ctx, user).await?;
     Ok(see_other("/team?ok=removed", &[]))
 }
 
