@@ -346,3 +346,60 @@ pub(crate) async fn change_password(
     );
     Ok(())
 }
+
+/// Ends one of the user's sessions and records it; false if it was not theirs or already over.
+pub(crate) async fn end_session(
+    state: &AppState,
+    user: UserId,
+    session: frontdesk_domain::SessionId,
+    reason: &str,
+    action: &str,
+) -> Result<bool, ApiError> {
+    if !state
+        .store()
+        .revoke_session(user, session, reason, state.now())
+        .await?
+    {
+        return Ok(false);
+    }
+    state
+        .store()
+        .record_user_event(
+            user,
+            true,
+            AuditRecord::new(
+                action,
+                "session",
+                session.to_string(),
+                serde_json::json!({}),
+            ),
+        )
+        .await?;
+    Ok(true)
+}
+
+/// Ends every session of the user but `keep`, and records it; returns how many ended.
+pub(crate) async fn end_other_sessions(
+    state: &AppState,
+    user: UserId,
+    keep: Option<frontdesk_domain::SessionId>,
+) -> Result<u64, ApiError> {
+    let n = state
+        .store()
+        .revoke_user_sessions(user, keep, "revoked_by_user", state.now())
+        .await?;
+    state
+        .store()
+        .record_user_event(
+            user,
+            true,
+            AuditRecord::new(
+                "auth.other_sessions_revoked",
+                "user",
+                user.to_string(),
+                serde_json::json!({ "count": n }),
+            ),
+        )
+        .await?;
+    Ok(n)
+}

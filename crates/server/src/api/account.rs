@@ -1,7 +1,7 @@
 //! A person's own account over the API: profile, password, two-factor sign-in, sessions,
 //! organisations, and accepting invitations.
 
-use super::session::{TokenPair, access_token};
+use super::session::{TokenPair, pair};
 use super::{ApiJson, path_id};
 use crate::AppState;
 use crate::account;
@@ -329,26 +329,17 @@ async fn revoke_session(
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = path_id(&id, SessionId::parse)?;
-    if !state
-        .store()
-        .revoke_session(user.id, id, "revoked_by_user", state.now())
-        .await?
+    if !account::end_session(
+        &state,
+        user.id,
+        id,
+        "revoked_by_user",
+        "auth.session_revoked",
+    )
+    .await?
     {
         return Err(ApiError::NotFound);
     }
-    state
-        .store()
-        .record_user_event(
-            user.id,
-            true,
-            AuditRecord::new(
-                "auth.session_revoked",
-                "session",
-                id.to_string(),
-                serde_json::json!({}),
-            ),
-        )
-        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -366,23 +357,7 @@ async fn revoke_other_sessions(
     Me(user, caller): Me,
 ) -> Result<Json<Revoked>, ApiError> {
     let keep = caller.principal.session.as_ref().map(|s| s.id);
-    let revoked = state
-        .store()
-        .revoke_user_sessions(user.id, keep, "revoked_by_user", state.now())
-        .await?;
-    state
-        .store()
-        .record_user_event(
-            user.id,
-            true,
-            AuditRecord::new(
-                "auth.other_sessions_revoked",
-                "user",
-                user.id.to_string(),
-                serde_json::json!({ "count": revoked }),
-            ),
-        )
-        .await?;
+    let revoked = account::end_other_sessions(&state, user.id, keep).await?;
     Ok(Json(Revoked { revoked }))
 }
 
@@ -504,21 +479,8 @@ async fn accept_invitation_new_account(
     let refresh = issued
         .refresh_token
         .expect("API sessions have a refresh token");
-    let (access, expires_in) = access_token(
-        &state,
-        user.id,
-        issued.id,
-        Some(ctx.org_id()),
-        Some(ctx.role().name.clone()),
-    );
     Ok((
         StatusCode::CREATED,
-        Json(TokenPair {
-            access_token: access,
-            token_type: "Bearer",
-            expires_in,
-            refresh_token: refresh.expose_secret().to_owned(),
-            org_id: Some(ctx.org_id()),
-        }),
+        Json(pair(&state, user.id, issued.id, Some(ctx.org_id()), &refresh).await?),
     ))
 }

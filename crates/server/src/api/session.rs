@@ -71,7 +71,7 @@ pub(crate) fn access_token(
     (token::mint(state.store().vault(), &claims), ttl)
 }
 
-async fn pair(
+pub(crate) async fn pair(
     state: &AppState,
     user: UserId,
     session: SessionId,
@@ -311,23 +311,7 @@ async fn logout(
     let (Some(user), Some(session)) = (&caller.principal.user, &caller.principal.session) else {
         return Err(ApiError::Forbidden);
     };
-    state
-        .store()
-        .revoke_session(user.id, session.id, "logout", state.now())
-        .await?;
-    state
-        .store()
-        .record_user_event(
-            user.id,
-            true,
-            AuditRecord::new(
-                "auth.logout",
-                "session",
-                session.id.to_string(),
-                serde_json::json!({}),
-            ),
-        )
-        .await?;
+    account::end_session(&state, user.id, session.id, "logout", "auth.logout").await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

@@ -11,7 +11,6 @@ use axum::http::{HeaderMap, Method};
 use axum::response::Response;
 use axum::routing::{get, post};
 use frontdesk_domain::{OrgId, SessionId};
-use frontdesk_store::AuditRecord;
 use maud::{PreEscaped, html};
 use secrecy::SecretString;
 use serde::Deserialize;
@@ -334,26 +333,17 @@ async fn session_revoke(
     Path(id): Path<String>,
 ) -> Result<Response, PageError> {
     let id = SessionId::parse(&id).map_err(|_| ApiError::NotFound)?;
-    if !state
-        .store()
-        .revoke_session(user.id, id, "revoked_by_user", state.now())
-        .await?
+    if !crate::account::end_session(
+        &state,
+        user.id,
+        id,
+        "revoked_by_user",
+        "auth.session_revoked",
+    )
+    .await?
     {
         return Err(PageError(ApiError::NotFound));
     }
-    state
-        .store()
-        .record_user_event(
-            user.id,
-            true,
-            AuditRecord::new(
-                "auth.session_revoked",
-                "session",
-                id.to_string(),
-                serde_json::json!({}),
-            ),
-        )
-        .await?;
     Ok(see_other("/settings/sessions?ok=revoked", &[]))
 }
 
@@ -362,23 +352,7 @@ async fn sessions_revoke_others(
     Me(user, caller): Me,
 ) -> Result<Response, PageError> {
     let keep = caller.principal.session.as_ref().map(|s| s.id);
-    let n = state
-        .store()
-        .revoke_user_sessions(user.id, keep, "revoked_by_user", state.now())
-        .await?;
-    state
-        .store()
-        .record_user_event(
-            user.id,
-            true,
-            AuditRecord::new(
-                "auth.other_sessions_revoked",
-                "user",
-                user.id.to_string(),
-                serde_json::json!({ "count": n }),
-            ),
-        )
-        .await?;
+    crate::account::end_other_sessions(&state, user.id, keep).await?;
     Ok(see_other("/settings/sessions?ok=revoked_others", &[]))
 }
 

@@ -397,23 +397,7 @@ async fn logout(
     Authed(caller): Authed,
 ) -> Result<Response, PageError> {
     if let (Some(user), Some(session)) = (&caller.principal.user, &caller.principal.session) {
-        state
-            .store()
-            .revoke_session(user.id, session.id, "logout", state.now())
-            .await?;
-        state
-            .store()
-            .record_user_event(
-                user.id,
-                true,
-                AuditRecord::new(
-                    "auth.logout",
-                    "session",
-                    session.id.to_string(),
-                    serde_json::json!({}),
-                ),
-            )
-            .await?;
+        account::end_session(&state, user.id, session.id, "logout", "auth.logout").await?;
     }
     let secure = state.auth().secure_cookies;
     Ok(see_other(
