@@ -3,9 +3,11 @@
 mod email;
 mod ids;
 mod permissions;
+mod phone;
 mod tenant;
 
 pub use email::{Email, EmailError};
 pub use ids::{ApiKeyId, InvitationId, OrgId, RoleId, SessionId, TeamId, UserId};
+pub use phone::{Bsuid, BsuidError, E164, E164Error};
 pub use permissions::{BuiltinRole, Permission, PermissionSet, UnknownPermission};
 pub use tenant::{Actor, ActorParseError, Role};
