@@ -1,0 +1,3126 @@
+//! The access matrix: every route the router serves, what it requires of its caller, and
+//! proof, route by route and on both backends, that the requirement holds.
+//!
+//! The table in [`matrix`] is the source of truth. It is compared with the router's own
+//! route table first: a route missing from the matrix, an entry without a route, or a route
+//! registered with another [`Access`] than the matrix expects fails the test, so a new route
+//! without an entry cannot be merged. `docs/access-matrix.md` must list exactly the same
+//! routes with the same access; the test fails otherwise (its message carries the table to
+//! paste), so the document cannot rot.
+//!
+//! Then, for every route, in this order:
+//!
+//! 1. **anonymous** → 401 with the JSON error envelope (pages: 303 to `/login`, with
+//!    `?next=` for GET); a signed-out token or cookie is answered the same. Public routes
+//!    instead must serve an anonymous caller.
+//! 2. **without the permission** → 403 `forbidden` for an API key holding every permission
+//!    but the route's, and for a member whose custom role has every permission but the
+//!    route's (pages: the 403 HTML page). Routes for a person's own account refuse API
+//!    keys with 403 `not_for_api_keys`. Also: a person who belongs to no organisation is
+//!    sent to choose one (403 `no_organisation`, pages 303 `/orgs`), a member of an
+//!    organisation that requires two-factor sign-in is sent to set it up (403
+//!    `two_factor_required`, pages 303 `/settings/security`), and a session still waiting
+//!    for its second factor is refused (403 `mfa_pending`, pages 303 `/login/2fa`).
+//! 3. **another tenant** → org B's admin addressing org A's object ids (in the path, and in
+//!    bodies: a role id, a team, an organisation) gets 404 (pages: the 404 HTML page), and
+//!    neither organisation changed (a snapshot of both is compared).
+//! 4. **allowed** → org A's admin (bearer token for JSON, cookie session with the CSRF field
+//!    for pages) gets the route's success answer, and its effect is checked. Routes that
+//!    consume something (delete, revoke, sign out, change a password) get fresh objects or
+//!    a throw-away person from their fixture, so the order of routes does not matter.
+
+mod common;
+
+use common::TestApp;
+use common::smtp::SmtpSink;
+use common::users::{ApiUser, PASSWORD, WebSession};
+use frontdesk_domain::Permission;
+use frontdesk_server::auth::Access;
+use frontdesk_server::{RouteInfo, RouteKind};
+use frontdesk_store::both_backends;
+use frontdesk_store::testing::TestDb;
+use reqwest::header::HeaderMap;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// A password that passes the policy and differs from [`PASSWORD`].
+const NEW_PASSWORD: &str = "quince harbour at dawn 7781";
+
+type Fut<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+/// Builds a valid request of org A's for the route.
+type Fixture = for<'a> fn(&'a World, Purpose) -> Fut<'a, Case>;
+/// Extra cross-tenant requests: org A's ids in places other than the path.
+type CrossFixture = for<'a> fn(&'a World) -> Fut<'a, Vec<Case>>;
+/// Checks the effect of the allowed call.
+type Then = Box<dyn for<'a> FnOnce(&'a World, &'a Answer) -> Fut<'a, ()> + Send + Sync>;
+
+/// What a fixture's request is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    /// A refusal (anonymous, without the permission, another tenant): the request names
+    /// org A's standing objects, and must not reach them.
+    Guard,
+    /// The allowed call: fresh objects and throw-away people where the call consumes them.
+    Allowed,
+}
+
+/// One row of the matrix.
+#[derive(Clone)]
+struct Entry {
+    method: Method,
+    path: &'static str,
+    access: Access,
+    fixture: Fixture,
+    cross: Option<CrossFixture>,
+}
+
+fn route(method: Method, path: &'static str, access: Access, fixture: Fixture) -> Entry {
+    Entry {
+        method,
+        path,
+        access,
+        fixture,
+        cross: None,
+    }
+}
+
+impl Entry {
+    fn cross(mut self, f: CrossFixture) -> Self {
+        self.cross = Some(f);
+        self
+    }
+}
+
+enum Body {
+    Empty,
+    Json(Value),
+    Form(Vec<(String, String)>),
+}
+
+/// Who makes the allowed call.
+enum Who {
+    /// Org A's admin: bearer token for JSON, cookie session for pages.
+    Admin,
+    Bearer(String),
+    Web(WebSession),
+}
+
+enum Expect {
+    Status(u16),
+    /// 303 to exactly this location.
+    SeeOther(String),
+}
+
+/// A concrete request for a route, and what its allowed call must answer.
+struct Case {
+    path: String,
+    body: Body,
+    who: Who,
+    expect: Expect,
+    then: Option<Then>,
+}
+
+impl Case {
+    fn bare(path: impl Into<String>) -> Self {
+        Case {
+            path: path.into(),
+            body: Body::Empty,
+            who: Who::Admin,
+            expect: Expect::Status(200),
+            then: None,
+        }
+    }
+
+    fn json(path: impl Into<String>, v: Value) -> Self {
+        Case {
+            body: Body::Json(v),
+            ..Case::bare(path)
+        }
+    }
+
+    fn form(path: impl Into<String>, fields: &[(&str, &str)]) -> Self {
+        Case {
+            body: Body::Form(
+                fields
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+            ),
+            ..Case::bare(path)
+        }
+    }
+
+    fn status(mut self, s: u16) -> Self {
+        self.expect = Expect::Status(s);
+        self
+    }
+
+    fn see_other(mut self, to: impl Into<String>) -> Self {
+        self.expect = Expect::SeeOther(to.into());
+        self
+    }
+
+    fn by(mut self, who: Who) -> Self {
+        self.who = who;
+        self
+    }
+
+    fn then<F>(mut self, f: F) -> Self
+    where
+        F: for<'a> FnOnce(&'a World, &'a Answer) -> Fut<'a, ()> + Send + Sync + 'static,
+    {
+        self.then = Some(Box::new(f));
+        self
+    }
+
+    fn describe(&self) -> String {
+        match &self.body {
+            Body::Empty => self.path.clone(),
+            Body::Json(v) => format!("{} {v}", self.path),
+            Body::Form(f) => format!("{} {f:?}", self.path),
+        }
+    }
+}
+
+/// A response, read whole.
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    text: String,
+}
+
+impl Answer {
+    async fn read(r: reqwest::Response) -> Self {
+        let status = r.status();
+        let headers = r.headers().clone();
+        let text = r.text().await.unwrap();
+        Answer {
+            status,
+            headers,
+            text,
+        }
+    }
+
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.text).unwrap_or(Value::Null)
+    }
+
+    /// A cookie the response sets.
+    fn cookie(&self, name: &str) -> Option<String> {
+        self.headers
+            .get_all(reqwest::header::SET_COOKIE)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find_map(|v| {
+                v.strip_prefix(&format!("{name}="))
+                    .map(|rest| rest.split(';').next().unwrap_or_default().to_owned())
+            })
+            .filter(|v| !v.is_empty())
+    }
+
+    fn short(&self) -> String {
+        let body: String = self.text.chars().take(400).collect();
+        format!(
+            "{} (location {:?}) {}",
+            self.status,
+            self.header("location"),
+            body
+        )
+    }
+}
+
+/// The credential a request carries.
+#[derive(Clone, Copy)]
+enum Cred<'a> {
+    None,
+    Bearer(&'a str),
+    Web(&'a WebSession),
+}
+
+/// An organisation of the world and its standing objects.
+struct Org {
+    id: String,
+    admin: ApiUser,
+    web: WebSession,
+    /// An agent: the member routes about members point at.
+    member: ApiUser,
+    manager_role: String,
+    agent_role: String,
+    team: String,
+    /// A live API session of the admin's (what session routes point at).
+    spare_session: String,
+}
+
+/// Someone with both kinds of credentials.
+struct Person {
+    api: ApiUser,
+    web: WebSession,
+}
+
+/// TOTP codes, each time step used at most once per secret (the server refuses replays).
+#[derive(Default)]
+struct Totp {
+    last_step: Mutex<HashMap<Vec<u8>, i64>>,
+}
+
+struct World {
+    app: TestApp,
+    mail: SmtpSink,
+    /// A pre-session CSRF token (double-submit cookie) for anonymous forms.
+    presession: String,
+    a: Org,
+    b: Org,
+    /// A second organisation of org A's admin (to switch to).
+    a2_id: String,
+    a2_name: String,
+    /// Keys of org A holding every permission but one.
+    key_without: HashMap<Permission, String>,
+    /// A key of org A holding every permission.
+    key_full: String,
+    /// Members of org A whose custom role has every permission but one.
+    person_without: HashMap<Permission, Person>,
+    /// Signed in, member of no organisation.
+    no_org: Person,
+    /// The admin of an organisation that requires two-factor sign-in, without it set up.
+    no_2fa: Person,
+    /// An access token and a browser session that were signed out.
+    dead_token: String,
+    dead_web: WebSession,
+    /// A person with two-factor sign-in on, and their secret.
+    totp_user: ApiUser,
+    totp_secret: Vec<u8>,
+    /// A browser session of theirs that gave the password but not yet the code.
+    pending: WebSession,
+    totp: Totp,
+    seq: AtomicUsize,
+}
+
+fn enc(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// RFC 6238 (HMAC-SHA1, 30-second steps, 6 digits), computed here rather than by the server.
+fn totp_at(secret: &[u8], step: i64) -> String {
+    use hmac::{Hmac, KeyInit, Mac};
+    let mut mac = <Hmac<sha1::Sha1> as KeyInit>::new_from_slice(secret).unwrap();
+    mac.update(&step.to_be_bytes());
+    let d = mac.finalize().into_bytes();
+    let off = (d[d.len() - 1] & 0x0f) as usize;
+    let bin = u32::from_be_bytes([d[off], d[off + 1], d[off + 2], d[off + 3]]) & 0x7fff_ffff;
+    format!("{:06}", bin % 1_000_000)
+}
+
+fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+impl Totp {
+    /// A code the server accepts now and has not seen: the current step, or the one after
+    /// the last used (waiting if that is too far ahead).
+    async fn code(&self, secret: &[u8]) -> String {
+        loop {
+            let now = unix_now().div_euclid(30);
+            {
+                let mut last = self.last_step.lock().unwrap();
+                let step = last.get(secret).map_or(now, |l| (l + 1).max(now));
+                if step <= now + 1 {
+                    last.insert(secret.to_vec(), step);
+                    return totp_at(secret, step);
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The matrix.
+// ---------------------------------------------------------------------------------------
+
+fn matrix() -> Vec<Entry> {
+    use Access::{Member, Public, Session, Signed};
+    use Permission::*;
+    vec![
+        // -- probes, documents, assets -----------------------------------------------------
+        route(Method::GET, "/healthz", Public, |_, _| {
+            Box::pin(async move {
+                Case::bare("/healthz")
+                    .then(|_, a| Box::pin(async move { assert_eq!(a.json()["status"], "ok") }))
+            })
+        }),
+        route(Method::GET, "/readyz", Public, |_, _| {
+            Box::pin(async move {
+                Case::bare("/readyz")
+                    .then(|_, a| Box::pin(async move { assert_eq!(a.json()["status"], "ready") }))
+            })
+        }),
+        route(Method::GET, "/metrics", Public, |_, _| {
+            Box::pin(async move {
+                Case::bare("/metrics").then(|_, a| {
+                    Box::pin(async move {
+                        assert!(
+                            a.text.contains("frontdesk_http_requests_total"),
+                            "{}",
+                            a.short()
+                        )
+                    })
+                })
+            })
+        }),
+        route(Method::GET, "/api/openapi.json", Public, |_, _| {
+            Box::pin(async move {
+                Case::bare("/api/openapi.json").then(|_, a| {
+                    Box::pin(async move {
+                        assert!(
+                            a.json()["paths"]["/api/v1/roles"].is_object(),
+                            "{}",
+                            a.short()
+                        )
+                    })
+                })
+            })
+        }),
+        route(Method::GET, "/static/app.css", Public, |_, _| {
+            Box::pin(async move {
+                Case::bare("/static/app.css").then(|_, a| {
+                    Box::pin(async move {
+                        assert!(a.header("content-type").unwrap().starts_with("text/css"))
+                    })
+                })
+            })
+        }),
+        route(Method::GET, "/static/app.js", Public, |_, _| {
+            Box::pin(async move {
+                Case::bare("/static/app.js").then(|_, a| {
+                    Box::pin(async move {
+                        assert!(
+                            a.header("content-type")
+                                .unwrap()
+                                .starts_with("text/javascript")
+                        )
+                    })
+                })
+            })
+        }),
+        // -- signing up, in and out over the API --------------------------------------------
+        route(Method::POST, "/api/v1/auth/signup", Public, |w, _| {
+            Box::pin(async move {
+                let email = w.email("founder", "signup");
+                Case::json(
+                    "/api/v1/auth/signup",
+                    json!({ "organisation_name": w.uniq("Zed signup"), "name": "Founder", "email": email, "password": PASSWORD }),
+                )
+                .status(201)
+                .then(move |w, a| {
+                    Box::pin(async move {
+                        let me = w.get_as(a.json()["access_token"].as_str().unwrap(), "/api/v1/me").await;
+                        assert_eq!(me["user"]["email"], email.as_str());
+                    })
+                })
+            })
+        }),
+        route(Method::POST, "/api/v1/auth/login", Public, |w, _| {
+            Box::pin(async move {
+                Case::json(
+                    "/api/v1/auth/login",
+                    json!({ "email": w.a.admin.email, "password": PASSWORD, "org_id": w.a.id }),
+                )
+                .then(|w, a| {
+                    Box::pin(async move {
+                        let org = w
+                            .get_as(a.json()["access_token"].as_str().unwrap(), "/api/v1/org")
+                            .await;
+                        assert_eq!(org["id"], w.a.id.as_str());
+                    })
+                })
+            })
+        })
+        .cross(|w| {
+            Box::pin(async move {
+                // Org B's admin signs in asking to act in org A.
+                vec![Case::json(
+                    "/api/v1/auth/login",
+                    json!({ "email": w.b.admin.email, "password": PASSWORD, "org_id": w.a.id }),
+                )]
+            })
+        }),
+        route(Method::POST, "/api/v1/auth/refresh", Public, |w, _| {
+            Box::pin(async move {
+                let user = w.app.login(&w.a.admin.email, PASSWORD).await;
+                Case::json(
+                    "/api/v1/auth/refresh",
+                    json!({ "refresh_token": user.refresh }),
+                )
+                .then(|w, a| {
+                    Box::pin(async move {
+                        let v = a.json();
+                        w.get_as(v["access_token"].as_str().unwrap(), "/api/v1/me")
+                            .await;
+                        assert!(v["refresh_token"].as_str().is_some_and(|t| !t.is_empty()));
+                    })
+                })
+            })
+        }),
+        route(Method::POST, "/api/v1/auth/logout", Session, |w, p| {
+            Box::pin(async move {
+                let case = Case::bare("/api/v1/auth/logout").status(204);
+                if p == Purpose::Guard {
+                    return case;
+                }
+                let (token, _) = w.api_session(&w.a.admin.email, PASSWORD, &w.a.id).await;
+                case.by(Who::Bearer(token.clone()))
+                    .then(move |w, _| Box::pin(async move { w.assert_token_dead(&token).await }))
+            })
+        }),
+        route(Method::POST, "/api/v1/auth/switch-org", Signed, |w, p| {
+            Box::pin(async move {
+                let case = Case::json("/api/v1/auth/switch-org", json!({ "org_id": w.a2_id }));
+                if p == Purpose::Guard {
+                    return case;
+                }
+                let (token, _) = w.api_session(&w.a.admin.email, PASSWORD, &w.a.id).await;
+                case.by(Who::Bearer(token)).then(|w, a| {
+                    Box::pin(async move {
+                        let org = w
+                            .get_as(a.json()["access_token"].as_str().unwrap(), "/api/v1/org")
+                            .await;
+                        assert_eq!(org["id"], w.a2_id.as_str());
+                    })
+                })
+            })
+        })
+        .cross(|w| {
+            Box::pin(async move {
+                // Org B's admin asks to act in org A.
+                vec![Case::json(
+                    "/api/v1/auth/switch-org",
+                    json!({ "org_id": w.a.id }),
+                )]
+            })
+        }),
+        route(Method::POST, "/api/v1/auth/magic-link", Public, |w, _| {
+            Box::pin(async move {
+                let m = w.fresh_member().await;
+                Case::json("/api/v1/auth/magic-link", json!({ "email": m.email }))
+                    .status(202)
+                    .then(move |w, _| {
+                        Box::pin(async move {
+                            w.mail_token(&m.email, "sign-in link", "/auth/magic").await;
+                        })
+                    })
+            })
+        }),
+        route(
+            Method::POST,
+            "/api/v1/auth/password-reset",
+            Public,
+            |w, _| {
+                Box::pin(async move {
+                    let m = w.fresh_member().await;
+                    Case::json("/api/v1/auth/password-reset", json!({ "email": m.email }))
+                        .status(202)
+                        .then(move |w, _| {
+                            Box::pin(async move {
+                                w.mail_token(&m.email, "Reset your", "/password/reset")
+                                    .await;
+                            })
+                        })
+                })
+            },
+        ),
+        route(
+            Method::POST,
+            "/api/v1/auth/password-reset/complete",
+            Public,
+            |w, _| {
+                Box::pin(async move {
+                    let m = w.fresh_member().await;
+                    let token = w.reset_token(&m.email).await;
+                    Case::json(
+                        "/api/v1/auth/password-reset/complete",
+                        json!({ "token": token, "new_password": NEW_PASSWORD }),
+                    )
+                    .status(204)
+                    .then(move |w, _| {
+                        Box::pin(async move {
+                            w.app.login(&m.email, NEW_PASSWORD).await;
+                        })
+                    })
+                })
+            },
+        ),
+        // -- a person's own account over the API ---------------------------------------------
+        route(Method::GET, "/api/v1/me", Signed, |_, _| {
+            Box::pin(async move {
+                Case::bare("/api/v1/me").then(|w, a| {
+                    Box::pin(async move {
+                        assert_eq!(a.json()["user"]["id"], w.a.admin.user_id.as_str())
+                    })
+                })
+            })
+        }),
+        route(Method::PATCH, "/api/v1/me", Signed, |w, _| {
+            Box::pin(async move {
+                let name = w.uniq("Admin A renamed");
+                Case::json("/api/v1/me", json!({ "name": name })).then(move |w, _| {
+                    Box::pin(async move {
+                        let me = w.get_as(&w.a.admin.access, "/api/v1/me").await;
+                        assert_eq!(me["user"]["name"], name.as_str());
+                    })
+                })
+            })
+        }),
+        route(Method::POST, "/api/v1/me/password", Signed, |w, p| {
+            Box::pin(async move {
+                let case = Case::json(
+                    "/api/v1/me/password",
+                    json!({ "current_password": PASSWORD, "new_password": NEW_PASSWORD }),
+                )
+                .status(204);
+                if p == Purpose::Guard {
+                    return case;
+                }
+                let m = w.fresh_member().await;
+                case.by(Who::Bearer(m.access.clone())).then(move |w, _| {
+                    Box::pin(async move {
+                        w.app.login(&m.email, NEW_PASSWORD).await;
+                    })
+                })
+            })
+        }),
+        route(Method::POST, "/api/v1/me/totp/setup", Signed, |_, _| {
+            Box::pin(async move {
+                Case::bare("/api/v1/me/totp/setup").then(|_, a| {
+                    Box::pin(async move {
+                        let v = a.json();
+                        assert!(v["secret"].as_str().is_some_and(|s| s.len() >= 32), "{v}");
+                        assert!(
+                            v["otpauth_uri"]
+                                .as_str()
+                                .unwrap()
+                                .starts_with("otpauth://totp/")
+                        );
+                    })
+                })
+            })
+        }),
+        route(Method::POST, "/api/v1/me/totp/enable", Signed, |w, p| {
+            Box::pin(async move {
+                if p == Purpose::Guard {
+                    return Case::json("/api/v1/me/totp/enable", json!({ "code": "000000" }));
+                }
+                let m = w.fresh_member().await;
+                let (s, v) = w
+                    .app
+                    .api(Method::POST, "/api/v1/me/totp/setup", Some(&m.access), None)
+                    .await;
+                assert_eq!(s, StatusCode::OK, "{v}");
+                let secret = base32(v["secret"].as_str().unwrap());
+                let code = w.totp.code(&secret).await;
+                Case::json("/api/v1/me/totp/enable", json!({ "code": code }))
+                    .status(204)
+                    .by(Who::Bearer(m.access.clone()))
+                    .then(move |w, _| {
+                        Box::pin(async move {
+                            let me = w.get_as(&m.access, "/api/v1/me").await;
+                            assert_eq!(me["user"]["totp_enabled"], true);
+                        })
+                    })
+            })
+        }),
+        route(Method::POST, "/api/v1/me/totp/disable", Signed, |w, p| {
+            Box::pin(async move {
+                if p == Purpose::Guard {
+                    return Case::json(
+                        "/api/v1/me/totp/disable",
+                        json!({ "password": PASSWORD, "code": "000000" }),
+                    );
+                }
+                let m = w.fresh_member().await;
+                let secret = w.enable_totp(&m).await;
+                let code = w.totp.code(&secret).await;
+                Case::json(
+                    "/api/v1/me/totp/disable",
+                    json!({ "password": PASSWORD, "code": code }),
+                )
+                .status(204)
+                .by(Who::Bearer(m.access.clone()))
+                .then(move |w, _| {
+                    Box::pin(async move {
+                        let me = w.get_as(&m.access, "/api/v1/me").await;
+                        assert_eq!(me["user"]["totp_enabled"], false);
+                    })
+                })
+            })
+        }),
+        route(Method::GET, "/api/v1/me/sessions", Signed, |_, _| {
+            Box::pin(async move {
+                Case::bare("/api/v1/me/sessions").then(|_, a| {
+                    Box::pin(async move {
+                        let v = a.json();
+                        assert!(
+                            v.as_array().unwrap().iter().any(|s| s["current"] == true),
+                            "{v}"
+                        );
+                    })
+                })
+            })
+        }),
+        route(
+            Method::DELETE,
+            "/api/v1/me/sessions/{session_id}",
+            Signed,
+            |w, p| {
+                Box::pin(async move {
+                    if p == Purpose::Guard {
+                        return Case::bare(format!("/api/v1/me/sessions/{}", w.a.spare_session));
+                    }
+                    let (token, id) = w.api_session(&w.a.admin.email, PASSWORD, &w.a.id).await;
+                    Case::bare(format!("/api/v1/me/sessions/{id}"))
+                        .status(204)
+                        .then(move |w, _| {
+                            Box::pin(async move { w.assert_token_dead(&token).await })
+                        })
+                })
+            },
+        ),
+        route(
+            Method::POST,
+            "/api/v1/me/sessions/revoke-others",
+            Signed,
+            |w, p| {
+                Box::pin(async move {
+                    let case = Case::bare("/api/v1/me/sessions/revoke-others");
+                    if p == Purpose::Guard {
+                        return case;
+                    }
+                    let m = w.fresh_member().await;
+                    let (other, _) = w.api_session(&m.email, PASSWORD, &w.a.id).await;
+                    case.by(Who::Bearer(m.access.clone())).then(move |w, a| {
+                        Box::pin(async move {
+                            assert!(a.json()["revoked"].as_u64().unwrap() >= 1, "{}", a.short());
+                            w.assert_token_dead(&other).await;
+                            w.get_as(&m.access, "/api/v1/me").await;
+                        })
+                    })
+                })
+            },
+        ),
+        route(Method::POST, "/api/v1/organisations", Signed, |w, _| {
+            Box::pin(async move {
+                Case::json(
+                    "/api/v1/organisations",
+                    json!({ "name": w.uniq("Zed api org") }),
+                )
+                .status(201)
+                .then(|w, a| {
+                    Box::pin(async move {
+                        let id = a.json()["id"].as_str().unwrap().to_owned();
+                        let me = w.get_as(&w.a.admin.access, "/api/v1/me").await;
+                        assert!(
+                            me["organisations"]
+                                .as_array()
+                                .unwrap()
+                                .iter()
+                                .any(|o| o["org_id"] == id.as_str()),
+                            "{me}"
+                        );
+                    })
+                })
+            })
+        }),
+        route(
+            Method::POST,
+            "/api/v1/me/invitations/accept",
+            Signed,
+            |w, p| {
+                Box::pin(async move {
+                    if p == Purpose::Guard {
+                        let email = w.email("guest", "guest");
+                        let (_, token) = w.fresh_invitation(&email).await;
+                        return Case::json(
+                            "/api/v1/me/invitations/accept",
+                            json!({ "token": token }),
+                        );
+                    }
+                    // Someone with an account (the founder of another organisation) joins org A.
+                    let email = w.email("guest", "guest");
+                    let guest = w.app.signup(&w.uniq("Zed guest org"), &email).await;
+                    let (_, token) = w.fresh_invitation(&email).await;
+                    Case::json("/api/v1/me/invitations/accept", json!({ "token": token }))
+                        .by(Who::Bearer(guest.access.clone()))
+                        .then(move |w, a| {
+                            Box::pin(async move {
+                                assert_eq!(a.json()["org_id"], w.a.id.as_str());
+                                assert!(w.member_of_a(&guest.user_id).await.is_some());
+                            })
+                        })
+                })
+            },
+        ),
+        route(
+            Method::POST,
+            "/api/v1/invitations/preview",
+            Public,
+            |w, _| {
+                Box::pin(async move {
+                    let email = w.email("guest", "guest");
+                    let (_, token) = w.fresh_invitation(&email).await;
+                    Case::json("/api/v1/invitations/preview", json!({ "token": token })).then(
+                        move |w, a| {
+                            Box::pin(async move {
+                                let v = a.json();
+                                assert_eq!(v["org_id"], w.a.id.as_str());
+                                assert_eq!(v["email"], email.as_str());
+                            })
+                        },
+                    )
+                })
+            },
+        ),
+        route(
+            Method::POST,
+            "/api/v1/invitations/accept",
+            Public,
+            |w, _| {
+                Box::pin(async move {
+                    let email = w.email("guest", "guest");
+                    let (_, token) = w.fresh_invitation(&email).await;
+                    Case::json(
+                        "/api/v1/invitations/accept",
+                        json!({ "token": token, "name": "Invited Person", "password": PASSWORD }),
+                    )
+                    .status(201)
+                    .then(|w, a| {
+                        Box::pin(async move {
+                            let org = w
+                                .get_as(a.json()["access_token"].as_str().unwrap(), "/api/v1/org")
+                                .await;
+                            assert_eq!(org["id"], w.a.id.as_str());
+                        })
+                    })
+                })
+            },
+        ),
+        // -- running an organisation over the API -------------------------------------------
+        route(Method::GET, "/api/v1/org", Member, |_, _| {
+            Box::pin(async move {
+                Case::bare("/api/v1/org").then(|w, a| {
+                    Box::pin(async move { assert_eq!(a.json()["id"], w.a.id.as_str()) })
+                })
+            })
+        }),
+        route(
+            Method::PATCH,
+            "/api/v1/org",
+            Access::Perm(SettingsManage),
+            |w, _| {
+                Box::pin(async move {
+                    let name = w.uniq("Aardvark clinic");
+                    Case::json("/api/v1/org", json!({ "name": name, "require_2fa": false })).then(
+                        move |w, _| {
+                            Box::pin(async move {
+                                assert_eq!(w.get_a("/api/v1/org").await["name"], name.as_str())
+                            })
+                        },
+                    )
+                })
+            },
+        ),
+        route(Method::GET, "/api/v1/permissions", Member, |_, _| {
+            Box::pin(async move {
+                Case::bare("/api/v1/permissions").then(|_, a| {
+                    Box::pin(async move {
+                        assert_eq!(a.json().as_array().unwrap().len(), Permission::ALL.len())
+                    })
+                })
+            })
+        }),
+        route(
+            Method::GET,
+            "/api/v1/roles",
+            Access::Perm(TeamManage),
+            |_, _| {
+                Box::pin(async move {
+                    Case::bare("/api/v1/roles").then(|w, a| {
+                        Box::pin(async move {
+                            let v = a.json();
+                            let ids: Vec<&str> = v
+                                .as_array()
+                                .unwrap()
+                                .iter()
+                                .map(|r| r["id"].as_str().unwrap())
+                                .collect();
+                            assert!(ids.contains(&w.a.manager_role.as_str()), "{v}");
+                        })
+                    })
+                })
+            },
+        ),
+        route(
+            Method::POST,
+            "/api/v1/roles",
+            Access::Perm(RolesManage),
+            |w, _| {
+                Box::pin(async move {
+                    let name = w.uniq("receptionist");
+                    Case::json(
+                        "/api/v1/roles",
+                        json!({ "name": name, "permissions": ["inbox.read", "queue.read"] }),
+                    )
+                    .status(201)
+                    .then(move |w, _| {
+                        Box::pin(async move { assert!(w.role_named(&name).await.is_some()) })
+                    })
+                })
+            },
+        ),
+        route(
+            Method::PATCH,
+            "/api/v1/roles/{role_id}",
+            Access::Perm(RolesManage),
+            |w, _| {
+                Box::pin(async move {
+                    let id = w.fresh_role().await;
+                    let name = w.uniq("doctor");
+                    Case::json(
+                        format!("/api/v1/roles/{id}"),
+                        json!({ "name": name, "permissions": ["inbox.read"] }),
+                    )
+                    .then(move |w, _| {
+                        Box::pin(async move {
+                            assert_eq!(w.role_named(&name).await.unwrap()["id"], id.as_str())
+                        })
+                    })
+                })
+            },
+        ),
+        route(
+            Method::DELETE,
+            "/api/v1/roles/{role_id}",
+            Access::Perm(RolesManage),
+            |w, _| {
+                Box::pin(async move {
+                    let id = w.fresh_role().await;
+                    Case::bare(format!("/api/v1/roles/{id}"))
+                        .status(204)
+                        .then(move |w, _| {
+                            Box::pin(async move {
+                                let roles = w.get_a("/api/v1/roles").await;
+                                assert!(
+                                    !roles
+                                        .as_array()
+                                        .unwrap()
+                                        .iter()
+                                        .any(|r| r["id"] == id.as_str())
+                                );
+                            })
+                        })
+                })
+            },
+        ),
+        route(
+            Method::GET,
+            "/api/v1/members",
+            Access::Perm(TeamManage),
+            |_, _| {
+                Box::pin(async move {
+                    Case::bare("/api/v1/members").then(|w, a| {
+                        Box::pin(async move {
+                            let v = a.json();
+                            assert!(
+                                v.as_array()
+                                    .unwrap()
+                                    .iter()
+                                    .any(|m| m["user_id"] == w.a.admin.user_id.as_str()),
+                                "{v}"
+                            );
+                        })
+                    })
+                })
+            },
+        ),
+        route(
+            Method::PATCH,
+            "/api/v1/members/{user_id}",
+            Access::Perm(RolesManage),
+            |w, _| {
+                Box::pin(async move {
+                    Case::json(
+                        format!("/api/v1/members/{}", w.a.member.user_id),
+                        json!({ "role_id": w.a.manager_role }),
+                    )
+                    .status(204)
+                    .then(|w, _| {
+                        Box::pin(async move {
+                            let m = w.member_of_a(&w.a.member.user_id).await.unwrap();
+                            assert_eq!(m["role_id"], w.a.manager_role.as_str());
+                        })
+                    })
+                })
+            },
+        )
+        .cross(|w| {
+            Box::pin(async move {
+                vec![
+                    // B's own member, A's role.
+                    Case::json(
+                        format!("/api/v1/members/{}", w.b.member.user_id),
+                        json!({ "role_id": w.a.manager_role }),
+                    ),
+                    // A's member, B's role.
+                    Case::json(
+                        format!("/api/v1/members/{}", w.a.member.user_id),
+                        json!({ "role_id": w.b.manager_role }),
+                    ),
+                ]
+            })
+        }),
+        route(
+            Method::DELETE,
+            "/api/v1/members/{user_id}",
+            Access::Perm(TeamManage),
+            |w, p| {
+                Box::pin(async move {
+                    if p == Purpose::Guard {
+                        return Case::bare(format!("/api/v1/members/{}", w.a.member.user_id));
+                    }
+                    let m = w.fresh_member().await;
+                    Case::bare(format!("/api/v1/members/{}", m.user_id))
+                        .status(204)
+                        .then(move |w, _| {
+                            Box::pin(
+                                async move { assert!(w.member_of_a(&m.user_id).await.is_none()) },
+                            )
+                        })
+                })
+            },
+        ),
+        route(
+            Method::POST,
+            "/api/v1/members/{user_id}/revoke-sessions",
+            Access::Perm(TeamManage),
+            |w, p| {
+                Box::pin(async move {
+                    let case = Case::bare(format!(
+                        "/api/v1/members/{}/revoke-sessions",
+                        w.a.member.user_id
+                    ));
+                    if p == Purpose::Guard {
+                        return case;
+                    }
+                    let (token, _) = w.api_session(&w.a.member.email, PASSWORD, &w.a.id).await;
+                    case.then(move |w, a| {
+                        Box::pin(async move {
+                            assert!(a.json()["revoked"].as_u64().unwrap() >= 1, "{}", a.short());
+                            w.assert_token_dead(&token).await;
+                        })
+                    })
+                })
+            },
+        ),
+        route(
+            Method::GET,
+            "/api/v1/teams",
+            Access::Perm(TeamManage),
+            |_, _| {
+                Box::pin(async move {
+                    Case::bare("/api/v1/teams").then(|w, a| {
+                        Box::pin(async move {
+                            let v = a.json();
+                            assert!(
+                                v.as_array()
+                                    .unwrap()
+                                    .iter()
+                                    .any(|t| t["id"] == w.a.team.as_str()),
+                                "{v}"
+                            );
+                        })
+                    })
+                })
+            },
+        ),
+        route(
+            Method::POST,
+            "/api/v1/teams",
+            Access::Perm(TeamManage),
+            |w, _| {
+                Box::pin(async move {
+                    let name = w.uniq("Night shift");
+                    Case::json("/api/v1/teams", json!({ "name": name }))
+                        .status(201)
+                        .then(move |w, a| {
+                            Box::pin(async move {
+                                let id = a.json()["id"].as_str().unwrap().to_owned();
+                                assert_eq!(w.team_of_a(&id).await.unwrap()["name"], name.as_str());
+                            })
+                        })
+                })
+            },
+        ),
+        route(
+            Method::PATCH,
+            "/api/v1/teams/{team_id}",
+            Access::Perm(TeamManage),
+            |w, _| {
+                Box::pin(async move {
+                    let id = w.fresh_team().await;
+                    let name = w.uniq("Renamed team");
+                    Case::json(format!("/api/v1/teams/{id}"), json!({ "name": name }))
+                        .status(204)
+                        .then(move |w, _| {
+                            Box::pin(async move {
+                                assert_eq!(w.team_of_a(&id).await.unwrap()["name"], name.as_str())
+                            })
+                        })
+                })
+            },
+        ),
+        route(
+            Method::DELETE,
+            "/api/v1/teams/{team_id}",
+            Access::Perm(TeamManage),
+            |w, _| {
+                Box::pin(async move {
+                    let id = w.fresh_team().await;
+                    Case::bare(format!("/api/v1/teams/{id}"))
+                        .status(204)
+                        .then(move |w, _| {
+                            Box::pin(async move { assert!(w.team_of_a(&id).await.is_none()) })
+                        })
+                })
+            },
+        ),
+        route(
+            Method::PUT,
+            "/api/v1/teams/{team_id}/members/{user_id}",
+            Access::Perm(TeamManage),
+            |w, _| {
+                Box::pin(async move {
+                    let id = w.fresh_team().await;
+                    Case::bare(format!("/api/v1/teams/{id}/members/{}", w.a.member.user_id))
+                        .status(204)
+                        .then(move |w, _| {
+                            Box::pin(async move {
+                                let t = w.team_of_a(&id).await.unwrap();
+                                assert_eq!(t["members"], json!([w.a.member.user_id]));
+                            })
+                        })
+                })
+            },
+        )
+        .cross(|w| Box::pin(async move { w.team_member_cross_paths() })),
+        route(
+            Method::DELETE,
+            "/api/v1/teams/{team_id}/members/{user_id}",
+            Access::Perm(TeamManage),
+            |w, _| {
+                Box::pin(async move {
+                    let id = w.fresh_team().await;
+                    w.ok(
+                        Method::PUT,
+                        &format!("/api/v1/teams/{id}/members/{}", w.a.member.user_id),
+                        None,
+                    )
+                    .await;
+                    Case::bare(format!("/api/v1/teams/{id}/members/{}", w.a.member.user_id))
+                        .status(204)
+                        .then(move |w, _| {
+                            Box::pin(async move {
+                                assert_eq!(w.team_of_a(&id).await.unwrap()["members"], json!([]))
+                            })
+                        })
+                })
+            },
+        )
+        .cross(|w| Box::pin(async move { w.team_member_cross_paths() })),
+        route(
+            Method::GET,
+            "/api/v1/invitations",
+            Access::Perm(TeamManage),
+            |_, _| {
+                Box::pin(async move {
+                    Case::bare("/api/v1/invitations").then(|_, a| {
+                        Box::pin(async move { assert!(a.json().is_array(), "{}", a.short()) })
+                    })
+                })
+            },
+        ),
+        route(
+            Method::POST,
+            "/api/v1/invitations",
+            Access::Perm(TeamManage),
+            |w, _| {
+                Box::pin(async move {
+                    let email = w.email("invitee", "guest");
+                    Case::json(
+                        "/api/v1/invitations",
+                        json!({ "email": email, "role_id": w.a.agent_role }),
+                    )
+                    .status(201)
+                    .then(move |w, a| {
+                        Box::pin(async move {
+                            let id = a.json()["invitation"]["id"].as_str().unwrap().to_owned();
+                            let inv = w.invitation_of_a(&id).await.unwrap();
+                            assert_eq!(inv["email"], email.as_str());
+                            assert_eq!(inv["state"], "pending");
+                        })
+                    })
+                })
+            },
+        )
+        .cross(|w| {
+            Box::pin(async move {
+                let email = w.email("invitee", "guest");
+                // Org B invites with a role of org A's.
+                vec![Case::json(
+                    "/api/v1/invitations",
+                    json!({ "email": email, "role_id": w.a.agent_role }),
+                )]
+            })
+        }),
+        route(
+            Method::DELETE,
+            "/api/v1/invitations/{invitation_id}",
+            Access::Perm(TeamManage),
+            |w, _| {
+                Box::pin(async move {
+                    let email = w.email("invitee", "guest");
+                    let (id, _) = w.fresh_invitation(&email).await;
+                    Case::bare(format!("/api/v1/invitations/{id}"))
+                        .status(204)
+                        .then(move |w, _| {
+                            Box::pin(async move {
+                                assert_eq!(
+                                    w.invitation_of_a(&id).await.unwrap()["state"],
+                                    "revoked"
+                                )
+                            })
+                        })
+                })
+            },
+        ),
+        route(
+            Method::GET,
+            "/api/v1/api-keys",
+            Access::Perm(ApiKeysManage),
+            |_, _| {
+                Box::pin(async move {
+                    Case::bare("/api/v1/api-keys").then(|_, a| {
+                        Box::pin(async move {
+                            let v = a.json();
+                            let keys = v.as_array().unwrap();
+                            assert!(!keys.is_empty(), "{v}");
+                            assert!(
+                                keys.iter().all(|k| k.get("key").is_none()),
+                                "keys are shown once only"
+                            );
+                        })
+                    })
+                })
+            },
+        ),
+        route(
+            Method::POST,
+            "/api/v1/api-keys",
+            Access::Perm(ApiKeysManage),
+            |w, _| {
+                Box::pin(async move {
+                    Case::json(
+                        "/api/v1/api-keys",
+                        json!({ "name": w.uniq("crm sync"), "scopes": ["contacts.read"] }),
+                    )
+                    .status(201)
+                    .then(|w, a| {
+                        Box::pin(async move {
+                            let key = a.json()["key"].as_str().unwrap().to_owned();
+                            assert_eq!(w.get_as(&key, "/api/v1/org").await["id"], w.a.id.as_str());
+                        })
+                    })
+                })
+            },
+        ),
+        route(
+            Method::DELETE,
+            "/api/v1/api-keys/{key_id}",
+            Access::Perm(ApiKeysManage),
+            |w, _| {
+                Box::pin(async move {
+                    let (id, key) = w.fresh_key().await;
+                    Case::bare(format!("/api/v1/api-keys/{id}"))
+                        .status(204)
+                        .then(move |w, _| Box::pin(async move { w.assert_token_dead(&key).await }))
+                })
+            },
+        ),
+        route(
+            Method::GET,
+            "/api/v1/audit-events",
+            Access::Perm(AuditRead),
+            |_, _| {
+                Box::pin(async move {
+                    Case::bare("/api/v1/audit-events?limit=5").then(|_, a| {
+                        Box::pin(async move {
+                            let v = a.json();
+                            assert!(!v["events"].as_array().unwrap().is_empty(), "{v}");
+                        })
+                    })
+                })
+            },
+        ),
+        // -- sign-in pages -----------------------------------------------------------------
+        route(Method::GET, "/login", Public, |_, _| {
+            Box::pin(async move {
+                Case::bare("/login").then(|_, a| {
+                    Box::pin(async move {
+                        assert!(a.cookie("fd_csrf").is_some(), "a pre-session CSRF cookie");
+                        assert!(a.text.contains("action=\"/login\""));
+                    })
+                })
+            })
+        }),
+        route(Method::POST, "/login", Public, |w, _| {
+            Box::pin(async move {
+                Case::form(
+                    "/login",
+                    &[
+                        ("email", &w.a.admin.email),
+                        ("password", PASSWORD),
+                        ("next", "/team"),
+                    ],
+                )
+                .see_other("/team")
+                .then(|w, a| {
+                    Box::pin(async move {
+                        let s = w.web_session(a);
+                        assert_eq!(w.app.web_get(&s, "/team").await.status(), StatusCode::OK);
+                    })
+                })
+            })
+        }),
+        route(Method::GET, "/login/2fa", Session, |w, p| {
+            Box::pin(async move {
+                let case = Case::bare("/login/2fa");
+                if p == Purpose::Guard {
+                    return case;
+                }
+                let s = w.app.web_login(&w.totp_user.email, PASSWORD).await;
+                case.by(Who::Web(s)).then(|_, a| {
+                    Box::pin(async move {
+                        assert!(a.text.contains("action=\"/login/2fa\""), "{}", a.short())
+                    })
+                })
+            })
+        }),
+        route(Method::POST, "/login/2fa", Session, |w, p| {
+            Box::pin(async move {
+                if p == Purpose::Guard {
+                    return Case::form(
+                        "/login/2fa",
+                        &[("code", "000000"), ("next", "/settings/profile")],
+                    );
+                }
+                let s = w.app.web_login(&w.totp_user.email, PASSWORD).await;
+                let code = w.totp.code(&w.totp_secret).await;
+                Case::form(
+                    "/login/2fa",
+                    &[("code", &code), ("next", "/settings/profile")],
+                )
+                .see_other("/settings/profile")
+                .by(Who::Web(s.clone()))
+                .then(move |w, a| {
+                    Box::pin(async move {
+                        let full = w.web_session(a);
+                        assert_eq!(w.app.web_get(&full, "/").await.status(), StatusCode::OK);
+                        // The pending session ended: a new id once both factors are in.
+                        let r = w.app.web_get(&s, "/login/2fa").await;
+                        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+                    })
+                })
+            })
+        }),
+        route(Method::POST, "/logout", Session, |w, p| {
+            Box::pin(async move {
+                let case = Case::form("/logout", &[]).see_other("/login?ok=signed_out");
+                if p == Purpose::Guard {
+                    return case;
+                }
+                let s = w.app.web_login(&w.a.admin.email, PASSWORD).await;
+                case.by(Who::Web(s.clone())).then(move |w, _| {
+                    Box::pin(async move {
+                        let r = w.app.web_get(&s, "/settings/profile").await;
+                        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+                        assert!(
+                            r.headers()["location"]
+                                .to_str()
+                                .unwrap()
+                                .starts_with("/login")
+                        );
+                    })
+                })
+            })
+        }),
+        route(Method::GET, "/signup", Public, |_, _| {
+            Box::pin(async move {
+                Case::bare("/signup").then(|_, a| {
+                    Box::pin(async move { assert!(a.text.contains("action=\"/signup\"")) })
+                })
+            })
+        }),
+        route(Method::POST, "/signup", Public, |w, _| {
+            Box::pin(async move {
+                let email = w.email("founder", "signup");
+                let org = w.uniq("Zed web signup");
+                Case::form(
+                    "/signup",
+                    &[
+                        ("organisation_name", &org),
+                        ("name", "Web Founder"),
+                        ("email", &email),
+                        ("password", PASSWORD),
+                    ],
+                )
+                .see_other("/")
+                .then(move |w, a| {
+                    Box::pin(async move {
+                        let s = w.web_session(a);
+                        let r = w.app.web_get(&s, "/").await;
+                        assert_eq!(r.status(), StatusCode::OK);
+                        assert!(r.text().await.unwrap().contains(&org));
+                    })
+                })
+            })
+        }),
+        route(Method::GET, "/login/magic", Public, |_, _| {
+            Box::pin(async move {
+                Case::bare("/login/magic").then(|_, a| {
+                    Box::pin(async move { assert!(a.text.contains("action=\"/login/magic\"")) })
+                })
+            })
+        }),
+        route(Method::POST, "/login/magic", Public, |w, _| {
+            Box::pin(async move {
+                let m = w.fresh_member().await;
+                Case::form("/login/magic", &[("email", &m.email)]).then(move |w, a| {
+                    Box::pin(async move {
+                        assert!(a.text.contains("data-testid=\"check-mail\""));
+                        w.mail_token(&m.email, "sign-in link", "/auth/magic").await;
+                    })
+                })
+            })
+        }),
+        route(Method::GET, "/auth/magic", Public, |_, _| {
+            Box::pin(async move {
+                Case::bare("/auth/magic?token=fdm_not_spent_by_a_get").then(|_, a| {
+                    Box::pin(async move { assert!(a.text.contains("action=\"/auth/magic\"")) })
+                })
+            })
+        }),
+        route(Method::POST, "/auth/magic", Public, |w, _| {
+            Box::pin(async move {
+                let m = w.fresh_member().await;
+                w.ok(
+                    Method::POST,
+                    "/api/v1/auth/magic-link",
+                    Some(json!({ "email": m.email })),
+                )
+                .await;
+                let token = w.mail_token(&m.email, "sign-in link", "/auth/magic").await;
+                Case::form("/auth/magic", &[("token", &token)])
+                    .see_other("/")
+                    .then(|w, a| {
+                        Box::pin(async move {
+                            let s = w.web_session(a);
+                            assert_eq!(w.app.web_get(&s, "/").await.status(), StatusCode::OK);
+                        })
+                    })
+            })
+        }),
+        route(Method::GET, "/password/forgot", Public, |_, _| {
+            Box::pin(async move {
+                Case::bare("/password/forgot").then(|_, a| {
+                    Box::pin(async move { assert!(a.text.contains("action=\"/password/forgot\"")) })
+                })
+            })
+        }),
+        route(Method::POST, "/password/forgot", Public, |w, _| {
+            Box::pin(async move {
+                let m = w.fresh_member().await;
+                Case::form("/password/forgot", &[("email", &m.email)]).then(move |w, a| {
+                    Box::pin(async move {
+                        assert!(a.text.contains("data-testid=\"check-mail\""));
+                        w.mail_token(&m.email, "Reset your", "/password/reset")
+                            .await;
+                    })
+                })
+            })
+        }),
+        route(Method::GET, "/password/reset", Public, |_, _| {
+            Box::pin(async move {
+                Case::bare("/password/reset?token=fdr_not_spent_by_a_get").then(|_, a| {
+                    Box::pin(async move { assert!(a.text.contains("action=\"/password/reset\"")) })
+                })
+            })
+        }),
+        route(Method::POST, "/password/reset", Public, |w, _| {
+            Box::pin(async move {
+                let m = w.fresh_member().await;
+                let token = w.reset_token(&m.email).await;
+                Case::form(
+                    "/password/reset",
+                    &[("token", &token), ("new_password", NEW_PASSWORD)],
+                )
+                .see_other("/login?ok=password_reset")
+                .then(move |w, _| {
+                    Box::pin(async move {
+                        w.app.login(&m.email, NEW_PASSWORD).await;
+                    })
+                })
+            })
+        }),
+        route(Method::GET, "/invitations/accept", Public, |w, _| {
+            Box::pin(async move {
+                let email = w.email("guest", "guest");
+                let (_, token) = w.fresh_invitation(&email).await;
+                Case::bare(format!("/invitations/accept?token={}", enc(&token))).then(
+                    move |_, a| {
+                        Box::pin(async move {
+                            assert!(a.text.contains(&email), "{}", a.short());
+                            assert!(a.text.contains("data-testid=\"invitation-accept\""));
+                        })
+                    },
+                )
+            })
+        }),
+        route(Method::POST, "/invitations/accept", Public, |w, _| {
+            Box::pin(async move {
+                let email = w.email("guest", "guest");
+                let (_, token) = w.fresh_invitation(&email).await;
+                Case::form(
+                    "/invitations/accept",
+                    &[
+                        ("token", &token),
+                        ("name", "Web Invitee"),
+                        ("password", PASSWORD),
+                    ],
+                )
+                .see_other("/")
+                .then(|w, a| {
+                    Box::pin(async move {
+                        let s = w.web_session(a);
+                        assert_eq!(w.app.web_get(&s, "/").await.status(), StatusCode::OK);
+                    })
+                })
+            })
+        }),
+        // -- a person's own pages ----------------------------------------------------------
+        route(Method::GET, "/settings/profile", Signed, |_, _| {
+            Box::pin(async move {
+                Case::bare("/settings/profile").then(|w, a| {
+                    Box::pin(async move { assert!(a.text.contains(&w.a.admin.email)) })
+                })
+            })
+        }),
+        route(Method::POST, "/settings/profile", Signed, |w, _| {
+            Box::pin(async move {
+                let name = w.uniq("Admin A from the web");
+                Case::form("/settings/profile", &[("name", &name)])
+                    .see_other("/settings/profile?ok=saved")
+                    .then(move |w, _| {
+                        Box::pin(async move {
+                            let me = w.get_as(&w.a.admin.access, "/api/v1/me").await;
+                            assert_eq!(me["user"]["name"], name.as_str());
+                        })
+                    })
+            })
+        }),
+        route(Method::GET, "/settings/password", Signed, |_, _| {
+            Box::pin(async move {
+                Case::bare("/settings/password").then(|_, a| {
+                    Box::pin(
+                        async move { assert!(a.text.contains("action=\"/settings/password\"")) },
+                    )
+                })
+            })
+        }),
+        route(Method::POST, "/settings/password", Signed, |w, p| {
+            Box::pin(async move {
+                let case = Case::form(
+                    "/settings/password",
+                    &[
+                        ("current_password", PASSWORD),
+                        ("new_password", NEW_PASSWORD),
+                    ],
+                )
+                .see_other("/settings/password?ok=password_changed");
+                if p == Purpose::Guard {
+                    return case;
+                }
+                let m = w.fresh_member().await;
+                let s = w.app.web_login(&m.email, PASSWORD).await;
+                case.by(Who::Web(s)).then(move |w, _| {
+                    Box::pin(async move {
+                        w.app.login(&m.email, NEW_PASSWORD).await;
+                    })
+                })
+            })
+        }),
+        route(Method::GET, "/settings/security", Signed, |_, _| {
+            Box::pin(async move {
+                Case::bare("/settings/security").then(|_, a| {
+                    Box::pin(async move { assert!(a.text.contains("data-testid=\"totp-status\"")) })
+                })
+            })
+        }),
+        route(
+            Method::POST,
+            "/settings/security/totp/setup",
+            Signed,
+            |_, _| {
+                Box::pin(async move {
+                    Case::form("/settings/security/totp/setup", &[])
+                        .see_other("/settings/security")
+                        .then(|w, _| {
+                            Box::pin(async move {
+                                let r = w.app.web_get(&w.a.web, "/settings/security").await;
+                                assert!(
+                                    r.text()
+                                        .await
+                                        .unwrap()
+                                        .contains("data-testid=\"totp-secret\"")
+                                );
+                            })
+                        })
+                })
+            },
+        ),
+        route(
+            Method::POST,
+            "/settings/security/totp/enable",
+            Signed,
+            |w, p| {
+                Box::pin(async move {
+                    if p == Purpose::Guard {
+                        return Case::form("/settings/security/totp/enable", &[("code", "000000")]);
+                    }
+                    let m = w.fresh_member().await;
+                    let s = w.app.web_login(&m.email, PASSWORD).await;
+                    let (st, v) = w
+                        .app
+                        .api(Method::POST, "/api/v1/me/totp/setup", Some(&m.access), None)
+                        .await;
+                    assert_eq!(st, StatusCode::OK, "{v}");
+                    let code = w.totp.code(&base32(v["secret"].as_str().unwrap())).await;
+                    Case::form("/settings/security/totp/enable", &[("code", &code)])
+                        .see_other("/settings/security?ok=totp_enabled")
+                        .by(Who::Web(s))
+                        .then(move |w, _| {
+                            Box::pin(async move {
+                                assert_eq!(
+                                    w.get_as(&m.access, "/api/v1/me").await["user"]["totp_enabled"],
+                                    true
+                                )
+                            })
+                        })
+                })
+            },
+        ),
+        route(
+            Method::POST,
+            "/settings/security/totp/disable",
+            Signed,
+            |w, p| {
+                Box::pin(async move {
+                    if p == Purpose::Guard {
+                        return Case::form(
+                            "/settings/security/totp/disable",
+                            &[("password", PASSWORD), ("code", "000000")],
+                        );
+                    }
+                    let m = w.fresh_member().await;
+                    // Signed in fully first; then two-factor goes on.
+                    let s = w.app.web_login(&m.email, PASSWORD).await;
+                    let secret = w.enable_totp(&m).await;
+                    let code = w.totp.code(&secret).await;
+                    Case::form(
+                        "/settings/security/totp/disable",
+                        &[("password", PASSWORD), ("code", &code)],
+                    )
+                    .see_other("/settings/security?ok=totp_disabled")
+                    .by(Who::Web(s))
+                    .then(move |w, _| {
+                        Box::pin(async move {
+                            assert_eq!(
+                                w.get_as(&m.access, "/api/v1/me").await["user"]["totp_enabled"],
+                                false
+                            )
+                        })
+                    })
+                })
+            },
+        ),
+        route(Method::GET, "/settings/sessions", Signed, |_, _| {
+            Box::pin(async move {
+                Case::bare("/settings/sessions").then(|_, a| {
+                    Box::pin(async move { assert!(a.text.contains("data-testid=\"sessions\"")) })
+                })
+            })
+        }),
+        route(
+            Method::POST,
+            "/settings/sessions/{session_id}/revoke",
+            Signed,
+            |w, p| {
+                Box::pin(async move {
+                    if p == Purpose::Guard {
+                        return Case::form(
+                            format!("/settings/sessions/{}/revoke", w.a.spare_session),
+                            &[],
+                        );
+                    }
+                    let (token, id) = w.api_session(&w.a.admin.email, PASSWORD, &w.a.id).await;
+                    Case::form(format!("/settings/sessions/{id}/revoke"), &[])
+                        .see_other("/settings/sessions?ok=revoked")
+                        .then(move |w, _| {
+                            Box::pin(async move { w.assert_token_dead(&token).await })
+                        })
+                })
+            },
+        ),
+        route(
+            Method::POST,
+            "/settings/sessions/revoke-others",
+            Signed,
+            |w, p| {
+                Box::pin(async move {
+                    let case = Case::form("/settings/sessions/revoke-others", &[])
+                        .see_other("/settings/sessions?ok=revoked_others");
+                    if p == Purpose::Guard {
+                        return case;
+                    }
+                    let m = w.fresh_member().await;
+                    let s = w.app.web_login(&m.email, PASSWORD).await;
+                    case.by(Who::Web(s.clone())).then(move |w, _| {
+                        Box::pin(async move {
+                            w.assert_token_dead(&m.access).await;
+                            assert_eq!(
+                                w.app.web_get(&s, "/settings/profile").await.status(),
+                                StatusCode::OK
+                            );
+                        })
+                    })
+                })
+            },
+        ),
+        route(Method::GET, "/orgs", Signed, |_, _| {
+            Box::pin(async move {
+                Case::bare("/orgs").then(|w, a| {
+                    Box::pin(async move { assert!(a.text.contains(&w.a2_name), "{}", a.short()) })
+                })
+            })
+        }),
+        route(Method::POST, "/orgs", Signed, |w, p| {
+            Box::pin(async move {
+                let name = w.uniq("Zed web org");
+                let case = Case::form("/orgs", &[("name", &name)]).see_other("/");
+                if p == Purpose::Guard {
+                    return case;
+                }
+                // Creating an organisation moves the session into it: a throw-away session.
+                let s = w.app.web_login(&w.a.admin.email, PASSWORD).await;
+                case.by(Who::Web(s.clone())).then(move |w, _| {
+                    Box::pin(async move {
+                        let r = w.app.web_get(&s, "/").await;
+                        assert!(r.text().await.unwrap().contains(&name));
+                    })
+                })
+            })
+        }),
+        route(Method::POST, "/orgs/switch", Signed, |w, p| {
+            Box::pin(async move {
+                let case = Case::form("/orgs/switch", &[("org_id", &w.a2_id)]).see_other("/");
+                if p == Purpose::Guard {
+                    return case;
+                }
+                let s = w.app.web_login(&w.a.admin.email, PASSWORD).await;
+                case.by(Who::Web(s.clone())).then(move |w, _| {
+                    Box::pin(async move {
+                        let r = w.app.web_get(&s, "/").await;
+                        assert!(r.text().await.unwrap().contains(&w.a2_name));
+                    })
+                })
+            })
+        })
+        .cross(|w| {
+            Box::pin(async move { vec![Case::form("/orgs/switch", &[("org_id", &w.a.id)])] })
+        }),
+        // -- running an organisation in the browser -------------------------------------------
+        route(Method::GET, "/", Member, |_, _| {
+            Box::pin(async move {
+                Case::bare("/").then(|_, a| {
+                    Box::pin(async move { assert!(a.text.contains("data-testid=\"home-role\"")) })
+                })
+            })
+        }),
+        route(Method::GET, "/team", Access::Perm(TeamManage), |_, _| {
+            Box::pin(async move {
+                Case::bare("/team").then(|w, a| {
+                    Box::pin(async move { assert!(a.text.contains(&w.a.member.email)) })
+                })
+            })
+        }),
+        route(
+            Method::POST,
+            "/team/invitations",
+            Access::Perm(TeamManage),
+            |w, _| {
+                Box::pin(async move {
+                    let email = w.email("invitee", "guest");
+                    Case::form(
+                        "/team/invitations",
+                        &[("email", &email), ("role_id", &w.a.agent_role)],
+                    )
+                    .then(move |w, a| {
+                        Box::pin(async move {
+                            assert!(
+                                a.text.contains("data-testid=\"invite-url\""),
+                                "{}",
+                                a.short()
+                            );
+                            let list = w.get_a("/api/v1/invitations").await;
+                            assert!(
+                                list.as_array()
+                                    .unwrap()
+                                    .iter()
+                                    .any(|i| i["email"] == email.as_str())
+                            );
+                        })
+                    })
+                })
+            },
+        )
+        .cross(|w| {
+            Box::pin(async move {
+                let email = w.email("invitee", "guest");
+                vec![Case::form(
+                    "/team/invitations",
+                    &[("email", &email), ("role_id", &w.a.agent_role)],
+                )]
+            })
+        }),
+        route(
+            Method::POST,
+            "/team/invitations/{invitation_id}/revoke",
+            Access::Perm(TeamManage),
+            |w, _| {
+                Box::pin(async move {
+                    let email = w.email("invitee", "guest");
+                    let (id, _) = w.fresh_invitation(&email).await;
+                    Case::form(format!("/team/invitations/{id}/revoke"), &[])
+                        .see_other("/team?ok=revoked")
+                        .then(move |w, _| {
+                            Box::pin(async move {
+                                assert_eq!(
+                                    w.invitation_of_a(&id).await.unwrap()["state"],
+                                    "revoked"
+                                )
+                            })
+                        })
+                })
+            },
+        ),
+        route(
+            Method::POST,
+            "/team/members/{user_id}/role",
+            Access::Perm(RolesManage),
+            |w, _| {
+                Box::pin(async move {
+                    Case::form(
+                        format!("/team/members/{}/role", w.a.member.user_id),
+                        &[("role_id", &w.a.manager_role)],
+                    )
+                    .see_other("/team?ok=saved")
+                    .then(|w, _| {
+                        Box::pin(async move {
+                            let m = w.member_of_a(&w.a.member.user_id).await.unwrap();
+                            assert_eq!(m["role_id"], w.a.manager_role.as_str());
+                        })
+                    })
+                })
+            },
+        )
+        .cross(|w| {
+            Box::pin(async move {
+                vec![
+                    Case::form(
+                        format!("/team/members/{}/role", w.b.member.user_id),
+                        &[("role_id", &w.a.manager_role)],
+                    ),
+                    Case::form(
+                        format!("/team/members/{}/role", w.a.member.user_id),
+                        &[("role_id", &w.b.manager_role)],
+                    ),
+                ]
+            })
+        }),
+        route(
+            Method::POST,
+            "/team/members/{user_id}/remove",
+            Access::Perm(TeamManage),
+            |w, p| {
+                Box::pin(async move {
+                    if p == Purpose::Guard {
+                        return Case::form(
+                            format!("/team/members/{}/remove", w.a.member.user_id),
+                            &[],
+                        );
+                    }
+                    let m = w.fresh_member().await;
+                    Case::form(format!("/team/members/{}/remove", m.user_id), &[])
+                        .see_other("/team?ok=removed")
+                        .then(move |w, _| {
+                            Box::pin(
+                                async move { assert!(w.member_of_a(&m.user_id).await.is_none()) },
+                            )
+                        })
+                })
+            },
+        ),
+        route(
+            Method::POST,
+            "/team/members/{user_id}/revoke-sessions",
+            Access::Perm(TeamManage),
+            |w, p| {
+                Box::pin(async move {
+                    let case = Case::form(
+                        format!("/team/members/{}/revoke-sessions", w.a.member.user_id),
+                        &[],
+                    )
+                    .see_other("/team?ok=sessions_revoked");
+                    if p == Purpose::Guard {
+                        return case;
+                    }
+                    let (token, _) = w.api_session(&w.a.member.email, PASSWORD, &w.a.id).await;
+                    case.then(move |w, _| {
+                        Box::pin(async move { w.assert_token_dead(&token).await })
+                    })
+                })
+            },
+        ),
+        route(
+            Method::POST,
+            "/team/teams",
+            Access::Perm(TeamManage),
+            |w, _| {
+                Box::pin(async move {
+                    let name = w.uniq("Weekend team");
+                    Case::form("/team/teams", &[("name", &name)])
+                        .see_other("/team?ok=saved")
+                        .then(move |w, _| {
+                            Box::pin(async move {
+                                let teams = w.get_a("/api/v1/teams").await;
+                                assert!(
+                                    teams
+                                        .as_array()
+                                        .unwrap()
+                                        .iter()
+                                        .any(|t| t["name"] == name.as_str())
+                                );
+                            })
+                        })
+                })
+            },
+        ),
+        route(
+            Method::POST,
+            "/team/teams/{team_id}/delete",
+            Access::Perm(TeamManage),
+            |w, _| {
+                Box::pin(async move {
+                    let id = w.fresh_team().await;
+                    Case::form(format!("/team/teams/{id}/delete"), &[])
+                        .see_other("/team?ok=removed")
+                        .then(move |w, _| {
+                            Box::pin(async move { assert!(w.team_of_a(&id).await.is_none()) })
+                        })
+                })
+            },
+        ),
+        route(
+            Method::POST,
+            "/team/teams/{team_id}/members",
+            Access::Perm(TeamManage),
+            |w, _| {
+                Box::pin(async move {
+                    let id = w.fresh_team().await;
+                    Case::form(
+                        format!("/team/teams/{id}/members"),
+                        &[("user_id", &w.a.member.user_id), ("action", "add")],
+                    )
+                    .see_other("/team?ok=saved")
+                    .then(move |w, _| {
+                        Box::pin(async move {
+                            assert_eq!(
+                                w.team_of_a(&id).await.unwrap()["members"],
+                                json!([w.a.member.user_id])
+                            )
+                        })
+                    })
+                })
+            },
+        )
+        .cross(|w| {
+            Box::pin(async move {
+                vec![
+                    // A's team, B's own member.
+                    Case::form(
+                        format!("/team/teams/{}/members", w.a.team),
+                        &[("user_id", &w.b.member.user_id), ("action", "add")],
+                    ),
+                    // B's team, A's member.
+                    Case::form(
+                        format!("/team/teams/{}/members", w.b.team),
+                        &[("user_id", &w.a.member.user_id), ("action", "add")],
+                    ),
+                ]
+            })
+        }),
+        route(Method::GET, "/roles", Access::Perm(RolesManage), |_, _| {
+            Box::pin(async move {
+                Case::bare("/roles").then(|w, a| {
+                    Box::pin(async move { assert!(a.text.contains(&w.a.manager_role)) })
+                })
+            })
+        }),
+        route(Method::POST, "/roles", Access::Perm(RolesManage), |w, _| {
+            Box::pin(async move {
+                let name = w.uniq("front desk");
+                Case::form(
+                    "/roles",
+                    &[
+                        ("name", &name),
+                        ("description", "Checks people in"),
+                        ("permission", "queue.read"),
+                        ("permission", "queue.manage"),
+                    ],
+                )
+                .see_other("/roles?ok=saved")
+                .then(move |w, _| {
+                    Box::pin(async move {
+                        let r = w.role_named(&name).await.unwrap();
+                        assert_eq!(r["permissions"], json!(["queue.read", "queue.manage"]));
+                    })
+                })
+            })
+        }),
+        route(
+            Method::POST,
+            "/roles/{role_id}",
+            Access::Perm(RolesManage),
+            |w, _| {
+                Box::pin(async move {
+                    let id = w.fresh_role().await;
+                    let name = w.uniq("nurse");
+                    Case::form(
+                        format!("/roles/{id}"),
+                        &[
+                            ("name", &name),
+                            ("description", ""),
+                            ("permission", "inbox.read"),
+                        ],
+                    )
+                    .see_other("/roles?ok=saved")
+                    .then(move |w, _| {
+                        Box::pin(async move {
+                            assert_eq!(w.role_named(&name).await.unwrap()["id"], id.as_str())
+                        })
+                    })
+                })
+            },
+        ),
+        route(
+            Method::POST,
+            "/roles/{role_id}/delete",
+            Access::Perm(RolesManage),
+            |w, _| {
+                Box::pin(async move {
+                    let id = w.fresh_role().await;
+                    Case::form(format!("/roles/{id}/delete"), &[])
+                        .see_other("/roles?ok=removed")
+                        .then(move |w, _| {
+                            Box::pin(async move {
+                                let roles = w.get_a("/api/v1/roles").await;
+                                assert!(
+                                    !roles
+                                        .as_array()
+                                        .unwrap()
+                                        .iter()
+                                        .any(|r| r["id"] == id.as_str())
+                                );
+                            })
+                        })
+                })
+            },
+        ),
+        route(
+            Method::GET,
+            "/api-keys",
+            Access::Perm(ApiKeysManage),
+            |_, _| {
+                Box::pin(async move {
+                    Case::bare("/api-keys").then(|_, a| {
+                        Box::pin(
+                            async move { assert!(a.text.contains("data-testid=\"api-keys\"")) },
+                        )
+                    })
+                })
+            },
+        ),
+        route(
+            Method::POST,
+            "/api-keys",
+            Access::Perm(ApiKeysManage),
+            |w, _| {
+                Box::pin(async move {
+                    Case::form(
+                        "/api-keys",
+                        &[
+                            ("name", &w.uniq("booking site")),
+                            ("permission", "contacts.read"),
+                        ],
+                    )
+                    .then(|w, a| {
+                        Box::pin(async move {
+                            let at = a
+                                .text
+                                .find("value=\"fdk_")
+                                .expect("the new key on the page")
+                                + "value=\"".len();
+                            let key = a.text[at..].split('"').next().unwrap();
+                            assert_eq!(w.get_as(key, "/api/v1/org").await["id"], w.a.id.as_str());
+                        })
+                    })
+                })
+            },
+        ),
+        route(
+            Method::POST,
+            "/api-keys/{key_id}/revoke",
+            Access::Perm(ApiKeysManage),
+            |w, _| {
+                Box::pin(async move {
+                    let (id, key) = w.fresh_key().await;
+                    Case::form(format!("/api-keys/{id}/revoke"), &[])
+                        .see_other("/api-keys?ok=revoked")
+                        .then(move |w, _| Box::pin(async move { w.assert_token_dead(&key).await }))
+                })
+            },
+        ),
+        route(Method::GET, "/audit", Access::Perm(AuditRead), |_, _| {
+            Box::pin(async move {
+                Case::bare("/audit").then(|_, a| {
+                    Box::pin(async move { assert!(a.text.contains("data-testid=\"audit\"")) })
+                })
+            })
+        }),
+        route(
+            Method::GET,
+            "/settings/organisation",
+            Access::Perm(SettingsManage),
+            |_, _| {
+                Box::pin(async move {
+                    Case::bare("/settings/organisation").then(|_, a| {
+                        Box::pin(async move {
+                            assert!(a.text.contains("action=\"/settings/organisation\""))
+                        })
+                    })
+                })
+            },
+        ),
+        route(
+            Method::POST,
+            "/settings/organisation",
+            Access::Perm(SettingsManage),
+            |w, _| {
+                Box::pin(async move {
+                    let name = w.uniq("Aardvark clinic (web)");
+                    Case::form("/settings/organisation", &[("name", &name)])
+                        .see_other("/settings/organisation?ok=saved")
+                        .then(move |w, _| {
+                            Box::pin(async move {
+                                let org = w.get_a("/api/v1/org").await;
+                                assert_eq!(org["name"], name.as_str());
+                                assert_eq!(org["require_2fa"], false);
+                            })
+                        })
+                })
+            },
+        ),
+    ]
+}
+
+fn base32(s: &str) -> Vec<u8> {
+    data_encoding::BASE32_NOPAD.decode(s.as_bytes()).unwrap()
+}
+
+// ---------------------------------------------------------------------------------------
+// The world: two organisations and the people the checks need.
+// ---------------------------------------------------------------------------------------
+
+impl World {
+    /// A name nothing else in the world has.
+    fn uniq(&self, prefix: &str) -> String {
+        format!("{prefix} {}", self.seq.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// An email address nothing else in the world has, at `<domain>.matrix.example`.
+    fn email(&self, local: &str, domain: &str) -> String {
+        let n = self.seq.fetch_add(1, Ordering::Relaxed);
+        format!("{local}-{n}@{domain}.matrix.example")
+    }
+
+    /// GET as the holder of `token`; must answer 200.
+    async fn get_as(&self, token: &str, path: &str) -> Value {
+        let (s, v) = self.app.api(Method::GET, path, Some(token), None).await;
+        assert_eq!(s, StatusCode::OK, "GET {path}: {v}");
+        v
+    }
+
+    /// GET as org A's admin.
+    async fn get_a(&self, path: &str) -> Value {
+        self.get_as(&self.a.admin.access, path).await
+    }
+
+    /// A call as org A's admin that must succeed.
+    async fn ok(&self, method: Method, path: &str, body: Option<Value>) -> Value {
+        let (s, v) = self
+            .app
+            .api(method.clone(), path, Some(&self.a.admin.access), body)
+            .await;
+        assert!(s.is_success(), "{method} {path}: {s} {v}");
+        v
+    }
+
+    async fn assert_token_dead(&self, token: &str) {
+        let (s, v) = self
+            .app
+            .api(Method::GET, "/api/v1/me", Some(token), None)
+            .await;
+        assert_eq!(
+            s,
+            StatusCode::UNAUTHORIZED,
+            "the credential still works: {v}"
+        );
+    }
+
+    async fn fresh_role(&self) -> String {
+        let v = self
+            .ok(
+                Method::POST,
+                "/api/v1/roles",
+                Some(json!({ "name": self.uniq("temp role"), "permissions": ["inbox.read"] })),
+            )
+            .await;
+        v["id"].as_str().unwrap().to_owned()
+    }
+
+    async fn fresh_team(&self) -> String {
+        let v = self
+            .ok(
+                Method::POST,
+                "/api/v1/teams",
+                Some(json!({ "name": self.uniq("temp team") })),
+            )
+            .await;
+        v["id"].as_str().unwrap().to_owned()
+    }
+
+    /// An invitation of org A's (agent role): its id and token.
+    async fn fresh_invitation(&self, email: &str) -> (String, String) {
+        let v = self
+            .ok(
+                Method::POST,
+                "/api/v1/invitations",
+                Some(json!({ "email": email, "role_id": self.a.agent_role })),
+            )
+            .await;
+        let url = url::Url::parse(v["invite_url"].as_str().unwrap()).unwrap();
+        let token = url
+            .query_pairs()
+            .find(|(k, _)| k == "token")
+            .unwrap()
+            .1
+            .into_owned();
+        (v["invitation"]["id"].as_str().unwrap().to_owned(), token)
+    }
+
+    /// An API key of org A's: its id and the key.
+    async fn fresh_key(&self) -> (String, String) {
+        let v = self
+            .ok(
+                Method::POST,
+                "/api/v1/api-keys",
+                Some(json!({ "name": self.uniq("temp key"), "scopes": ["contacts.read"] })),
+            )
+            .await;
+        (
+            v["api_key"]["id"].as_str().unwrap().to_owned(),
+            v["key"].as_str().unwrap().to_owned(),
+        )
+    }
+
+    /// A new agent of org A (a throw-away person).
+    async fn fresh_member(&self) -> ApiUser {
+        let email = self.email("member", "a");
+        self.app.add_member(&self.a.admin, &email, "agent").await
+    }
+
+    /// A new API session acting in `org`: its access token and session id.
+    async fn api_session(&self, email: &str, password: &str, org: &str) -> (String, String) {
+        api_session(&self.app, email, password, org).await
+    }
+
+    async fn member_of_a(&self, user_id: &str) -> Option<Value> {
+        let v = self.get_a("/api/v1/members").await;
+        v.as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["user_id"] == user_id)
+            .cloned()
+    }
+
+    async fn team_of_a(&self, id: &str) -> Option<Value> {
+        let v = self.get_a("/api/v1/teams").await;
+        v.as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["id"] == id)
+            .cloned()
+    }
+
+    async fn invitation_of_a(&self, id: &str) -> Option<Value> {
+        let v = self.get_a("/api/v1/invitations").await;
+        v.as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["id"] == id)
+            .cloned()
+    }
+
+    async fn role_named(&self, name: &str) -> Option<Value> {
+        let v = self.get_a("/api/v1/roles").await;
+        v.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .cloned()
+    }
+
+    /// Team membership by org B's admin: A's team with B's member, B's team with A's member.
+    fn team_member_cross_paths(&self) -> Vec<Case> {
+        vec![
+            Case::bare(format!(
+                "/api/v1/teams/{}/members/{}",
+                self.a.team, self.b.member.user_id
+            )),
+            Case::bare(format!(
+                "/api/v1/teams/{}/members/{}",
+                self.b.team, self.a.member.user_id
+            )),
+        ]
+    }
+
+    /// Turns two-factor sign-in on for `u` over the API; returns the secret.
+    async fn enable_totp(&self, u: &ApiUser) -> Vec<u8> {
+        enable_totp(&self.app, &self.totp, u).await
+    }
+
+    /// The token of the first link in the mail to `to` whose subject has `subject`.
+    async fn mail_token(&self, to: &str, subject: &str, path: &str) -> String {
+        let mail = self.mail.wait_for(to, subject, 0).await;
+        let link = mail
+            .link(&self.app.url(path))
+            .unwrap_or_else(|| panic!("no {path} link in {:?}", mail.text()));
+        let url = url::Url::parse(&link).unwrap();
+        url.query_pairs()
+            .find(|(k, _)| k == "token")
+            .unwrap()
+            .1
+            .into_owned()
+    }
+
+    /// Asks for a password reset for `email` and returns the token from the mail.
+    async fn reset_token(&self, email: &str) -> String {
+        let (s, _) = self
+            .app
+            .api(
+                Method::POST,
+                "/api/v1/auth/password-reset",
+                None,
+                Some(json!({ "email": email })),
+            )
+            .await;
+        assert_eq!(s, StatusCode::ACCEPTED);
+        self.mail_token(email, "Reset your", "/password/reset")
+            .await
+    }
+
+    /// The browser session a response started: its cookie, enough for GETs.
+    fn web_session(&self, a: &Answer) -> WebSession {
+        WebSession {
+            cookie_name: "fd_session".into(),
+            cookie: a.cookie("fd_session").expect("a session cookie"),
+            csrf: String::new(),
+        }
+    }
+
+    /// Everything of both organisations a cross-tenant request could touch, as their
+    /// admins see it (last-used times left out), including the head of each audit chain:
+    /// a refused request writes nothing anywhere.
+    async fn snapshot(&self) -> BTreeMap<String, Value> {
+        let mut out = BTreeMap::new();
+        for (name, org) in [("A", &self.a), ("B", &self.b)] {
+            for path in [
+                "/api/v1/org",
+                "/api/v1/roles",
+                "/api/v1/members",
+                "/api/v1/teams",
+                "/api/v1/invitations",
+                "/api/v1/api-keys",
+                "/api/v1/me/sessions",
+                "/api/v1/audit-events?limit=1",
+            ] {
+                let mut v = self.get_as(&org.admin.access, path).await;
+                strip(&mut v, &["last_used_at", "last_seen_at", "current"]);
+                out.insert(format!("{name} {path}"), v);
+            }
+        }
+        out
+    }
+
+    /// Sends `case` for `method` with `cred`: the JSON body, or the form with the
+    /// session's CSRF field (anonymous forms get a double-submit pair).
+    async fn send(&self, method: &Method, case: &Case, cred: Cred<'_>) -> Answer {
+        let mut req = self
+            .app
+            .client
+            .request(method.clone(), self.app.url(&case.path));
+        let mut cookies = Vec::new();
+        let mut csrf = None;
+        match cred {
+            Cred::None => {}
+            Cred::Bearer(t) => req = req.bearer_auth(t),
+            Cred::Web(s) => {
+                cookies.push(format!("{}={}", s.cookie_name, s.cookie));
+                csrf = Some(s.csrf.clone());
+                req = req.header("accept", "text/html");
+            }
+        }
+        match &case.body {
+            Body::Empty => {}
+            Body::Json(v) => req = req.json(v),
+            Body::Form(fields) => {
+                if matches!(cred, Cred::None) {
+                    cookies.push(format!("fd_csrf={}", self.presession));
+                    csrf = Some(self.presession.clone());
+                }
+                let mut all: Vec<(String, String)> = Vec::new();
+                if let Some(t) = csrf {
+                    all.push(("_csrf".into(), t));
+                }
+                all.extend(fields.iter().cloned());
+                req = req.form(&all);
+            }
+        }
+        if !cookies.is_empty() {
+            req = req.header("cookie", cookies.join("; "));
+        }
+        Answer::read(req.send().await.unwrap()).await
+    }
+}
+
+fn strip(v: &mut Value, keys: &[&str]) {
+    match v {
+        Value::Object(m) => {
+            for k in keys {
+                m.remove(*k);
+            }
+            for x in m.values_mut() {
+                strip(x, keys);
+            }
+        }
+        Value::Array(a) => {
+            for x in a {
+                strip(x, keys);
+            }
+        }
+        _ => {}
+    }
+}
+
+async fn api_session(app: &TestApp, email: &str, password: &str, org: &str) -> (String, String) {
+    let (s, v) = app
+        .api(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({ "email": email, "password": password, "org_id": org })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let token = v["access_token"].as_str().unwrap().to_owned();
+    let (s, sessions) = app
+        .api(Method::GET, "/api/v1/me/sessions", Some(&token), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{sessions}");
+    let id = sessions
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["current"] == true)
+        .unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    (token, id)
+}
+
+async fn enable_totp(app: &TestApp, totp: &Totp, u: &ApiUser) -> Vec<u8> {
+    let (s, v) = app
+        .api(Method::POST, "/api/v1/me/totp/setup", Some(&u.access), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let secret = base32(v["secret"].as_str().unwrap());
+    let code = totp.code(&secret).await;
+    let (s, v) = app
+        .api(
+            Method::POST,
+            "/api/v1/me/totp/enable",
+            Some(&u.access),
+            Some(json!({ "code": code })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    secret
+}
+
+async fn org(app: &TestApp, name: &str, domain: &str) -> Org {
+    let admin = app.signup(name, &format!("admin@{domain}")).await;
+    let id = admin.org_id.clone().unwrap();
+    let web = app.web_login(&admin.email, PASSWORD).await;
+    let member = app
+        .add_member(&admin, &format!("agent@{domain}"), "agent")
+        .await;
+    let (_, roles) = app
+        .api(Method::GET, "/api/v1/roles", Some(&admin.access), None)
+        .await;
+    let role = |builtin: &str| {
+        roles
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["builtin"] == builtin)
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let (s, team) = app
+        .api(
+            Method::POST,
+            "/api/v1/teams",
+            Some(&admin.access),
+            Some(json!({ "name": "Front desk" })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{team}");
+    let (_, spare_session) = api_session(app, &admin.email, PASSWORD, &id).await;
+    Org {
+        manager_role: role("manager"),
+        agent_role: role("agent"),
+        team: team["id"].as_str().unwrap().to_owned(),
+        id,
+        admin,
+        web,
+        member,
+        spare_session,
+    }
+}
+
+async fn build_world(app: TestApp, needed: &BTreeSet<Permission>) -> World {
+    let mail = SmtpSink::start().await;
+    mail.configure(&app.db.store).await;
+    let r = app.get("/login").await;
+    let presession = common::users::set_cookie_value(&r, "fd_csrf").expect("pre-session cookie");
+
+    // Names sort: org A first among its admin's organisations, whatever else gets created.
+    let a = org(&app, "Aardvark clinic", "a.matrix.example").await;
+    let b = org(&app, "Bramble dental", "b.matrix.example").await;
+    let a2_name = "Zed second organisation".to_owned();
+    let (s, a2) = app
+        .api(
+            Method::POST,
+            "/api/v1/organisations",
+            Some(&a.admin.access),
+            Some(json!({ "name": a2_name })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{a2}");
+
+    let all: Vec<&str> = Permission::ALL.iter().map(|p| p.as_str()).collect();
+    let mut key_without = HashMap::new();
+    for p in Permission::ALL {
+        let scopes: Vec<&str> = all.iter().copied().filter(|n| *n != p.as_str()).collect();
+        let (s, v) = app
+            .api(
+                Method::POST,
+                "/api/v1/api-keys",
+                Some(&a.admin.access),
+                Some(json!({ "name": format!("all but {p}"), "scopes": scopes })),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        key_without.insert(*p, v["key"].as_str().unwrap().to_owned());
+    }
+    let (s, v) = app
+        .api(
+            Method::POST,
+            "/api/v1/api-keys",
+            Some(&a.admin.access),
+            Some(json!({ "name": "everything", "scopes": all })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let key_full = v["key"].as_str().unwrap().to_owned();
+
+    let mut person_without = HashMap::new();
+    for p in needed {
+        let role = format!("all but {p}");
+        let scopes: Vec<&str> = all.iter().copied().filter(|n| *n != p.as_str()).collect();
+        let (s, v) = app
+            .api(
+                Method::POST,
+                "/api/v1/roles",
+                Some(&a.admin.access),
+                Some(json!({ "name": role, "permissions": scopes })),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        let email = format!("without-{}@a.matrix.example", p.as_str().replace('.', "-"));
+        let api = app.add_member(&a.admin, &email, &role).await;
+        let web = app.web_login(&email, PASSWORD).await;
+        person_without.insert(*p, Person { api, web });
+    }
+
+    // Someone whose only membership ended: signed in, in no organisation.
+    let gone = app
+        .add_member(&a.admin, "former@a.matrix.example", "agent")
+        .await;
+    let (s, v) = app
+        .api(
+            Method::DELETE,
+            &format!("/api/v1/members/{}", gone.user_id),
+            Some(&a.admin.access),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    let api = app.login(&gone.email, PASSWORD).await;
+    assert!(api.org_id.is_none());
+    let web = app.web_login(&gone.email, PASSWORD).await;
+    let no_org = Person { api, web };
+
+    // The admin of an organisation that requires two-factor sign-in, not set up.
+    let c = app.signup("Cormorant vets", "admin@c.matrix.example").await;
+    let (s, v) = app
+        .api(
+            Method::PATCH,
+            "/api/v1/org",
+            Some(&c.access),
+            Some(json!({ "name": "Cormorant vets", "require_2fa": true })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let c_web = app.web_login(&c.email, PASSWORD).await;
+    let no_2fa = Person { api: c, web: c_web };
+
+    // Credentials that were valid once.
+    let (dead_token, _) = api_session(&app, &a.admin.email, PASSWORD, &a.id).await;
+    let (s, v) = app
+        .api(Method::POST, "/api/v1/auth/logout", Some(&dead_token), None)
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+    let dead_web = app.web_login(&a.admin.email, PASSWORD).await;
+    let r = app.web_post(&dead_web, "/logout", &[]).await;
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+
+    let totp = Totp::default();
+    let totp_user = app
+        .add_member(&a.admin, "two-factor@a.matrix.example", "agent")
+        .await;
+    let totp_secret = enable_totp(&app, &totp, &totp_user).await;
+    let pending = app.web_login(&totp_user.email, PASSWORD).await;
+
+    World {
+        app,
+        mail,
+        presession,
+        a,
+        b,
+        a2_id: a2["id"].as_str().unwrap().to_owned(),
+        a2_name,
+        key_without,
+        key_full,
+        person_without,
+        no_org,
+        no_2fa,
+        dead_token,
+        dead_web,
+        totp_user,
+        totp_secret,
+        pending,
+        totp,
+        seq: AtomicUsize::new(0),
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The checks.
+// ---------------------------------------------------------------------------------------
+
+fn assert_envelope(a: &Answer, status: u16, code: &str, what: &str) {
+    assert_eq!(
+        a.status.as_u16(),
+        status,
+        "{what}: expected {status} `{code}`, got {}",
+        a.short()
+    );
+    assert!(
+        a.header("content-type")
+            .is_some_and(|c| c.starts_with("application/json")),
+        "{what}: not the JSON envelope: {}",
+        a.short()
+    );
+    let v = a.json();
+    assert_eq!(v["error"]["code"], code, "{what}: {}", a.short());
+    assert_eq!(
+        v["error"]["request_id"].as_str(),
+        a.header("x-request-id"),
+        "{what}: the envelope carries the request id"
+    );
+}
+
+fn assert_html(a: &Answer, status: u16, what: &str) {
+    assert_eq!(a.status.as_u16(), status, "{what}: {}", a.short());
+    assert!(
+        a.header("content-type")
+            .is_some_and(|c| c.starts_with("text/html")),
+        "{what}: not an HTML page: {}",
+        a.short()
+    );
+}
+
+fn assert_error_page(a: &Answer, status: u16, what: &str) {
+    assert_html(a, status, what);
+    assert!(
+        a.text.contains("data-testid=\"error-message\""),
+        "{what}: not the error page: {}",
+        a.short()
+    );
+}
+
+fn assert_see_other(a: &Answer, to: &str, what: &str) {
+    assert_eq!(
+        (a.status, a.header("location")),
+        (StatusCode::SEE_OTHER, Some(to)),
+        "{what}: expected 303 to {to}, got {}",
+        a.short()
+    );
+}
+
+/// A refusal: the JSON envelope with `code`, or the 403 page.
+fn assert_refused(a: &Answer, page: bool, code: &str, what: &str) {
+    if page {
+        assert_error_page(a, 403, what);
+    } else {
+        assert_envelope(a, 403, code, what);
+    }
+}
+
+/// The allowed call answered as the case expects, and did its job.
+async fn assert_allowed(w: &World, case: Case, a: Answer, page: bool, what: &str) {
+    match &case.expect {
+        Expect::Status(s) => {
+            assert_eq!(a.status.as_u16(), *s, "{what}: {}", a.short());
+            if page {
+                assert_html(&a, *s, what);
+            }
+        }
+        Expect::SeeOther(to) => assert_see_other(&a, to, what),
+    }
+    if let Some(then) = case.then {
+        then(w, &a).await;
+    }
+}
+
+/// Org B's admin sends each case (org A's ids): 404, and neither organisation changed.
+async fn check_cross(w: &World, m: &Method, cross: &[Case], page: bool) {
+    if cross.is_empty() {
+        return;
+    }
+    let mut before = w.snapshot().await;
+    for c in cross {
+        let what = format!("org B's admin with org A's ids: {}", c.describe());
+        let cred = if page {
+            Cred::Web(&w.b.web)
+        } else {
+            Cred::Bearer(&w.b.admin.access)
+        };
+        let a = w.send(m, c, cred).await;
+        if page {
+            assert_error_page(&a, 404, &what);
+        } else {
+            assert_envelope(&a, 404, "not_found", &what);
+        }
+        let after = w.snapshot().await;
+        let changed: Vec<&String> = after
+            .iter()
+            .filter(|(k, v)| before.get(*k) != Some(*v))
+            .map(|(k, _)| k)
+            .collect();
+        assert!(changed.is_empty(), "{what}: changed {changed:?}");
+        before = after;
+    }
+}
+
+async fn check_route(w: &World, e: &Entry, kind: RouteKind) {
+    let page = kind == RouteKind::Page;
+    let m = &e.method;
+    if e.access == Access::Public {
+        if let Some(f) = e.cross {
+            check_cross(w, m, &f(w).await, page).await;
+        }
+        let case = (e.fixture)(w, Purpose::Allowed).await;
+        let a = w.send(m, &case, Cred::None).await;
+        assert_ne!(
+            a.status,
+            StatusCode::UNAUTHORIZED,
+            "public route refused an anonymous caller"
+        );
+        assert_allowed(w, case, a, page, "anonymous caller of a public route").await;
+        return;
+    }
+
+    let case = (e.fixture)(w, Purpose::Guard).await;
+
+    // a. Anonymous; a credential that was signed out counts as none.
+    let a = w.send(m, &case, Cred::None).await;
+    let to_login = if *m == Method::GET {
+        format!("/login?next={}", enc(&case.path))
+    } else {
+        "/login".to_owned()
+    };
+    if page {
+        assert_see_other(&a, &to_login, "anonymous");
+        let a = w.send(m, &case, Cred::Web(&w.dead_web)).await;
+        assert_see_other(&a, &to_login, "signed-out browser session");
+    } else {
+        assert_envelope(&a, 401, "unauthorized", "anonymous");
+        assert_eq!(a.header("www-authenticate"), Some("Bearer"), "anonymous");
+        let a = w.send(m, &case, Cred::Bearer(&w.dead_token)).await;
+        assert_envelope(&a, 401, "unauthorized", "signed-out access token");
+    }
+
+    // b. Without the permission; API keys on a person's own routes.
+    match e.access {
+        Access::Perm(p) => {
+            let what = format!("API key with every permission but `{p}`");
+            let a = w.send(m, &case, Cred::Bearer(&w.key_without[&p])).await;
+            assert_refused(&a, page, "forbidden", &what);
+            let person = &w.person_without[&p];
+            let cred = if page {
+                Cred::Web(&person.web)
+            } else {
+                Cred::Bearer(&person.api.access)
+            };
+            let what = format!("member whose role has every permission but `{p}`");
+            let a = w.send(m, &case, cred).await;
+            assert_refused(&a, page, "forbidden", &what);
+        }
+        Access::Session | Access::Signed => {
+            let a = w.send(m, &case, Cred::Bearer(&w.key_full)).await;
+            assert_refused(
+                &a,
+                page,
+                "not_for_api_keys",
+                "API key holding every permission",
+            );
+        }
+        Access::Member | Access::Public => {}
+    }
+    if matches!(e.access, Access::Member | Access::Perm(_)) {
+        let what = "signed in without an organisation";
+        if page {
+            let a = w.send(m, &case, Cred::Web(&w.no_org.web)).await;
+            assert_see_other(&a, "/orgs", what);
+        } else {
+            let a = w.send(m, &case, Cred::Bearer(&w.no_org.api.access)).await;
+            assert_envelope(&a, 403, "no_organisation", what);
+        }
+        let what = "member of an organisation that requires two-factor, not set up";
+        if page {
+            let a = w.send(m, &case, Cred::Web(&w.no_2fa.web)).await;
+            assert_see_other(&a, "/settings/security", what);
+        } else {
+            let a = w.send(m, &case, Cred::Bearer(&w.no_2fa.api.access)).await;
+            assert_envelope(&a, 403, "two_factor_required", what);
+        }
+    }
+    if matches!(e.access, Access::Signed | Access::Member | Access::Perm(_)) {
+        let what = "session waiting for its second factor";
+        let a = w.send(m, &case, Cred::Web(&w.pending)).await;
+        if page {
+            assert_see_other(&a, "/login/2fa", what);
+        } else {
+            assert_envelope(&a, 403, "mfa_pending", what);
+        }
+    }
+
+    // c. Another tenant's ids.
+    let mut cross = Vec::new();
+    if e.path.contains('{') {
+        cross.push(case);
+    }
+    if let Some(f) = e.cross {
+        cross.extend(f(w).await);
+    }
+    check_cross(w, m, &cross, page).await;
+
+    // d. Allowed.
+    let case = (e.fixture)(w, Purpose::Allowed).await;
+    let a = {
+        let cred = match &case.who {
+            Who::Admin if page => Cred::Web(&w.a.web),
+            Who::Admin => Cred::Bearer(&w.a.admin.access),
+            Who::Bearer(t) => Cred::Bearer(t),
+            Who::Web(s) => Cred::Web(s),
+        };
+        w.send(m, &case, cred).await
+    };
+    assert_allowed(w, case, a, page, "allowed caller").await;
+}
+
+// ---------------------------------------------------------------------------------------
+// The matrix against the router and the document.
+// ---------------------------------------------------------------------------------------
+
+fn access_text(a: Access) -> String {
+    match a {
+        Access::Public => "public".into(),
+        Access::Session => "session".into(),
+        Access::Signed => "signed".into(),
+        Access::Member => "member".into(),
+        Access::Perm(p) => p.as_str().into(),
+    }
+}
+
+fn kind_text(k: RouteKind) -> &'static str {
+    match k {
+        RouteKind::Json => "JSON",
+        RouteKind::Page => "page",
+        RouteKind::Other => "other",
+    }
+}
+
+/// Routes missing from the matrix, entries without a route, and disagreeing access.
+fn table_failures(routes: &[RouteInfo], matrix: &[Entry]) -> Vec<String> {
+    let mut failures = Vec::new();
+    let mut expected: BTreeMap<(String, String), Access> = BTreeMap::new();
+    for e in matrix {
+        if expected
+            .insert((e.method.to_string(), e.path.to_owned()), e.access)
+            .is_some()
+        {
+            failures.push(format!("{} {}: twice in the matrix", e.method, e.path));
+        }
+    }
+    let mut served = BTreeSet::new();
+    for r in routes {
+        let key = (r.method.to_string(), r.path.clone());
+        served.insert(key.clone());
+        match expected.get(&key) {
+            None => failures.push(format!(
+                "{} {}: served but not in the access matrix (declared {:?})",
+                r.method, r.path, r.access
+            )),
+            Some(want) if *want != r.access => failures.push(format!(
+                "{} {}: declared {:?}, the matrix expects {:?}",
+                r.method, r.path, r.access, want
+            )),
+            Some(_) => {}
+        }
+    }
+    for (method, path) in expected.keys() {
+        if !served.contains(&(method.clone(), path.clone())) {
+            failures.push(format!(
+                "{method} {path}: in the access matrix but not served"
+            ));
+        }
+    }
+    failures
+}
+
+const DOC: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../docs/access-matrix.md");
+
+/// The table rows of the document, as it should read for `routes`.
+fn doc_rows(routes: &[RouteInfo]) -> String {
+    let mut out = String::from("| Method | Path | Kind | Access |\n|---|---|---|---|\n");
+    for r in routes {
+        let access = match r.access {
+            Access::Perm(p) => format!("`{p}`"),
+            other => access_text(other),
+        };
+        out.push_str(&format!(
+            "| {} | `{}` | {} | {} |\n",
+            r.method,
+            r.path,
+            kind_text(r.kind),
+            access
+        ));
+    }
+    out
+}
+
+/// What `docs/access-matrix.md` says that the router does not.
+fn doc_failures(routes: &[RouteInfo]) -> Vec<String> {
+    let text = std::fs::read_to_string(DOC).unwrap_or_default();
+    let mut listed = BTreeSet::new();
+    for line in text.lines() {
+        let cells: Vec<String> = line
+            .trim()
+            .trim_matches('|')
+            .split('|')
+            .map(|c| c.trim().trim_matches('`').to_owned())
+            .collect();
+        if cells.len() == 4
+            && ["GET", "POST", "PUT", "PATCH", "DELETE"].contains(&cells[0].as_str())
+        {
+            listed.insert((
+                cells[0].clone(),
+                cells[1].clone(),
+                cells[2].clone(),
+                cells[3].clone(),
+            ));
+        }
+    }
+    let served: BTreeSet<(String, String, String, String)> = routes
+        .iter()
+        .map(|r| {
+            (
+                r.method.to_string(),
+                r.path.clone(),
+                kind_text(r.kind).to_owned(),
+                access_text(r.access),
+            )
+        })
+        .collect();
+    let mut failures = Vec::new();
+    for row in served.difference(&listed) {
+        failures.push(format!("docs/access-matrix.md lacks {row:?}"));
+    }
+    for row in listed.difference(&served) {
+        failures.push(format!("docs/access-matrix.md lists {row:?}, not served"));
+    }
+    if !failures.is_empty() {
+        failures.push(format!(
+            "the table docs/access-matrix.md should carry:\n{}",
+            doc_rows(routes)
+        ));
+    }
+    failures
+}
+
+fn panic_text(e: tokio::task::JoinError) -> String {
+    if !e.is_panic() {
+        return e.to_string();
+    }
+    let p = e.into_panic();
+    p.downcast_ref::<String>()
+        .cloned()
+        .or_else(|| p.downcast_ref::<&str>().map(|s| (*s).to_owned()))
+        .unwrap_or_else(|| "panicked".into())
+}
+
+async fn run_matrix(db: TestDb) {
+    let app = TestApp::spawn(db).await;
+    let matrix = matrix();
+    let mut failures = table_failures(&app.routes, &matrix);
+    failures.extend(doc_failures(&app.routes));
+    assert!(
+        failures.is_empty(),
+        "the access matrix does not match the router:\n{}",
+        failures.join("\n")
+    );
+
+    let kinds: HashMap<(String, String), RouteKind> = app
+        .routes
+        .iter()
+        .map(|r| ((r.method.to_string(), r.path.clone()), r.kind))
+        .collect();
+    let needed: BTreeSet<Permission> = matrix
+        .iter()
+        .filter_map(|e| e.access.permission())
+        .collect();
+    let world = Arc::new(build_world(app, &needed).await);
+
+    let mut failures = Vec::new();
+    for e in &matrix {
+        let kind = kinds[&(e.method.to_string(), e.path.to_owned())];
+        let (w, entry) = (world.clone(), e.clone());
+        // Each route runs as its own task, so one failing route does not hide the others.
+        let result = tokio::spawn(async move { check_route(&w, &entry, kind).await }).await;
+        if let Err(err) = result {
+            failures.push(format!("{} {}: {}", e.method, e.path, panic_text(err)));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {} routes fail the access matrix:\n{}",
+        failures.len(),
+        matrix.len(),
+        failures.join("\n")
+    );
+}
+
+both_backends! {
+    async fn every_route_enforces_its_access(db) {
+        run_matrix(db).await;
+    }
+}
+
+/// The test's own TOTP against RFC 6238 appendix B (SHA-1 rows, low 6 digits).
+#[test]
+fn totp_of_the_test_matches_rfc6238() {
+    let secret = b"12345678901234567890";
+    for (t, eight) in [
+        (59i64, "94287082"),
+        (1111111109, "07081804"),
+        (1234567890, "89005924"),
+        (2000000000, "69279037"),
+    ] {
+        assert_eq!(totp_at(secret, t / 30), eight[2..], "t={t}");
+    }
+}
