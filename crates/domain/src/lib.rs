@@ -8,6 +8,6 @@ mod tenant;
 
 pub use email::{Email, EmailError};
 pub use ids::{ApiKeyId, InvitationId, OrgId, RoleId, SessionId, TeamId, UserId};
-pub use phone::{Bsuid, BsuidError, E164, E164Error};
 pub use permissions::{BuiltinRole, Permission, PermissionSet, UnknownPermission};
+pub use phone::{Bsuid, BsuidError, E164, E164Error};
 pub use tenant::{Actor, ActorParseError, Role};

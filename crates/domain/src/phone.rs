@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 
 /// A phone number in E.164: `+` and 8 to 15 digits, the first not 0.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(try_from = "String", into = "String")]
 #[schema(value_type = String, example = "+919876543210")]
 pub struct E164(String);
@@ -36,7 +38,10 @@ impl E164 {
         if plus_count > 1 || (plus_count == 1 && !t.trim_start_matches('(').starts_with('+')) {
             return Err(E164Error);
         }
-        let digits = digits.strip_prefix("00").map(str::to_owned).unwrap_or(digits);
+        let digits = digits
+            .strip_prefix("00")
+            .map(str::to_owned)
+            .unwrap_or(digits);
         if !(8..=15).contains(&digits.len()) || digits.starts_with('0') {
             return Err(E164Error);
         }
@@ -57,12 +62,21 @@ impl E164 {
     /// e.g. `+91 98•••••210`, for people who may not see full numbers.
     pub fn masked(&self) -> String {
         let d = self.digits();
-        let cc_len = if d.starts_with('1') || d.starts_with('7') { 1 } else { 2 };
+        let cc_len = if d.starts_with('1') || d.starts_with('7') {
+            1
+        } else {
+            2
+        };
         let (cc, rest) = d.split_at(cc_len.min(d.len()));
         let keep_head = 2.min(rest.len());
         let keep_tail = 3.min(rest.len().saturating_sub(keep_head));
         let hidden = rest.len() - keep_head - keep_tail;
-        format!("+{cc} {}{}{}", &rest[..keep_head], "•".repeat(hidden), &rest[rest.len() - keep_tail..])
+        format!(
+            "+{cc} {}{}{}",
+            &rest[..keep_head],
+            "•".repeat(hidden),
+            &rest[rest.len() - keep_tail..]
+        )
     }
 }
 
@@ -87,7 +101,9 @@ impl fmt::Display for E164 {
 
 /// A business-scoped user id: WhatsApp's id for a customer as seen by one business
 /// (`US.13491208655302741918`): a country prefix, a dot, digits.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema,
+)]
 #[serde(try_from = "String", into = "String")]
 #[schema(value_type = String, example = "US.13491208655302741918")]
 pub struct Bsuid(String);
@@ -105,7 +121,11 @@ impl Bsuid {
             && prefix.bytes().all(|b| b.is_ascii_uppercase())
             && (5..=40).contains(&rest.len())
             && rest.bytes().all(|b| b.is_ascii_alphanumeric());
-        if ok { Ok(Self(s.to_owned())) } else { Err(BsuidError) }
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(BsuidError)
+        }
     }
 
     pub fn as_str(&self) -> &str {
@@ -147,24 +167,51 @@ mod tests {
         ] {
             assert_eq!(E164::parse(input).unwrap().as_str(), want, "{input}");
         }
-        for bad in ["", "12345", "+0123456789", "98765 4321x", "+91+9876543210", "91+9876543210", "+1234567890123456", "tel:+919876543210"] {
+        for bad in [
+            "",
+            "12345",
+            "+0123456789",
+            "98765 4321x",
+            "+91+9876543210",
+            "91+9876543210",
+            "+1234567890123456",
+            "tel:+919876543210",
+        ] {
             assert!(E164::parse(bad).is_err(), "{bad:?}");
         }
-        assert_eq!(E164::parse("+919876543210").unwrap().digits(), "919876543210");
+        assert_eq!(
+            E164::parse("+919876543210").unwrap().digits(),
+            "919876543210"
+        );
     }
 
     #[test]
     fn masking_keeps_country_code_and_last_three() {
-        assert_eq!(E164::parse("+919876543210").unwrap().masked(), "+91 98•••••210");
-        assert_eq!(E164::parse("+14155550100").unwrap().masked(), "+1 41•••••100");
+        assert_eq!(
+            E164::parse("+919876543210").unwrap().masked(),
+            "+91 98•••••210"
+        );
+        assert_eq!(
+            E164::parse("+14155550100").unwrap().masked(),
+            "+1 41•••••100"
+        );
         let m = E164::parse("+442079460958").unwrap().masked();
-        assert!(m.starts_with("+44 20") && m.ends_with("958") && !m.contains("7946"), "{m}");
+        assert!(
+            m.starts_with("+44 20") && m.ends_with("958") && !m.contains("7946"),
+            "{m}"
+        );
     }
 
     #[test]
     fn bsuids_parse() {
         assert!(Bsuid::parse("US.13491208655302741918").is_ok());
-        for bad in ["13491208655302741918", "us.1234567", "US.", "US.12-34", "USAX.123456"] {
+        for bad in [
+            "13491208655302741918",
+            "us.1234567",
+            "US.",
+            "US.12-34",
+            "USAX.123456",
+        ] {
             assert!(Bsuid::parse(bad).is_err(), "{bad}");
         }
     }

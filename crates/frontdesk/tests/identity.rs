@@ -431,6 +431,10 @@ both_backends! {
         let admin_role = roles.as_array().unwrap().iter().find(|r| r["name"] == "admin").unwrap()["id"].clone();
         let (s, v) = app.api(Method::POST, "/api/v1/invitations", Some(&recep.access), Some(json!({ "email": "x@clinic.example", "role_id": admin_role }))).await;
         assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "exceeds_own_permissions"));
+        // Nor act on someone who holds more: signing the admin out is refused.
+        let (s, v) = app.api(Method::POST, &format!("/api/v1/members/{}/revoke-sessions", admin.user_id), Some(&recep.access), None).await;
+        assert_eq!((s, code(&v)), (StatusCode::FORBIDDEN, "exceeds_own_permissions"));
+        assert_eq!(app.api(Method::GET, "/api/v1/me", Some(&admin.access), None).await.0, StatusCode::OK);
         // Changing the role changes what the member may do on the very next request.
         let rid = role["id"].as_str().unwrap();
         let (s, _) = app.api(Method::PATCH, &format!("/api/v1/roles/{rid}"), Some(&admin.access), Some(json!({ "name": "Receptionist", "permissions": ["queue.read", "audit.read"] }))).await;

@@ -21,8 +21,16 @@ impl GraphError {
         Some(Self {
             code: e.get("code")?.as_i64()?,
             subcode: e.get("error_subcode").and_then(Value::as_i64),
-            message: e.get("message").and_then(Value::as_str).unwrap_or_default().to_owned(),
-            details: e.get("error_data").and_then(|d| d.get("details")).and_then(Value::as_str).map(str::to_owned),
+            message: e
+                .get("message")
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned(),
+            details: e
+                .get("error_data")
+                .and_then(|d| d.get("details"))
+                .and_then(Value::as_str)
+                .map(str::to_owned),
         })
     }
 }
@@ -49,7 +57,10 @@ pub enum ErrorClass {
 impl ErrorClass {
     /// Retry at all?
     pub fn retryable(self) -> bool {
-        matches!(self, ErrorClass::Retry | ErrorClass::Throttled | ErrorClass::PairRateLimited)
+        matches!(
+            self,
+            ErrorClass::Retry | ErrorClass::Throttled | ErrorClass::PairRateLimited
+        )
     }
 
     /// The least wait before the next attempt.
@@ -93,7 +104,11 @@ mod tests {
         assert_eq!(classify(190), ErrorClass::Unauthorized);
         assert_eq!(classify(131000), ErrorClass::Retry);
         assert_eq!(classify(131031), ErrorClass::AccountBlocked);
-        assert_eq!(classify(131049), ErrorClass::Permanent, "never retried at once");
+        assert_eq!(
+            classify(131049),
+            ErrorClass::Permanent,
+            "never retried at once"
+        );
     }
 
     #[test]

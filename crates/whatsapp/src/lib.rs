@@ -10,4 +10,6 @@ pub mod webhook;
 pub use errors::{ErrorClass, GraphError, classify};
 pub use send::{Outbound, Recipient, SendError};
 pub use signature::{SignatureError, sign_meta, verify_meta};
-pub use webhook::{DeliveryStatus, Event, InboundMessage, MessageKind, ParseError, StatusUpdate, parse_meta};
+pub use webhook::{
+    DeliveryStatus, Event, InboundMessage, MessageKind, ParseError, StatusUpdate, parse_meta,
+};

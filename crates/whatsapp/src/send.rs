@@ -18,7 +18,11 @@ pub enum Recipient {
 pub struct SendError(pub String);
 
 fn check(ok: bool, msg: &str) -> Result<(), SendError> {
-    if ok { Ok(()) } else { Err(SendError(msg.to_owned())) }
+    if ok {
+        Ok(())
+    } else {
+        Err(SendError(msg.to_owned()))
+    }
 }
 
 /// A reply button of an interactive message.
@@ -132,9 +136,18 @@ impl Outbound {
     /// A line of text for lists and search.
     pub fn preview(&self) -> String {
         match self {
-            Outbound::Text { body, .. } | Outbound::Buttons { body, .. } | Outbound::List { body, .. } => body.clone(),
-            Outbound::Media { media_type, caption, .. } => caption.clone().unwrap_or_else(|| format!("[{media_type}]")),
-            Outbound::Location { name, .. } => name.clone().map(|n| format!("[location] {n}")).unwrap_or_else(|| "[location]".into()),
+            Outbound::Text { body, .. }
+            | Outbound::Buttons { body, .. }
+            | Outbound::List { body, .. } => body.clone(),
+            Outbound::Media {
+                media_type,
+                caption,
+                ..
+            } => caption.clone().unwrap_or_else(|| format!("[{media_type}]")),
+            Outbound::Location { name, .. } => name
+                .clone()
+                .map(|n| format!("[location] {n}"))
+                .unwrap_or_else(|| "[location]".into()),
             Outbound::Reaction { emoji, .. } => emoji.clone(),
             Outbound::Template { name, .. } => format!("[template {name}]"),
         }
@@ -144,55 +157,137 @@ impl Outbound {
     pub fn validate(&self) -> Result<(), SendError> {
         let chars = |s: &str| s.chars().count();
         match self {
-            Outbound::Text { body, .. } => check(!body.trim().is_empty() && chars(body) <= 4096, "a text message is 1–4096 characters"),
-            Outbound::Media { media_type, source, caption, .. } => {
-                check(matches!(media_type.as_str(), "image" | "audio" | "video" | "document" | "sticker"), "media type must be image, audio, video, document or sticker")?;
+            Outbound::Text { body, .. } => check(
+                !body.trim().is_empty() && chars(body) <= 4096,
+                "a text message is 1–4096 characters",
+            ),
+            Outbound::Media {
+                media_type,
+                source,
+                caption,
+                ..
+            } => {
+                check(
+                    matches!(
+                        media_type.as_str(),
+                        "image" | "audio" | "video" | "document" | "sticker"
+                    ),
+                    "media type must be image, audio, video, document or sticker",
+                )?;
                 match source {
-                    MediaSource::Id(id) => check(!id.is_empty() && id.len() <= 200, "a media id is required")?,
-                    MediaSource::Link(l) => check(l.starts_with("https://") && l.len() <= 2000, "a media link must be an https:// URL")?,
+                    MediaSource::Id(id) => {
+                        check(!id.is_empty() && id.len() <= 200, "a media id is required")?
+                    }
+                    MediaSource::Link(l) => check(
+                        l.starts_with("https://") && l.len() <= 2000,
+                        "a media link must be an https:// URL",
+                    )?,
                 }
                 if caption.is_some() {
-                    check(matches!(media_type.as_str(), "image" | "video" | "document"), "only images, videos and documents take a caption")?;
-                    check(caption.as_deref().is_some_and(|c| chars(c) <= 1024), "a caption is at most 1024 characters")?;
+                    check(
+                        matches!(media_type.as_str(), "image" | "video" | "document"),
+                        "only images, videos and documents take a caption",
+                    )?;
+                    check(
+                        caption.as_deref().is_some_and(|c| chars(c) <= 1024),
+                        "a caption is at most 1024 characters",
+                    )?;
                 }
                 Ok(())
             }
-            Outbound::Location { latitude, longitude, .. } => check((-90.0..=90.0).contains(latitude) && (-180.0..=180.0).contains(longitude), "latitude/longitude out of range"),
-            Outbound::Reaction { message_id, emoji } => check(!message_id.is_empty() && chars(emoji) <= 8, "a reaction needs the message id and one emoji"),
-            Outbound::Buttons { body, buttons, header, footer } => {
-                check(!body.trim().is_empty() && chars(body) <= 1024, "the body is 1–1024 characters")?;
+            Outbound::Location {
+                latitude,
+                longitude,
+                ..
+            } => check(
+                (-90.0..=90.0).contains(latitude) && (-180.0..=180.0).contains(longitude),
+                "latitude/longitude out of range",
+            ),
+            Outbound::Reaction { message_id, emoji } => check(
+                !message_id.is_empty() && chars(emoji) <= 8,
+                "a reaction needs the message id and one emoji",
+            ),
+            Outbound::Buttons {
+                body,
+                buttons,
+                header,
+                footer,
+            } => {
+                check(
+                    !body.trim().is_empty() && chars(body) <= 1024,
+                    "the body is 1–1024 characters",
+                )?;
                 check((1..=3).contains(&buttons.len()), "1 to 3 buttons")?;
                 for b in buttons {
-                    check(!b.id.is_empty() && b.id.len() <= 256 && !b.title.trim().is_empty() && chars(&b.title) <= 20, "a button has an id and a title of at most 20 characters")?;
+                    check(
+                        !b.id.is_empty()
+                            && b.id.len() <= 256
+                            && !b.title.trim().is_empty()
+                            && chars(&b.title) <= 20,
+                        "a button has an id and a title of at most 20 characters",
+                    )?;
                 }
                 let mut ids: Vec<&str> = buttons.iter().map(|b| b.id.as_str()).collect();
                 ids.sort_unstable();
                 ids.dedup();
                 check(ids.len() == buttons.len(), "button ids must differ")?;
-                check(header.as_deref().is_none_or(|h| chars(h) <= 60), "a header is at most 60 characters")?;
-                check(footer.as_deref().is_none_or(|f| chars(f) <= 60), "a footer is at most 60 characters")
+                check(
+                    header.as_deref().is_none_or(|h| chars(h) <= 60),
+                    "a header is at most 60 characters",
+                )?;
+                check(
+                    footer.as_deref().is_none_or(|f| chars(f) <= 60),
+                    "a footer is at most 60 characters",
+                )
             }
-            Outbound::List { body, button, sections, .. } => {
-                check(!body.trim().is_empty() && chars(body) <= 4096, "the body is 1–4096 characters")?;
-                check(!button.trim().is_empty() && chars(button) <= 20, "the list button label is 1–20 characters")?;
+            Outbound::List {
+                body,
+                button,
+                sections,
+                ..
+            } => {
+                check(
+                    !body.trim().is_empty() && chars(body) <= 4096,
+                    "the body is 1–4096 characters",
+                )?;
+                check(
+                    !button.trim().is_empty() && chars(button) <= 20,
+                    "the list button label is 1–20 characters",
+                )?;
                 check((1..=10).contains(&sections.len()), "1 to 10 sections")?;
                 let rows: usize = sections.iter().map(|s| s.rows.len()).sum();
                 check((1..=10).contains(&rows), "1 to 10 rows in all")?;
                 for r in sections.iter().flat_map(|s| &s.rows) {
-                    check(!r.id.is_empty() && chars(&r.title) <= 24 && !r.title.trim().is_empty(), "a row has an id and a title of at most 24 characters")?;
-                    check(r.description.as_deref().is_none_or(|d| chars(d) <= 72), "a row description is at most 72 characters")?;
+                    check(
+                        !r.id.is_empty() && chars(&r.title) <= 24 && !r.title.trim().is_empty(),
+                        "a row has an id and a title of at most 24 characters",
+                    )?;
+                    check(
+                        r.description.as_deref().is_none_or(|d| chars(d) <= 72),
+                        "a row description is at most 72 characters",
+                    )?;
                 }
                 Ok(())
             }
             Outbound::Template { name, language, .. } => check(
-                !name.is_empty() && name.len() <= 512 && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') && !language.is_empty(),
+                !name.is_empty()
+                    && name.len() <= 512
+                    && name
+                        .bytes()
+                        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+                    && !language.is_empty(),
                 "a template name is lower-case letters, digits and underscores, with a language",
             ),
         }
     }
 
     /// The JSON body for the Cloud API, addressed to `to`, optionally quoting `reply_to`.
-    pub fn to_cloud_body(&self, to: &Recipient, reply_to: Option<&str>, callback: Option<&str>) -> Value {
+    pub fn to_cloud_body(
+        &self,
+        to: &Recipient,
+        reply_to: Option<&str>,
+        callback: Option<&str>,
+    ) -> Value {
         let mut body = json!({ "messaging_product": "whatsapp", "recipient_type": "individual" });
         match to {
             Recipient::Phone(p) => body["to"] = json!(p.digits()),
@@ -206,11 +301,19 @@ impl Outbound {
         }
         let opt = |v: &Option<String>| v.clone();
         match self {
-            Outbound::Text { body: text, preview_url } => {
+            Outbound::Text {
+                body: text,
+                preview_url,
+            } => {
                 body["type"] = json!("text");
                 body["text"] = json!({ "body": text, "preview_url": preview_url });
             }
-            Outbound::Media { media_type, source, caption, filename } => {
+            Outbound::Media {
+                media_type,
+                source,
+                caption,
+                filename,
+            } => {
                 let mut m = match source {
                     MediaSource::Id(id) => json!({ "id": id }),
                     MediaSource::Link(l) => json!({ "link": l }),
@@ -224,7 +327,12 @@ impl Outbound {
                 body["type"] = json!(media_type);
                 body[media_type.as_str()] = m;
             }
-            Outbound::Location { latitude, longitude, name, address } => {
+            Outbound::Location {
+                latitude,
+                longitude,
+                name,
+                address,
+            } => {
                 body["type"] = json!("location");
                 body["location"] = json!({ "latitude": latitude, "longitude": longitude, "name": opt(name), "address": opt(address) });
             }
@@ -232,7 +340,12 @@ impl Outbound {
                 body["type"] = json!("reaction");
                 body["reaction"] = json!({ "message_id": message_id, "emoji": emoji });
             }
-            Outbound::Buttons { body: text, header, footer, buttons } => {
+            Outbound::Buttons {
+                body: text,
+                header,
+                footer,
+                buttons,
+            } => {
                 let mut i = json!({
                     "type": "button",
                     "body": { "text": text },
@@ -247,7 +360,13 @@ impl Outbound {
                 body["type"] = json!("interactive");
                 body["interactive"] = i;
             }
-            Outbound::List { body: text, button, header, footer, sections } => {
+            Outbound::List {
+                body: text,
+                button,
+                header,
+                footer,
+                sections,
+            } => {
                 let mut i = json!({
                     "type": "list",
                     "body": { "text": text },
@@ -270,7 +389,11 @@ impl Outbound {
                 body["type"] = json!("interactive");
                 body["interactive"] = i;
             }
-            Outbound::Template { name, language, components } => {
+            Outbound::Template {
+                name,
+                language,
+                components,
+            } => {
                 body["type"] = json!("template");
                 body["template"] = json!({ "name": name, "language": { "code": language }, "components": components });
             }
@@ -281,7 +404,8 @@ impl Outbound {
 
 /// The body that marks an inbound message read (and, optionally, shows "typing…").
 pub fn mark_read_body(message_id: &str, typing: bool) -> Value {
-    let mut b = json!({ "messaging_product": "whatsapp", "status": "read", "message_id": message_id });
+    let mut b =
+        json!({ "messaging_product": "whatsapp", "status": "read", "message_id": message_id });
     if typing {
         b["typing_indicator"] = json!({ "type": "text" });
     }
@@ -290,7 +414,12 @@ pub fn mark_read_body(message_id: &str, typing: bool) -> Value {
 
 /// The Cloud API's answer to a send: the new message's id.
 pub fn sent_message_id(response: &Value) -> Option<String> {
-    response.get("messages")?.get(0)?.get("id")?.as_str().map(str::to_owned)
+    response
+        .get("messages")?
+        .get(0)?
+        .get("id")?
+        .as_str()
+        .map(str::to_owned)
 }
 
 #[cfg(test)]
@@ -303,13 +432,20 @@ mod tests {
 
     #[test]
     fn text_to_a_phone_and_to_a_bsuid() {
-        let m = Outbound::Text { body: "Hello".into(), preview_url: true };
+        let m = Outbound::Text {
+            body: "Hello".into(),
+            preview_url: true,
+        };
         let b = m.to_cloud_body(&phone(), Some("wamid.Q"), None);
         assert_eq!(b["to"], "919876543210");
         assert!(b.get("recipient").is_none());
         assert_eq!(b["text"], json!({ "body": "Hello", "preview_url": true }));
         assert_eq!(b["context"]["message_id"], "wamid.Q");
-        let b = m.to_cloud_body(&Recipient::Bsuid(Bsuid::parse("US.1234567890").unwrap()), None, Some("cb"));
+        let b = m.to_cloud_body(
+            &Recipient::Bsuid(Bsuid::parse("US.1234567890").unwrap()),
+            None,
+            Some("cb"),
+        );
         assert_eq!(b["recipient"], "US.1234567890");
         assert!(b.get("to").is_none());
         assert_eq!(b["biz_opaque_callback_data"], "cb");
@@ -318,45 +454,210 @@ mod tests {
     #[test]
     fn every_kind_builds_its_body() {
         let cases = vec![
-            (Outbound::Media { media_type: "document".into(), source: MediaSource::Id("m1".into()), caption: Some("Report".into()), filename: Some("r.pdf".into()) }, json!({ "id": "m1", "caption": "Report", "filename": "r.pdf" }), "document"),
-            (Outbound::Media { media_type: "image".into(), source: MediaSource::Link("https://x.example/a.jpg".into()), caption: None, filename: Some("ignored".into()) }, json!({ "link": "https://x.example/a.jpg" }), "image"),
+            (
+                Outbound::Media {
+                    media_type: "document".into(),
+                    source: MediaSource::Id("m1".into()),
+                    caption: Some("Report".into()),
+                    filename: Some("r.pdf".into()),
+                },
+                json!({ "id": "m1", "caption": "Report", "filename": "r.pdf" }),
+                "document",
+            ),
+            (
+                Outbound::Media {
+                    media_type: "image".into(),
+                    source: MediaSource::Link("https://x.example/a.jpg".into()),
+                    caption: None,
+                    filename: Some("ignored".into()),
+                },
+                json!({ "link": "https://x.example/a.jpg" }),
+                "image",
+            ),
         ];
         for (m, want, key) in cases {
             m.validate().unwrap();
             assert_eq!(m.to_cloud_body(&phone(), None, None)[key], want);
         }
-        let b = Outbound::Buttons { body: "Confirm?".into(), header: Some("Appointment".into()), footer: None, buttons: vec![Button { id: "y".into(), title: "Yes".into() }, Button { id: "n".into(), title: "No".into() }] };
+        let b = Outbound::Buttons {
+            body: "Confirm?".into(),
+            header: Some("Appointment".into()),
+            footer: None,
+            buttons: vec![
+                Button {
+                    id: "y".into(),
+                    title: "Yes".into(),
+                },
+                Button {
+                    id: "n".into(),
+                    title: "No".into(),
+                },
+            ],
+        };
         b.validate().unwrap();
         let v = b.to_cloud_body(&phone(), None, None);
         assert_eq!(v["interactive"]["type"], "button");
-        assert_eq!(v["interactive"]["action"]["buttons"][1], json!({ "type": "reply", "reply": { "id": "n", "title": "No" } }));
-        let l = Outbound::List { body: "Pick a slot".into(), button: "Slots".into(), header: None, footer: None, sections: vec![ListSection { title: Some("Tuesday".into()), rows: vec![ListRow { id: "t10".into(), title: "10:00".into(), description: Some("Dr Mehta".into()) }] }] };
+        assert_eq!(
+            v["interactive"]["action"]["buttons"][1],
+            json!({ "type": "reply", "reply": { "id": "n", "title": "No" } })
+        );
+        let l = Outbound::List {
+            body: "Pick a slot".into(),
+            button: "Slots".into(),
+            header: None,
+            footer: None,
+            sections: vec![ListSection {
+                title: Some("Tuesday".into()),
+                rows: vec![ListRow {
+                    id: "t10".into(),
+                    title: "10:00".into(),
+                    description: Some("Dr Mehta".into()),
+                }],
+            }],
+        };
         l.validate().unwrap();
-        assert_eq!(l.to_cloud_body(&phone(), None, None)["interactive"]["action"]["sections"][0]["rows"][0]["description"], "Dr Mehta");
-        let t = Outbound::Template { name: "appointment_reminder".into(), language: "en_US".into(), components: vec![json!({ "type": "body", "parameters": [{ "type": "text", "text": "Asha" }] })] };
+        assert_eq!(
+            l.to_cloud_body(&phone(), None, None)["interactive"]["action"]["sections"][0]["rows"]
+                [0]["description"],
+            "Dr Mehta"
+        );
+        let t = Outbound::Template {
+            name: "appointment_reminder".into(),
+            language: "en_US".into(),
+            components: vec![
+                json!({ "type": "body", "parameters": [{ "type": "text", "text": "Asha" }] }),
+            ],
+        };
         t.validate().unwrap();
         assert!(!t.needs_service_window());
-        assert_eq!(t.to_cloud_body(&phone(), None, None)["template"]["language"]["code"], "en_US");
-        let r = Outbound::Reaction { message_id: "wamid.X".into(), emoji: "👍".into() };
-        assert_eq!(r.to_cloud_body(&phone(), None, None)["reaction"]["emoji"], "👍");
-        assert_eq!(mark_read_body("wamid.I", true)["typing_indicator"]["type"], "text");
-        assert_eq!(sent_message_id(&json!({ "messaging_product": "whatsapp", "messages": [{ "id": "wamid.NEW" }] })).as_deref(), Some("wamid.NEW"));
+        assert_eq!(
+            t.to_cloud_body(&phone(), None, None)["template"]["language"]["code"],
+            "en_US"
+        );
+        let r = Outbound::Reaction {
+            message_id: "wamid.X".into(),
+            emoji: "👍".into(),
+        };
+        assert_eq!(
+            r.to_cloud_body(&phone(), None, None)["reaction"]["emoji"],
+            "👍"
+        );
+        assert_eq!(
+            mark_read_body("wamid.I", true)["typing_indicator"]["type"],
+            "text"
+        );
+        assert_eq!(
+            sent_message_id(
+                &json!({ "messaging_product": "whatsapp", "messages": [{ "id": "wamid.NEW" }] })
+            )
+            .as_deref(),
+            Some("wamid.NEW")
+        );
     }
 
     #[test]
     fn limits_are_checked_before_queuing() {
-        let too_long = Outbound::Text { body: "x".repeat(4097), preview_url: false };
+        let too_long = Outbound::Text {
+            body: "x".repeat(4097),
+            preview_url: false,
+        };
         assert!(too_long.validate().is_err());
-        assert!(Outbound::Text { body: "  ".into(), preview_url: false }.validate().is_err());
-        let four = (0..4).map(|i| Button { id: i.to_string(), title: "B".into() }).collect();
-        assert!(Outbound::Buttons { body: "b".into(), header: None, footer: None, buttons: four }.validate().is_err());
-        let dup = vec![Button { id: "a".into(), title: "A".into() }, Button { id: "a".into(), title: "B".into() }];
-        assert!(Outbound::Buttons { body: "b".into(), header: None, footer: None, buttons: dup }.validate().is_err());
-        let long_title = vec![Button { id: "a".into(), title: "x".repeat(21) }];
-        assert!(Outbound::Buttons { body: "b".into(), header: None, footer: None, buttons: long_title }.validate().is_err());
-        assert!(Outbound::Media { media_type: "audio".into(), source: MediaSource::Id("m".into()), caption: Some("no".into()), filename: None }.validate().is_err());
-        assert!(Outbound::Media { media_type: "image".into(), source: MediaSource::Link("http://insecure".into()), caption: None, filename: None }.validate().is_err());
-        assert!(Outbound::Template { name: "Bad Name".into(), language: "en".into(), components: vec![] }.validate().is_err());
-        assert!(Outbound::Location { latitude: 91.0, longitude: 0.0, name: None, address: None }.validate().is_err());
+        assert!(
+            Outbound::Text {
+                body: "  ".into(),
+                preview_url: false
+            }
+            .validate()
+            .is_err()
+        );
+        let four = (0..4)
+            .map(|i| Button {
+                id: i.to_string(),
+                title: "B".into(),
+            })
+            .collect();
+        assert!(
+            Outbound::Buttons {
+                body: "b".into(),
+                header: None,
+                footer: None,
+                buttons: four
+            }
+            .validate()
+            .is_err()
+        );
+        let dup = vec![
+            Button {
+                id: "a".into(),
+                title: "A".into(),
+            },
+            Button {
+                id: "a".into(),
+                title: "B".into(),
+            },
+        ];
+        assert!(
+            Outbound::Buttons {
+                body: "b".into(),
+                header: None,
+                footer: None,
+                buttons: dup
+            }
+            .validate()
+            .is_err()
+        );
+        let long_title = vec![Button {
+            id: "a".into(),
+            title: "x".repeat(21),
+        }];
+        assert!(
+            Outbound::Buttons {
+                body: "b".into(),
+                header: None,
+                footer: None,
+                buttons: long_title
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(
+            Outbound::Media {
+                media_type: "audio".into(),
+                source: MediaSource::Id("m".into()),
+                caption: Some("no".into()),
+                filename: None
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(
+            Outbound::Media {
+                media_type: "image".into(),
+                source: MediaSource::Link("http://insecure".into()),
+                caption: None,
+                filename: None
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(
+            Outbound::Template {
+                name: "Bad Name".into(),
+                language: "en".into(),
+                components: vec![]
+            }
+            .validate()
+            .is_err()
+        );
+        assert!(
+            Outbound::Location {
+                latitude: 91.0,
+                longitude: 0.0,
+                name: None,
+                address: None
+            }
+            .validate()
+            .is_err()
+        );
     }
 }

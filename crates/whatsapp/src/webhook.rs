@@ -167,26 +167,68 @@ impl MediaType {
 /// What an inbound message says, by type.
 #[derive(Debug, Clone, PartialEq)]
 pub enum MessageKind {
-    Text { body: String },
-    Media { media_type: MediaType, media: Media },
-    Location { latitude: f64, longitude: f64, name: Option<String>, address: Option<String>, url: Option<String> },
+    Text {
+        body: String,
+    },
+    Media {
+        media_type: MediaType,
+        media: Media,
+    },
+    Location {
+        latitude: f64,
+        longitude: f64,
+        name: Option<String>,
+        address: Option<String>,
+        url: Option<String>,
+    },
     /// Shared contact cards, kept as sent.
-    Contacts { cards: Value },
-    ButtonReply { id: String, title: String },
-    ListReply { id: String, title: String, description: Option<String> },
+    Contacts {
+        cards: Value,
+    },
+    ButtonReply {
+        id: String,
+        title: String,
+    },
+    ListReply {
+        id: String,
+        title: String,
+        description: Option<String>,
+    },
     /// A WhatsApp Flow's answer; `response_json` is the flow's JSON, as a string.
-    FlowReply { name: Option<String>, body: Option<String>, response_json: Option<String> },
+    FlowReply {
+        name: Option<String>,
+        body: Option<String>,
+        response_json: Option<String>,
+    },
     /// A tap on a template's quick-reply button.
-    TemplateButton { payload: String, text: String },
+    TemplateButton {
+        payload: String,
+        text: String,
+    },
     /// `emoji: None` means the reaction was removed.
-    Reaction { message_id: String, emoji: Option<String> },
-    Order { catalog_id: Option<String>, text: Option<String>, items: Value },
+    Reaction {
+        message_id: String,
+        emoji: Option<String>,
+    },
+    Order {
+        catalog_id: Option<String>,
+        text: Option<String>,
+        items: Value,
+    },
     /// e.g. `user_changed_number`.
-    System { system_type: String, body: Option<String>, new_wa_id: Option<String> },
+    System {
+        system_type: String,
+        body: Option<String>,
+        new_wa_id: Option<String>,
+    },
     /// WhatsApp could not show us the message (`errors` say why).
-    Unsupported { errors: Value },
+    Unsupported {
+        errors: Value,
+    },
     /// A type this release does not know, kept whole.
-    Other { type_name: String },
+    Other {
+        type_name: String,
+    },
 }
 
 impl MessageKind {
@@ -213,13 +255,25 @@ impl MessageKind {
     pub fn preview(&self) -> String {
         match self {
             MessageKind::Text { body } => body.clone(),
-            MessageKind::Media { media_type, media } => media.caption.clone().unwrap_or_else(|| format!("[{}]", media_type.as_str())),
-            MessageKind::Location { name, .. } => name.clone().map(|n| format!("[location] {n}")).unwrap_or_else(|| "[location]".into()),
+            MessageKind::Media { media_type, media } => media
+                .caption
+                .clone()
+                .unwrap_or_else(|| format!("[{}]", media_type.as_str())),
+            MessageKind::Location { name, .. } => name
+                .clone()
+                .map(|n| format!("[location] {n}"))
+                .unwrap_or_else(|| "[location]".into()),
             MessageKind::Contacts { .. } => "[contact card]".into(),
-            MessageKind::ButtonReply { title, .. } | MessageKind::ListReply { title, .. } => title.clone(),
-            MessageKind::FlowReply { body, .. } => body.clone().unwrap_or_else(|| "[form answer]".into()),
+            MessageKind::ButtonReply { title, .. } | MessageKind::ListReply { title, .. } => {
+                title.clone()
+            }
+            MessageKind::FlowReply { body, .. } => {
+                body.clone().unwrap_or_else(|| "[form answer]".into())
+            }
             MessageKind::TemplateButton { text, .. } => text.clone(),
-            MessageKind::Reaction { emoji, .. } => emoji.clone().unwrap_or_else(|| "[reaction removed]".into()),
+            MessageKind::Reaction { emoji, .. } => {
+                emoji.clone().unwrap_or_else(|| "[reaction removed]".into())
+            }
             MessageKind::Order { text, .. } => text.clone().unwrap_or_else(|| "[order]".into()),
             MessageKind::System { body, .. } => body.clone().unwrap_or_else(|| "[system]".into()),
             MessageKind::Unsupported { .. } => "[unsupported message]".into(),
@@ -340,9 +394,15 @@ pub enum Event {
     TemplateStatus(TemplateStatusUpdate),
     PhoneQuality(PhoneQualityUpdate),
     /// Errors about the number or app, outside any message (`value.errors`).
-    NumberErrors { number: NumberRef, errors: Vec<WebhookError> },
+    NumberErrors {
+        number: NumberRef,
+        errors: Vec<WebhookError>,
+    },
     /// A field we do not act on (account updates, security, …), kept for the record.
-    Other { field: String, waba_id: String },
+    Other {
+        field: String,
+        waba_id: String,
+    },
 }
 
 fn s(v: &Value, key: &str) -> Option<String> {
@@ -374,7 +434,11 @@ fn customer(phone: Option<&str>, bsuid: Option<&str>, contacts: &[RawContact]) -
             })
         })
         .or_else(|| (contacts.len() == 1).then(|| &contacts[0]));
-    let mut r = CustomerRef { phone, bsuid, ..CustomerRef::default() };
+    let mut r = CustomerRef {
+        phone,
+        bsuid,
+        ..CustomerRef::default()
+    };
     if let Some(c) = entry {
         if r.phone.is_none() {
             r.phone = c.wa_id.as_deref().and_then(|w| E164::parse(w).ok());
@@ -382,7 +446,10 @@ fn customer(phone: Option<&str>, bsuid: Option<&str>, contacts: &[RawContact]) -
         if r.bsuid.is_none() {
             r.bsuid = c.user_id.as_deref().and_then(|b| Bsuid::parse(b).ok());
         }
-        r.parent_bsuid = c.parent_user_id.as_deref().and_then(|b| Bsuid::parse(b).ok());
+        r.parent_bsuid = c
+            .parent_user_id
+            .as_deref()
+            .and_then(|b| Bsuid::parse(b).ok());
         r.name = c.profile.name.clone().filter(|n| !n.trim().is_empty());
         r.username = c.profile.username.clone().filter(|n| !n.trim().is_empty());
     }
@@ -420,10 +487,15 @@ fn kind_of(m: &Value) -> MessageKind {
     let t = s(m, "type").unwrap_or_default();
     let body = m.get(t.as_str()).cloned().unwrap_or(Value::Null);
     if let Some(mt) = MediaType::parse(&t) {
-        return MessageKind::Media { media_type: mt, media: media(&body) };
+        return MessageKind::Media {
+            media_type: mt,
+            media: media(&body),
+        };
     }
     match t.as_str() {
-        "text" => MessageKind::Text { body: s(&body, "body").unwrap_or_default() },
+        "text" => MessageKind::Text {
+            body: s(&body, "body").unwrap_or_default(),
+        },
         "location" => MessageKind::Location {
             latitude: body.get("latitude").and_then(Value::as_f64).unwrap_or(0.0),
             longitude: body.get("longitude").and_then(Value::as_f64).unwrap_or(0.0),
@@ -436,30 +508,52 @@ fn kind_of(m: &Value) -> MessageKind {
             let it = s(&body, "type").unwrap_or_default();
             let inner = body.get(it.as_str()).cloned().unwrap_or(Value::Null);
             match it.as_str() {
-                "button_reply" => MessageKind::ButtonReply { id: s(&inner, "id").unwrap_or_default(), title: s(&inner, "title").unwrap_or_default() },
+                "button_reply" => MessageKind::ButtonReply {
+                    id: s(&inner, "id").unwrap_or_default(),
+                    title: s(&inner, "title").unwrap_or_default(),
+                },
                 "list_reply" => MessageKind::ListReply {
                     id: s(&inner, "id").unwrap_or_default(),
                     title: s(&inner, "title").unwrap_or_default(),
                     description: s(&inner, "description"),
                 },
-                "nfm_reply" => MessageKind::FlowReply { name: s(&inner, "name"), body: s(&inner, "body"), response_json: s(&inner, "response_json") },
-                other => MessageKind::Other { type_name: format!("interactive.{other}") },
+                "nfm_reply" => MessageKind::FlowReply {
+                    name: s(&inner, "name"),
+                    body: s(&inner, "body"),
+                    response_json: s(&inner, "response_json"),
+                },
+                other => MessageKind::Other {
+                    type_name: format!("interactive.{other}"),
+                },
             }
         }
-        "button" => MessageKind::TemplateButton { payload: s(&body, "payload").unwrap_or_default(), text: s(&body, "text").unwrap_or_default() },
+        "button" => MessageKind::TemplateButton {
+            payload: s(&body, "payload").unwrap_or_default(),
+            text: s(&body, "text").unwrap_or_default(),
+        },
         "reaction" => MessageKind::Reaction {
             message_id: s(&body, "message_id").unwrap_or_default(),
             emoji: s(&body, "emoji").filter(|e| !e.is_empty()),
         },
-        "order" => MessageKind::Order { catalog_id: s(&body, "catalog_id"), text: s(&body, "text"), items: body.get("product_items").cloned().unwrap_or(Value::Null) },
+        "order" => MessageKind::Order {
+            catalog_id: s(&body, "catalog_id"),
+            text: s(&body, "text"),
+            items: body.get("product_items").cloned().unwrap_or(Value::Null),
+        },
         "system" => MessageKind::System {
             system_type: s(&body, "type").unwrap_or_default(),
             body: s(&body, "body"),
             new_wa_id: s(&body, "wa_id").or_else(|| s(&body, "new_wa_id")),
         },
-        "unsupported" | "unknown" => MessageKind::Unsupported { errors: m.get("errors").cloned().unwrap_or(Value::Null) },
-        "" => MessageKind::Other { type_name: "untyped".into() },
-        other => MessageKind::Other { type_name: other.to_owned() },
+        "unsupported" | "unknown" => MessageKind::Unsupported {
+            errors: m.get("errors").cloned().unwrap_or(Value::Null),
+        },
+        "" => MessageKind::Other {
+            type_name: "untyped".into(),
+        },
+        other => MessageKind::Other {
+            type_name: other.to_owned(),
+        },
     }
 }
 
@@ -469,13 +563,17 @@ fn context_of(m: &Value) -> Option<Context> {
         message_id: s(c, "id"),
         from: s(c, "from"),
         forwarded: c.get("forwarded").and_then(Value::as_bool).unwrap_or(false),
-        frequently_forwarded: c.get("frequently_forwarded").and_then(Value::as_bool).unwrap_or(false),
+        frequently_forwarded: c
+            .get("frequently_forwarded")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
         referred_product: c.get("referred_product").cloned(),
     })
 }
 
 fn messages_events(waba_id: &str, value: Value, out: &mut Vec<Event>) -> Result<(), ParseError> {
-    let v: MessagesValue = serde_json::from_value(value).map_err(|e| ParseError::Shape(format!("messages value: {e}")))?;
+    let v: MessagesValue = serde_json::from_value(value)
+        .map_err(|e| ParseError::Shape(format!("messages value: {e}")))?;
     let number = NumberRef {
         waba_id: waba_id.to_owned(),
         phone_number_id: v.metadata.phone_number_id.clone(),
@@ -483,7 +581,11 @@ fn messages_events(waba_id: &str, value: Value, out: &mut Vec<Event>) -> Result<
     };
     for m in v.messages {
         let id = s(&m, "id").ok_or_else(|| ParseError::Shape("a message without an id".into()))?;
-        let from = customer(s(&m, "from").as_deref(), s(&m, "from_user_id").as_deref(), &v.contacts);
+        let from = customer(
+            s(&m, "from").as_deref(),
+            s(&m, "from_user_id").as_deref(),
+            &v.contacts,
+        );
         out.push(Event::Message(Box::new(InboundMessage {
             number: number.clone(),
             id,
@@ -507,9 +609,14 @@ fn messages_events(waba_id: &str, value: Value, out: &mut Vec<Event>) -> Result<
             id,
             status,
             timestamp: int(&st, "timestamp").unwrap_or(0),
-            recipient: customer(s(&st, "recipient_id").as_deref(), s(&st, "recipient_user_id").as_deref(), &v.contacts),
+            recipient: customer(
+                s(&st, "recipient_id").as_deref(),
+                s(&st, "recipient_user_id").as_deref(),
+                &v.contacts,
+            ),
             errors: errors_of(st.get("errors").unwrap_or(&Value::Null)),
-            category: s(&pricing, "category").or_else(|| conversation.get("origin").and_then(|o| s(o, "type"))),
+            category: s(&pricing, "category")
+                .or_else(|| conversation.get("origin").and_then(|o| s(o, "type"))),
             pricing_model: s(&pricing, "pricing_model"),
             billable: pricing.get("billable").and_then(Value::as_bool),
             conversation_id: s(&conversation, "id"),
@@ -517,14 +624,18 @@ fn messages_events(waba_id: &str, value: Value, out: &mut Vec<Event>) -> Result<
         })));
     }
     if !v.errors.is_empty() {
-        out.push(Event::NumberErrors { number, errors: errors_of(&Value::Array(v.errors)) });
+        out.push(Event::NumberErrors {
+            number,
+            errors: errors_of(&Value::Array(v.errors)),
+        });
     }
     Ok(())
 }
 
 /// Parses a Cloud API webhook body into events, in payload order.
 pub fn parse_meta(body: &[u8]) -> Result<Vec<Event>, ParseError> {
-    let env: Envelope = serde_json::from_slice(body).map_err(|e| ParseError::Json(e.to_string()))?;
+    let env: Envelope =
+        serde_json::from_slice(body).map_err(|e| ParseError::Json(e.to_string()))?;
     if env.object != "whatsapp_business_account" {
         return Err(ParseError::WrongObject(env.object));
     }
@@ -555,7 +666,10 @@ pub fn parse_meta(body: &[u8]) -> Result<Vec<Event>, ParseError> {
                         old_limit: s(v, "old_limit"),
                     }));
                 }
-                other => out.push(Event::Other { field: other.to_owned(), waba_id: entry.id.clone() }),
+                other => out.push(Event::Other {
+                    field: other.to_owned(),
+                    waba_id: entry.id.clone(),
+                }),
             }
         }
     }
@@ -595,10 +709,18 @@ mod tests {
         );
         assert_eq!(m.id, "wamid.A");
         assert_eq!(m.timestamp, 1_750_000_000);
-        assert_eq!(m.from.phone.as_ref().map(E164::as_str), Some("+919876543210"));
+        assert_eq!(
+            m.from.phone.as_ref().map(E164::as_str),
+            Some("+919876543210")
+        );
         assert_eq!(m.from.bsuid, None);
         assert_eq!(m.from.name.as_deref(), Some("Asha"));
-        assert_eq!(m.kind, MessageKind::Text { body: "Hello".into() });
+        assert_eq!(
+            m.kind,
+            MessageKind::Text {
+                body: "Hello".into()
+            }
+        );
         assert_eq!(m.number.phone_number_id, "106540352242922");
         assert_eq!(m.number.waba_id, "102290129340398");
     }
@@ -610,8 +732,14 @@ mod tests {
             json!([{ "user_id": "US.13491208655302741918", "parent_user_id": "US.99991208655302741918", "profile": { "name": "Sam", "username": "sam.w" } }]),
         );
         assert_eq!(m.from.phone, None);
-        assert_eq!(m.from.bsuid.as_ref().map(Bsuid::as_str), Some("US.13491208655302741918"));
-        assert_eq!(m.from.parent_bsuid.as_ref().map(Bsuid::as_str), Some("US.99991208655302741918"));
+        assert_eq!(
+            m.from.bsuid.as_ref().map(Bsuid::as_str),
+            Some("US.13491208655302741918")
+        );
+        assert_eq!(
+            m.from.parent_bsuid.as_ref().map(Bsuid::as_str),
+            Some("US.99991208655302741918")
+        );
         assert_eq!(m.from.username.as_deref(), Some("sam.w"));
     }
 
@@ -621,30 +749,84 @@ mod tests {
             json!({ "from": "14155550100", "from_user_id": "US.1234567890123", "id": "wamid.C", "timestamp": "1", "type": "text", "text": { "body": "x" } }),
             json!([{ "wa_id": "14155550100", "user_id": "US.1234567890123", "profile": { "name": "Lee" } }]),
         );
-        assert_eq!(m.from.phone.as_ref().map(E164::as_str), Some("+14155550100"));
-        assert_eq!(m.from.bsuid.as_ref().map(Bsuid::as_str), Some("US.1234567890123"));
+        assert_eq!(
+            m.from.phone.as_ref().map(E164::as_str),
+            Some("+14155550100")
+        );
+        assert_eq!(
+            m.from.bsuid.as_ref().map(Bsuid::as_str),
+            Some("US.1234567890123")
+        );
     }
 
     #[test]
     fn every_inbound_type_is_understood() {
         let c = json!([{ "wa_id": "919876543210", "profile": { "name": "A" } }]);
         let cases: Vec<(Value, &str)> = vec![
-            (json!({ "type": "image", "image": { "id": "m1", "mime_type": "image/jpeg", "sha256": "abc=", "caption": "leg" } }), "image"),
-            (json!({ "type": "audio", "audio": { "id": "m2", "mime_type": "audio/ogg", "voice": true } }), "audio"),
-            (json!({ "type": "video", "video": { "id": "m3", "mime_type": "video/mp4" } }), "video"),
-            (json!({ "type": "document", "document": { "id": "m4", "filename": "report.pdf", "mime_type": "application/pdf" } }), "document"),
-            (json!({ "type": "sticker", "sticker": { "id": "m5", "animated": true, "mime_type": "image/webp" } }), "sticker"),
-            (json!({ "type": "location", "location": { "latitude": 19.07, "longitude": 72.87, "name": "Clinic" } }), "location"),
-            (json!({ "type": "contacts", "contacts": [{ "name": { "formatted_name": "Dr X" }, "phones": [{ "phone": "+91 99" }] }] }), "contacts"),
-            (json!({ "type": "interactive", "interactive": { "type": "button_reply", "button_reply": { "id": "yes", "title": "Yes" } } }), "button_reply"),
-            (json!({ "type": "interactive", "interactive": { "type": "list_reply", "list_reply": { "id": "r1", "title": "Tue", "description": "10:00" } } }), "list_reply"),
-            (json!({ "type": "interactive", "interactive": { "type": "nfm_reply", "nfm_reply": { "name": "flow", "body": "Sent", "response_json": "{\"a\":1}" } } }), "flow_reply"),
-            (json!({ "type": "button", "button": { "payload": "CONFIRM", "text": "Confirm" }, "context": { "from": "15550783881", "id": "wamid.T" } }), "template_button"),
-            (json!({ "type": "reaction", "reaction": { "message_id": "wamid.X", "emoji": "👍" } }), "reaction"),
-            (json!({ "type": "order", "order": { "catalog_id": "c1", "product_items": [{ "product_retailer_id": "p1", "quantity": 2, "item_price": 10, "currency": "INR" }] } }), "order"),
-            (json!({ "type": "system", "system": { "type": "user_changed_number", "body": "changed", "wa_id": "919800000000" } }), "system"),
-            (json!({ "type": "unsupported", "errors": [{ "code": 131051, "title": "Message type unknown" }] }), "unsupported"),
-            (json!({ "type": "hologram", "hologram": { "x": 1 } }), "hologram"),
+            (
+                json!({ "type": "image", "image": { "id": "m1", "mime_type": "image/jpeg", "sha256": "abc=", "caption": "leg" } }),
+                "image",
+            ),
+            (
+                json!({ "type": "audio", "audio": { "id": "m2", "mime_type": "audio/ogg", "voice": true } }),
+                "audio",
+            ),
+            (
+                json!({ "type": "video", "video": { "id": "m3", "mime_type": "video/mp4" } }),
+                "video",
+            ),
+            (
+                json!({ "type": "document", "document": { "id": "m4", "filename": "report.pdf", "mime_type": "application/pdf" } }),
+                "document",
+            ),
+            (
+                json!({ "type": "sticker", "sticker": { "id": "m5", "animated": true, "mime_type": "image/webp" } }),
+                "sticker",
+            ),
+            (
+                json!({ "type": "location", "location": { "latitude": 19.07, "longitude": 72.87, "name": "Clinic" } }),
+                "location",
+            ),
+            (
+                json!({ "type": "contacts", "contacts": [{ "name": { "formatted_name": "Dr X" }, "phones": [{ "phone": "+91 99" }] }] }),
+                "contacts",
+            ),
+            (
+                json!({ "type": "interactive", "interactive": { "type": "button_reply", "button_reply": { "id": "yes", "title": "Yes" } } }),
+                "button_reply",
+            ),
+            (
+                json!({ "type": "interactive", "interactive": { "type": "list_reply", "list_reply": { "id": "r1", "title": "Tue", "description": "10:00" } } }),
+                "list_reply",
+            ),
+            (
+                json!({ "type": "interactive", "interactive": { "type": "nfm_reply", "nfm_reply": { "name": "flow", "body": "Sent", "response_json": "{\"a\":1}" } } }),
+                "flow_reply",
+            ),
+            (
+                json!({ "type": "button", "button": { "payload": "CONFIRM", "text": "Confirm" }, "context": { "from": "15550783881", "id": "wamid.T" } }),
+                "template_button",
+            ),
+            (
+                json!({ "type": "reaction", "reaction": { "message_id": "wamid.X", "emoji": "👍" } }),
+                "reaction",
+            ),
+            (
+                json!({ "type": "order", "order": { "catalog_id": "c1", "product_items": [{ "product_retailer_id": "p1", "quantity": 2, "item_price": 10, "currency": "INR" }] } }),
+                "order",
+            ),
+            (
+                json!({ "type": "system", "system": { "type": "user_changed_number", "body": "changed", "wa_id": "919800000000" } }),
+                "system",
+            ),
+            (
+                json!({ "type": "unsupported", "errors": [{ "code": 131051, "title": "Message type unknown" }] }),
+                "unsupported",
+            ),
+            (
+                json!({ "type": "hologram", "hologram": { "x": 1 } }),
+                "hologram",
+            ),
         ];
         for (mut m, want) in cases {
             m["from"] = json!("919876543210");
@@ -662,9 +844,21 @@ mod tests {
         let ctx = reply.context.unwrap();
         assert_eq!(ctx.message_id.as_deref(), Some("wamid.ORIG"));
         assert!(ctx.forwarded);
-        let removed = one_message(json!({ "from": "919876543210", "id": "wamid.U", "timestamp": "1", "type": "reaction", "reaction": { "message_id": "wamid.X", "emoji": "" } }), c.clone());
-        assert_eq!(removed.kind, MessageKind::Reaction { message_id: "wamid.X".into(), emoji: None });
-        let ad = one_message(json!({ "from": "919876543210", "id": "wamid.AD", "timestamp": "1", "type": "text", "text": { "body": "info" }, "referral": { "source_type": "ad", "ctwa_clid": "x" } }), c);
+        let removed = one_message(
+            json!({ "from": "919876543210", "id": "wamid.U", "timestamp": "1", "type": "reaction", "reaction": { "message_id": "wamid.X", "emoji": "" } }),
+            c.clone(),
+        );
+        assert_eq!(
+            removed.kind,
+            MessageKind::Reaction {
+                message_id: "wamid.X".into(),
+                emoji: None
+            }
+        );
+        let ad = one_message(
+            json!({ "from": "919876543210", "id": "wamid.AD", "timestamp": "1", "type": "text", "text": { "body": "info" }, "referral": { "source_type": "ad", "ctwa_clid": "x" } }),
+            c,
+        );
         assert_eq!(ad.referral.unwrap()["source_type"], "ad");
     }
 
@@ -683,10 +877,20 @@ mod tests {
         })))
         .unwrap();
         assert_eq!(events.len(), 2, "an unknown status name is skipped");
-        let Event::Status(d) = &events[0] else { panic!() };
-        assert_eq!((d.status, d.category.as_deref(), d.billable), (DeliveryStatus::Delivered, Some("utility"), Some(true)));
-        assert_eq!(d.recipient.bsuid.as_ref().map(Bsuid::as_str), Some("IN.1234567890"));
-        let Event::Status(f) = &events[1] else { panic!() };
+        let Event::Status(d) = &events[0] else {
+            panic!()
+        };
+        assert_eq!(
+            (d.status, d.category.as_deref(), d.billable),
+            (DeliveryStatus::Delivered, Some("utility"), Some(true))
+        );
+        assert_eq!(
+            d.recipient.bsuid.as_ref().map(Bsuid::as_str),
+            Some("IN.1234567890")
+        );
+        let Event::Status(f) = &events[1] else {
+            panic!()
+        };
         assert_eq!(f.status, DeliveryStatus::Failed);
         assert_eq!(f.errors[0].code, 131047);
         assert!(f.errors[0].details.as_deref().unwrap().contains("24 hours"));
@@ -711,21 +915,45 @@ mod tests {
         .unwrap();
         let events = parse_meta(&body).unwrap();
         assert_eq!(events.len(), 6);
-        let Event::TemplateStatus(t) = &events[3] else { panic!("{:?}", events[3]) };
-        assert_eq!((t.template_id.as_str(), t.event.as_str(), t.reason.as_deref()), ("594425479261596", "APPROVED", None));
-        let Event::PhoneQuality(q) = &events[4] else { panic!() };
-        assert_eq!((q.current_limit.as_deref(), q.old_limit.as_deref()), (Some("TIER_10K"), Some("TIER_2K")));
+        let Event::TemplateStatus(t) = &events[3] else {
+            panic!("{:?}", events[3])
+        };
+        assert_eq!(
+            (
+                t.template_id.as_str(),
+                t.event.as_str(),
+                t.reason.as_deref()
+            ),
+            ("594425479261596", "APPROVED", None)
+        );
+        let Event::PhoneQuality(q) = &events[4] else {
+            panic!()
+        };
+        assert_eq!(
+            (q.current_limit.as_deref(), q.old_limit.as_deref()),
+            (Some("TIER_10K"), Some("TIER_2K"))
+        );
         assert!(matches!(&events[5], Event::Other { field, .. } if field == "account_update"));
     }
 
     #[test]
     fn what_is_not_a_whatsapp_webhook_fails_to_parse() {
         assert!(matches!(parse_meta(b"{\"object\":\"whatsapp_business_account\",\"entry\":[{\"changes\":[{\"field\":\"messages\",\"value\":{\"messages\":[{\"type\":\"text\"}]}}]}]"), Err(ParseError::Json(_))));
-        assert!(matches!(parse_meta(b"{\"object\":\"page\",\"entry\":[]}"), Err(ParseError::WrongObject(_))));
+        assert!(matches!(
+            parse_meta(b"{\"object\":\"page\",\"entry\":[]}"),
+            Err(ParseError::WrongObject(_))
+        ));
         assert!(matches!(parse_meta(b"not json"), Err(ParseError::Json(_))));
         assert!(matches!(parse_meta(br#"{"object":"whatsapp_business_account","entry":[{"changes":[{"field":"messages","value":{"messages":[{"type":"text"}]}}]}]}"#), Err(ParseError::Shape(_))));
-        assert!(matches!(parse_meta(br#"{"object":"whatsapp_business_account","entry":"oops"}"#), Err(ParseError::Json(_))));
+        assert!(matches!(
+            parse_meta(br#"{"object":"whatsapp_business_account","entry":"oops"}"#),
+            Err(ParseError::Json(_))
+        ));
         // Unknown fields anywhere are fine.
-        assert!(parse_meta(br#"{"object":"whatsapp_business_account","entry":[],"new_thing":1}"#).unwrap().is_empty());
+        assert!(
+            parse_meta(br#"{"object":"whatsapp_business_account","entry":[],"new_thing":1}"#)
+                .unwrap()
+                .is_empty()
+        );
     }
 }

@@ -26,7 +26,7 @@ pub(crate) fn routes(b: RouteTableBuilder) -> RouteTableBuilder {
     b.json(routes!(get_org), Access::Member)
         .json(routes!(update_org), Access::Perm(SettingsManage))
         .json(routes!(list_permissions), Access::Member)
-        .json(routes!(list_roles), Access::Perm(TeamManage))
+        .json(routes!(list_roles), Access::Member)
         .json(routes!(create_role), Access::Perm(RolesManage))
         .json(routes!(update_role), Access::Perm(RolesManage))
         .json(routes!(delete_role), Access::Perm(RolesManage))
@@ -303,6 +303,24 @@ pub(crate) async fn change_member_role(
     Ok(())
 }
 
+/// Fails unless the caller holds every permission of the member's role: a team manager
+/// cannot act on an admin.
+pub(crate) async fn require_outranks(
+    state: &AppState,
+    ctx: &TenantCtx,
+    user: UserId,
+) -> Result<(), ApiError> {
+    let mut tx = state.store().begin_read(ctx).await?;
+    let roles = tx.roles().await?;
+    let current = tx.require_member(user).await?;
+    tx.commit().await?;
+    let role = roles
+        .iter()
+        .find(|r| r.id == current)
+        .ok_or(ApiError::NotFound)?;
+    within_own(ctx, &role.permissions)
+}
+
 /// Removes a member if the caller holds every permission of the member's role (shared with
 /// the team page).
 pub(crate) async fn remove_member_checked(
@@ -347,6 +365,7 @@ async fn revoke_member_sessions(
     Path(id): Path<String>,
 ) -> Result<Json<super::account::Revoked>, ApiError> {
     let user = path_id(&id, UserId::parse)?;
+    require_outranks(&state, &ctx, user).await?;
     let revoked = state
         .store()
         .revoke_member_sessions(&ctx, user, state.now())

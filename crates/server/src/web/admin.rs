@@ -3,7 +3,9 @@
 
 use super::{PageCtx, PageError, PageForm, see_other, when};
 use crate::AppState;
-use crate::api::admin::{change_member_role, invite, remove_member_checked, within_own};
+use crate::api::admin::{
+    change_member_role, invite, remove_member_checked, require_outranks, within_own,
+};
 use crate::api::audit::AuditFilter;
 use crate::auth::{Access, Authed, Tenant};
 use crate::error::ApiError;
@@ -376,6 +378,7 @@ async fn member_revoke_sessions(
     Path(user): Path<String>,
 ) -> Result<Response, PageError> {
     let user = id(&user, UserId::parse)?;
+    require_outranks(&state, &ctx, user).await?;
     state
         .store()
         .revoke_member_sessions(&ctx, user, state.now())
