@@ -133,7 +133,7 @@ async fn security_headers_are_on_json_text_and_error_responses() {
         assert!(csp.contains("frame-ancestors 'none'"), "{}: {csp}", r.url());
         assert!(!csp.contains("unsafe-inline"));
         assert_eq!(h["x-content-type-options"], "nosniff");
-        assert_eq!(h["referrer-policy"], "no-referrer");
+        assert_eq!(h["referrer-policy"], "same-origin");
         assert_eq!(h["x-frame-options"], "DENY");
         assert!(h.get("server").is_none(), "no version banner");
         assert!(

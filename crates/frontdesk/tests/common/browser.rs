@@ -161,6 +161,138 @@ impl Browser {
         self.check(css, "read the text of", text).await
     }
 
+    /// The current value of the input matching `css` (what a person sees in the field).
+    pub async fn value(&self, css: &str) -> String {
+        let element = self.wait_for(css, DEFAULT_WAIT).await;
+        let value = element.prop("value").await;
+        self.check(css, "read the value of", value)
+            .await
+            .unwrap_or_default()
+    }
+
+    /// Replaces the value of the one input inside the `<label>` whose text starts with
+    /// `label`, as a person finds a field; panics when no field or several fields match.
+    pub async fn fill_labelled(&self, label: &str, text: &str) {
+        assert!(!label.contains('"'), "label text with a quote: {label}");
+        let xpath = format!("//label[starts-with(normalize-space(.), \"{label}\")]//input");
+        let deadline = Instant::now() + DEFAULT_WAIT;
+        let field = loop {
+            let found = match self.client.find_all(Locator::XPath(&xpath)).await {
+                Ok(found) => found,
+                Err(e) => panic!(
+                    "finding the field labelled {label:?} failed: {e}\n{}",
+                    self.describe_page().await
+                ),
+            };
+            match found.len() {
+                1 => break found.into_iter().next().unwrap(),
+                0 if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                n => panic!(
+                    "{n} fields are labelled {label:?} (wanted one)\n{}",
+                    self.describe_page().await
+                ),
+            }
+        };
+        self.check(label, "clear", field.clear().await).await;
+        self.check(label, "type into", field.send_keys(text).await)
+            .await;
+    }
+
+    /// How many elements match `css` now.
+    pub async fn count(&self, css: &str) -> usize {
+        match self.client.find_all(Locator::Css(css)).await {
+            Ok(found) => found.len(),
+            Err(e) => panic!(
+                "finding `{css}` failed: {e}\n{}",
+                self.describe_page().await
+            ),
+        }
+    }
+
+    /// Polls until the page's path is `path` (the query is ignored) and returns the URL;
+    /// after a click that submits a form, this is how a test knows where it landed.
+    pub async fn wait_for_path(&self, path: &str) -> url::Url {
+        let deadline = Instant::now() + DEFAULT_WAIT;
+        loop {
+            let url = self.current_url().await;
+            if url.path() == path {
+                return url;
+            }
+            if Instant::now() >= deadline {
+                panic!(
+                    "timed out after {DEFAULT_WAIT:?} waiting to reach {path}\n{}",
+                    self.describe_page().await
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Waits for a dialog (`window.confirm`, `alert`), accepts it and returns its text.
+    pub async fn accept_dialog(&self) -> String {
+        let deadline = Instant::now() + DEFAULT_WAIT;
+        loop {
+            match self.client.get_alert_text().await {
+                Ok(text) => {
+                    if let Err(e) = self.client.accept_alert().await {
+                        panic!("could not accept the dialog {text:?}: {e}");
+                    }
+                    return text;
+                }
+                Err(e) if Instant::now() >= deadline => {
+                    panic!(
+                        "no dialog opened within {DEFAULT_WAIT:?} ({e})\n{}",
+                        self.describe_page().await
+                    )
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    }
+
+    /// The value of a cookie of the current page's site, `HttpOnly` ones included.
+    pub async fn cookie(&self, name: &str) -> Option<String> {
+        match self.client.get_named_cookie(name).await {
+            Ok(c) => Some(c.value().to_owned()),
+            Err(e) if e.is_no_such_cookie() => None,
+            Err(e) => panic!("reading cookie {name} failed: {e}"),
+        }
+    }
+
+    /// Every Content-Security-Policy violation the current document has had since it
+    /// started loading: Chromium buffers them for a `ReportingObserver`, so violations
+    /// that happened before this call are reported too.
+    pub async fn csp_violations(&self) -> Vec<Value> {
+        let script = r#"
+            const done = arguments[arguments.length - 1];
+            const seen = [];
+            const keep = (reports) => {
+                for (const r of reports) seen.push(r.body ? r.body.toJSON() : { url: r.url });
+            };
+            const observer = new ReportingObserver(keep, {
+                types: ["csp-violation"],
+                buffered: true,
+            });
+            observer.observe();
+            // Buffered reports arrive in a task after `observe`.
+            setTimeout(() => {
+                keep(observer.takeRecords());
+                observer.disconnect();
+                done(seen);
+            }, 100);
+        "#;
+        match self.client.execute_async(script, vec![]).await {
+            Ok(Value::Array(reports)) => reports,
+            Ok(other) => panic!("the violation probe returned {other}"),
+            Err(e) => panic!(
+                "the violation probe failed: {e}\n{}",
+                self.describe_page().await
+            ),
+        }
+    }
+
     /// Runs `script` in the page (`arguments[i]` are `args`) and returns what it returns.
     pub async fn execute(&self, script: &str, args: Vec<Value>) -> Value {
         match self.client.execute(script, args).await {

@@ -95,6 +95,9 @@ pub(crate) fn routes(b: RouteTableBuilder) -> RouteTableBuilder {
 #[derive(Deserialize, Default)]
 struct Notice {
     ok: Option<String>,
+    /// Why the last form on the page was refused (a code, so a link cannot put words on
+    /// the page).
+    error: Option<String>,
 }
 
 fn notice_text(code: Option<&str>) -> Option<&'static str> {
@@ -108,6 +111,30 @@ fn notice_text(code: Option<&str>) -> Option<&'static str> {
         "revoked" => Some("The session is signed out."),
         "revoked_others" => Some("Your other sessions are signed out."),
         _ => None,
+    }
+}
+
+/// The refusals of the two-factor forms that a person fixes by trying again.
+fn totp_error_text(code: Option<&str>) -> Option<&'static str> {
+    match code? {
+        "totp_invalid" => {
+            Some("That code is not valid. Check the time on your phone and try again.")
+        }
+        "wrong_password" => Some("The password is wrong."),
+        _ => None,
+    }
+}
+
+/// Sends a refused two-factor form back to the page with its reason, so the person can
+/// try again there; other failures stay error pages.
+fn back_to_security(e: ApiError) -> Result<Response, PageError> {
+    let code = match &e {
+        ApiError::Unprocessable { code, .. } | ApiError::Denied { code, .. } => Some(*code),
+        _ => None,
+    };
+    match code.filter(|c| totp_error_text(Some(c)).is_some()) {
+        Some(c) => Ok(see_other(&format!("/settings/security?error={c}"), &[])),
+        None => Err(PageError(e)),
     }
 }
 
@@ -209,6 +236,9 @@ async fn security_page(
     let page = PageCtx::new(&state, Some(caller), &headers, "/settings/security").await;
     Ok(page.render("Two-factor sign-in", html! {
         (notice(&q.ok))
+        @if let Some(e) = totp_error_text(q.error.as_deref()) {
+            p.error role="alert" data-testid="totp-error" { (e) }
+        }
         @if required {
             p.error role="alert" data-testid="2fa-required" { "Your organisation requires two-factor sign-in. Set it up to continue." }
         }
@@ -219,7 +249,7 @@ async fn security_page(
                 (page.csrf_field())
                 label { "Password" input type="password" name="password" autocomplete="current-password" required; }
                 label { "Current code" input type="text" name="code" inputmode="numeric" autocomplete="one-time-code" required; }
-                button.danger type="submit" { "Turn off" }
+                button.danger type="submit" data-testid="totp-disable" { "Turn off" }
             }
         } @else if let Some((secret, uri)) = pending {
             p data-testid="totp-status" { "Two-factor sign-in is " strong { "being set up" } "." }
@@ -227,7 +257,7 @@ async fn security_page(
                 li { "Scan this code with an authenticator app (or type the key below)." }
                 li { "Enter the 6-digit code it shows." }
             }
-            div.qr { (PreEscaped(totp::qr_svg(&uri))) }
+            div.qr role="img" aria-label="QR code of the key below, for an authenticator app" { (PreEscaped(totp::qr_svg(&uri))) }
             p { "Key: " code data-testid="totp-secret" { (secret) } }
             form method="post" action="/settings/security/totp/enable" {
                 (page.csrf_field())
@@ -264,8 +294,10 @@ async fn totp_enable(
     Me(user, _): Me,
     PageForm(form): PageForm<CodeForm>,
 ) -> Result<Response, PageError> {
-    api::enable_totp(&state, &user, &form.code).await?;
-    Ok(see_other("/settings/security?ok=totp_enabled", &[]))
+    match api::enable_totp(&state, &user, &form.code).await {
+        Ok(()) => Ok(see_other("/settings/security?ok=totp_enabled", &[])),
+        Err(e) => back_to_security(e),
+    }
 }
 
 #[derive(Deserialize)]
@@ -280,8 +312,10 @@ async fn totp_disable(
     Me(user, _): Me,
     PageForm(form): PageForm<DisableForm>,
 ) -> Result<Response, PageError> {
-    api::disable_totp(&state, &user, form.password, &form.code, ip).await?;
-    Ok(see_other("/settings/security?ok=totp_disabled", &[]))
+    match api::disable_totp(&state, &user, form.password, &form.code, ip).await {
+        Ok(()) => Ok(see_other("/settings/security?ok=totp_disabled", &[])),
+        Err(e) => back_to_security(e),
+    }
 }
 
 async fn sessions_page(

@@ -183,7 +183,7 @@ fn login_form(
     notice: Option<&str>,
 ) -> Markup {
     html! {
-        @if let Some(n) = notice { p.notice { (n) } }
+        @if let Some(n) = notice { p.notice role="status" data-testid="notice" { (n) } }
         @if let Some(e) = error { p.error role="alert" data-testid="login-error" { (e) } }
         form method="post" action="/login" {
             (page.csrf_field())
