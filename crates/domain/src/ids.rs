@@ -75,3 +75,11 @@ id_type!(
     /// An invitation to join an organisation.
     InvitationId
 );
+id_type!(
+    /// A connected WhatsApp number (Cloud API or Whapi).
+    ChannelId
+);
+id_type!(
+    /// A raw webhook body in the durable inbox.
+    InboxId
+);

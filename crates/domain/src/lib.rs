@@ -7,7 +7,9 @@ mod phone;
 mod tenant;
 
 pub use email::{Email, EmailError};
-pub use ids::{ApiKeyId, InvitationId, OrgId, RoleId, SessionId, TeamId, UserId};
+pub use ids::{
+    ApiKeyId, ChannelId, InboxId, InvitationId, OrgId, RoleId, SessionId, TeamId, UserId,
+};
 pub use permissions::{BuiltinRole, Permission, PermissionSet, UnknownPermission};
 pub use phone::{Bsuid, BsuidError, E164, E164Error};
 pub use tenant::{Actor, ActorParseError, Role};

@@ -7,6 +7,7 @@
 
 pub mod api_keys;
 pub mod audit;
+pub mod channels;
 mod error;
 pub mod identity;
 pub mod members;
@@ -24,6 +25,10 @@ pub mod testing;
 
 pub use api_keys::ApiKeyRecord;
 pub use audit::{AuditEvent, AuditPage, AuditQuery, AuditRecord, BrokenLink, ChainReport};
+pub use channels::{
+    ChannelCredentials, ChannelUpdate, ChannelView, InboxItem, InboxStatus, NewChannel, Provider,
+    SecretState, Stored, WebhookTarget,
+};
 pub use error::StoreError;
 pub use identity::{
     Credentials, EmailTokenPurpose, IssuedSession, NewSession, Principal, Refreshed, SessionInfo,

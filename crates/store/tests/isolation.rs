@@ -5,8 +5,8 @@
 use frontdesk_domain::{Email, PermissionSet};
 use frontdesk_store::testing::TestDb;
 use frontdesk_store::{
-    AuditQuery, AuditRecord, Backend, SecretName, SignUp, Store, StoreConfig, TenantCtx,
-    both_backends, now_micros,
+    AuditQuery, AuditRecord, Backend, NewChannel, Provider, SecretName, SignUp, Store, StoreConfig,
+    TenantCtx, both_backends, now_micros,
 };
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::{Connection, PgConnection};
@@ -62,6 +62,11 @@ const NARROW_POLICIES: &[(&str, &str, &str)] = &[
         "api_key_by_token",
         "frontdesk_presented_token()",
     ),
+    (
+        "channels",
+        "channel_by_webhook_key",
+        "frontdesk_presented_token()",
+    ),
 ];
 
 async fn org(store: &Store, slug: &str) -> TenantCtx {
@@ -112,6 +117,23 @@ async fn populate(store: &Store, ctx: &TenantCtx, tag: &str) {
     )
     .await
     .unwrap();
+    let (channel, _key) = tx
+        .create_channel(NewChannel {
+            name: format!("Main number {tag}"),
+            provider: Provider::Cloud,
+            phone_number_id: format!("pn{tag}"),
+            waba_id: format!("waba{tag}"),
+            display_number: "+15550001111".into(),
+            api_base_url: "http://127.0.0.1:1/graph".into(),
+            api_version: "v23.0".into(),
+            simulated: true,
+            access_token: SecretString::from(format!("{tag}-access-token-value")),
+            app_secret: Some(SecretString::from(format!("{tag}-app-secret-value"))),
+            verify_token: Some(SecretString::from(format!("{tag}-verify-token"))),
+            throughput_mps: 80,
+        })
+        .await
+        .unwrap();
     tx.put_secret(
         &SecretName::parse(&format!("token.{tag}")).unwrap(),
         &SecretString::from(format!("{tag}-secret-value")),
@@ -127,6 +149,11 @@ async fn populate(store: &Store, ctx: &TenantCtx, tag: &str) {
     .await
     .unwrap();
     tx.commit().await.unwrap();
+    let body = format!("{{\"object\":\"whatsapp_business_account\",\"tag\":\"{tag}\"}}");
+    store
+        .store_webhooks(&[(ctx, channel.id, body.as_bytes())])
+        .await
+        .unwrap();
 }
 
 async fn two_tenants(store: &Store) -> (TenantCtx, TenantCtx) {
