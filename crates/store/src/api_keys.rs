@@ -75,10 +75,8 @@ impl TenantTx {
         expires_at: Option<OffsetDateTime>,
         now: OffsetDateTime,
     ) -> Result<(ApiKeyRecord, SecretString), StoreError> {
-        let name = name.trim();
-        if name.is_empty() || name.chars().count() > 100 || name.chars().any(char::is_control) {
-            return Err(StoreError::Invalid("a key name is 1–100 characters".into()));
-        }
+        let name = crate::members::valid_label(name, 100, "key name")?;
+        let name = name.as_str();
         if scopes.is_empty() {
             return Err(StoreError::Invalid(
                 "a key needs at least one permission".into(),

@@ -257,9 +257,7 @@ fn place<'a>(column: &'static str, row: &'a str) -> Place<'a> {
 
 fn check_new(c: &NewChannel) -> Result<(), StoreError> {
     let bad = |m: &str| Err(StoreError::Invalid(m.to_owned()));
-    if c.name.trim().is_empty() || c.name.chars().count() > 100 {
-        return bad("a channel name is 1–100 characters");
-    }
+    crate::members::valid_label(&c.name, 100, "channel name")?;
     if c.phone_number_id.is_empty()
         || c.phone_number_id.len() > 64
         || !c
@@ -383,12 +381,8 @@ impl TenantTx {
         if let Some(url) = &u.api_base_url {
             check_url(url)?;
         }
-        if let Some(n) = &u.name
-            && (n.trim().is_empty() || n.chars().count() > 100)
-        {
-            return Err(StoreError::Invalid(
-                "a channel name is 1–100 characters".into(),
-            ));
+        if let Some(n) = &u.name {
+            crate::members::valid_label(n, 100, "channel name")?;
         }
         if u.throughput_mps.is_some_and(|t| !(1..=1000).contains(&t)) {
             return Err(StoreError::Invalid(

@@ -208,14 +208,6 @@ pub(crate) fn user_from_row(r: UserRow) -> User {
     }
 }
 
-fn valid_name(name: &str) -> Result<String, StoreError> {
-    let name = name.trim();
-    if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
-        return Err(StoreError::Invalid("a name is 1–200 characters".into()));
-    }
-    Ok(name.to_owned())
-}
-
 /// Inserts a user (inside sign-up or invitation acceptance).
 pub(crate) async fn insert_user(
     g: &mut GlobalTx,
@@ -227,7 +219,7 @@ pub(crate) async fn insert_user(
     let user = User {
         id: UserId::new(),
         email: email.as_str().to_owned(),
-        name: valid_name(name)?,
+        name: crate::members::valid_label(name, 200, "name")?,
         totp_enabled: false,
         created_at: now,
     };
@@ -346,7 +338,7 @@ impl Store {
         name: &str,
         now: OffsetDateTime,
     ) -> Result<User, StoreError> {
-        let name = valid_name(name)?;
+        let name = crate::members::valid_label(name, 200, "name")?;
         let mut g = self.begin_global(true).await?;
         with_conn!(g.tx, c => {
             sqlx::query("UPDATE users SET name = $2, updated_at = $3 WHERE id = $1")

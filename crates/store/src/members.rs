@@ -136,7 +136,8 @@ fn permissions_json(p: &PermissionSet) -> String {
     serde_json::to_string(&p.names()).expect("names serialise")
 }
 
-fn valid_label(s: &str, max: usize, what: &str) -> Result<String, StoreError> {
+/// A trimmed label of 1 to `max` characters without control characters; the error names `what`.
+pub(crate) fn valid_label(s: &str, max: usize, what: &str) -> Result<String, StoreError> {
     let s = s.trim();
     if s.is_empty() || s.chars().count() > max || s.chars().any(char::is_control) {
         return Err(StoreError::Invalid(format!(

@@ -141,12 +141,8 @@ impl TenantTx {
         name: &str,
         require_2fa: bool,
     ) -> Result<(), StoreError> {
-        let name = name.trim();
-        if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
-            return Err(StoreError::Invalid(
-                "an organisation name is 1–200 characters".into(),
-            ));
-        }
+        let name = crate::members::valid_label(name, 200, "organisation name")?;
+        let name = name.as_str();
         let org = self.ctx().org_id();
         with_conn!(self.tx, c => {
             sqlx::query("UPDATE organisations SET name = $2, require_2fa = $3 WHERE id = $1")

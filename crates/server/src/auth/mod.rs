@@ -152,9 +152,6 @@ pub(crate) async fn resolve(
         } else {
             let claims = token::verify(state.store().vault(), bearer, now.unix_timestamp())
                 .map_err(|_| ApiError::Unauthorized)?;
-            if claims.org.is_none() {
-                // Fine: an API session may have no organisation yet.
-            }
             state
                 .store()
                 .authenticate_session_id(claims.sid, claims.org, now)
