@@ -32,6 +32,26 @@ fn totp_now(app: &TestApp, secret_b32: &str) -> String {
     format!("{:06}", bin % 1_000_000)
 }
 
+/// The code of the step after the current one (a code cannot be used twice).
+fn totp_now_next(app: &TestApp, secret_b32: &str) -> String {
+    app.advance(30);
+    totp_now(app, secret_b32)
+}
+
+/// Signs in with password and code; returns the access token.
+async fn login_with_code(app: &TestApp, email: &str, code: &str) -> String {
+    let (s, v) = app
+        .api(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({ "email": email, "password": PASSWORD, "totp_code": code })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    v["access_token"].as_str().unwrap().to_owned()
+}
+
 async fn audit_actions(app: &TestApp, token: &str) -> Vec<String> {
     let (s, v) = app
         .api(
@@ -275,6 +295,34 @@ both_backends! {
         let full = set_cookie_value(&r, "fd_session").expect("a new session id after the second factor");
         assert_ne!(full, pending.cookie);
         assert_eq!(app.web_get(&pending, "/login/2fa").await.status(), StatusCode::SEE_OTHER, "the pending session is over");
+    }
+
+    async fn guessing_two_factor_codes_locks_the_second_factor(db) {
+        let app = TestApp::spawn(db).await;
+        let admin = app.signup("Clinic", "asha@clinic.example").await;
+        let (_, setup) = app.api(Method::POST, "/api/v1/me/totp/setup", Some(&admin.access), None).await;
+        let secret = setup["secret"].as_str().unwrap().to_owned();
+        let c = totp_now(&app, &secret);
+        assert_eq!(app.api(Method::POST, "/api/v1/me/totp/enable", Some(&admin.access), Some(json!({ "code": c }))).await.0, StatusCode::NO_CONTENT);
+        // Someone with the password tries codes: each right password must not reset the count.
+        let mut statuses = Vec::new();
+        for guess in 0..10 {
+            let code = format!("{:06}", 100_000 + guess);
+            let r = app.client.post(app.url("/api/v1/auth/login"))
+                .json(&json!({ "email": "asha@clinic.example", "password": PASSWORD, "totp_code": code })).send().await.unwrap();
+            statuses.push(r.status());
+        }
+        assert_eq!(statuses.last(), Some(&StatusCode::TOO_MANY_REQUESTS), "{statuses:?}");
+        assert!(statuses[..9].iter().all(|s| *s == StatusCode::UNAUTHORIZED), "{statuses:?}");
+        // Locked: even the right code is refused until the lockout ends.
+        app.advance(30);
+        let (s, _) = app.api(Method::POST, "/api/v1/auth/login", None, Some(json!({ "email": "asha@clinic.example", "password": PASSWORD, "totp_code": totp_now(&app, &secret) }))).await;
+        assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
+        app.advance(16 * 60);
+        let (s, _) = app.api(Method::POST, "/api/v1/auth/login", None, Some(json!({ "email": "asha@clinic.example", "password": PASSWORD, "totp_code": totp_now(&app, &secret) }))).await;
+        assert_eq!(s, StatusCode::OK);
+        let again = login_with_code(&app, "asha@clinic.example", &totp_now_next(&app, &secret)).await;
+        assert!(audit_actions(&app, &again).await.iter().filter(|a| *a == "auth.totp_failed").count() >= 9);
     }
 
     async fn an_organisation_can_require_two_factor(db) {

@@ -137,6 +137,70 @@ pub(crate) async fn check_totp(
     Ok(state.store().accept_totp_step(user, step).await?)
 }
 
+/// The answer to a second-factor code at sign-in.
+pub(crate) enum SecondFactor {
+    Ok,
+    Refused,
+    Locked { retry_after_secs: u64 },
+}
+
+/// Checks the code that completes a sign-in. Wrong codes are counted under a key of their
+/// own (a correct password does not reset it), so knowing the password does not let anyone
+/// try all million codes; every failure is audited. Shared by the API and the sign-in page.
+pub(crate) async fn second_factor(
+    state: &AppState,
+    user: &User,
+    code: &str,
+    ip: Option<IpAddr>,
+) -> Result<SecondFactor, ApiError> {
+    let now = state.now();
+    let key = format!("2fa:{}", user.email);
+    if let Some(until) = state
+        .store()
+        .throttle_locked_until(ThrottleScope::Account, &key, now)
+        .await?
+    {
+        return Ok(SecondFactor::Locked {
+            retry_after_secs: (until - now).whole_seconds().max(1) as u64,
+        });
+    }
+    if check_totp(state, user.id, code).await? {
+        state
+            .store()
+            .throttle_reset(ThrottleScope::Account, &key)
+            .await?;
+        return Ok(SecondFactor::Ok);
+    }
+    let locked = state
+        .store()
+        .throttle_failure(
+            ThrottleScope::Account,
+            &key,
+            state.auth().account_throttle,
+            now,
+        )
+        .await?;
+    state
+        .store()
+        .record_user_event(
+            user.id,
+            false,
+            AuditRecord::new(
+                "auth.totp_failed",
+                "user",
+                user.id.to_string(),
+                serde_json::json!({ "ip": ip }),
+            ),
+        )
+        .await?;
+    Ok(match locked {
+        Some(until) => SecondFactor::Locked {
+            retry_after_secs: (until - now).whole_seconds().max(1) as u64,
+        },
+        None => SecondFactor::Refused,
+    })
+}
+
 /// The organisation a new session starts in: the one asked for (if a member), else the
 /// user's first.
 pub(crate) async fn initial_org(

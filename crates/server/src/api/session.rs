@@ -193,24 +193,17 @@ async fn login(
                 message: "enter the code from your authenticator app".into(),
             }));
         };
-        if !account::check_totp(&state, user.id, code).await? {
-            state
-                .store()
-                .record_user_event(
-                    user.id,
-                    false,
-                    AuditRecord::new(
-                        "auth.totp_failed",
-                        "user",
-                        user.id.to_string(),
-                        serde_json::json!({ "ip": ip }),
-                    ),
-                )
-                .await?;
-            return Err(to_401(ApiError::Denied {
-                code: "totp_invalid",
-                message: "the two-factor code is not valid".into(),
-            }));
+        match account::second_factor(&state, &user, code, ip).await? {
+            account::SecondFactor::Ok => {}
+            account::SecondFactor::Refused => {
+                return Err(to_401(ApiError::Denied {
+                    code: "totp_invalid",
+                    message: "the two-factor code is not valid".into(),
+                }));
+            }
+            account::SecondFactor::Locked { retry_after_secs } => {
+                return Err(ApiError::TooManyRequests { retry_after_secs });
+            }
         }
     }
     let org = account::initial_org(&state, user.id, req.org_id).await?;

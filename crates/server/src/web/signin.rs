@@ -12,7 +12,7 @@ use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use frontdesk_domain::Email;
-use frontdesk_store::{AuditRecord, EmailTokenPurpose, IssuedSession, SessionKind, SignUp, User};
+use frontdesk_store::{EmailTokenPurpose, IssuedSession, SessionKind, SignUp, User};
 use maud::{Markup, html};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
@@ -332,56 +332,24 @@ async fn second_factor_submit(
     if !session.mfa_pending {
         return Ok(see_other(&next, &[]));
     }
-    // Wrong codes count like wrong passwords, so the six digits cannot be guessed.
-    let throttle_key = user.email.clone();
-    if let Some(until) = state
-        .store()
-        .throttle_locked_until(
-            frontdesk_store::ThrottleScope::Account,
-            &throttle_key,
-            state.now(),
-        )
-        .await?
-    {
-        let secs = (until - state.now()).whole_seconds().max(1) as u64;
-        return Err(PageError(ApiError::TooManyRequests {
-            retry_after_secs: secs,
-        }));
-    }
-    if !account::check_totp(&state, user.id, &form.code).await? {
-        state
-            .store()
-            .throttle_failure(
-                frontdesk_store::ThrottleScope::Account,
-                &throttle_key,
-                state.auth().account_throttle,
-                state.now(),
-            )
-            .await?;
-        state
-            .store()
-            .record_user_event(
-                user.id,
-                false,
-                AuditRecord::new(
-                    "auth.totp_failed",
-                    "user",
-                    user.id.to_string(),
-                    serde_json::json!({ "ip": ip }),
-                ),
-            )
-            .await?;
-        let page = PageCtx::new(&state, Some(caller), &headers, "/login/2fa").await;
-        let body = second_factor_form(
-            &page,
-            &next,
-            Some("That code is not valid. Check the time on your phone and try again."),
-        );
-        return Ok(html_status(
-            StatusCode::UNAUTHORIZED,
-            bare_page("Two-factor sign-in", body),
-            &[],
-        ));
+    match account::second_factor(&state, &user, &form.code, ip).await? {
+        account::SecondFactor::Ok => {}
+        account::SecondFactor::Locked { retry_after_secs } => {
+            return Err(PageError(ApiError::TooManyRequests { retry_after_secs }));
+        }
+        account::SecondFactor::Refused => {
+            let page = PageCtx::new(&state, Some(caller), &headers, "/login/2fa").await;
+            let body = second_factor_form(
+                &page,
+                &next,
+                Some("That code is not valid. Check the time on your phone and try again."),
+            );
+            return Ok(html_status(
+                StatusCode::UNAUTHORIZED,
+                bare_page("Two-factor sign-in", body),
+                &[],
+            ));
+        }
     }
     // A fresh session id now that both factors are in (the pending one ends).
     state
