@@ -120,7 +120,7 @@ pub(crate) async fn check_password(
 }
 
 /// Checks a TOTP code of the user's enabled second factor (a used code cannot be replayed).
-pub(crate) async fn check_totp(
+async fn check_totp(
     state: &AppState,
     user: UserId,
     code: &str,

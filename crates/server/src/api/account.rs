@@ -265,11 +265,17 @@ pub(crate) async fn disable_totp(
     ip: Option<std::net::IpAddr>,
 ) -> Result<(), ApiError> {
     confirm_password(state, user, password, ip).await?;
-    if !account::check_totp(state, user.id, code).await? {
-        return Err(ApiError::forbidden(
-            "totp_invalid",
-            "the two-factor code is not valid",
-        ));
+    match account::second_factor(state, user, code, ip).await? {
+        account::SecondFactor::Ok => {}
+        account::SecondFactor::Refused => {
+            return Err(ApiError::forbidden(
+                "totp_invalid",
+                "the two-factor code is not valid",
+            ));
+        }
+        account::SecondFactor::Locked { retry_after_secs } => {
+            return Err(ApiError::TooManyRequests { retry_after_secs });
+        }
     }
     state
         .store()
