@@ -120,11 +120,7 @@ pub(crate) async fn check_password(
 }
 
 /// Checks a TOTP code of the user's enabled second factor (a used code cannot be replayed).
-async fn check_totp(
-    state: &AppState,
-    user: UserId,
-    code: &str,
-) -> Result<bool, ApiError> {
+async fn check_totp(state: &AppState, user: UserId, code: &str) -> Result<bool, ApiError> {
     let Some(t) = state.store().totp_state(user).await? else {
         return Ok(false);
     };
