@@ -23,6 +23,11 @@ pub(crate) enum PasswordCheck {
     },
 }
 
+/// Whole seconds until `until` (at least one), for `Retry-After`.
+fn secs_until(until: time::OffsetDateTime, now: time::OffsetDateTime) -> u64 {
+    (until - now).whole_seconds().max(1) as u64
+}
+
 /// The uniform refusal of a sign-in.
 pub(crate) fn login_refused() -> ApiError {
     ApiError::Unauthorized
@@ -50,7 +55,7 @@ pub(crate) async fn check_password(
     let store = state.store();
     for (scope, key) in throttle_keys(email, ip) {
         if let Some(until) = store.throttle_locked_until(scope, &key, now).await? {
-            let secs = (until - now).whole_seconds().max(1) as u64;
+            let secs = secs_until(until, now);
             return Ok(PasswordCheck::Locked {
                 retry_after_secs: secs,
             });
@@ -98,7 +103,7 @@ pub(crate) async fn check_password(
         }
         tracing::info!(known_account = creds.is_some(), "sign-in refused");
         if let Some(until) = locked {
-            let secs = (until - now).whole_seconds().max(1) as u64;
+            let secs = secs_until(until, now);
             return Ok(PasswordCheck::Locked {
                 retry_after_secs: secs,
             });
@@ -157,7 +162,7 @@ pub(crate) async fn second_factor(
         .await?
     {
         return Ok(SecondFactor::Locked {
-            retry_after_secs: (until - now).whole_seconds().max(1) as u64,
+            retry_after_secs: secs_until(until, now),
         });
     }
     if check_totp(state, user.id, code).await? {
@@ -191,7 +196,7 @@ pub(crate) async fn second_factor(
         .await?;
     Ok(match locked {
         Some(until) => SecondFactor::Locked {
-            retry_after_secs: (until - now).whole_seconds().max(1) as u64,
+            retry_after_secs: secs_until(until, now),
         },
         None => SecondFactor::Refused,
     })

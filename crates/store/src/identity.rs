@@ -198,6 +198,22 @@ impl Default for SessionPolicy {
 
 pub(crate) type UserRow = (uuid::Uuid, String, String, bool, OffsetDateTime);
 
+type CredentialsRow = (
+    uuid::Uuid,
+    String,
+    String,
+    bool,
+    OffsetDateTime,
+    Option<String>,
+);
+
+fn credentials_from_row((id, email, name, totp, created, hash): CredentialsRow) -> Credentials {
+    Credentials {
+        user: user_from_row((id, email, name, totp, created)),
+        password_hash: hash.map(SecretString::from),
+    }
+}
+
 pub(crate) fn user_from_row(r: UserRow) -> User {
     User {
         id: UserId::from_uuid(r.0),
@@ -254,51 +270,27 @@ impl Store {
         email: &Email,
     ) -> Result<Option<Credentials>, StoreError> {
         let mut g = self.begin_global(false).await?;
-        let row: Option<(
-            uuid::Uuid,
-            String,
-            String,
-            bool,
-            OffsetDateTime,
-            Option<String>,
-        )> = with_conn!(g.tx, c => {
+        let row: Option<CredentialsRow> = with_conn!(g.tx, c => {
             sqlx::query_as("SELECT id, email, name, totp_enabled, created_at, password_hash FROM users WHERE email = $1")
                 .bind(email.as_str())
                 .fetch_optional(c)
                 .await?
         });
         g.commit().await?;
-        Ok(
-            row.map(|(id, email, name, totp, created, hash)| Credentials {
-                user: user_from_row((id, email, name, totp, created)),
-                password_hash: hash.map(SecretString::from),
-            }),
-        )
+        Ok(row.map(credentials_from_row))
     }
 
     /// The user with this id and their password hash (to confirm a password change).
     pub async fn credentials(&self, user: UserId) -> Result<Option<Credentials>, StoreError> {
         let mut g = self.begin_global(false).await?;
-        let row: Option<(
-            uuid::Uuid,
-            String,
-            String,
-            bool,
-            OffsetDateTime,
-            Option<String>,
-        )> = with_conn!(g.tx, c => {
+        let row: Option<CredentialsRow> = with_conn!(g.tx, c => {
             sqlx::query_as("SELECT id, email, name, totp_enabled, created_at, password_hash FROM users WHERE id = $1")
                 .bind(user.as_uuid())
                 .fetch_optional(c)
                 .await?
         });
         g.commit().await?;
-        Ok(
-            row.map(|(id, email, name, totp, created, hash)| Credentials {
-                user: user_from_row((id, email, name, totp, created)),
-                password_hash: hash.map(SecretString::from),
-            }),
-        )
+        Ok(row.map(credentials_from_row))
     }
 
     pub async fn user(&self, user: UserId) -> Result<Option<User>, StoreError> {

@@ -132,6 +132,15 @@ fn stored_permissions(json: &str) -> Result<PermissionSet, StoreError> {
         .collect())
 }
 
+/// A custom role's name (not a built-in role's) and description, checked and trimmed.
+fn role_fields(name: &str, description: &str) -> Result<(String, String), StoreError> {
+    let name = valid_label(name, 60, "role name")?;
+    if BuiltinRole::parse(&name.to_lowercase()).is_some() {
+        return Err(StoreError::Conflict("role_name_taken"));
+    }
+    Ok((name, description.trim().chars().take(500).collect()))
+}
+
 fn permissions_json(p: &PermissionSet) -> String {
     serde_json::to_string(&p.names()).expect("names serialise")
 }
@@ -764,11 +773,7 @@ impl TenantTx {
         description: &str,
         now: OffsetDateTime,
     ) -> Result<RoleRecord, StoreError> {
-        let name = valid_label(name, 60, "role name")?;
-        if BuiltinRole::parse(&name.to_lowercase()).is_some() {
-            return Err(StoreError::Conflict("role_name_taken"));
-        }
-        let description = description.trim().chars().take(500).collect::<String>();
+        let (name, description) = role_fields(name, description)?;
         let id = RoleId::new();
         let org = self.org();
         let r = with_conn!(self.tx, c => {
@@ -806,11 +811,7 @@ impl TenantTx {
         if before.builtin.is_some() {
             return Err(StoreError::Conflict("builtin_role"));
         }
-        let name = valid_label(name, 60, "role name")?;
-        if BuiltinRole::parse(&name.to_lowercase()).is_some() {
-            return Err(StoreError::Conflict("role_name_taken"));
-        }
-        let description = description.trim().chars().take(500).collect::<String>();
+        let (name, description) = role_fields(name, description)?;
         let org = self.org();
         let r = with_conn!(self.tx, c => {
             sqlx::query("UPDATE roles SET name = $3, permissions = $4, description = $5, updated_at = $6 WHERE org_id = $1 AND id = $2")

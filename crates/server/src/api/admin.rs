@@ -191,20 +191,34 @@ async fn update_role(
 ) -> Result<Json<RoleRecord>, ApiError> {
     let id = path_id(&id, RoleId::parse)?;
     let perms = parse_permissions(&req.permissions)?;
-    let mut tx = state.store().begin(&ctx).await?;
+    let role = update_role_checked(&state, &ctx, id, &req.name, perms, &req.description).await?;
+    Ok(Json(role))
+}
+
+/// Changes a custom role if the caller holds every permission it had and every one it
+/// gets (shared with the roles page).
+pub(crate) async fn update_role_checked(
+    state: &AppState,
+    ctx: &TenantCtx,
+    id: RoleId,
+    name: &str,
+    permissions: PermissionSet,
+    description: &str,
+) -> Result<RoleRecord, ApiError> {
+    let mut tx = state.store().begin(ctx).await?;
     let current = tx
         .roles()
         .await?
         .into_iter()
         .find(|r| r.id == id)
         .ok_or(ApiError::NotFound)?;
-    within_own(&ctx, &current.permissions)?;
-    within_own(&ctx, &perms)?;
+    within_own(ctx, &current.permissions)?;
+    within_own(ctx, &permissions)?;
     let role = tx
-        .update_role(id, &req.name, perms, &req.description, state.now())
+        .update_role(id, name, permissions, description, state.now())
         .await?;
     tx.commit().await?;
-    Ok(Json(role))
+    Ok(role)
 }
 
 /// Deletes a custom role nobody holds.

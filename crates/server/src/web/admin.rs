@@ -4,7 +4,8 @@
 use super::{PageCtx, PageError, PageForm, see_other, when};
 use crate::AppState;
 use crate::api::admin::{
-    change_member_role, invite, remove_member_checked, require_outranks, within_own,
+    change_member_role, invite, remove_member_checked, require_outranks, update_role_checked,
+    within_own,
 };
 use crate::api::audit::AuditFilter;
 use crate::auth::{Access, Authed, Tenant};
@@ -539,18 +540,7 @@ async fn role_update(
 ) -> Result<Response, PageError> {
     let role = id(&role, RoleId::parse)?;
     let (name, description, perms) = parse_role_form(&raw)?;
-    let mut tx = state.store().begin(&ctx).await?;
-    let current = tx
-        .roles()
-        .await?
-        .into_iter()
-        .find(|r| r.id == role)
-        .ok_or(ApiError::NotFound)?;
-    within_own(&ctx, &current.permissions)?;
-    within_own(&ctx, &perms)?;
-    tx.update_role(role, &name, perms, &description, state.now())
-        .await?;
-    tx.commit().await?;
+    update_role_checked(&state, &ctx, role, &name, perms, &description).await?;
     Ok(see_other("/roles?ok=saved", &[]))
 }
 
