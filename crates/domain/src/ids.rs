@@ -83,3 +83,23 @@ id_type!(
     /// A raw webhook body in the durable inbox.
     InboxId
 );
+id_type!(
+    /// A customer of an organisation, known by phone number, business-scoped user id, or both.
+    ContactId
+);
+id_type!(
+    /// The thread between a contact and one of the organisation's numbers.
+    ConversationId
+);
+id_type!(
+    /// One message, inbound or outbound.
+    MessageId
+);
+id_type!(
+    /// A media file of a message.
+    MediaId
+);
+id_type!(
+    /// A queued provider call (a send, a read receipt, a media download).
+    OutboxId
+);

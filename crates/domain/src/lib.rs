@@ -8,7 +8,8 @@ mod tenant;
 
 pub use email::{Email, EmailError};
 pub use ids::{
-    ApiKeyId, ChannelId, InboxId, InvitationId, OrgId, RoleId, SessionId, TeamId, UserId,
+    ApiKeyId, ChannelId, ContactId, ConversationId, InboxId, InvitationId, MediaId, MessageId,
+    OrgId, OutboxId, RoleId, SessionId, TeamId, UserId,
 };
 pub use permissions::{BuiltinRole, Permission, PermissionSet, UnknownPermission};
 pub use phone::{Bsuid, BsuidError, E164, E164Error};

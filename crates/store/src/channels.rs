@@ -369,6 +369,41 @@ impl TenantTx {
         view(row.ok_or(StoreError::NotFound)?)
     }
 
+    /// The organisation's channel with this provider number id, if any.
+    pub async fn channel_by_number(
+        &mut self,
+        provider: Provider,
+        phone_number_id: &str,
+    ) -> Result<Option<ChannelId>, StoreError> {
+        let org = self.ctx().org_id().as_uuid();
+        let id: Option<uuid::Uuid> = with_conn!(self.tx, c => {
+            sqlx::query_scalar("SELECT id FROM channels WHERE org_id = $1 AND provider = $2 AND phone_number_id = $3")
+                .bind(org).bind(provider.as_str()).bind(phone_number_id).fetch_optional(c).await?
+        });
+        Ok(id.map(ChannelId::from_uuid))
+    }
+
+    /// The organisation's channels of a business account whose display number matches
+    /// (digits compared, as Meta formats numbers in several ways).
+    pub async fn channels_by_display_number(
+        &mut self,
+        waba_id: &str,
+        display_number: &str,
+    ) -> Result<Vec<ChannelId>, StoreError> {
+        let org = self.ctx().org_id().as_uuid();
+        let rows: Vec<(uuid::Uuid, String)> = with_conn!(self.tx, c => {
+            sqlx::query_as("SELECT id, display_number FROM channels WHERE org_id = $1 AND waba_id = $2")
+                .bind(org).bind(waba_id).fetch_all(c).await?
+        });
+        let digits = |s: &str| s.chars().filter(char::is_ascii_digit).collect::<String>();
+        let wanted = digits(display_number);
+        Ok(rows
+            .into_iter()
+            .filter(|(_, d)| !wanted.is_empty() && digits(d) == wanted)
+            .map(|(id, _)| ChannelId::from_uuid(id))
+            .collect())
+    }
+
     /// Changes settings and replaces the secrets that are given.
     pub async fn update_channel(
         &mut self,
@@ -591,9 +626,14 @@ impl Store {
             let sha = body_sha256(body);
             let org = ctx.org_id().as_uuid();
             let n = with_conn!(tx.tx, c => {
-                sqlx::query("INSERT INTO webhook_inbox (org_id, id, channel_id, received_at, body, body_sha256, status) VALUES ($1, $2, $3, $4, $5, $6, 'pending') ON CONFLICT (org_id, channel_id, body_sha256) DO NOTHING")
+                let n = sqlx::query("INSERT INTO webhook_inbox (org_id, id, channel_id, received_at, body, body_sha256, status) VALUES ($1, $2, $3, $4, $5, $6, 'pending') ON CONFLICT (org_id, channel_id, body_sha256) DO NOTHING")
                     .bind(org).bind(id.as_uuid()).bind(channel.as_uuid()).bind(now).bind(*body).bind(&sha[..])
-                    .execute(c).await?.rows_affected()
+                    .execute(&mut *c).await?.rows_affected();
+                if n == 1 {
+                    sqlx::query("INSERT INTO inbox_queue (inbox_id, org_id, received_at) VALUES ($1, $2, $3)")
+                        .bind(id.as_uuid()).bind(org).bind(now).execute(&mut *c).await?;
+                }
+                n
             });
             out.push(if n == 1 {
                 Stored::New(id)
@@ -683,7 +723,8 @@ impl TenantTx {
         };
         with_conn!(self.tx, c => {
             sqlx::query("UPDATE webhook_inbox SET status = $3, error = $4, attempts = attempts + 1, processed_at = $5 WHERE org_id = $1 AND id = $2")
-                .bind(org).bind(id.as_uuid()).bind(status).bind(error.map(|e| e.chars().take(1000).collect::<String>())).bind(now_micros()).execute(c).await?;
+                .bind(org).bind(id.as_uuid()).bind(status).bind(error.map(|e| e.chars().take(1000).collect::<String>())).bind(now_micros()).execute(&mut *c).await?;
+            sqlx::query("DELETE FROM inbox_queue WHERE inbox_id = $1 AND org_id = $2").bind(id.as_uuid()).bind(org).execute(&mut *c).await?;
         });
         Ok(())
     }
@@ -692,7 +733,9 @@ impl TenantTx {
     pub async fn retry_failed_inbox(&mut self) -> Result<u64, StoreError> {
         let org = self.ctx().org_id().as_uuid();
         let n = with_conn!(self.tx, c => {
-            sqlx::query("UPDATE webhook_inbox SET status = 'pending', error = NULL WHERE org_id = $1 AND status = 'failed'").bind(org).execute(c).await?.rows_affected()
+            sqlx::query("INSERT INTO inbox_queue (inbox_id, org_id, received_at) SELECT id, org_id, received_at FROM webhook_inbox WHERE org_id = $1 AND status = 'failed' ON CONFLICT (inbox_id) DO NOTHING")
+                .bind(org).execute(&mut *c).await?;
+            sqlx::query("UPDATE webhook_inbox SET status = 'pending', error = NULL WHERE org_id = $1 AND status = 'failed'").bind(org).execute(&mut *c).await?.rows_affected()
         });
         if n > 0 {
             self.audit(AuditRecord::new(
@@ -704,5 +747,40 @@ impl TenantTx {
             .await?;
         }
         Ok(n)
+    }
+}
+
+impl TenantTx {
+    /// The inbox rows with these ids that are still pending (a claimed batch).
+    pub async fn pending_inbox_items(
+        &mut self,
+        ids: &[InboxId],
+    ) -> Result<Vec<InboxItem>, StoreError> {
+        let org = self.ctx().org_id().as_uuid();
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            let r: Option<(uuid::Uuid, OffsetDateTime, Vec<u8>, i32)> = with_conn!(self.tx, c => {
+                sqlx::query_as("SELECT channel_id, received_at, body, attempts FROM webhook_inbox WHERE org_id = $1 AND id = $2 AND status = 'pending'")
+                    .bind(org).bind(id.as_uuid()).fetch_optional(c).await?
+            });
+            match r {
+                Some((ch, at, body, attempts)) => out.push(InboxItem {
+                    id: *id,
+                    channel: ChannelId::from_uuid(ch),
+                    received_at: at,
+                    body,
+                    status: InboxStatus::Pending,
+                    attempts,
+                    error: None,
+                }),
+                // Processed meanwhile (another worker) or gone with its channel: drop the queue entry.
+                None => {
+                    with_conn!(self.tx, c => {
+                        sqlx::query("DELETE FROM inbox_queue WHERE inbox_id = $1 AND org_id = $2").bind(id.as_uuid()).bind(org).execute(c).await?;
+                    });
+                }
+            }
+        }
+        Ok(out)
     }
 }

@@ -11,6 +11,7 @@ pub mod channels;
 mod error;
 pub mod identity;
 pub mod members;
+pub mod messaging;
 pub mod orgs;
 pub mod secrets;
 mod settings;
@@ -36,6 +37,10 @@ pub use identity::{
 };
 pub use members::{
     Invitation, InvitationPreview, InvitationState, Member, OrgMembership, RoleRecord, SignUp, Team,
+};
+pub use messaging::{
+    Contact, ConversationView, CustomerIdentity, Inbound, InboundRecord, MediaRow, MessageStatus,
+    MessageView, NewMedia, NewOutbound, OutboundRow, OutboxAction, OutboxJob, StatusRecord,
 };
 pub use orgs::{CreateOrgError, Organisation, now_micros};
 pub use secrets::{Place, RewrapReport, SecretMeta, SecretName, SecretNameError};

@@ -149,6 +149,61 @@ async fn populate(store: &Store, ctx: &TenantCtx, tag: &str) {
     .await
     .unwrap();
     tx.commit().await.unwrap();
+    let mut tx = store.begin(ctx).await.unwrap();
+    let contact = tx
+        .upsert_contact(&frontdesk_store::CustomerIdentity {
+            phone: Some(frontdesk_domain::E164::parse("+919876543210").unwrap()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    tx.record_inbound(
+        channel.id,
+        contact,
+        &frontdesk_store::InboundRecord {
+            provider_message_id: format!("wamid.{tag}"),
+            kind: "image".into(),
+            content: "{}".into(),
+            preview: "[image]".into(),
+            reply_to: None,
+            provider_at: now,
+            media: Some(frontdesk_store::NewMedia {
+                provider_media_id: format!("media-{tag}"),
+                mime_type: Some("image/jpeg".into()),
+                sha256: None,
+                filename: None,
+            }),
+        },
+    )
+    .await
+    .unwrap();
+    tx.apply_status(
+        channel.id,
+        &frontdesk_store::StatusRecord {
+            provider_message_id: format!("wamid.out.{tag}"),
+            status: "sent".into(),
+            provider_at: now,
+            error_code: None,
+            error_title: None,
+            pricing_category: None,
+            pricing_model: None,
+            billable: None,
+        },
+    )
+    .await
+    .unwrap();
+    tx.set_template_status(
+        &format!("waba{tag}"),
+        "welcome",
+        "en",
+        None,
+        "APPROVED",
+        None,
+        None,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
     let body = format!("{{\"object\":\"whatsapp_business_account\",\"tag\":\"{tag}\"}}");
     store
         .store_webhooks(&[(ctx, channel.id, body.as_bytes())])
@@ -175,6 +230,9 @@ async fn tenant_tables(c: &mut PgConnection) -> Vec<String> {
     .fetch_all(c)
     .await
     .unwrap()
+    .into_iter()
+    .filter(|t: &String| !WORK_QUEUES.iter().any(|(q, _)| q == t))
+    .collect()
 }
 
 async fn superuser(db: &TestDb) -> PgConnection {
@@ -198,6 +256,52 @@ async fn set_tenant(c: &mut PgConnection, ctx: &TenantCtx) {
 /// name, command, permissive, USING, WITH CHECK
 type PolicyRow = (String, String, bool, Option<String>, Option<String>);
 
+/// Work queues: they carry an `org_id` (the worker needs it to open that tenant's context)
+/// but no content, so they are global and a worker claims across tenants. Their columns are
+/// pinned: adding a column (content, say) fails the test until it is reviewed here.
+const WORK_QUEUES: &[(&str, &[&str])] = &[
+    (
+        "inbox_queue",
+        &["inbox_id", "org_id", "received_at", "lease_until"],
+    ),
+    (
+        "outbox",
+        &[
+            "id",
+            "org_id",
+            "channel_id",
+            "target_id",
+            "action",
+            "attempts",
+            "next_attempt_at",
+            "lease_until",
+            "created_at",
+        ],
+    ),
+];
+
+#[tokio::test]
+async fn work_queues_carry_ids_and_times_only() {
+    let db = TestDb::postgres().await;
+    let mut c = superuser(&db).await;
+    for (table, expected) in WORK_QUEUES {
+        let mut cols: Vec<String> = sqlx::query_scalar(
+            "SELECT attname::text FROM pg_attribute WHERE attrelid = ('public.' || $1)::regclass AND attnum > 0 AND NOT attisdropped",
+        )
+        .bind(table)
+        .fetch_all(&mut c)
+        .await
+        .unwrap();
+        cols.sort();
+        let mut want: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
+        want.sort();
+        assert_eq!(
+            cols, want,
+            "{table}: columns changed; a queue must not carry content"
+        );
+    }
+}
+
 /// The migration check: fails when any tenant table lacks ENABLE/FORCE row-level security or
 /// a tenant policy for each command, when a policy other than the known ones exists, when a
 /// view runs with its owner's rights, or when a unique index does not lead with `org_id`.
@@ -215,7 +319,11 @@ async fn every_tenant_table_forces_row_level_security_with_a_tenant_policy() {
     .fetch_all(&mut c)
     .await
     .unwrap();
-    let globals: BTreeSet<&str> = GLOBAL_TABLES.iter().map(|(t, _)| *t).collect();
+    let globals: BTreeSet<&str> = GLOBAL_TABLES
+        .iter()
+        .map(|(t, _)| *t)
+        .chain(WORK_QUEUES.iter().map(|(t, _)| *t))
+        .collect();
     for t in &all {
         assert!(
             tables.contains(t) || globals.contains(t.as_str()),

@@ -1,0 +1,182 @@
+-- Contacts, conversations and messages, the statuses the provider reports, message
+-- templates' provider state, media, and the two work queues (webhook processing, sends).
+
+-- A customer: known by a phone number, a business-scoped user id (BSUID), or both.
+CREATE TABLE contacts (
+    org_id           UUID NOT NULL REFERENCES organisations(id) ON DELETE CASCADE,
+    id               UUID NOT NULL,
+    phone            TEXT CHECK (phone ~ '^\+[1-9][0-9]{6,14}$'),
+    bsuid            TEXT CHECK (length(bsuid) BETWEEN 3 AND 128),
+    parent_bsuid     TEXT,
+    username         TEXT,
+    profile_name     TEXT,
+    created_at       TIMESTAMPTZ NOT NULL,
+    updated_at       TIMESTAMPTZ NOT NULL,
+    CHECK (phone IS NOT NULL OR bsuid IS NOT NULL),
+    PRIMARY KEY (org_id, id)
+);
+CREATE UNIQUE INDEX contacts_by_phone ON contacts (org_id, phone) WHERE phone IS NOT NULL;
+CREATE UNIQUE INDEX contacts_by_bsuid ON contacts (org_id, bsuid) WHERE bsuid IS NOT NULL;
+
+-- One conversation per contact and number; resolving and a new message reopen it.
+-- last_inbound_at opens the 24-hour customer-service window.
+CREATE TABLE conversations (
+    org_id            UUID NOT NULL REFERENCES organisations(id) ON DELETE CASCADE,
+    id                UUID NOT NULL,
+    channel_id        UUID NOT NULL,
+    contact_id        UUID NOT NULL,
+    status            TEXT NOT NULL CHECK (status IN ('open', 'pending', 'snoozed', 'resolved')),
+    last_message_at   TIMESTAMPTZ NOT NULL,
+    last_inbound_at   TIMESTAMPTZ,
+    last_preview      TEXT NOT NULL DEFAULT '',
+    unread            INTEGER NOT NULL DEFAULT 0,
+    created_at        TIMESTAMPTZ NOT NULL,
+    updated_at        TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (org_id, id),
+    UNIQUE (org_id, channel_id, contact_id),
+    FOREIGN KEY (org_id, channel_id) REFERENCES channels (org_id, id) ON DELETE CASCADE,
+    FOREIGN KEY (org_id, contact_id) REFERENCES contacts (org_id, id) ON DELETE CASCADE
+);
+CREATE INDEX conversations_recent ON conversations (org_id, last_message_at DESC);
+
+-- Media of messages: provider id, what the provider said about it, and where its bytes are
+-- (the blob store, content-addressed by SHA-256).
+CREATE TABLE media (
+    org_id             UUID NOT NULL REFERENCES organisations(id) ON DELETE CASCADE,
+    id                 UUID NOT NULL,
+    channel_id         UUID NOT NULL,
+    provider_media_id  TEXT,
+    mime_type          TEXT,
+    filename           TEXT,
+    expected_sha256    TEXT,
+    blob_sha256        TEXT,
+    size_bytes         BIGINT,
+    status             TEXT NOT NULL CHECK (status IN ('pending', 'stored', 'failed')),
+    attempts           INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at    TIMESTAMPTZ,
+    error              TEXT,
+    created_at         TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (org_id, id),
+    FOREIGN KEY (org_id, channel_id) REFERENCES channels (org_id, id) ON DELETE CASCADE
+);
+CREATE INDEX media_pending ON media (next_attempt_at) WHERE status = 'pending';
+
+-- Every message, both directions. provider_message_id (wamid) is unique per number, which
+-- makes webhook processing idempotent.
+CREATE TABLE messages (
+    org_id               UUID NOT NULL REFERENCES organisations(id) ON DELETE CASCADE,
+    id                   UUID NOT NULL,
+    conversation_id      UUID NOT NULL,
+    channel_id           UUID NOT NULL,
+    contact_id           UUID NOT NULL,
+    direction            TEXT NOT NULL CHECK (direction IN ('in', 'out')),
+    provider_message_id  TEXT,
+    kind                 TEXT NOT NULL,
+    content              TEXT NOT NULL,
+    preview              TEXT NOT NULL DEFAULT '',
+    reply_to             TEXT,
+    media_id             UUID,
+    status               TEXT NOT NULL CHECK (status IN ('received', 'queued', 'accepted', 'sent', 'delivered', 'read', 'failed')),
+    error_code           BIGINT,
+    error_title          TEXT,
+    pricing_category     TEXT,
+    pricing_model        TEXT,
+    billable             BOOLEAN,
+    author_id            UUID,
+    attempts             INTEGER NOT NULL DEFAULT 0,
+    sent_at              TIMESTAMPTZ,
+    provider_at          TIMESTAMPTZ,
+    created_at           TIMESTAMPTZ NOT NULL,
+    updated_at           TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (org_id, id),
+    FOREIGN KEY (org_id, conversation_id) REFERENCES conversations (org_id, id) ON DELETE CASCADE,
+    FOREIGN KEY (org_id, channel_id) REFERENCES channels (org_id, id) ON DELETE CASCADE
+);
+CREATE UNIQUE INDEX messages_by_provider_id ON messages (org_id, channel_id, provider_message_id) WHERE provider_message_id IS NOT NULL;
+CREATE INDEX messages_by_conversation ON messages (org_id, conversation_id, created_at);
+
+-- Every status the provider reported, once each: the history of a message, and a buffer for
+-- statuses that arrive before the send's answer recorded the message's provider id.
+CREATE TABLE message_statuses (
+    org_id               UUID NOT NULL REFERENCES organisations(id) ON DELETE CASCADE,
+    channel_id           UUID NOT NULL,
+    provider_message_id  TEXT NOT NULL,
+    status               TEXT NOT NULL CHECK (status IN ('sent', 'delivered', 'read', 'failed', 'played', 'deleted')),
+    provider_at          TIMESTAMPTZ NOT NULL,
+    error_code           BIGINT,
+    error_title          TEXT,
+    pricing_category     TEXT,
+    pricing_model        TEXT,
+    billable             BOOLEAN,
+    received_at          TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (org_id, channel_id, provider_message_id, status),
+    FOREIGN KEY (org_id, channel_id) REFERENCES channels (org_id, id) ON DELETE CASCADE
+);
+
+-- Message templates as the provider knows them (status, quality), keyed by business account,
+-- name and language.
+CREATE TABLE templates (
+    org_id                UUID NOT NULL REFERENCES organisations(id) ON DELETE CASCADE,
+    id                    UUID NOT NULL,
+    waba_id               TEXT NOT NULL,
+    name                  TEXT NOT NULL,
+    language              TEXT NOT NULL,
+    category              TEXT,
+    provider_template_id  TEXT,
+    status                TEXT NOT NULL,
+    reason                TEXT,
+    updated_at            TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (org_id, id),
+    UNIQUE (org_id, waba_id, name, language)
+);
+
+-- Work queues. They carry ids only (never content), so they are global: a worker claims work
+-- across organisations, then reads and writes the content in that organisation's context.
+CREATE TABLE inbox_queue (
+    inbox_id       UUID PRIMARY KEY,
+    org_id         UUID NOT NULL REFERENCES organisations(id) ON DELETE CASCADE,
+    received_at    TIMESTAMPTZ NOT NULL,
+    lease_until    TIMESTAMPTZ
+);
+CREATE INDEX inbox_queue_order ON inbox_queue (received_at);
+
+CREATE TABLE outbox (
+    id               UUID PRIMARY KEY,
+    org_id           UUID NOT NULL REFERENCES organisations(id) ON DELETE CASCADE,
+    channel_id       UUID NOT NULL,
+    -- the message to send or mark read, or the media to fetch
+    target_id        UUID NOT NULL,
+    action           TEXT NOT NULL CHECK (action IN ('send', 'mark_read', 'fetch_media')),
+    attempts         INTEGER NOT NULL DEFAULT 0,
+    next_attempt_at  TIMESTAMPTZ NOT NULL,
+    lease_until      TIMESTAMPTZ,
+    created_at       TIMESTAMPTZ NOT NULL
+);
+CREATE INDEX outbox_due ON outbox (next_attempt_at);
+
+ALTER TABLE contacts ENABLE ROW LEVEL SECURITY;
+ALTER TABLE contacts FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON contacts
+    USING (org_id = frontdesk_current_org()) WITH CHECK (org_id = frontdesk_current_org());
+ALTER TABLE conversations ENABLE ROW LEVEL SECURITY;
+ALTER TABLE conversations FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON conversations
+    USING (org_id = frontdesk_current_org()) WITH CHECK (org_id = frontdesk_current_org());
+ALTER TABLE media ENABLE ROW LEVEL SECURITY;
+ALTER TABLE media FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON media
+    USING (org_id = frontdesk_current_org()) WITH CHECK (org_id = frontdesk_current_org());
+ALTER TABLE messages ENABLE ROW LEVEL SECURITY;
+ALTER TABLE messages FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON messages
+    USING (org_id = frontdesk_current_org()) WITH CHECK (org_id = frontdesk_current_org());
+ALTER TABLE message_statuses ENABLE ROW LEVEL SECURITY;
+ALTER TABLE message_statuses FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON message_statuses
+    USING (org_id = frontdesk_current_org()) WITH CHECK (org_id = frontdesk_current_org());
+ALTER TABLE templates ENABLE ROW LEVEL SECURITY;
+ALTER TABLE templates FORCE ROW LEVEL SECURITY;
+CREATE POLICY tenant_isolation ON templates
+    USING (org_id = frontdesk_current_org()) WITH CHECK (org_id = frontdesk_current_org());
+
+GRANT SELECT, INSERT, UPDATE, DELETE ON contacts, conversations, media, messages, message_statuses, templates, inbox_queue, outbox TO frontdesk_app;
