@@ -259,6 +259,8 @@ struct Org {
     team: String,
     /// A live API session of the admin's (what session routes point at).
     spare_session: String,
+    /// A connected WhatsApp number.
+    channel: String,
 }
 
 /// Someone with both kinds of credentials.
@@ -1276,6 +1278,165 @@ fn matrix() -> Vec<Entry> {
                 })
             },
         ),
+        // -- channels and the webhook inbox -----------------------------------------------------
+        route(
+            Method::GET,
+            "/api/v1/channels",
+            Access::Perm(ChannelsManage),
+            |_, _| {
+                Box::pin(async move {
+                    Case::bare("/api/v1/channels").then(|w, a| {
+                        Box::pin(async move {
+                            let v = a.json();
+                            assert!(
+                                v.as_array()
+                                    .unwrap()
+                                    .iter()
+                                    .any(|c| c["id"] == w.a.channel.as_str()),
+                                "{v}"
+                            );
+                            assert!(!a.text.contains(CHANNEL_SECRET), "no secret in the list");
+                        })
+                    })
+                })
+            },
+        ),
+        route(
+            Method::POST,
+            "/api/v1/channels",
+            Access::Perm(ChannelsManage),
+            |w, _| {
+                Box::pin(async move {
+                    Case::json("/api/v1/channels", channel_body(&w.uniq_digits()))
+                        .status(201)
+                        .then(|w, a| {
+                            Box::pin(async move {
+                                assert!(
+                                    !a.text.contains(CHANNEL_SECRET),
+                                    "no secret in the answer"
+                                );
+                                let id = a.json()["channel"]["id"].as_str().unwrap().to_owned();
+                                w.get_a(&format!("/api/v1/channels/{id}")).await;
+                            })
+                        })
+                })
+            },
+        ),
+        route(
+            Method::GET,
+            "/api/v1/channels/{channel_id}",
+            Access::Perm(ChannelsManage),
+            |w, _| {
+                Box::pin(async move {
+                    Case::bare(format!("/api/v1/channels/{}", w.a.channel)).then(|w, a| {
+                        Box::pin(async move {
+                            assert_eq!(a.json()["id"], w.a.channel.as_str());
+                            assert!(!a.text.contains(CHANNEL_SECRET));
+                        })
+                    })
+                })
+            },
+        ),
+        route(
+            Method::PATCH,
+            "/api/v1/channels/{channel_id}",
+            Access::Perm(ChannelsManage),
+            |w, p| {
+                Box::pin(async move {
+                    let id = match p {
+                        Purpose::Guard => w.a.channel.clone(),
+                        Purpose::Allowed => w.fresh_channel().await.0,
+                    };
+                    let name = w.uniq("Renamed number");
+                    Case::json(format!("/api/v1/channels/{id}"), json!({ "name": name })).then(
+                        move |w, _| {
+                            Box::pin(async move {
+                                let v = w.get_a(&format!("/api/v1/channels/{id}")).await;
+                                assert_eq!(v["name"], name.as_str());
+                            })
+                        },
+                    )
+                })
+            },
+        ),
+        route(
+            Method::DELETE,
+            "/api/v1/channels/{channel_id}",
+            Access::Perm(ChannelsManage),
+            |w, p| {
+                Box::pin(async move {
+                    let id = match p {
+                        Purpose::Guard => w.a.channel.clone(),
+                        Purpose::Allowed => w.fresh_channel().await.0,
+                    };
+                    Case::bare(format!("/api/v1/channels/{id}"))
+                        .status(204)
+                        .then(move |w, _| Box::pin(async move { w.assert_channel_gone(&id).await }))
+                })
+            },
+        ),
+        route(
+            Method::GET,
+            "/api/v1/channels/{channel_id}/webhook",
+            Access::Perm(ChannelsManage),
+            |w, _| {
+                Box::pin(async move {
+                    Case::bare(format!("/api/v1/channels/{}/webhook", w.a.channel)).then(|w, a| {
+                        Box::pin(async move {
+                            let url = a.json()["callback_url"].as_str().unwrap().to_owned();
+                            assert_eq!(w.channel_of_callback(&url).await, w.a.channel);
+                        })
+                    })
+                })
+            },
+        ),
+        route(
+            Method::GET,
+            "/api/v1/webhook-inbox",
+            Access::Perm(ChannelsManage),
+            |w, p| {
+                Box::pin(async move {
+                    if p == Purpose::Guard {
+                        return Case::bare("/api/v1/webhook-inbox");
+                    }
+                    let (_, id) = w.fresh_failed_webhook().await;
+                    Case::bare("/api/v1/webhook-inbox?status=failed").then(move |_, a| {
+                        Box::pin(async move {
+                            let v = a.json();
+                            let row = v
+                                .as_array()
+                                .unwrap()
+                                .iter()
+                                .find(|r| r["id"] == id.as_str())
+                                .cloned();
+                            assert_eq!(
+                                row.expect("the failed webhook is listed")["error"],
+                                "matrix: unparseable"
+                            );
+                        })
+                    })
+                })
+            },
+        ),
+        route(
+            Method::POST,
+            "/api/v1/webhook-inbox/retry",
+            Access::Perm(ChannelsManage),
+            |w, p| {
+                Box::pin(async move {
+                    if p == Purpose::Guard {
+                        return Case::bare("/api/v1/webhook-inbox/retry");
+                    }
+                    let (target, id) = w.fresh_failed_webhook().await;
+                    Case::bare("/api/v1/webhook-inbox/retry").then(move |w, a| {
+                        Box::pin(async move {
+                            assert!(a.json()["requeued"].as_u64().unwrap() >= 1);
+                            assert!(w.is_pending(&target, &id).await);
+                        })
+                    })
+                })
+            },
+        ),
         // -- sign-in pages -----------------------------------------------------------------
         route(Method::GET, "/login", Public, |_, _| {
             Box::pin(async move {
@@ -2164,7 +2325,178 @@ fn matrix() -> Vec<Entry> {
                 })
             },
         ),
+        route(
+            Method::GET,
+            "/settings/channels",
+            Access::Perm(ChannelsManage),
+            |_, _| {
+                Box::pin(async move {
+                    Case::bare("/settings/channels").then(|w, a| {
+                        Box::pin(async move {
+                            assert!(
+                                a.text
+                                    .contains(&format!("data-channel-id=\"{}\"", w.a.channel))
+                            );
+                        })
+                    })
+                })
+            },
+        ),
+        route(
+            Method::POST,
+            "/settings/channels",
+            Access::Perm(ChannelsManage),
+            |w, _| {
+                Box::pin(async move {
+                    let phone = w.uniq_digits();
+                    let name = w.uniq("Web number");
+                    Case::form(
+                        "/settings/channels",
+                        &[
+                            ("provider", "cloud"),
+                            ("name", &name),
+                            ("phone_number_id", &phone),
+                            ("access_token", CHANNEL_SECRET),
+                            ("app_secret", CHANNEL_SECRET),
+                            ("verify_token", CHANNEL_SECRET),
+                        ],
+                    )
+                    .then(|w, a| {
+                        Box::pin(async move {
+                            assert!(!a.text.contains(CHANNEL_SECRET), "no secret on the page");
+                            let at = a
+                                .text
+                                .find("data-testid=\"callback-url\"")
+                                .expect("the callback URL");
+                            let input = &a.text[a.text[..at].rfind('<').unwrap()..];
+                            let from = input.find("value=\"").unwrap() + "value=\"".len();
+                            let url = input[from..].split('"').next().unwrap();
+                            let id = w.channel_of_callback(url).await;
+                            w.get_a(&format!("/api/v1/channels/{id}")).await;
+                        })
+                    })
+                })
+            },
+        ),
+        route(
+            Method::GET,
+            "/settings/channels/{channel_id}",
+            Access::Perm(ChannelsManage),
+            |w, _| {
+                Box::pin(async move {
+                    Case::bare(format!("/settings/channels/{}", w.a.channel)).then(|_, a| {
+                        Box::pin(async move {
+                            assert!(a.text.contains("data-testid=\"callback-url\""));
+                            assert!(!a.text.contains(CHANNEL_SECRET));
+                        })
+                    })
+                })
+            },
+        ),
+        route(
+            Method::POST,
+            "/settings/channels/{channel_id}",
+            Access::Perm(ChannelsManage),
+            |w, p| {
+                Box::pin(async move {
+                    let id = match p {
+                        Purpose::Guard => w.a.channel.clone(),
+                        Purpose::Allowed => w.fresh_channel().await.0,
+                    };
+                    let name = w.uniq("Renamed on the web");
+                    Case::form(format!("/settings/channels/{id}"), &[("name", &name)])
+                        .see_other(format!("/settings/channels/{id}?ok=saved"))
+                        .then(move |w, _| {
+                            Box::pin(async move {
+                                let v = w.get_a(&format!("/api/v1/channels/{id}")).await;
+                                assert_eq!(v["name"], name.as_str());
+                            })
+                        })
+                })
+            },
+        ),
+        route(
+            Method::POST,
+            "/settings/channels/{channel_id}/delete",
+            Access::Perm(ChannelsManage),
+            |w, p| {
+                Box::pin(async move {
+                    let id = match p {
+                        Purpose::Guard => w.a.channel.clone(),
+                        Purpose::Allowed => w.fresh_channel().await.0,
+                    };
+                    Case::form(format!("/settings/channels/{id}/delete"), &[])
+                        .see_other("/settings/channels?ok=removed")
+                        .then(move |w, _| Box::pin(async move { w.assert_channel_gone(&id).await }))
+                })
+            },
+        ),
+        route(
+            Method::GET,
+            "/settings/webhook-inbox",
+            Access::Perm(ChannelsManage),
+            |w, p| {
+                Box::pin(async move {
+                    if p == Purpose::Guard {
+                        return Case::bare("/settings/webhook-inbox");
+                    }
+                    let (_, id) = w.fresh_failed_webhook().await;
+                    Case::bare("/settings/webhook-inbox").then(move |_, a| {
+                        Box::pin(async move {
+                            assert!(a.text.contains(&format!("data-inbox-id=\"{id}\"")));
+                            assert!(a.text.contains("matrix: unparseable"));
+                        })
+                    })
+                })
+            },
+        ),
+        route(
+            Method::POST,
+            "/settings/webhook-inbox/retry",
+            Access::Perm(ChannelsManage),
+            |w, p| {
+                Box::pin(async move {
+                    let case = Case::form("/settings/webhook-inbox/retry", &[])
+                        .see_other("/settings/webhook-inbox?ok=requeued");
+                    if p == Purpose::Guard {
+                        return case;
+                    }
+                    let (target, id) = w.fresh_failed_webhook().await;
+                    case.then(move |w, _| {
+                        Box::pin(async move { assert!(w.is_pending(&target, &id).await) })
+                    })
+                })
+            },
+        ),
     ]
+}
+
+/// The value of every secret the matrix's channels are given; no answer may carry it.
+const CHANNEL_SECRET: &str = "matrix-channel-secret-7b1e0c44";
+
+/// A Cloud API channel's creation body.
+fn channel_body(phone_number_id: &str) -> Value {
+    json!({
+        "provider": "cloud", "name": format!("Number {phone_number_id}"), "phone_number_id": phone_number_id,
+        "access_token": CHANNEL_SECRET, "app_secret": CHANNEL_SECRET, "verify_token": CHANNEL_SECRET,
+    })
+}
+
+/// Connects a channel for `admin`'s organisation: its id and callback URL.
+async fn create_channel(app: &TestApp, admin: &ApiUser, phone_number_id: &str) -> (String, String) {
+    let (s, v) = app
+        .api(
+            Method::POST,
+            "/api/v1/channels",
+            Some(&admin.access),
+            Some(channel_body(phone_number_id)),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    (
+        v["channel"]["id"].as_str().unwrap().to_owned(),
+        v["webhook"]["callback_url"].as_str().unwrap().to_owned(),
+    )
 }
 
 fn base32(s: &str) -> Vec<u8> {
@@ -2207,6 +2539,86 @@ impl World {
             .await;
         assert!(s.is_success(), "{method} {path}: {s} {v}");
         v
+    }
+
+    /// Digits nothing else in the world has (a phone number id).
+    fn uniq_digits(&self) -> String {
+        format!("9000{}", self.seq.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// A new channel of org A's: its id and callback URL.
+    async fn fresh_channel(&self) -> (String, String) {
+        create_channel(&self.app, &self.a.admin, &self.uniq_digits()).await
+    }
+
+    /// The id of the channel a callback URL names (its key works).
+    async fn channel_of_callback(&self, url: &str) -> String {
+        self.webhook_target(url).await.channel.to_string()
+    }
+
+    async fn webhook_target(&self, callback_url: &str) -> frontdesk_store::WebhookTarget {
+        let key = callback_url
+            .strip_prefix(&self.app.url("/webhooks/"))
+            .unwrap_or_else(|| panic!("{callback_url} is a callback URL of this server"));
+        self.app
+            .db
+            .store
+            .webhook_target(key)
+            .await
+            .unwrap()
+            .expect("the key names a channel")
+    }
+
+    /// A webhook of a new channel of org A's, stored and failed: the channel's target and
+    /// the inbox row's id.
+    async fn fresh_failed_webhook(&self) -> (frontdesk_store::WebhookTarget, String) {
+        let (_, url) = self.fresh_channel().await;
+        let t = self.webhook_target(&url).await;
+        let body = format!(
+            "{{\"matrix\":{}}}",
+            self.seq.fetch_add(1, Ordering::Relaxed)
+        );
+        let stored = self
+            .app
+            .db
+            .store
+            .store_webhooks(&[(&t.ctx, t.channel, body.as_bytes())])
+            .await
+            .unwrap();
+        let frontdesk_store::Stored::New(id) = stored[0] else {
+            panic!("a new body")
+        };
+        let mut tx = self.app.db.store.begin(&t.ctx).await.unwrap();
+        tx.finish_inbox(id, Some("matrix: unparseable"))
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        (t, id.to_string())
+    }
+
+    /// Whether an inbox row is queued to be processed (again).
+    async fn is_pending(&self, t: &frontdesk_store::WebhookTarget, id: &str) -> bool {
+        self.app
+            .db
+            .store
+            .inbox_where(&t.ctx, Some(frontdesk_store::InboxStatus::Pending), 1000)
+            .await
+            .unwrap()
+            .iter()
+            .any(|r| r.id.to_string() == id)
+    }
+
+    async fn assert_channel_gone(&self, id: &str) {
+        let (s, v) = self
+            .app
+            .api(
+                Method::GET,
+                &format!("/api/v1/channels/{id}"),
+                Some(&self.a.admin.access),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "the channel is still there: {v}");
     }
 
     async fn assert_token_dead(&self, token: &str) {
@@ -2395,6 +2807,7 @@ impl World {
                 "/api/v1/teams",
                 "/api/v1/invitations",
                 "/api/v1/api-keys",
+                "/api/v1/channels",
                 "/api/v1/me/sessions",
                 "/api/v1/audit-events?limit=1",
             ] {
@@ -2543,7 +2956,9 @@ async fn org(app: &TestApp, name: &str, domain: &str) -> Org {
         .await;
     assert_eq!(s, StatusCode::CREATED, "{team}");
     let (_, spare_session) = api_session(app, &admin.email, PASSWORD, &id).await;
+    let (channel, _) = create_channel(app, &admin, "1000").await;
     Org {
+        channel,
         manager_role: role("manager"),
         agent_role: role("agent"),
         team: team["id"].as_str().unwrap().to_owned(),

@@ -171,6 +171,7 @@ fn conflict_message(code: &str) -> &'static str {
         "invitation_for_another_email" => "this invitation was sent to another email address",
         "scope_exceeds_own_permissions" => "a key cannot have permissions you do not have",
         "totp_already_enabled" => "two-factor sign-in is already on; turn it off first",
+        "channel_exists" => "a channel with this phone number id is already connected",
         _ => "the request conflicts with the current state",
     }
 }

@@ -3,6 +3,7 @@
 pub(crate) mod account;
 pub(crate) mod admin;
 pub(crate) mod audit;
+pub(crate) mod channels;
 mod session;
 
 pub(crate) use session::reset_password;
@@ -16,6 +17,7 @@ pub(crate) fn routes(b: RouteTableBuilder) -> RouteTableBuilder {
     let b = session::routes(b);
     let b = account::routes(b);
     let b = admin::routes(b);
+    let b = channels::routes(b);
     audit::routes(b)
 }
 

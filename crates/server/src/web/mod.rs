@@ -4,6 +4,7 @@
 
 mod account;
 mod admin;
+mod channels;
 mod signin;
 
 use crate::AppState;
@@ -34,7 +35,8 @@ pub(crate) fn routes(b: RouteTableBuilder) -> RouteTableBuilder {
         );
     let b = signin::routes(b);
     let b = account::routes(b);
-    admin::routes(b)
+    let b = admin::routes(b);
+    channels::routes(b)
 }
 
 const CSS: &str = include_str!("static/app.css");
@@ -95,6 +97,11 @@ const NAV: &[NavItem] = &[
         href: "/audit",
         label: "Audit log",
         needs: Some(Permission::AuditRead),
+    },
+    NavItem {
+        href: "/settings/channels",
+        label: "Channels",
+        needs: Some(Permission::ChannelsManage),
     },
     NavItem {
         href: "/settings/organisation",
