@@ -18,6 +18,13 @@ use std::path::Path;
 use std::process::Stdio;
 
 const SMTP_PASSWORD: &str = "smtp-secret-canary-5e1c9a";
+/// A WhatsApp channel's access token, app secret, verify token and replacement token.
+const CHANNEL_SECRETS: [&str; 4] = [
+    "EAAGchannel-token-canary-6f0a2b",
+    "app-secret-canary-19c4d7",
+    "verify-token-canary-e83b51",
+    "EAAGreplaced-token-canary-44a9",
+];
 const PASSWORDS: [&str; 4] = [
     "first canary passphrase 7a2f",
     "second canary passphrase 91bd",
@@ -329,6 +336,48 @@ async fn secrets_never_leave(backend: Backend) {
         .call(Method::POST, "/api/v1/me/totp/setup", Some(&access), None)
         .await;
     issued.push(setup["secret"].as_str().unwrap().to_owned());
+    // A WhatsApp channel: connected, its token replaced, its callback URL shown.
+    let (s, ch) = rec
+        .call(
+            Method::POST,
+            "/api/v1/channels",
+            Some(&access),
+            Some(json!({
+                "provider": "cloud", "name": "Reception", "phone_number_id": "1065",
+                "access_token": CHANNEL_SECRETS[0], "app_secret": CHANNEL_SECRETS[1],
+                "verify_token": CHANNEL_SECRETS[2],
+            })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{ch}");
+    let channel = ch["channel"]["id"].as_str().unwrap().to_owned();
+    let (s, v) = rec
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/channels/{channel}"),
+            Some(&access),
+            Some(json!({ "access_token": CHANNEL_SECRETS[3] })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (_, hook) = rec
+        .call(
+            Method::GET,
+            &format!("/api/v1/channels/{channel}/webhook"),
+            Some(&access),
+            None,
+        )
+        .await;
+    // The callback URL's key is a capability: shown to the admin, never logged.
+    issued.push(
+        hook["callback_url"]
+            .as_str()
+            .unwrap()
+            .rsplit('/')
+            .next()
+            .unwrap()
+            .to_owned(),
+    );
     // Read everything back: the account, members, keys, the audit log, pages.
     for path in [
         "/api/v1/me",
@@ -338,6 +387,8 @@ async fn secrets_never_leave(backend: Backend) {
         "/api/v1/audit-events?limit=500",
         "/api/v1/me/sessions",
         "/api/v1/org",
+        "/api/v1/channels",
+        "/api/v1/webhook-inbox",
     ] {
         rec.call(Method::GET, path, Some(&access), None).await;
     }
@@ -356,6 +407,7 @@ async fn secrets_never_leave(backend: Backend) {
 
     let mut stored: Vec<String> = PASSWORDS.iter().map(|s| s.to_string()).collect();
     stored.push(SMTP_PASSWORD.to_owned());
+    stored.extend(CHANNEL_SECRETS.iter().map(|s| s.to_string()));
     stored.extend(key_material);
     let logs: Vec<String> = server
         .stdout
