@@ -324,6 +324,7 @@ impl Config {
         };
         ServerSettings {
             auth,
+            media_dir: self.data_dir.join("media"),
             body_limit_bytes: self.body_limit_bytes,
             request_timeout: Duration::from_secs(self.request_timeout_secs),
             hsts: if https {

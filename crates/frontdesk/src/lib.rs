@@ -343,6 +343,9 @@ async fn run_serve(config: Config) -> anyhow::Result<()> {
         config.server_settings(addr),
         config.metrics_token.clone(),
     );
+    let worker = start_worker(&state);
+    let (stop_worker, stopped) = tokio::sync::watch::channel(false);
+    let worker_task = worker.spawn(stopped);
     let app = build_app(state);
     tracing::info!(address = %addr, "Frontdesk is serving on http://{addr}");
     serve(
@@ -353,6 +356,8 @@ async fn run_serve(config: Config) -> anyhow::Result<()> {
     )
     .await
     .context("serving HTTP")?;
+    let _ = stop_worker.send(true);
+    let _ = tokio::time::timeout(Duration::from_secs(5), worker_task).await;
     // A request cut off by the grace period may still hold a connection; don't wait for it.
     if tokio::time::timeout(Duration::from_secs(5), store.close())
         .await
@@ -362,6 +367,18 @@ async fn run_serve(config: Config) -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The background worker beside the HTTP server: same store, clock, wake-ups and blob store.
+pub fn start_worker(state: &AppState) -> std::sync::Arc<frontdesk_worker::Worker> {
+    let clock = state.clock().clone();
+    frontdesk_worker::Worker::new(
+        state.store().clone(),
+        state.blobs().clone(),
+        state.signals().clone(),
+        std::sync::Arc::new(move || clock.now()),
+        frontdesk_worker::DispatchSettings::default(),
+    )
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -261,6 +261,11 @@ struct Org {
     spare_session: String,
     /// A connected WhatsApp number.
     channel: String,
+    /// Its callback URL (whose key opens the organisation's context to the store).
+    channel_url: String,
+    /// A customer's image message on it, and the image (downloaded).
+    message: String,
+    media: String,
 }
 
 /// Someone with both kinds of credentials.
@@ -1390,6 +1395,100 @@ fn matrix() -> Vec<Entry> {
                 })
             },
         ),
+        route(Method::POST, "/api/v1/messages", Access::Perm(InboxReply), |w, _| {
+            Box::pin(async move {
+                // A template to a new number: no service window needed.
+                let phone = format!("+9198{}", 10_000_000 + w.seq.fetch_add(1, Ordering::Relaxed));
+                Case::json(
+                    "/api/v1/messages",
+                    json!({ "channel_id": w.a.channel, "to": { "phone": phone },
+                            "message": { "type": "template", "name": "appointment_reminder", "language": "en" } }),
+                )
+                .status(202)
+                .then(|w, a| {
+                    Box::pin(async move {
+                        let id = a.json()["id"].as_str().unwrap().to_owned();
+                        let m = w.get_a(&format!("/api/v1/messages/{id}")).await;
+                        assert_eq!((m["direction"].as_str(), m["kind"].as_str()), (Some("out"), Some("template")));
+                        assert!(["queued", "failed"].contains(&m["status"].as_str().unwrap()), "{m}");
+                    })
+                })
+            })
+        })
+        .cross(|w| {
+            Box::pin(async move {
+                let a_contact = w.get_a(&format!("/api/v1/messages/{}", w.a.message)).await["contact_id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned();
+                vec![
+                    Case::json(
+                        "/api/v1/messages",
+                        json!({ "channel_id": w.a.channel, "to": { "phone": "+919812300000" },
+                                "message": { "type": "template", "name": "x", "language": "en" } }),
+                    ),
+                    Case::json(
+                        "/api/v1/messages",
+                        json!({ "channel_id": w.b.channel, "to": { "contact_id": a_contact },
+                                "message": { "type": "template", "name": "x", "language": "en" } }),
+                    ),
+                ]
+            })
+        }),
+        route(
+            Method::GET,
+            "/api/v1/messages/{message_id}",
+            Access::Perm(InboxRead),
+            |w, _| {
+                Box::pin(async move {
+                    Case::bare(format!("/api/v1/messages/{}", w.a.message)).then(|w, a| {
+                        Box::pin(async move {
+                            assert_eq!(a.json()["id"], w.a.message.as_str());
+                            assert_eq!(a.json()["media_id"], w.a.media.as_str());
+                        })
+                    })
+                })
+            },
+        ),
+        route(
+            Method::POST,
+            "/api/v1/messages/{message_id}/read",
+            Access::Perm(InboxReply),
+            |w, p| {
+                Box::pin(async move {
+                    let id = match p {
+                        Purpose::Guard => w.a.message.clone(),
+                        Purpose::Allowed => seed_inbound_image(&w.app, &w.a.channel_url).await.0,
+                    };
+                    Case::bare(format!("/api/v1/messages/{id}/read"))
+                        .status(202)
+                        .then(move |w, _| {
+                            Box::pin(async move {
+                                let key = w.a.channel_url.rsplit('/').next().unwrap();
+                                let t = w.app.db.store.webhook_target(key).await.unwrap().unwrap();
+                                let mut tx = w.app.db.store.begin_read(&t.ctx).await.unwrap();
+                                let m = tx.message(frontdesk_domain::MessageId::parse(&id).unwrap()).await.unwrap();
+                                let conv = tx.find_conversation(m.channel_id, m.contact_id).await.unwrap().unwrap();
+                                assert_eq!(conv.unread, 0, "read: nothing unread");
+                            })
+                        })
+                })
+            },
+        ),
+        route(
+            Method::GET,
+            "/api/v1/media/{media_id}",
+            Access::Perm(InboxRead),
+            |w, _| {
+                Box::pin(async move {
+                    Case::bare(format!("/api/v1/media/{}", w.a.media)).then(|_, a| {
+                        Box::pin(async move {
+                            assert_eq!(a.text.as_bytes(), SEEDED_IMAGE);
+                        })
+                    })
+                })
+            },
+        ),
         route(
             Method::GET,
             "/api/v1/webhook-inbox",
@@ -2479,6 +2578,8 @@ fn channel_body(phone_number_id: &str) -> Value {
     json!({
         "provider": "cloud", "name": format!("Number {phone_number_id}"), "phone_number_id": phone_number_id,
         "access_token": CHANNEL_SECRET, "app_secret": CHANNEL_SECRET, "verify_token": CHANNEL_SECRET,
+        // Nothing listens there: sends queued by the matrix never leave the machine.
+        "api_base_url": "http://127.0.0.1:9",
     })
 }
 
@@ -2497,6 +2598,57 @@ async fn create_channel(app: &TestApp, admin: &ApiUser, phone_number_id: &str) -
         v["channel"]["id"].as_str().unwrap().to_owned(),
         v["webhook"]["callback_url"].as_str().unwrap().to_owned(),
     )
+}
+
+/// The bytes of the image every seeded message carries.
+const SEEDED_IMAGE: &[u8] = b"JFIF: a tiny test image";
+
+/// A customer's image message on the channel of `callback_url`, its image stored: the
+/// message and media ids.
+async fn seed_inbound_image(app: &TestApp, callback_url: &str) -> (String, String) {
+    let key = callback_url.rsplit('/').next().unwrap();
+    let t = app.db.store.webhook_target(key).await.unwrap().unwrap();
+    let mut tx = app.db.store.begin(&t.ctx).await.unwrap();
+    let contact = tx
+        .upsert_contact(&frontdesk_store::CustomerIdentity {
+            phone: Some(frontdesk_domain::E164::parse("+919876500000").unwrap()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let wamid = format!("wamid.{}", uuid::Uuid::new_v4());
+    let frontdesk_store::Inbound::New { message, media, .. } = tx
+        .record_inbound(
+            t.channel,
+            contact,
+            &frontdesk_store::InboundRecord {
+                provider_message_id: wamid,
+                kind: "image".into(),
+                content: "{\"type\":\"image\"}".into(),
+                preview: "[image]".into(),
+                reply_to: None,
+                provider_at: frontdesk_store::now_micros(),
+                media: Some(frontdesk_store::NewMedia {
+                    provider_media_id: "1234".into(),
+                    mime_type: Some("image/jpeg".into()),
+                    sha256: None,
+                    filename: None,
+                }),
+            },
+        )
+        .await
+        .unwrap()
+    else {
+        panic!("a new message")
+    };
+    let media = media.unwrap();
+    let sha = app.state.blobs().put(SEEDED_IMAGE).unwrap();
+    tx.media_stored(media, &sha, SEEDED_IMAGE.len() as i64, "image/jpeg")
+        .await
+        .unwrap();
+    // The media is here already: no download job for the worker.
+    tx.commit().await.unwrap();
+    (message.to_string(), media.to_string())
 }
 
 fn base32(s: &str) -> Vec<u8> {
@@ -2956,9 +3108,13 @@ async fn org(app: &TestApp, name: &str, domain: &str) -> Org {
         .await;
     assert_eq!(s, StatusCode::CREATED, "{team}");
     let (_, spare_session) = api_session(app, &admin.email, PASSWORD, &id).await;
-    let (channel, _) = create_channel(app, &admin, "1000").await;
+    let (channel, channel_url) = create_channel(app, &admin, "1000").await;
+    let (message, media) = seed_inbound_image(app, &channel_url).await;
     Org {
         channel,
+        channel_url,
+        message,
+        media,
         manager_role: role("manager"),
         agent_role: role("agent"),
         team: team["id"].as_str().unwrap().to_owned(),

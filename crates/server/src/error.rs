@@ -160,6 +160,9 @@ impl From<frontdesk_store::StoreError> for ApiError {
 /// Words for the store's conflict codes.
 fn conflict_message(code: &str) -> &'static str {
     match code {
+        "outside_service_window" => {
+            "the customer has not written in the last 24 hours: send an approved template instead"
+        }
         "email_taken" => "an account with this email already exists; sign in instead",
         "slug_taken" => "this organisation address is taken",
         "last_admin" => "the organisation must keep at least one admin",

@@ -42,6 +42,8 @@ struct Inner {
     metrics_token: Option<SecretString>,
     clock: Clock,
     mailer: mail::Mailer,
+    signals: std::sync::Arc<frontdesk_worker::Signals>,
+    blobs: frontdesk_worker::BlobStore,
 }
 
 /// Everything handlers share. Cheap to clone.
@@ -65,6 +67,7 @@ impl AppState {
         clock: Clock,
     ) -> Self {
         let mailer = mail::Mailer::new(store.clone());
+        let blobs = frontdesk_worker::BlobStore::new(settings.media_dir.clone());
         Self(Arc::new(Inner {
             store,
             settings,
@@ -72,6 +75,8 @@ impl AppState {
             metrics_token,
             clock,
             mailer,
+            signals: Arc::default(),
+            blobs,
         }))
     }
 
@@ -82,6 +87,21 @@ impl AppState {
     /// The current time (microsecond precision, as stored).
     pub fn now(&self) -> time::OffsetDateTime {
         self.0.clock.now()
+    }
+
+    /// Wake-ups for the background worker (new webhook rows, new sends).
+    pub fn signals(&self) -> &Arc<frontdesk_worker::Signals> {
+        &self.0.signals
+    }
+
+    /// Where media files are kept.
+    pub fn blobs(&self) -> &frontdesk_worker::BlobStore {
+        &self.0.blobs
+    }
+
+    /// The server's clock, for the worker it runs beside.
+    pub fn clock(&self) -> &Clock {
+        &self.0.clock
     }
 
     pub fn mailer(&self) -> &mail::Mailer {

@@ -20,6 +20,8 @@ pub struct ServerSettings {
     pub request_timeout: Duration,
     pub hsts: HstsPolicy,
     pub auth: AuthSettings,
+    /// Where media files are stored (content-addressed), normally `<data dir>/media`.
+    pub media_dir: std::path::PathBuf,
 }
 
 impl Default for ServerSettings {
@@ -29,6 +31,7 @@ impl Default for ServerSettings {
             request_timeout: Duration::from_secs(30),
             hsts: HstsPolicy::Never,
             auth: AuthSettings::default(),
+            media_dir: std::path::PathBuf::from("frontdesk-data/media"),
         }
     }
 }

@@ -105,6 +105,19 @@ pub struct NewMedia {
     pub filename: Option<String>,
 }
 
+/// A template's state as the provider reports it.
+#[derive(Debug, Clone, Copy)]
+pub struct TemplateStatus<'a> {
+    pub waba_id: &'a str,
+    pub name: &'a str,
+    pub language: &'a str,
+    pub provider_template_id: Option<&'a str>,
+    /// `APPROVED`, `REJECTED`, `PAUSED`, …
+    pub status: &'a str,
+    pub reason: Option<&'a str>,
+    pub category: Option<&'a str>,
+}
+
 /// A status the provider reported for one of our messages.
 #[derive(Debug, Clone)]
 pub struct StatusRecord {
@@ -702,23 +715,14 @@ impl TenantTx {
     }
 
     /// Records what the provider says about a template (from its status webhook).
-    pub async fn set_template_status(
-        &mut self,
-        waba_id: &str,
-        name: &str,
-        language: &str,
-        provider_template_id: Option<&str>,
-        status: &str,
-        reason: Option<&str>,
-        category: Option<&str>,
-    ) -> Result<(), StoreError> {
+    pub async fn set_template_status(&mut self, t: &TemplateStatus<'_>) -> Result<(), StoreError> {
         let org = self.ctx().org_id().as_uuid();
         let now = now_micros();
         with_conn!(self.tx, c => {
             sqlx::query("INSERT INTO templates (org_id, id, waba_id, name, language, category, provider_template_id, status, reason, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
                          ON CONFLICT (org_id, waba_id, name, language) DO UPDATE SET status = excluded.status, reason = excluded.reason, category = coalesce(excluded.category, templates.category), provider_template_id = coalesce(excluded.provider_template_id, templates.provider_template_id), updated_at = excluded.updated_at")
-                .bind(org).bind(uuid::Uuid::now_v7()).bind(trunc(waba_id, 64)).bind(trunc(name, 512)).bind(trunc(language, 20))
-                .bind(category.map(|s| trunc(s, 40))).bind(provider_template_id.map(|s| trunc(s, 64))).bind(trunc(status, 40)).bind(reason.map(|s| trunc(s, 500))).bind(now)
+                .bind(org).bind(uuid::Uuid::now_v7()).bind(trunc(t.waba_id, 64)).bind(trunc(t.name, 512)).bind(trunc(t.language, 20))
+                .bind(t.category.map(|s| trunc(s, 40))).bind(t.provider_template_id.map(|s| trunc(s, 64))).bind(trunc(t.status, 40)).bind(t.reason.map(|s| trunc(s, 500))).bind(now)
                 .execute(c).await?;
         });
         Ok(())
@@ -745,7 +749,7 @@ impl TenantTx {
         contact: ContactId,
     ) -> Result<Option<ConversationView>, StoreError> {
         let org = self.ctx().org_id().as_uuid();
-        let r: Option<(
+        type Row = (
             uuid::Uuid,
             uuid::Uuid,
             uuid::Uuid,
@@ -753,7 +757,8 @@ impl TenantTx {
             Option<OffsetDateTime>,
             String,
             i32,
-        )> = with_conn!(self.tx, c => {
+        );
+        let r: Option<Row> = with_conn!(self.tx, c => {
             sqlx::query_as("SELECT id, channel_id, contact_id, status, last_inbound_at, last_preview, unread FROM conversations WHERE org_id = $1 AND channel_id = $2 AND contact_id = $3")
                 .bind(org).bind(channel.as_uuid()).bind(contact.as_uuid()).fetch_optional(c).await?
         });
@@ -978,7 +983,6 @@ impl TenantTx {
     /// The media's bytes are in the blob store under `blob_sha256`.
     pub async fn media_stored(
         &mut self,
-        job: OutboxId,
         id: MediaId,
         blob_sha256: &str,
         size: i64,
@@ -987,8 +991,7 @@ impl TenantTx {
         let org = self.ctx().org_id().as_uuid();
         with_conn!(self.tx, c => {
             sqlx::query("UPDATE media SET status = 'stored', blob_sha256 = $3, size_bytes = $4, mime_type = $5, error = NULL WHERE org_id = $1 AND id = $2")
-                .bind(org).bind(id.as_uuid()).bind(blob_sha256).bind(size).bind(trunc(mime_type, 200)).execute(&mut *c).await?;
-            sqlx::query("DELETE FROM outbox WHERE id = $1 AND org_id = $2").bind(job.as_uuid()).bind(org).execute(&mut *c).await?;
+                .bind(org).bind(id.as_uuid()).bind(blob_sha256).bind(size).bind(trunc(mime_type, 200)).execute(c).await?;
         });
         Ok(())
     }

@@ -192,15 +192,15 @@ async fn populate(store: &Store, ctx: &TenantCtx, tag: &str) {
     )
     .await
     .unwrap();
-    tx.set_template_status(
-        &format!("waba{tag}"),
-        "welcome",
-        "en",
-        None,
-        "APPROVED",
-        None,
-        None,
-    )
+    tx.set_template_status(&frontdesk_store::TemplateStatus {
+        waba_id: &format!("waba{tag}"),
+        name: "welcome",
+        language: "en",
+        provider_template_id: None,
+        status: "APPROVED",
+        reason: None,
+        category: None,
+    })
     .await
     .unwrap();
     tx.commit().await.unwrap();

@@ -23,6 +23,11 @@ pub struct TestApp {
     pub routes: Vec<RouteInfo>,
     /// Seconds the server's clock runs ahead of the real one (see [`TestApp::advance`]).
     pub clock_offset: Arc<std::sync::atomic::AtomicI64>,
+    /// The background worker, running as in `serve`; [`TestApp::drain`] runs what is due now.
+    pub worker: Arc<frontdesk_worker::Worker>,
+    pub state: AppState,
+    stop_worker: tokio::sync::watch::Sender<bool>,
+    _media: tempfile::TempDir,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     handle: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -51,6 +56,8 @@ impl TestApp {
         let addr = listener.local_addr().unwrap();
         let mut settings = settings;
         settings.auth.base_url = url::Url::parse(&format!("http://{addr}/")).unwrap();
+        let media = tempfile::tempdir().unwrap();
+        settings.media_dir = media.path().join("media");
         let clock_offset = Arc::new(std::sync::atomic::AtomicI64::new(0));
         let state = AppState::with_clock(
             db.store.clone(),
@@ -58,7 +65,10 @@ impl TestApp {
             metrics_token.map(|t| SecretString::from(t.to_owned())),
             Clock::offset(clock_offset.clone()),
         );
-        let app = build_app(state);
+        let worker = frontdesk::start_worker(&state);
+        let (stop_worker, stopped) = tokio::sync::watch::channel(false);
+        worker.spawn(stopped);
+        let app = build_app(state.clone());
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let handle = tokio::spawn(serve(
             listener,
@@ -74,6 +84,10 @@ impl TestApp {
             db,
             routes: app.routes,
             clock_offset,
+            worker,
+            state,
+            stop_worker,
+            _media: media,
             shutdown: Some(tx),
             handle: Some(handle),
         }
@@ -91,6 +105,11 @@ impl TestApp {
 
     pub async fn get(&self, path: &str) -> reqwest::Response {
         self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    /// Runs the worker until nothing is due: webhook rows, sends, receipts, media.
+    pub async fn drain(&self) {
+        self.worker.drain().await.unwrap();
     }
 
     /// Signals shutdown without waiting for the server to stop.

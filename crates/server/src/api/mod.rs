@@ -4,6 +4,7 @@ pub(crate) mod account;
 pub(crate) mod admin;
 pub(crate) mod audit;
 pub(crate) mod channels;
+mod messages;
 mod session;
 
 pub(crate) use session::reset_password;
@@ -18,6 +19,7 @@ pub(crate) fn routes(b: RouteTableBuilder) -> RouteTableBuilder {
     let b = account::routes(b);
     let b = admin::routes(b);
     let b = channels::routes(b);
+    let b = messages::routes(b);
     audit::routes(b)
 }
 

@@ -1,0 +1,217 @@
+//! Sending messages and reading them back: a send is checked (WhatsApp's limits, the
+//! customer-service window, the template's approval) and queued in one transaction with its
+//! outbox row; the dispatcher sends it at the number's rate.
+
+use super::{ApiJson, path_id};
+use crate::AppState;
+use crate::auth::{Access, Tenant};
+use crate::error::{ApiError, ErrorEnvelope};
+use crate::routes::RouteTableBuilder;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use frontdesk_domain::{Bsuid, ChannelId, ContactId, E164, MediaId, MessageId, Permission};
+use frontdesk_store::{CustomerIdentity, MessageView, NewOutbound};
+use frontdesk_whatsapp::Outbound;
+use serde::Deserialize;
+use utoipa::ToSchema;
+use utoipa_axum::routes;
+
+pub(crate) fn routes(b: RouteTableBuilder) -> RouteTableBuilder {
+    use Permission::*;
+    b.json(routes!(send_message), Access::Perm(InboxReply))
+        .json(routes!(get_message), Access::Perm(InboxRead))
+        .json(routes!(mark_read), Access::Perm(InboxReply))
+        .json(routes!(get_media), Access::Perm(InboxRead))
+}
+
+/// Whom to write to: a known contact, or a phone number or WhatsApp user id (the contact is
+/// created when new).
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SendTo {
+    pub contact_id: Option<String>,
+    /// E.164, e.g. `+919876543210` (spaces and dashes are ignored).
+    pub phone: Option<String>,
+    /// A business-scoped user id, e.g. `US.13491208655302741918`.
+    pub user_id: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SendMessage {
+    pub channel_id: String,
+    pub to: SendTo,
+    /// The message: `{"type": "text", "body": "…"}`, media, location, reaction, buttons,
+    /// list or template.
+    #[schema(value_type = Object)]
+    pub message: Outbound,
+    /// The provider id of a message to quote.
+    pub reply_to: Option<String>,
+}
+
+/// Queues a message. Free-form messages need the customer to have written in the last 24
+/// hours (`409 outside_service_window`); templates do not, but must not be known as
+/// unapproved (`409 template_not_approved`).
+#[utoipa::path(post, path = "/api/v1/messages", tag = "messages", request_body = SendMessage,
+    responses((status = 202, description = "Queued", body = MessageView),
+        (status = 404, description = "No such channel or contact here", body = ErrorEnvelope),
+        (status = 409, description = "Outside the service window, or the template is not approved", body = ErrorEnvelope),
+        (status = 422, description = "Invalid message or recipient", body = ErrorEnvelope)))]
+async fn send_message(
+    State(state): State<AppState>,
+    Tenant(ctx): Tenant,
+    ApiJson(req): ApiJson<SendMessage>,
+) -> Result<(StatusCode, Json<MessageView>), ApiError> {
+    let invalid = |m: String| ApiError::unprocessable("invalid_message", m);
+    req.message.validate().map_err(|e| invalid(e.to_string()))?;
+    if req
+        .reply_to
+        .as_ref()
+        .is_some_and(|r| r.is_empty() || r.len() > 200)
+    {
+        return Err(invalid(
+            "reply_to is a message id of at most 200 characters".into(),
+        ));
+    }
+    // Another organisation's channel or contact is not there at all: 404, as in a path.
+    let channel = path_id(&req.channel_id, ChannelId::parse)?;
+    let mut tx = state.store().begin(&ctx).await?;
+    let view = tx.channel(channel).await?;
+    let contact =
+        match (&req.to.contact_id, &req.to.phone, &req.to.user_id) {
+            (Some(id), None, None) => tx.contact(path_id(id, ContactId::parse)?).await?.id,
+            (None, phone, user) if phone.is_some() || user.is_some() => {
+                let who =
+                    CustomerIdentity {
+                        phone: phone.as_deref().map(E164::parse).transpose().map_err(|e| {
+                            ApiError::unprocessable("invalid_recipient", e.to_string())
+                        })?,
+                        bsuid: user.as_deref().map(Bsuid::parse).transpose().map_err(|e| {
+                            ApiError::unprocessable("invalid_recipient", e.to_string())
+                        })?,
+                        ..Default::default()
+                    };
+                tx.upsert_contact(&who).await?
+            }
+            _ => {
+                return Err(ApiError::unprocessable(
+                    "invalid_recipient",
+                    "name the recipient by contact_id, or by phone and/or user_id",
+                ));
+            }
+        };
+    if let Outbound::Template { name, language, .. } = &req.message
+        && let Some(status) = tx.template_status(&view.waba_id, name, language).await?
+        && status != "APPROVED"
+    {
+        return Err(ApiError::Conflict {
+            code: "template_not_approved",
+            message: format!("template {name} ({language}) is {status}, not approved"),
+        });
+    }
+    let content = serde_json::to_string(&req.message).map_err(ApiError::internal)?;
+    let queued = tx
+        .queue_message(
+            &NewOutbound {
+                channel,
+                contact,
+                kind: req.message.type_name().to_owned(),
+                content,
+                preview: req.message.preview(),
+                reply_to: req.reply_to,
+                needs_window: req.message.needs_service_window(),
+                author: ctx.user_id(),
+            },
+            state.now(),
+        )
+        .await?;
+    tx.commit().await?;
+    state.signals().outbox.notify_one();
+    Ok((StatusCode::ACCEPTED, Json(queued)))
+}
+
+/// One message, with its delivery status and, when it failed, the provider's reason.
+#[utoipa::path(get, path = "/api/v1/messages/{message_id}", tag = "messages",
+    params(("message_id" = String, Path, description = "Message id")),
+    responses((status = 200, description = "The message", body = MessageView), (status = 404, description = "No such message here", body = ErrorEnvelope)))]
+async fn get_message(
+    State(state): State<AppState>,
+    Tenant(ctx): Tenant,
+    Path(id): Path<String>,
+) -> Result<Json<MessageView>, ApiError> {
+    let id = path_id(&id, MessageId::parse)?;
+    let mut tx = state.store().begin_read(&ctx).await?;
+    let m = tx.message(id).await?;
+    tx.commit().await?;
+    Ok(Json(m))
+}
+
+/// Tells the customer their message was read (blue ticks), through the outbox.
+#[utoipa::path(post, path = "/api/v1/messages/{message_id}/read", tag = "messages",
+    params(("message_id" = String, Path, description = "An inbound message's id")),
+    responses((status = 202, description = "Queued"), (status = 404, description = "No such message here", body = ErrorEnvelope), (status = 422, description = "Not a customer's message", body = ErrorEnvelope)))]
+async fn mark_read(
+    State(state): State<AppState>,
+    Tenant(ctx): Tenant,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = path_id(&id, MessageId::parse)?;
+    let mut tx = state.store().begin(&ctx).await?;
+    tx.queue_mark_read(id).await?;
+    tx.commit().await?;
+    state.signals().outbox.notify_one();
+    Ok(StatusCode::ACCEPTED)
+}
+
+/// A message's media file, once downloaded from the provider (`409 media_pending` before).
+/// Served as an attachment that the browser may not interpret as a page.
+#[utoipa::path(get, path = "/api/v1/media/{media_id}", tag = "messages",
+    params(("media_id" = String, Path, description = "Media id")),
+    responses((status = 200, description = "The file", content_type = "application/octet-stream"),
+        (status = 404, description = "No such media here", body = ErrorEnvelope),
+        (status = 409, description = "Not downloaded yet, or the download failed", body = ErrorEnvelope)))]
+async fn get_media(
+    State(state): State<AppState>,
+    Tenant(ctx): Tenant,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = path_id(&id, MediaId::parse)?;
+    let mut tx = state.store().begin_read(&ctx).await?;
+    let media = tx.media(id).await?;
+    tx.commit().await?;
+    let (Some(sha), "stored") = (media.blob_sha256.as_deref(), media.status.as_str()) else {
+        return Err(ApiError::Conflict {
+            code: "media_pending",
+            message: format!("the file is not available ({})", media.status),
+        });
+    };
+    let blobs = state.blobs().clone();
+    let sha = sha.to_owned();
+    let bytes = tokio::task::spawn_blocking(move || blobs.get(&sha))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::internal("a stored media file is missing from the blob store"))?;
+    let mime = media
+        .mime_type
+        .filter(|m| frontdesk_worker::media_type_allowed(m))
+        .unwrap_or_else(|| "application/octet-stream".into());
+    Ok((
+        [
+            (header::CONTENT_TYPE, mime),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{id}\""),
+            ),
+            (
+                header::CONTENT_SECURITY_POLICY,
+                "sandbox; default-src 'none'".into(),
+            ),
+            (header::CACHE_CONTROL, "private, max-age=3600".into()),
+        ],
+        bytes,
+    )
+        .into_response())
+}

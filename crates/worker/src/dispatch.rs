@@ -1,0 +1,522 @@
+//! The outbox dispatcher: claims due rows, shapes each number's traffic to its throughput
+//! with a token bucket, calls the provider, and records the answer: the provider's id, a
+//! retry with exponential backoff and jitter for transient errors, or a failure with the
+//! provider's code and reason.
+
+use crate::Worker;
+use frontdesk_domain::{Bsuid, ChannelId, E164, MediaId, MessageId};
+use frontdesk_store::{OutboxAction, OutboxJob, Provider, StoreError};
+use frontdesk_whatsapp::client::{ClientConfig, ProviderClient, ProviderError, ProviderKind};
+use frontdesk_whatsapp::{ErrorClass, Outbound, Recipient};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+
+/// How the dispatcher behaves.
+#[derive(Debug, Clone)]
+pub struct DispatchSettings {
+    /// Provider calls in flight at once (all numbers together).
+    pub max_in_flight: usize,
+    /// Attempts before a transient error becomes a failure.
+    pub max_attempts: i32,
+    /// Largest media file fetched from a provider.
+    pub media_max_bytes: u64,
+    /// How long a claimed row is held before another dispatcher may take it.
+    pub lease: time::Duration,
+}
+
+impl Default for DispatchSettings {
+    fn default() -> Self {
+        Self {
+            max_in_flight: 128,
+            max_attempts: 10,
+            media_max_bytes: 64 * 1024 * 1024,
+            lease: time::Duration::seconds(120),
+        }
+    }
+}
+
+/// A number's send slots: one every `1/rate` seconds (a GCRA token bucket without burst).
+struct Bucket {
+    interval: Duration,
+    next_free: Instant,
+}
+
+impl Bucket {
+    /// The instant this send may start, reserving its slot.
+    fn reserve(&mut self, now: Instant) -> Instant {
+        let start = self.next_free.max(now);
+        self.next_free = start + self.interval;
+        start
+    }
+
+    /// The provider said "too fast": nothing more before `until`.
+    fn hold_until(&mut self, until: Instant) {
+        self.next_free = self.next_free.max(until);
+    }
+}
+
+struct CachedClient {
+    client: ProviderClient,
+    fetched: Instant,
+}
+
+pub(crate) struct Dispatch {
+    settings: DispatchSettings,
+    http: reqwest::Client,
+    permits: Arc<Semaphore>,
+    buckets: Mutex<HashMap<ChannelId, Bucket>>,
+    clients: Mutex<HashMap<ChannelId, CachedClient>>,
+}
+
+/// Longest wait for a slot before a claimed row is given back instead.
+const MAX_SLOT_WAIT: Duration = Duration::from_secs(5);
+/// How long channel settings and secrets are reused before being read again.
+const CLIENT_TTL: Duration = Duration::from_secs(30);
+
+impl Dispatch {
+    pub(crate) fn new(settings: DispatchSettings) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(settings.max_in_flight.max(1))),
+            settings,
+            http: frontdesk_whatsapp::client::http_client(),
+            buckets: Mutex::new(HashMap::new()),
+            clients: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+/// What became of one job.
+enum Outcome {
+    Done,
+    Retry(time::Duration, String),
+    Fail(Option<i64>, String),
+    /// No slot soon: give the row back for later, without spending an attempt.
+    Later(time::Duration),
+}
+
+fn backoff(attempts: i32, err: &ProviderError) -> time::Duration {
+    let base = err
+        .retry_after
+        .unwrap_or_default()
+        .max(err.class.min_delay())
+        .max(Duration::from_secs(1));
+    let exp = base.saturating_mul(1u32 << attempts.clamp(1, 10).saturating_sub(1) as u32);
+    let capped = exp.min(Duration::from_secs(15 * 60));
+    let mut r = [0u8; 4];
+    let _ = getrandom::fill(&mut r);
+    let jitter = capped.mul_f64(f64::from(u32::from_le_bytes(r)) / f64::from(u32::MAX) / 2.0);
+    time::Duration::try_from(capped + jitter).unwrap_or(time::Duration::minutes(15))
+}
+
+impl Worker {
+    /// Claims due outbox rows and runs them. With `wait`, returns after every claimed row
+    /// finished (tests, `drain`); otherwise rows run in the background within the
+    /// in-flight limit. Returns how many rows were claimed.
+    pub(crate) async fn dispatch_due(self: &Arc<Self>, wait: bool) -> Result<usize, StoreError> {
+        let mut total = 0;
+        loop {
+            let room = self.dispatch.permits.available_permits().min(200);
+            if room == 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+                continue;
+            }
+            let jobs = self
+                .store
+                .claim_outbox(self.now(), self.dispatch.settings.lease, room as i64)
+                .await?;
+            if jobs.is_empty() {
+                return Ok(total);
+            }
+            total += jobs.len();
+            let mut set = tokio::task::JoinSet::new();
+            for job in jobs {
+                let permit = self
+                    .dispatch
+                    .permits
+                    .clone()
+                    .acquire_owned()
+                    .await
+                    .expect("the semaphore is never closed");
+                let me = self.clone();
+                set.spawn(async move {
+                    me.run_job(job).await;
+                    drop(permit);
+                });
+            }
+            if wait {
+                while set.join_next().await.is_some() {}
+            } else {
+                set.detach_all();
+                return Ok(total);
+            }
+        }
+    }
+
+    async fn run_job(&self, job: OutboxJob) {
+        let outcome = match self.attempt(&job).await {
+            Ok(o) => o,
+            Err(e) => {
+                // The database failed around the call: the lease runs out and the row is
+                // claimed again (a send already accepted may then go twice; the lease
+                // makes that at most once per attempt).
+                tracing::error!(job = %job.id, error = %e, "outbox job could not be recorded");
+                return;
+            }
+        };
+        if let Err(e) = self.record(&job, outcome).await {
+            tracing::error!(job = %job.id, error = %e, "outbox result could not be recorded");
+        }
+    }
+
+    async fn record(&self, job: &OutboxJob, outcome: Outcome) -> Result<(), StoreError> {
+        match outcome {
+            Outcome::Done => Ok(()),
+            Outcome::Later(wait) => self.store.release_outbox(job, self.now() + wait).await,
+            Outcome::Retry(wait, error) => {
+                let mut tx = self.store.begin(&job.ctx).await?;
+                tx.retry_job(job, self.now() + wait, &error).await?;
+                tx.commit().await
+            }
+            Outcome::Fail(code, title) => {
+                let mut tx = self.store.begin(&job.ctx).await?;
+                tx.fail_job(job, code, &title).await?;
+                tx.commit().await
+            }
+        }
+    }
+
+    async fn client(&self, job: &OutboxJob) -> Result<ProviderClient, StoreError> {
+        if let Some(c) = self
+            .dispatch
+            .clients
+            .lock()
+            .expect("lock")
+            .get(&job.channel)
+            && c.fetched.elapsed() < CLIENT_TTL
+        {
+            return Ok(c.client.clone());
+        }
+        let mut tx = self.store.begin_read(&job.ctx).await?;
+        let creds = tx.channel_credentials(job.channel).await?;
+        tx.commit().await?;
+        let v = &creds.view;
+        let client = ProviderClient::new(
+            self.dispatch.http.clone(),
+            ClientConfig {
+                kind: match v.provider {
+                    Provider::Cloud => ProviderKind::Cloud,
+                    Provider::Whapi => ProviderKind::Whapi,
+                },
+                base_url: v.api_base_url.clone(),
+                api_version: v.api_version.clone(),
+                phone_number_id: v.phone_number_id.clone(),
+                waba_id: v.waba_id.clone(),
+                access_token: creds.access_token.clone(),
+            },
+        );
+        let interval = Duration::from_secs_f64(1.0 / f64::from(v.throughput_mps.max(1)));
+        self.dispatch
+            .buckets
+            .lock()
+            .expect("lock")
+            .entry(job.channel)
+            .and_modify(|b| b.interval = interval)
+            .or_insert(Bucket {
+                interval,
+                next_free: Instant::now(),
+            });
+        self.dispatch.clients.lock().expect("lock").insert(
+            job.channel,
+            CachedClient {
+                client: client.clone(),
+                fetched: Instant::now(),
+            },
+        );
+        Ok(client)
+    }
+
+    fn forget_client(&self, channel: ChannelId) {
+        self.dispatch.clients.lock().expect("lock").remove(&channel);
+    }
+
+    /// Waits for the number's next send slot, or says to come back later.
+    async fn slot(&self, channel: ChannelId) -> Option<Duration> {
+        let start = {
+            let mut buckets = self.dispatch.buckets.lock().expect("lock");
+            let bucket = buckets.get_mut(&channel)?;
+            let now = Instant::now();
+            let start = bucket.reserve(now);
+            if start.duration_since(now) > MAX_SLOT_WAIT {
+                // Give the slot back: this row will be claimed again when it is near.
+                bucket.next_free -= bucket.interval;
+                return Some(start.duration_since(now));
+            }
+            start
+        };
+        tokio::time::sleep_until(start.into()).await;
+        None
+    }
+
+    fn throttled(&self, channel: ChannelId, err: &ProviderError) {
+        let pause = err.retry_after.unwrap_or(Duration::from_secs(1));
+        if let Some(b) = self
+            .dispatch
+            .buckets
+            .lock()
+            .expect("lock")
+            .get_mut(&channel)
+        {
+            b.hold_until(Instant::now() + pause);
+        }
+    }
+
+    /// Turns a provider error into a retry or a failure.
+    fn judge(&self, job: &OutboxJob, err: ProviderError) -> Outcome {
+        match err.class {
+            ErrorClass::Throttled => self.throttled(job.channel, &err),
+            ErrorClass::Unauthorized => self.forget_client(job.channel),
+            _ => {}
+        }
+        let title = match &err.details {
+            Some(d) if !d.is_empty() => format!("{} ({d})", err.title),
+            _ => err.title.clone(),
+        };
+        if err.class.retryable() && job.attempts < self.dispatch.settings.max_attempts {
+            Outcome::Retry(backoff(job.attempts, &err), title)
+        } else {
+            Outcome::Fail(err.code, title)
+        }
+    }
+
+    async fn attempt(&self, job: &OutboxJob) -> Result<Outcome, StoreError> {
+        let client = match self.client(job).await {
+            Ok(c) => c,
+            // The channel was disconnected: its rows went with it, nothing to do.
+            Err(StoreError::NotFound) => return Ok(Outcome::Done),
+            Err(e) => return Err(e),
+        };
+        match job.action {
+            OutboxAction::Send => self.send(job, &client).await,
+            OutboxAction::MarkRead => {
+                let mut tx = self.store.begin_read(&job.ctx).await?;
+                let row = tx.outbound_row(MessageId::from_uuid(job.target)).await;
+                tx.commit().await?;
+                let Some(id) = row.ok().and_then(|r| r.provider_message_id) else {
+                    return self.finish(job).await;
+                };
+                match client.mark_read(&id).await {
+                    Ok(()) => self.finish(job).await,
+                    Err(e) => Ok(self.judge(job, e)),
+                }
+            }
+            OutboxAction::FetchMedia => self.fetch_media(job, &client).await,
+        }
+    }
+
+    async fn finish(&self, job: &OutboxJob) -> Result<Outcome, StoreError> {
+        let mut tx = self.store.begin(&job.ctx).await?;
+        tx.finish_job(job.id).await?;
+        tx.commit().await?;
+        Ok(Outcome::Done)
+    }
+
+    async fn send(&self, job: &OutboxJob, client: &ProviderClient) -> Result<Outcome, StoreError> {
+        let message = MessageId::from_uuid(job.target);
+        let mut tx = self.store.begin_read(&job.ctx).await?;
+        let row = tx.outbound_row(message).await;
+        tx.commit().await?;
+        let row = match row {
+            Ok(r) => r,
+            Err(StoreError::NotFound) => return self.finish(job).await,
+            Err(e) => return Err(e),
+        };
+        if row.status != frontdesk_store::MessageStatus::Queued {
+            return self.finish(job).await;
+        }
+        let outbound: Outbound = match serde_json::from_str(&row.content) {
+            Ok(o) => o,
+            Err(e) => {
+                return Ok(Outcome::Fail(
+                    None,
+                    format!("stored message is not sendable: {e}"),
+                ));
+            }
+        };
+        let to = match (
+            row.phone.as_deref().map(E164::parse),
+            row.bsuid.as_deref().map(Bsuid::parse),
+        ) {
+            (Some(Ok(p)), _) => Recipient::Phone(p),
+            (_, Some(Ok(b))) => Recipient::Bsuid(b),
+            _ => {
+                return Ok(Outcome::Fail(
+                    None,
+                    "the contact has no phone number or user id".into(),
+                ));
+            }
+        };
+        if let Some(wait) = self.slot(job.channel).await {
+            return Ok(Outcome::Later(
+                time::Duration::try_from(wait).unwrap_or(time::Duration::SECOND),
+            ));
+        }
+        let callback = message.to_string();
+        match client
+            .send(&to, &outbound, row.reply_to.as_deref(), Some(&callback))
+            .await
+        {
+            Ok(provider_id) => {
+                let mut tx = self.store.begin(&job.ctx).await?;
+                tx.finish_send(job.id, message, &provider_id).await?;
+                tx.commit().await?;
+                Ok(Outcome::Done)
+            }
+            Err(e) => Ok(self.judge(job, e)),
+        }
+    }
+
+    async fn fetch_media(
+        &self,
+        job: &OutboxJob,
+        client: &ProviderClient,
+    ) -> Result<Outcome, StoreError> {
+        let id = MediaId::from_uuid(job.target);
+        let mut tx = self.store.begin_read(&job.ctx).await?;
+        let media = tx.media(id).await;
+        tx.commit().await?;
+        let media = match media {
+            Ok(m) => m,
+            Err(StoreError::NotFound) => return self.finish(job).await,
+            Err(e) => return Err(e),
+        };
+        let Some(provider_id) = media.provider_media_id.clone() else {
+            return Ok(Outcome::Fail(None, "the message names no media id".into()));
+        };
+        let info = match client.media_info(&provider_id).await {
+            Ok(i) => i,
+            Err(e) => return Ok(self.judge(job, e)),
+        };
+        if !media_type_allowed(&info.mime_type) {
+            return Ok(Outcome::Fail(
+                None,
+                format!("media type {} is not accepted", info.mime_type),
+            ));
+        }
+        let mut info = info;
+        if info.sha256.is_none() {
+            info.sha256 = media.expected_sha256.clone();
+        }
+        let bytes = match client
+            .download_media(&info, self.dispatch.settings.media_max_bytes)
+            .await
+        {
+            Ok(b) => b,
+            Err(e) => return Ok(self.judge(job, e)),
+        };
+        let blobs = self.blobs.clone();
+        let stored =
+            tokio::task::spawn_blocking(move || blobs.put(&bytes).map(|sha| (sha, bytes.len())))
+                .await
+                .map_err(|e| StoreError::Invalid(format!("blob task failed: {e}")))?;
+        let (sha, len) = match stored {
+            Ok(x) => x,
+            Err(e) => {
+                tracing::error!(error = %e, "blob store write failed");
+                return Ok(Outcome::Retry(
+                    time::Duration::seconds(30),
+                    "the blob store could not write the file".into(),
+                ));
+            }
+        };
+        let mut tx = self.store.begin(&job.ctx).await?;
+        tx.media_stored(id, &sha, len as i64, &info.mime_type)
+            .await?;
+        tx.finish_job(job.id).await?;
+        tx.commit().await?;
+        Ok(Outcome::Done)
+    }
+}
+
+/// The media types WhatsApp carries (audio, documents, images, stickers, video); anything
+/// else is refused rather than stored.
+pub fn media_type_allowed(mime: &str) -> bool {
+    let base = mime.split(';').next().unwrap_or_default().trim();
+    matches!(
+        base,
+        "audio/aac"
+            | "audio/amr"
+            | "audio/mpeg"
+            | "audio/mp4"
+            | "audio/ogg"
+            | "text/plain"
+            | "application/pdf"
+            | "application/vnd.ms-powerpoint"
+            | "application/msword"
+            | "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+            | "application/vnd.openxmlformats-officedocument.presentationml.presentation"
+            | "application/vnd.ms-excel"
+            | "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+            | "image/jpeg"
+            | "image/png"
+            | "image/webp"
+            | "video/3gpp"
+            | "video/mp4"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bucket_spaces_sends_at_the_rate() {
+        let t0 = Instant::now();
+        let mut b = Bucket {
+            interval: Duration::from_millis(100),
+            next_free: t0,
+        };
+        let starts: Vec<_> = (0..5).map(|_| b.reserve(t0).duration_since(t0)).collect();
+        assert_eq!(
+            starts,
+            (0..5)
+                .map(|i| Duration::from_millis(100 * i))
+                .collect::<Vec<_>>()
+        );
+        b.hold_until(t0 + Duration::from_secs(3));
+        assert_eq!(b.reserve(t0).duration_since(t0), Duration::from_secs(3));
+    }
+
+    #[test]
+    fn backoff_grows_with_attempts_and_honours_retry_after() {
+        let err = |retry: Option<u64>| ProviderError {
+            class: ErrorClass::Retry,
+            code: Some(131000),
+            title: "x".into(),
+            details: None,
+            http_status: Some(500),
+            retry_after: retry.map(Duration::from_secs),
+        };
+        let one = backoff(1, &err(None));
+        let four = backoff(4, &err(None));
+        assert!(
+            one >= time::Duration::seconds(2) && one <= time::Duration::seconds(3),
+            "{one}"
+        );
+        assert!(
+            four >= time::Duration::seconds(16) && four <= time::Duration::seconds(24),
+            "{four}"
+        );
+        assert!(backoff(1, &err(Some(60))) >= time::Duration::seconds(60));
+        assert!(backoff(30, &err(None)) <= time::Duration::minutes(23));
+    }
+
+    #[test]
+    fn only_whatsapp_media_types_are_accepted() {
+        assert!(media_type_allowed("image/jpeg"));
+        assert!(media_type_allowed("audio/ogg; codecs=opus"));
+        assert!(!media_type_allowed("text/html"));
+        assert!(!media_type_allowed("application/x-msdownload"));
+    }
+}

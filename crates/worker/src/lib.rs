@@ -1,0 +1,125 @@
+//! Frontdesk's background work, run inside `serve` (or as its own process on the
+//! scale-out path): webhook rows become data, the outbox is sent at each number's rate,
+//! media is fetched into the blob store.
+//!
+//! Tests call [`Worker::drain`] to run everything that is due now, so they never sleep
+//! for timing.
+
+pub mod blob;
+mod dispatch;
+mod ingest;
+
+pub use blob::BlobStore;
+pub use dispatch::{DispatchSettings, media_type_allowed};
+
+use frontdesk_store::{Store, StoreError};
+use std::sync::Arc;
+use std::time::Duration;
+use time::OffsetDateTime;
+use tokio::sync::Notify;
+
+/// Wake-ups between the request side and the workers: new webhook rows, new sends.
+#[derive(Debug, Default)]
+pub struct Signals {
+    pub inbox: Notify,
+    pub outbox: Notify,
+}
+
+/// The clock the worker reads (tests move it).
+pub type Now = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
+
+/// The background worker. Cheap to share (`Arc`).
+pub struct Worker {
+    store: Store,
+    blobs: BlobStore,
+    now: Now,
+    signals: Arc<Signals>,
+    dispatch: dispatch::Dispatch,
+}
+
+impl Worker {
+    pub fn new(
+        store: Store,
+        blobs: BlobStore,
+        signals: Arc<Signals>,
+        now: Now,
+        settings: DispatchSettings,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            store,
+            blobs,
+            now,
+            signals,
+            dispatch: dispatch::Dispatch::new(settings),
+        })
+    }
+
+    fn now(&self) -> OffsetDateTime {
+        (self.now)()
+    }
+
+    pub fn signals(&self) -> &Arc<Signals> {
+        &self.signals
+    }
+
+    pub fn blobs(&self) -> &BlobStore {
+        &self.blobs
+    }
+
+    /// Runs everything due now until nothing is left: webhook rows, sends, receipts and
+    /// media downloads (including work that one step creates for the next).
+    pub async fn drain(self: &Arc<Self>) -> Result<(), StoreError> {
+        loop {
+            let a = self.process_inbox(usize::MAX).await?;
+            let b = self.dispatch_due(true).await?;
+            if a == 0 && b == 0 {
+                return Ok(());
+            }
+        }
+    }
+
+    /// Runs the worker's loops until `shutdown` resolves.
+    pub fn spawn(
+        self: &Arc<Self>,
+        shutdown: tokio::sync::watch::Receiver<bool>,
+    ) -> tokio::task::JoinHandle<()> {
+        let inbox = {
+            let me = self.clone();
+            let mut stop = shutdown.clone();
+            tokio::spawn(async move {
+                loop {
+                    if let Err(e) = me.process_inbox(50_000).await {
+                        tracing::error!(error = %e, "webhook processing failed; retrying");
+                    }
+                    tokio::select! {
+                        () = me.signals.inbox.notified() => {}
+                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                        _ = stop.changed() => return,
+                    }
+                }
+            })
+        };
+        let me = self.clone();
+        let mut stop = shutdown;
+        tokio::spawn(async move {
+            loop {
+                let n = match me.dispatch_due(false).await {
+                    Ok(n) => n,
+                    Err(e) => {
+                        tracing::error!(error = %e, "outbox dispatch failed; retrying");
+                        0
+                    }
+                };
+                if n > 0 {
+                    continue;
+                }
+                tokio::select! {
+                    () = me.signals.outbox.notified() => {}
+                    () = tokio::time::sleep(Duration::from_millis(500)) => {}
+                    _ = stop.changed() => break,
+                }
+            }
+            inbox.abort();
+        })
+    }
+}
