@@ -70,6 +70,23 @@ pub struct Config {
     /// The master key file, created (mode 0600) on first start when missing.
     /// Default: `master.keys` in `data_dir`.
     pub master_key_file: Option<PathBuf>,
+    /// The built-in WhatsApp simulator (`[simulator]` in the file).
+    pub simulator: SimulatorConfig,
+}
+
+/// The `[simulator]` table: Frontdesk playing Meta for numbers it connects itself.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SimulatorConfig {
+    /// Serve the simulator (fake Graph API and customer phone pages). On by default so a
+    /// fresh install works offline; off, its routes answer 404.
+    pub enabled: bool,
+}
+
+impl Default for SimulatorConfig {
+    fn default() -> Self {
+        Self { enabled: true }
+    }
 }
 
 impl Default for Config {
@@ -93,6 +110,7 @@ impl Default for Config {
             metrics_token: None,
             master_key: None,
             master_key_file: None,
+            simulator: SimulatorConfig::default(),
         }
     }
 }
@@ -142,6 +160,7 @@ impl std::fmt::Debug for Config {
                 &self.master_key.as_ref().map(|_| "[redacted]"),
             )
             .field("master_key_file", &self.master_key_file)
+            .field("simulator", &self.simulator)
             .finish()
     }
 }
@@ -334,6 +353,10 @@ impl Config {
             } else {
                 HstsPolicy::Never
             },
+            simulator: frontdesk_server::SimulatorSettings {
+                enabled: self.simulator.enabled,
+                ..frontdesk_server::SimulatorSettings::default()
+            },
         }
     }
 }
@@ -482,6 +505,27 @@ mod tests {
             let c = Config::load(None).unwrap();
             assert!(!format!("{c:?}").contains("KioqKio"));
             assert_eq!(c.vault().unwrap().ring().versions(), vec![1]);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_simulator_is_on_by_default_and_can_be_turned_off() {
+        Jail::expect_with(|jail| {
+            assert!(Config::load(None).unwrap().simulator.enabled);
+            jail.create_file("frontdesk.toml", "[simulator]\nenabled = false\n")?;
+            let c = Config::load(Some(Path::new("frontdesk.toml"))).unwrap();
+            assert!(!c.simulator.enabled);
+            assert!(
+                !c.server_settings("127.0.0.1:8080".parse().unwrap())
+                    .simulator
+                    .enabled
+            );
+            jail.create_file("frontdesk.toml", "[simulator]\nenabeld = false\n")?;
+            let e = Config::load(Some(Path::new("frontdesk.toml")))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("enabeld"), "{e}");
             Ok(())
         });
     }

@@ -101,6 +101,9 @@ enum Body {
     Empty,
     Json(Value),
     Form(Vec<(String, String)>),
+    /// A body of its own content type (multipart uploads); a browser session adds its
+    /// CSRF token as the `x-csrf-token` header.
+    Raw(String, Vec<u8>),
 }
 
 /// Who makes the allowed call.
@@ -115,6 +118,8 @@ enum Expect {
     Status(u16),
     /// 303 to exactly this location.
     SeeOther(String),
+    /// 303 to a location that starts with this (it names an object the call created).
+    SeeOtherStarting(String),
 }
 
 /// A concrete request for a route, and what its allowed call must answer.
@@ -124,6 +129,8 @@ struct Case {
     who: Who,
     expect: Expect,
     then: Option<Then>,
+    /// Extra request headers (the simulator's Graph API takes Meta's Bearer token).
+    headers: Vec<(String, String)>,
 }
 
 impl Case {
@@ -134,6 +141,7 @@ impl Case {
             who: Who::Admin,
             expect: Expect::Status(200),
             then: None,
+            headers: Vec::new(),
         }
     }
 
@@ -154,6 +162,23 @@ impl Case {
             ),
             ..Case::bare(path)
         }
+    }
+
+    fn header(mut self, name: &str, value: &str) -> Self {
+        self.headers.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    fn raw(path: impl Into<String>, content_type: String, body: Vec<u8>) -> Self {
+        Case {
+            body: Body::Raw(content_type, body),
+            ..Case::bare(path)
+        }
+    }
+
+    fn see_other_starting(mut self, to: impl Into<String>) -> Self {
+        self.expect = Expect::SeeOtherStarting(to.into());
+        self
     }
 
     fn status(mut self, s: u16) -> Self {
@@ -184,6 +209,7 @@ impl Case {
             Body::Empty => self.path.clone(),
             Body::Json(v) => format!("{} {v}", self.path),
             Body::Form(f) => format!("{} {f:?}", self.path),
+            Body::Raw(t, b) => format!("{} {t} ({} bytes)", self.path, b.len()),
         }
     }
 }
@@ -2567,6 +2593,315 @@ fn matrix() -> Vec<Entry> {
                 })
             },
         ),
+        // -- the WhatsApp simulator --------------------------------------------------------
+        route(
+            Method::POST,
+            "/api/v1/channels/simulator",
+            Access::Perm(ChannelsManage),
+            |w, _| {
+                Box::pin(async move {
+                    let name = w.uniq("Simulated line");
+                    Case::json("/api/v1/channels/simulator", json!({ "name": name }))
+                        .status(201)
+                        .then(move |w, a| {
+                            Box::pin(async move {
+                                let v = a.json();
+                                assert_eq!(v["simulated"], true, "{v}");
+                                let page = w.sim_page().await;
+                                assert!(page.contains(v["phone_number_id"].as_str().unwrap()));
+                                assert!(page.contains(&name));
+                            })
+                        })
+                })
+            },
+        ),
+        route(Method::GET, "/simulator", Member, |_, _| {
+            Box::pin(async move {
+                Case::bare("/simulator").then(|_, a| {
+                    Box::pin(async move { assert!(a.text.contains("WhatsApp simulator")) })
+                })
+            })
+        }),
+        route(
+            Method::POST,
+            "/simulator/numbers",
+            Access::Perm(ChannelsManage),
+            |w, _| {
+                Box::pin(async move {
+                    let name = w.uniq("Simulated desk");
+                    Case::form(
+                        "/simulator/numbers",
+                        &[("name", &name), ("send_rate_limit", "")],
+                    )
+                    .see_other("/simulator?ok=connected")
+                    .then(move |w, _| {
+                        Box::pin(async move { assert!(w.sim_page().await.contains(&name)) })
+                    })
+                })
+            },
+        ),
+        route(
+            Method::POST,
+            "/simulator/numbers/{channel_id}/customers",
+            Member,
+            |w, _| {
+                Box::pin(async move {
+                    let ch = w.sim_a().await;
+                    let name = w.uniq("Customer");
+                    Case::form(
+                        format!("/simulator/numbers/{}/customers", ch.id),
+                        &[("name", &name), ("phone", "+14155550100"), ("username", "")],
+                    )
+                    .see_other_starting("/simulator/customers/")
+                    .then(move |w, _| {
+                        Box::pin(async move { assert!(w.sim_page().await.contains(&name)) })
+                    })
+                })
+            },
+        ),
+        route(
+            Method::GET,
+            "/simulator/customers/{customer_id}",
+            Member,
+            |w, _| {
+                Box::pin(async move {
+                    let c = w.sim_customer_a().await;
+                    Case::bare(format!("/simulator/customers/{c}")).then(|_, a| {
+                        Box::pin(async move { assert!(a.text.contains("id=\"sim-compose\"")) })
+                    })
+                })
+            },
+        ),
+        route(
+            Method::POST,
+            "/simulator/customers/{customer_id}/messages",
+            Member,
+            |w, _| {
+                Box::pin(async move {
+                    let c = w.sim_customer_a().await;
+                    let text = w.uniq("hello from the phone");
+                    Case::form(
+                        format!("/simulator/customers/{c}/messages"),
+                        &[("kind", "text"), ("body", &text)],
+                    )
+                    .see_other(format!("/simulator/customers/{c}"))
+                    .then(move |w, _| {
+                        Box::pin(async move {
+                            let chat = w.sim_chat(&c).await;
+                            assert_eq!(chat["messages"][0]["text"], text.as_str(), "{chat}");
+                        })
+                    })
+                })
+            },
+        ),
+        route(
+            Method::POST,
+            "/simulator/customers/{customer_id}/image",
+            Member,
+            |w, _| {
+                Box::pin(async move {
+                    let c = w.sim_customer_a().await;
+                    let (ctype, body) = common::simulator::multipart(&[
+                        (
+                            "file",
+                            Some("p.png"),
+                            Some("image/png"),
+                            b"\x89PNG\r\n\x1a\nmatrix",
+                        ),
+                        ("caption", None, None, b"a photo"),
+                    ]);
+                    Case::raw(format!("/simulator/customers/{c}/image"), ctype, body)
+                        .see_other(format!("/simulator/customers/{c}"))
+                        .then(move |w, _| {
+                            Box::pin(async move {
+                                let chat = w.sim_chat(&c).await;
+                                assert_eq!(chat["messages"][0]["type"], "image", "{chat}");
+                            })
+                        })
+                })
+            },
+        ),
+        route(
+            Method::GET,
+            "/simulator/customers/{customer_id}/messages.json",
+            Member,
+            |w, _| {
+                Box::pin(async move {
+                    let c = w.sim_customer_a().await;
+                    Case::bare(format!("/simulator/customers/{c}/messages.json")).then(
+                        move |_, a| {
+                            Box::pin(async move {
+                                assert_eq!(a.json()["customer_id"], c.as_str(), "{}", a.short())
+                            })
+                        },
+                    )
+                })
+            },
+        ),
+        route(
+            Method::POST,
+            "/simulator/customers/{customer_id}/seen",
+            Member,
+            |w, _| {
+                Box::pin(async move {
+                    let c = w.sim_customer_a().await;
+                    Case::bare(format!("/simulator/customers/{c}/seen")).then(|_, a| {
+                        Box::pin(async move { assert_eq!(a.json()["read"], 0, "{}", a.short()) })
+                    })
+                })
+            },
+        ),
+        route(
+            Method::POST,
+            "/simulator/graph/{version}/{node}/messages",
+            Public,
+            |w, _| {
+                Box::pin(async move {
+                    let ch = w.sim_a().await;
+                    Case::json(
+                        format!("/simulator/graph/v23.0/{}/messages", ch.phone_number_id),
+                        json!({ "messaging_product": "whatsapp", "to": "15550001111", "type": "text", "text": { "body": "hi" } }),
+                    )
+                    .header("authorization", &format!("Bearer {}", ch.access_token))
+                    .then(|_, a| {
+                        Box::pin(async move {
+                            let v = a.json();
+                            assert!(v["messages"][0]["id"].as_str().unwrap().starts_with("wamid."), "{v}");
+                        })
+                    })
+                })
+            },
+        ),
+        route(
+            Method::POST,
+            "/simulator/graph/{version}/{node}/media",
+            Public,
+            |w, _| {
+                Box::pin(async move {
+                    let ch = w.sim_a().await;
+                    let (ctype, body) = common::simulator::multipart(&[
+                        ("messaging_product", None, None, b"whatsapp"),
+                        ("file", Some("n.txt"), Some("text/plain"), b"a note"),
+                    ]);
+                    Case::raw(
+                        format!("/simulator/graph/v23.0/{}/media", ch.phone_number_id),
+                        ctype,
+                        body,
+                    )
+                    .header("authorization", &format!("Bearer {}", ch.access_token))
+                    .then(move |w, a| {
+                        Box::pin(async move {
+                            let id = a.json()["id"].as_str().unwrap().to_owned();
+                            let (s, info) = w
+                                .app
+                                .graph_call(
+                                    Method::GET,
+                                    &format!("/{id}"),
+                                    Some(&ch.access_token),
+                                    None,
+                                )
+                                .await;
+                            assert_eq!(
+                                (s, info["file_size"].as_i64()),
+                                (StatusCode::OK, Some(6)),
+                                "{info}"
+                            );
+                        })
+                    })
+                })
+            },
+        ),
+        route(
+            Method::GET,
+            "/simulator/graph/{version}/{node}",
+            Public,
+            |w, _| {
+                Box::pin(async move {
+                    let ch = w.sim_a().await;
+                    Case::bare(format!("/simulator/graph/v23.0/{}", ch.phone_number_id))
+                        .header("authorization", &format!("Bearer {}", ch.access_token))
+                        .then(|_, a| {
+                            Box::pin(async move {
+                                assert_eq!(a.json()["quality_rating"], "GREEN", "{}", a.short())
+                            })
+                        })
+                })
+            },
+        ),
+        route(
+            Method::POST,
+            "/simulator/graph/{version}/{node}/message_templates",
+            Public,
+            |w, _| {
+                Box::pin(async move {
+                    let ch = w.sim_a().await;
+                    Case::json(
+                        format!("/simulator/graph/v23.0/{}/message_templates", ch.waba_id),
+                        json!({ "name": "matrix_notice", "language": "en", "category": "UTILITY", "components": [{ "type": "BODY", "text": "Your visit is confirmed." }] }),
+                    )
+                    .header("authorization", &format!("Bearer {}", ch.access_token))
+                    .then(|_, a| {
+                        Box::pin(async move { assert_eq!(a.json()["status"], "PENDING", "{}", a.short()) })
+                    })
+                })
+            },
+        ),
+        route(
+            Method::GET,
+            "/simulator/graph/{version}/{node}/message_templates",
+            Public,
+            |w, _| {
+                Box::pin(async move {
+                    let ch = w.sim_a().await;
+                    Case::bare(format!(
+                        "/simulator/graph/v23.0/{}/message_templates",
+                        ch.waba_id
+                    ))
+                    .header("authorization", &format!("Bearer {}", ch.access_token))
+                    .then(|_, a| {
+                        Box::pin(
+                            async move { assert!(a.json()["data"].is_array(), "{}", a.short()) },
+                        )
+                    })
+                })
+            },
+        ),
+        route(
+            Method::GET,
+            "/simulator/media/{media_id}",
+            Public,
+            |w, _| {
+                Box::pin(async move {
+                    let ch = w.sim_a().await;
+                    let (ctype, body) = common::simulator::multipart(&[
+                        ("messaging_product", None, None, b"whatsapp"),
+                        (
+                            "file",
+                            Some("n.txt"),
+                            Some("text/plain"),
+                            b"downloaded note",
+                        ),
+                    ]);
+                    let r = w
+                        .app
+                        .client
+                        .post(w.app.graph(&format!("/{}/media", ch.phone_number_id)))
+                        .bearer_auth(&ch.access_token)
+                        .header("content-type", ctype)
+                        .body(body)
+                        .send()
+                        .await
+                        .unwrap();
+                    let id = r.json::<Value>().await.unwrap()["id"]
+                        .as_str()
+                        .unwrap()
+                        .to_owned();
+                    Case::bare(format!("/simulator/media/{id}"))
+                        .header("authorization", &format!("Bearer {}", ch.access_token))
+                        .then(|_, a| Box::pin(async move { assert_eq!(a.text, "downloaded note") }))
+                })
+            },
+        ),
     ]
 }
 
@@ -2841,6 +3176,50 @@ impl World {
         )
     }
 
+    /// A new simulated number of org A's, with its secrets.
+    async fn sim_a(&self) -> common::simulator::SimChannel {
+        let name = self.uniq("Matrix number");
+        self.app.provision_sim(&self.a.admin, &name, None).await
+    }
+
+    /// A fake customer of a new simulated number of org A's; its id.
+    async fn sim_customer_a(&self) -> String {
+        let ch = self.sim_a().await;
+        let name = self.uniq("Matrix customer");
+        let r = self
+            .app
+            .web_post(
+                &self.a.web,
+                &format!("/simulator/numbers/{}/customers", ch.id),
+                &[("name", &name), ("phone", "+14155550100"), ("username", "")],
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let to = r.headers()["location"].to_str().unwrap();
+        to.strip_prefix("/simulator/customers/").unwrap().to_owned()
+    }
+
+    /// The simulator page as org A's admin sees it.
+    async fn sim_page(&self) -> String {
+        self.app
+            .web_get(&self.a.web, "/simulator")
+            .await
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// A customer's chat as JSON, newest message first.
+    async fn sim_chat(&self, customer: &str) -> Value {
+        let mut v = self
+            .get_a(&format!("/simulator/customers/{customer}/messages.json"))
+            .await;
+        if let Some(a) = v["messages"].as_array_mut() {
+            a.reverse();
+        }
+        v
+    }
+
     /// A new agent of org A (a throw-away person).
     async fn fresh_member(&self) -> ApiUser {
         let email = self.email("member", "a");
@@ -2992,6 +3371,12 @@ impl World {
         match &case.body {
             Body::Empty => {}
             Body::Json(v) => req = req.json(v),
+            Body::Raw(content_type, bytes) => {
+                if let Some(t) = &csrf {
+                    req = req.header("x-csrf-token", t);
+                }
+                req = req.header("content-type", content_type).body(bytes.clone());
+            }
             Body::Form(fields) => {
                 if matches!(cred, Cred::None) {
                     cookies.push(format!("fd_csrf={}", self.presession));
@@ -3007,6 +3392,9 @@ impl World {
         }
         if !cookies.is_empty() {
             req = req.header("cookie", cookies.join("; "));
+        }
+        for (k, v) in &case.headers {
+            req = req.header(k, v);
         }
         Answer::read(req.send().await.unwrap()).await
     }
@@ -3336,6 +3724,13 @@ async fn assert_allowed(w: &World, case: Case, a: Answer, page: bool, what: &str
             }
         }
         Expect::SeeOther(to) => assert_see_other(&a, to, what),
+        Expect::SeeOtherStarting(to) => assert!(
+            a.status == StatusCode::SEE_OTHER
+                && a.header("location")
+                    .is_some_and(|l| l.starts_with(to.as_str())),
+            "{what}: expected 303 to {to}…, got {}",
+            a.short()
+        ),
     }
     if let Some(then) = case.then {
         then(w, &a).await;

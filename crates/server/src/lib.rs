@@ -15,12 +15,14 @@ mod middleware;
 mod openapi;
 pub mod routes;
 pub mod settings;
+pub mod simulator;
 pub mod web;
 
 pub use error::ApiError;
 pub use middleware::RequestId;
 pub use routes::{RouteInfo, RouteKind};
 pub use settings::{AuthSettings, Clock, HstsPolicy, ServerSettings};
+pub use simulator::SimulatorSettings;
 
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
@@ -44,6 +46,8 @@ struct Inner {
     mailer: mail::Mailer,
     signals: std::sync::Arc<frontdesk_worker::Signals>,
     blobs: frontdesk_worker::BlobStore,
+    /// The simulator's HTTP client (webhooks to the channel's URL), one pool per server.
+    sim_http: reqwest::Client,
 }
 
 /// Everything handlers share. Cheap to clone.
@@ -77,6 +81,13 @@ impl AppState {
             mailer,
             signals: Arc::default(),
             blobs,
+            // No proxy: the simulator posts to this server (or a test's), never out.
+            sim_http: reqwest::Client::builder()
+                .no_proxy()
+                .timeout(Duration::from_secs(10))
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("the HTTP client builds"),
         }))
     }
 
@@ -116,6 +127,11 @@ impl AppState {
         &self.0.settings
     }
 
+    /// The client the simulator posts webhooks with.
+    pub(crate) fn sim_http(&self) -> &reqwest::Client {
+        &self.0.sim_http
+    }
+
     pub fn metrics(&self) -> &metrics::Metrics {
         &self.0.metrics
     }
@@ -149,6 +165,7 @@ pub fn build_app(state: AppState) -> App {
     let builder = openapi::routes(builder);
     let builder = api::routes(builder);
     let builder = web::routes(builder);
+    let builder = simulator::routes(builder, state.settings().simulator.enabled);
     let (router, doc, table) = builder.finish();
     let doc_json: Arc<str> = serde_json::to_string(&doc)
         .expect("OpenAPI document serialises")

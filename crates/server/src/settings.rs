@@ -22,6 +22,8 @@ pub struct ServerSettings {
     pub auth: AuthSettings,
     /// Where media files are stored (content-addressed), normally `<data dir>/media`.
     pub media_dir: std::path::PathBuf,
+    /// The built-in WhatsApp simulator.
+    pub simulator: crate::SimulatorSettings,
 }
 
 impl Default for ServerSettings {
@@ -32,6 +34,7 @@ impl Default for ServerSettings {
             hsts: HstsPolicy::Never,
             auth: AuthSettings::default(),
             media_dir: std::path::PathBuf::from("frontdesk-data/media"),
+            simulator: crate::SimulatorSettings::default(),
         }
     }
 }

@@ -15,6 +15,7 @@ pub mod messaging;
 pub mod orgs;
 pub mod secrets;
 mod settings;
+pub mod simulator;
 mod tenant;
 pub mod throttle;
 pub mod tokens;
@@ -45,6 +46,10 @@ pub use messaging::{
 };
 pub use orgs::{CreateOrgError, Organisation, now_micros};
 pub use secrets::{Place, RewrapReport, SecretMeta, SecretName, SecretNameError};
+pub use simulator::{
+    NewSimNumber, SimCustomer, SimCustomerId, SimDirection, SimMedia, SimMessage, SimNumber,
+    SimTemplate,
+};
 pub use tenant::{TenantCtx, TenantTx};
 pub use throttle::{ThrottlePolicy, ThrottleScope};
 pub use url::{Backend, DatabaseUrl, DatabaseUrlError};

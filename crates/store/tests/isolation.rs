@@ -67,6 +67,11 @@ const NARROW_POLICIES: &[(&str, &str, &str)] = &[
         "channel_by_webhook_key",
         "frontdesk_presented_token()",
     ),
+    (
+        "sim_numbers",
+        "sim_number_by_token",
+        "frontdesk_presented_token()",
+    ),
 ];
 
 async fn org(store: &Store, slug: &str) -> TenantCtx {
@@ -134,6 +139,7 @@ async fn populate(store: &Store, ctx: &TenantCtx, tag: &str) {
         })
         .await
         .unwrap();
+    populate_simulator(&mut tx, channel.id, tag).await;
     tx.put_secret(
         &SecretName::parse(&format!("token.{tag}")).unwrap(),
         &SecretString::from(format!("{tag}-secret-value")),
@@ -209,6 +215,151 @@ async fn populate(store: &Store, ctx: &TenantCtx, tag: &str) {
         .store_webhooks(&[(ctx, channel.id, body.as_bytes())])
         .await
         .unwrap();
+}
+
+/// The simulator's rows for a channel: its number, a customer, a message each way, an
+/// uploaded file and a template.
+async fn populate_simulator(
+    tx: &mut frontdesk_store::TenantTx,
+    channel: frontdesk_domain::ChannelId,
+    tag: &str,
+) {
+    use frontdesk_store::{
+        NewSimNumber, SimCustomer, SimCustomerId, SimDirection, SimMedia, SimMessage, SimTemplate,
+    };
+    tx.create_sim_number(NewSimNumber {
+        channel_id: channel,
+        phone_number_id: format!("pn{tag}"),
+        waba_id: format!("waba{tag}"),
+        display_number: "+1 555 0100 0001".into(),
+        verified_name: format!("Number {tag}"),
+        access_token_hash: frontdesk_store::tokens::token_hash(&format!("sim-token-{tag}")),
+        send_rate_limit: Some(5),
+        created_ms: 1,
+    })
+    .await
+    .unwrap();
+    let customer = tx
+        .create_sim_customer(&SimCustomer {
+            id: SimCustomerId::new(),
+            channel_id: channel,
+            name: format!("Customer {tag}"),
+            phone: Some("14155550100".into()),
+            bsuid: format!("US.{}", "1".repeat(20)),
+            username: None,
+            last_inbound_ms: Some(1),
+            created_ms: 1,
+        })
+        .await
+        .unwrap();
+    for (dir, status) in [(SimDirection::In, "received"), (SimDirection::Out, "sent")] {
+        tx.insert_sim_message(&SimMessage {
+            id: uuid::Uuid::now_v7(),
+            channel_id: channel,
+            customer_id: Some(customer.id),
+            wamid: format!("wamid.{tag}.{status}"),
+            direction: dir,
+            msg_type: "text".into(),
+            payload: serde_json::json!({ "type": "text", "text": { "body": tag } }),
+            status: status.into(),
+            error_code: None,
+            created_ms: 2,
+            updated_ms: 2,
+        })
+        .await
+        .unwrap();
+    }
+    tx.insert_sim_media(&SimMedia {
+        id: format!("media{tag}"),
+        channel_id: channel,
+        mime_type: "text/plain".into(),
+        sha256: "x".into(),
+        file_size: 1,
+        filename: None,
+        bytes: tag.as_bytes().to_vec(),
+        created_ms: 3,
+    })
+    .await
+    .unwrap();
+    tx.insert_sim_template(&SimTemplate {
+        id: format!("tpl{tag}"),
+        channel_id: channel,
+        name: format!("notice_{tag}"),
+        language: "en".into(),
+        category: "UTILITY".into(),
+        status: "PENDING".into(),
+        reason: None,
+        components: serde_json::json!([]),
+        created_ms: 4,
+    })
+    .await
+    .unwrap();
+}
+
+/// The simulator's token scope opens exactly the number the token belongs to: not
+/// another organisation's number, nor any other row.
+#[tokio::test]
+async fn a_simulator_token_opens_only_its_own_number() {
+    let db = TestDb::postgres().await;
+    let (a, b) = two_tenants(&db.store).await;
+    let (ctx, n) = db
+        .store
+        .sim_number_by_token("sim-token-alpha")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ctx.org_id(), a.org_id());
+    assert_eq!(n.phone_number_id, "pnalpha");
+    assert!(
+        db.store
+            .sim_number_by_token("sim-token-nobody")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let mut app = app_role(&db).await;
+    let mut tx = app.begin().await.unwrap();
+    sqlx::query("SELECT set_config('app.token_hash', $1, true)")
+        .bind(hex::encode(frontdesk_store::tokens::token_hash(
+            "sim-token-alpha",
+        )))
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let rows: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT org_id FROM sim_numbers")
+        .fetch_all(&mut *tx)
+        .await
+        .unwrap();
+    assert_eq!(
+        rows,
+        vec![a.org_id().as_uuid()],
+        "exactly the presented token's number"
+    );
+    for t in [
+        "sim_customers",
+        "sim_messages",
+        "sim_media",
+        "sim_templates",
+        "channels",
+        "api_keys",
+        "org_secrets",
+        "organisations",
+    ] {
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT count(*) FROM {t}")))
+            .fetch_one(&mut *tx)
+            .await
+            .unwrap();
+        assert_eq!(n, 0, "{t} readable with only a simulator token in scope");
+    }
+    // The policy is for reading: the token opens nothing to change.
+    let changed = sqlx::query("UPDATE sim_numbers SET send_rate_limit = 1")
+        .execute(&mut *tx)
+        .await
+        .unwrap()
+        .rows_affected();
+    assert_eq!(changed, 0);
+    tx.rollback().await.unwrap();
+    let _ = b;
 }
 
 async fn two_tenants(store: &Store) -> (TenantCtx, TenantCtx) {

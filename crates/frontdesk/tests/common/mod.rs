@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod simulator;
 pub mod smtp;
 pub mod users;
 

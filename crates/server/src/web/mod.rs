@@ -102,6 +102,9 @@ const NAV: &[NavItem] = &[
         href: "/settings/channels",
         label: "Channels",
         needs: Some(Permission::ChannelsManage),
+        href: "/simulator",
+        label: "WhatsApp simulator",
+        needs: None,
     },
     NavItem {
         href: "/settings/organisation",
@@ -118,6 +121,8 @@ pub(crate) struct PageCtx {
     pub set_cookie: Option<HeaderValue>,
     pub org_name: Option<String>,
     pub path: String,
+    /// The simulator is served (its navigation entry is shown).
+    pub simulator: bool,
 }
 
 impl PageCtx {
@@ -158,6 +163,7 @@ impl PageCtx {
             set_cookie: set,
             org_name,
             path: path.to_owned(),
+            simulator: state.settings().simulator.enabled,
         }
     }
 
@@ -207,7 +213,7 @@ impl PageCtx {
                             nav.side {
                                 @if self.org_name.is_some() {
                                     @for item in NAV {
-                                        @if item.needs.is_none_or(|p| self.can(p)) {
+                                        @if item.needs.is_none_or(|p| self.can(p)) && (item.href != "/simulator" || self.simulator) {
                                             a href=(item.href) class=[(self.path == item.href).then_some("active")] { (item.label) }
                                         }
                                     }
