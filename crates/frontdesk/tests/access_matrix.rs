@@ -2723,12 +2723,12 @@ fn matrix() -> Vec<Entry> {
         ),
         route(
             Method::GET,
-            "/simulator/customers/{customer_id}/messages.json",
+            "/api/v1/simulator/customers/{customer_id}/messages",
             Member,
             |w, _| {
                 Box::pin(async move {
                     let c = w.sim_customer_a().await;
-                    Case::bare(format!("/simulator/customers/{c}/messages.json")).then(
+                    Case::bare(format!("/api/v1/simulator/customers/{c}/messages")).then(
                         move |_, a| {
                             Box::pin(async move {
                                 assert_eq!(a.json()["customer_id"], c.as_str(), "{}", a.short())
@@ -2740,12 +2740,12 @@ fn matrix() -> Vec<Entry> {
         ),
         route(
             Method::POST,
-            "/simulator/customers/{customer_id}/seen",
+            "/api/v1/simulator/customers/{customer_id}/seen",
             Member,
             |w, _| {
                 Box::pin(async move {
                     let c = w.sim_customer_a().await;
-                    Case::bare(format!("/simulator/customers/{c}/seen")).then(|_, a| {
+                    Case::bare(format!("/api/v1/simulator/customers/{c}/seen")).then(|_, a| {
                         Box::pin(async move { assert_eq!(a.json()["read"], 0, "{}", a.short()) })
                     })
                 })
@@ -3212,7 +3212,7 @@ impl World {
     /// A customer's chat as JSON, newest message first.
     async fn sim_chat(&self, customer: &str) -> Value {
         let mut v = self
-            .get_a(&format!("/simulator/customers/{customer}/messages.json"))
+            .get_a(&format!("/api/v1/simulator/customers/{customer}/messages"))
             .await;
         if let Some(a) = v["messages"].as_array_mut() {
             a.reverse();

@@ -271,7 +271,7 @@ both_backends! {
         assert!(page.contains(&format!("data-wamid=\"{wamid}\"")), "the business's message is on the phone");
         assert!(page.contains("class=\"sim-msg in\""), "{page}");
         assert!(page.contains("class=\"sim-msg out\""));
-        let r = s.app.client.post(s.app.url(&format!("/simulator/customers/{customer}/seen")))
+        let r = s.app.client.post(s.app.url(&format!("/api/v1/simulator/customers/{customer}/seen")))
             .header("cookie", format!("{}={}", s.web.cookie_name, s.web.cookie))
             .header("x-csrf-token", &s.web.csrf).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::OK);
@@ -279,7 +279,7 @@ both_backends! {
         let (_, events) = s.webhook(&ch, "read", has_status(wamid.clone(), "read")).await;
         let Event::Status(st) = &events[0] else { panic!() };
         assert_eq!(st.status, DeliveryStatus::Read);
-        let chat: Value = s.app.client.get(s.app.url(&format!("/simulator/customers/{customer}/messages.json")))
+        let chat: Value = s.app.client.get(s.app.url(&format!("/api/v1/simulator/customers/{customer}/messages")))
             .header("cookie", format!("{}={}", s.web.cookie_name, s.web.cookie)).send().await.unwrap().json().await.unwrap();
         let statuses: Vec<&str> = chat["messages"].as_array().unwrap().iter().map(|m| m["status"].as_str().unwrap()).collect();
         assert_eq!(statuses, ["read", "read"], "the customer's message was marked read, ours was read: {chat}");

@@ -12,21 +12,22 @@ use super::webhooks::{self, StatusEvent};
 use super::{digits, new_wamid, now_ms, provision, random_digits};
 use crate::AppState;
 use crate::auth::{Access, Authed, Tenant};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorEnvelope};
 use crate::routes::RouteTableBuilder;
 use crate::web::{PageCtx, PageError, PageForm, see_other};
 use axum::Json;
 use axum::extract::{Multipart, Path, Query, State};
-use axum::http::{HeaderMap, Method, StatusCode};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, Method};
+use axum::response::Response;
 use axum::routing::{get, post};
 use frontdesk_domain::{ChannelId, Permission};
 use frontdesk_store::{
     SimCustomer, SimCustomerId, SimDirection, SimMessage, SimNumber, StoreError, TenantCtx,
 };
 use maud::html;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 pub(crate) fn routes(b: RouteTableBuilder) -> RouteTableBuilder {
     b.page(Method::GET, "/simulator", get(index), Access::Member)
@@ -60,18 +61,8 @@ pub(crate) fn routes(b: RouteTableBuilder) -> RouteTableBuilder {
             post(customer_sends_image),
             Access::Member,
         )
-        .other(
-            Method::GET,
-            "/simulator/customers/{customer_id}/messages.json",
-            get(chat_json),
-            Access::Member,
-        )
-        .other(
-            Method::POST,
-            "/simulator/customers/{customer_id}/seen",
-            post(seen),
-            Access::Member,
-        )
+        .json(utoipa_axum::routes!(chat_json), Access::Member)
+        .json(utoipa_axum::routes!(seen), Access::Member)
 }
 
 fn customer_id(s: &str) -> Result<SimCustomerId, ApiError> {
@@ -386,7 +377,7 @@ async fn chat(
             "Chatting with " strong { (n.verified_name) } " (" (n.display_number) ") as " strong { (c.name) } " " span data-testid="sim-identity" { (identity(&c)) } ". "
             a href="/simulator" { "All simulated customers" }
         }
-        div #sim-phone data-customer-id=(c.id) data-poll=(format!("{base}/messages.json")) data-seen=(format!("{base}/seen")) data-csrf=(page.csrf) {
+        div #sim-phone data-customer-id=(c.id) data-poll=(format!("/api/v1/simulator/customers/{}/messages", c.id)) data-seen=(format!("/api/v1/simulator/customers/{}/seen", c.id)) data-csrf=(page.csrf) {
             ol #sim-chat data-count=(msgs.len()) {
                 @for m in &msgs {
                     @let side = if m.direction == SimDirection::In { "out" } else { "in" };
@@ -660,38 +651,79 @@ async fn customer_sends_image(
     Ok(see_other(&format!("/simulator/customers/{id}"), &[]))
 }
 
-/// The chat as JSON, for the page's live updates.
+/// A message of a simulated chat, as the phone page's script reads it.
+#[derive(Serialize, ToSchema)]
+pub struct SimChatMessage {
+    pub wamid: String,
+    /// `from_customer` (an inbound message for the business) or `to_customer`.
+    pub direction: &'static str,
+    pub r#type: String,
+    /// A line of text for the bubble.
+    pub text: String,
+    /// `received` or `read` (from the customer); `accepted`, `sent`, `delivered`, `read`
+    /// or `failed` (to the customer).
+    pub status: String,
+    pub error_code: Option<i32>,
+    /// Unix milliseconds.
+    pub created_ms: i64,
+}
+
+/// A simulated chat, oldest message first.
+#[derive(Serialize, ToSchema)]
+pub struct SimChat {
+    pub customer_id: SimCustomerId,
+    pub messages: Vec<SimChatMessage>,
+}
+
+/// A fake customer's chat (the simulator phone page polls it for live updates).
+#[utoipa::path(get, path = "/api/v1/simulator/customers/{customer_id}/messages", tag = "simulator",
+    params(("customer_id" = String, Path, description = "Fake customer id")),
+    responses((status = 200, description = "The chat", body = SimChat), (status = 404, description = "No such customer here", body = ErrorEnvelope)))]
 async fn chat_json(
     State(state): State<AppState>,
     Tenant(ctx): Tenant,
     Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<SimChat>, ApiError> {
     let id = customer_id(&id)?;
     let (c, _n, msgs) = load_chat(&state, &ctx, id).await?;
-    let messages: Vec<Value> = msgs
+    let messages = msgs
         .iter()
-        .map(|m| {
-            json!({
-                "wamid": m.wamid,
-                "direction": if m.direction == SimDirection::In { "from_customer" } else { "to_customer" },
-                "type": m.msg_type,
-                "text": preview(m),
-                "status": m.status,
-                "error_code": m.error_code,
-                "created_ms": m.created_ms,
-            })
+        .map(|m| SimChatMessage {
+            wamid: m.wamid.clone(),
+            direction: if m.direction == SimDirection::In {
+                "from_customer"
+            } else {
+                "to_customer"
+            },
+            r#type: m.msg_type.clone(),
+            text: preview(m),
+            status: m.status.clone(),
+            error_code: m.error_code,
+            created_ms: m.created_ms,
         })
         .collect();
-    Ok(Json(json!({ "customer_id": c.id, "messages": messages })))
+    Ok(Json(SimChat {
+        customer_id: c.id,
+        messages,
+    }))
+}
+
+/// How many of the business's messages the phone just showed.
+#[derive(Serialize, ToSchema)]
+pub struct Seen {
+    pub read: usize,
 }
 
 /// The phone showed the business's messages: each moves to `read`, and its `read` status
-/// is posted.
+/// is posted to the channel's webhook URL.
+#[utoipa::path(post, path = "/api/v1/simulator/customers/{customer_id}/seen", tag = "simulator",
+    params(("customer_id" = String, Path, description = "Fake customer id")),
+    responses((status = 200, description = "Marked read", body = Seen), (status = 404, description = "No such customer here", body = ErrorEnvelope)))]
 async fn seen(
     State(state): State<AppState>,
     Tenant(ctx): Tenant,
     Path(id): Path<String>,
-) -> Result<Response, ApiError> {
+) -> Result<Json<Seen>, ApiError> {
     let id = customer_id(&id)?;
     let now = now_ms(&state);
     let mut tx = state.store().begin(&ctx).await?;
@@ -726,5 +758,5 @@ async fn seen(
             }
         });
     }
-    Ok((StatusCode::OK, Json(json!({ "read": count }))).into_response())
+    Ok(Json(Seen { read: count }))
 }
