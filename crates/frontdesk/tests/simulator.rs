@@ -522,8 +522,11 @@ both_backends! {
         let app = TestApp::spawn_with(db, settings, None, Duration::from_secs(10)).await;
         assert!(!app.routes.iter().any(|r| r.path.contains("simulator")));
         let admin = app.signup("Sim clinic", "admin@sim.example").await;
+        // `/api/v1/channels/{channel_id}` still exists for other methods: POST is not allowed there.
         let (st, _) = app.api(Method::POST, "/api/v1/channels/simulator", Some(&admin.access), Some(json!({ "name": "x" }))).await;
-        assert_eq!(st, StatusCode::NOT_FOUND);
+        assert!([StatusCode::NOT_FOUND, StatusCode::METHOD_NOT_ALLOWED].contains(&st), "{st}");
+        let (_, channels) = app.api(Method::GET, "/api/v1/channels", Some(&admin.access), None).await;
+        assert_eq!(channels.as_array().map(Vec::len), Some(0), "no channel was connected: {channels}");
         let (st, _) = app.graph_call(Method::GET, "/123", Some("EAASx"), None).await;
         assert_eq!(st, StatusCode::NOT_FOUND);
         let web = app.web_login(&admin.email, common::users::PASSWORD).await;

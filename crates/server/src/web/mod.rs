@@ -102,6 +102,8 @@ const NAV: &[NavItem] = &[
         href: "/settings/channels",
         label: "Channels",
         needs: Some(Permission::ChannelsManage),
+    },
+    NavItem {
         href: "/simulator",
         label: "WhatsApp simulator",
         needs: None,
