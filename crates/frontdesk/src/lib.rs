@@ -1,5 +1,6 @@
 //! The `frontdesk` command: configuration, logging and the wiring of store and server.
 
+pub mod bench;
 pub mod config;
 
 use anyhow::Context;
@@ -38,6 +39,29 @@ pub enum Command {
     /// Configure outgoing mail (invitations, sign-in links, password resets).
     #[command(subcommand)]
     Smtp(SmtpCommand),
+    /// Measure the server (it runs in this process, on its own database).
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Post N unique, signed Meta webhooks over HTTP with C concurrent clients; print the
+    /// acknowledged rate, latency percentiles, inbox row count and peak RSS. Exits
+    /// non-zero when a message was lost.
+    Ingest {
+        #[arg(long, default_value_t = 20_000)]
+        messages: usize,
+        #[arg(long, default_value_t = 64)]
+        concurrency: usize,
+        /// Database to run on (`postgres://…` or `sqlite://…`); default: a SQLite file in
+        /// a temporary directory.
+        #[arg(long)]
+        database_url: Option<String>,
+        /// Seconds to wait for an inbox worker to process the stored rows.
+        #[arg(long, default_value_t = 60)]
+        process_timeout_secs: u64,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -96,6 +120,28 @@ pub enum AuditCommand {
 
 /// Runs the parsed command. Errors come back to `main`, which prints them and exits non-zero.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    // The benchmark builds its own configuration (temporary database, fresh keys) and
+    // keeps stdout for its figures; only warnings are logged, to stderr.
+    if let Command::Bench(BenchCommand::Ingest {
+        messages,
+        concurrency,
+        database_url,
+        process_timeout_secs,
+    }) = cli.command
+    {
+        let config = Config {
+            log_level: "warn".into(),
+            ..Config::default()
+        };
+        init_logging(&config, false);
+        return bench::run_ingest(bench::IngestOptions {
+            messages,
+            concurrency,
+            database_url,
+            process_timeout: Duration::from_secs(process_timeout_secs),
+        })
+        .await;
+    }
     let config = Config::load(cli.config.as_deref())?;
     // The server logs to stdout; operator commands keep stdout for their report.
     init_logging(&config, matches!(cli.command, Command::Serve));
@@ -105,6 +151,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Keys(k) => run_keys(config, k).await,
         Command::Audit(AuditCommand::Verify { org }) => run_audit_verify(config, org).await,
         Command::Smtp(c) => run_smtp(config, c).await,
+        Command::Bench(_) => unreachable!("handled before the configuration is loaded"),
     }
 }
 
@@ -325,8 +372,20 @@ async fn run_audit_verify(config: Config, org: Option<String>) -> anyhow::Result
     Ok(())
 }
 
-async fn run_serve(config: Config) -> anyhow::Result<()> {
-    let store = open_store(&config).await?;
+/// A server ready to serve: store open and migrated, listener bound, application built.
+pub struct PreparedServer {
+    pub store: Store,
+    pub listener: tokio::net::TcpListener,
+    pub addr: std::net::SocketAddr,
+    pub state: AppState,
+    pub app: frontdesk_server::App,
+    /// The background worker, not yet running (`spawn` it).
+    pub worker: std::sync::Arc<frontdesk_worker::Worker>,
+}
+
+/// What `serve` does before it serves; `bench` starts its in-process server with it too.
+pub async fn prepare_server(config: &Config) -> anyhow::Result<PreparedServer> {
+    let store = open_store(config).await?;
     let applied = store.migrate().await.context("applying migrations")?;
     tracing::info!(applied, "database schema is current");
     store
@@ -343,10 +402,29 @@ async fn run_serve(config: Config) -> anyhow::Result<()> {
         config.server_settings(addr),
         config.metrics_token.clone(),
     );
+    let app = build_app(state.clone());
     let worker = start_worker(&state);
+    Ok(PreparedServer {
+        store,
+        listener,
+        addr,
+        state,
+        app,
+        worker,
+    })
+}
+
+async fn run_serve(config: Config) -> anyhow::Result<()> {
+    let PreparedServer {
+        store,
+        listener,
+        addr,
+        app,
+        worker,
+        ..
+    } = prepare_server(&config).await?;
     let (stop_worker, stopped) = tokio::sync::watch::channel(false);
     let worker_task = worker.spawn(stopped);
-    let app = build_app(state);
     tracing::info!(address = %addr, "Frontdesk is serving on http://{addr}");
     serve(
         listener,

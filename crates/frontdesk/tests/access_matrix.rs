@@ -101,6 +101,11 @@ enum Body {
     Empty,
     Json(Value),
     Form(Vec<(String, String)>),
+    /// Exact bytes with headers of their own (a signed webhook).
+    Signed {
+        bytes: Vec<u8>,
+        headers: Vec<(String, String)>,
+    },
     /// A body of its own content type (multipart uploads); a browser session adds its
     /// CSRF token as the `x-csrf-token` header.
     Raw(String, Vec<u8>),
@@ -210,6 +215,7 @@ impl Case {
             Body::Json(v) => format!("{} {v}", self.path),
             Body::Form(f) => format!("{} {f:?}", self.path),
             Body::Raw(t, b) => format!("{} {t} ({} bytes)", self.path, b.len()),
+            Body::Signed { bytes, .. } => format!("{} ({} raw bytes)", self.path, bytes.len()),
         }
     }
 }
@@ -444,6 +450,45 @@ fn matrix() -> Vec<Entry> {
                                 .unwrap()
                                 .starts_with("text/javascript")
                         )
+                    })
+                })
+            })
+        }),
+        // -- provider webhooks: public to the guard, the channel's secret checked inside ------
+        route(Method::GET, "/webhooks/{key}", Public, |w, _| {
+            Box::pin(async move {
+                let hook = w.webhook_channel().await;
+                Case::bare(format!(
+                    "/webhooks/{}?hub.mode=subscribe&hub.verify_token={}&hub.challenge=8093",
+                    hook.key,
+                    enc(&hook.verify_token)
+                ))
+                .then(|_, a| Box::pin(async move { assert_eq!(a.text, "8093", "{}", a.short()) }))
+            })
+        }),
+        route(Method::POST, "/webhooks/{key}", Public, |w, _| {
+            Box::pin(async move {
+                let hook = w.webhook_channel().await;
+                let body = br#"{"object":"whatsapp_business_account","entry":[]}"#.to_vec();
+                let sig = frontdesk_whatsapp::sign_meta(hook.app_secret.as_bytes(), &body);
+                Case {
+                    body: Body::Signed {
+                        bytes: body.clone(),
+                        headers: vec![("x-hub-signature-256".into(), sig)],
+                    },
+                    ..Case::bare(format!("/webhooks/{}", hook.key))
+                }
+                .then(move |w, _| {
+                    Box::pin(async move {
+                        let rows = w
+                            .app
+                            .db
+                            .store
+                            .inbox_where(&hook.ctx, None, 10)
+                            .await
+                            .unwrap();
+                        assert_eq!(rows.len(), 1);
+                        assert_eq!(rows[0].body, body, "the raw body is in the inbox");
                     })
                 })
             })
@@ -2994,7 +3039,60 @@ fn base32(s: &str) -> Vec<u8> {
 // The world: two organisations and the people the checks need.
 // ---------------------------------------------------------------------------------------
 
+/// A Cloud API channel made for one webhook call, in an organisation of its own.
+struct Hook {
+    ctx: frontdesk_store::TenantCtx,
+    key: String,
+    app_secret: String,
+    verify_token: String,
+}
+
 impl World {
+    /// A fresh channel (through the store: its admin API is not what is checked here).
+    async fn webhook_channel(&self) -> Hook {
+        let n = self.seq.fetch_add(1, Ordering::Relaxed);
+        let (_, ctx) = self
+            .app
+            .db
+            .store
+            .create_organisation(
+                &format!("Webhook clinic {n}"),
+                &format!("webhook-clinic-{n}"),
+                frontdesk_domain::Actor::System("matrix".into()),
+            )
+            .await
+            .unwrap();
+        let (app_secret, verify_token) = (
+            format!("matrix-app-secret-{n}"),
+            format!("matrix verify {n}"),
+        );
+        let mut tx = self.app.db.store.begin(&ctx).await.unwrap();
+        let (_, key) = tx
+            .create_channel(frontdesk_store::NewChannel {
+                name: format!("Reception {n}"),
+                provider: frontdesk_store::Provider::Cloud,
+                phone_number_id: format!("10654035{n}"),
+                waba_id: "102290129340398".into(),
+                display_number: "+15550783881".into(),
+                api_base_url: "https://graph.facebook.com".into(),
+                api_version: "v23.0".into(),
+                simulated: false,
+                access_token: secrecy::SecretString::from(format!("EAAG-matrix-{n}")),
+                app_secret: Some(secrecy::SecretString::from(app_secret.clone())),
+                verify_token: Some(secrecy::SecretString::from(verify_token.clone())),
+                throughput_mps: 80,
+            })
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        Hook {
+            ctx,
+            key: secrecy::ExposeSecret::expose_secret(&key).to_owned(),
+            app_secret,
+            verify_token,
+        }
+    }
+
     /// A name nothing else in the world has.
     fn uniq(&self, prefix: &str) -> String {
         format!("{prefix} {}", self.seq.fetch_add(1, Ordering::Relaxed))
@@ -3371,6 +3469,12 @@ impl World {
         match &case.body {
             Body::Empty => {}
             Body::Json(v) => req = req.json(v),
+            Body::Signed { bytes, headers } => {
+                for (k, v) in headers {
+                    req = req.header(k.as_str(), v.as_str());
+                }
+                req = req.body(bytes.clone());
+            }
             Body::Raw(content_type, bytes) => {
                 if let Some(t) = &csrf {
                     req = req.header("x-csrf-token", t);

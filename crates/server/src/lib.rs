@@ -17,6 +17,7 @@ pub mod routes;
 pub mod settings;
 pub mod simulator;
 pub mod web;
+pub mod webhooks;
 
 pub use error::ApiError;
 pub use middleware::RequestId;
@@ -40,7 +41,7 @@ use tower_http::timeout::TimeoutLayer;
 struct Inner {
     store: Store,
     settings: ServerSettings,
-    metrics: metrics::Metrics,
+    metrics: Arc<metrics::Metrics>,
     metrics_token: Option<SecretString>,
     clock: Clock,
     mailer: mail::Mailer,
@@ -48,6 +49,8 @@ struct Inner {
     blobs: frontdesk_worker::BlobStore,
     /// The simulator's HTTP client (webhooks to the channel's URL), one pool per server.
     sim_http: reqwest::Client,
+    ingest: webhooks::ingest::Ingest,
+    webhook_targets: webhooks::targets::TargetCache,
 }
 
 /// Everything handlers share. Cheap to clone.
@@ -72,14 +75,19 @@ impl AppState {
     ) -> Self {
         let mailer = mail::Mailer::new(store.clone());
         let blobs = frontdesk_worker::BlobStore::new(settings.media_dir.clone());
+        let metrics = Arc::new(metrics::Metrics::default());
+        let ingest = webhooks::ingest::Ingest::new(store.clone(), metrics.clone());
         Self(Arc::new(Inner {
             store,
             settings,
-            metrics: metrics::Metrics::default(),
+            metrics,
             metrics_token,
             clock,
             mailer,
-            signals: Arc::default(),
+            signals: Arc::new(frontdesk_worker::Signals {
+                inbox: ingest.wakeup(),
+                outbox: Arc::default(),
+            }),
             blobs,
             // No proxy: the simulator posts to this server (or a test's), never out.
             sim_http: reqwest::Client::builder()
@@ -88,6 +96,8 @@ impl AppState {
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .expect("the HTTP client builds"),
+            ingest,
+            webhook_targets: webhooks::targets::TargetCache::default(),
         }))
     }
 
@@ -136,6 +146,28 @@ impl AppState {
         &self.0.metrics
     }
 
+    /// Notified after each webhook group commit that stored new inbox rows, so the inbox
+    /// worker wakes at once instead of polling. A notification may arrive while the worker
+    /// is busy; it then finds a stored permit on its next wait.
+    pub fn inbox_wakeup(&self) -> Arc<tokio::sync::Notify> {
+        self.0.ingest.wakeup()
+    }
+
+    /// Drops every cached webhook target. The channel admin code calls this after a
+    /// channel's secrets change or the channel is deleted, so the old secret stops working
+    /// on this server at once (other servers forget within the cache's 10-second TTL).
+    pub fn forget_webhook_targets(&self) {
+        self.0.webhook_targets.clear();
+    }
+
+    pub(crate) fn webhook_targets(&self) -> &webhooks::targets::TargetCache {
+        &self.0.webhook_targets
+    }
+
+    pub(crate) fn ingest(&self) -> &webhooks::ingest::Ingest {
+        &self.0.ingest
+    }
+
     /// True when no metrics token is configured, or the request presents it.
     fn metrics_token_matches(&self, headers: &HeaderMap) -> bool {
         let Some(expected) = &self.0.metrics_token else {
@@ -166,6 +198,7 @@ pub fn build_app(state: AppState) -> App {
     let builder = api::routes(builder);
     let builder = web::routes(builder);
     let builder = simulator::routes(builder, state.settings().simulator.enabled);
+    let builder = webhooks::routes(builder);
     let (router, doc, table) = builder.finish();
     let doc_json: Arc<str> = serde_json::to_string(&doc)
         .expect("OpenAPI document serialises")

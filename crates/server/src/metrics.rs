@@ -25,6 +25,12 @@ struct Series {
 #[derive(Default)]
 pub struct Metrics {
     http: Mutex<BTreeMap<(String, &'static str, u16), Series>>,
+    /// Webhook posts refused before anything was stored, by reason (a fixed set of names).
+    webhook_rejected: Mutex<BTreeMap<&'static str, u64>>,
+    /// Webhook bodies committed to the inbox: new rows and provider retries (duplicates).
+    webhook_stored: Mutex<BTreeMap<&'static str, u64>>,
+    /// Group commits of the webhook inbox and the bodies they carried.
+    webhook_batches: Mutex<(u64, u64)>,
 }
 
 impl Metrics {
@@ -43,10 +49,48 @@ impl Metrics {
         }
     }
 
+    /// Counts a webhook refused before storage. `reason` is one of a fixed set of names
+    /// (`signature_missing`, `signature_mismatch`, …), so the series stay bounded.
+    pub fn record_webhook_rejected(&self, reason: &'static str) {
+        let mut map = self
+            .webhook_rejected
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        *map.entry(reason).or_default() += 1;
+    }
+
+    /// Counts one group commit of `new` new rows and `duplicates` bodies already stored.
+    pub fn record_webhook_commit(&self, new: u64, duplicates: u64) {
+        {
+            let mut map = self
+                .webhook_stored
+                .lock()
+                .unwrap_or_else(|p| p.into_inner());
+            *map.entry("new").or_default() += new;
+            *map.entry("duplicate").or_default() += duplicates;
+        }
+        let mut b = self
+            .webhook_batches
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        b.0 += 1;
+        b.1 += new + duplicates;
+    }
+
+    /// How many webhooks were refused for `reason` so far.
+    pub fn webhook_rejected(&self, reason: &str) -> u64 {
+        let map = self
+            .webhook_rejected
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        map.get(reason).copied().unwrap_or(0)
+    }
+
     /// The Prometheus text exposition of every series.
     pub fn render(&self) -> String {
-        let map = self.http.lock().unwrap_or_else(|p| p.into_inner());
         let mut out = String::new();
+        self.render_webhooks(&mut out);
+        let map = self.http.lock().unwrap_or_else(|p| p.into_inner());
         out.push_str("# HELP frontdesk_http_requests_total HTTP requests answered, by route, method and status.\n");
         out.push_str("# TYPE frontdesk_http_requests_total counter\n");
         for ((route, method, status), s) in map.iter() {
@@ -90,6 +134,51 @@ impl Metrics {
             );
         }
         out
+    }
+}
+
+impl Metrics {
+    fn render_webhooks(&self, out: &mut String) {
+        out.push_str("# HELP frontdesk_webhook_rejected_total Webhook posts refused before anything was stored, by reason.\n");
+        out.push_str("# TYPE frontdesk_webhook_rejected_total counter\n");
+        for (reason, n) in self
+            .webhook_rejected
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "frontdesk_webhook_rejected_total{{reason=\"{reason}\"}} {n}"
+            );
+        }
+        out.push_str("# HELP frontdesk_webhook_stored_total Webhook bodies committed to the inbox (new) or found there already (duplicate).\n");
+        out.push_str("# TYPE frontdesk_webhook_stored_total counter\n");
+        for (outcome, n) in self
+            .webhook_stored
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "frontdesk_webhook_stored_total{{outcome=\"{outcome}\"}} {n}"
+            );
+        }
+        let (batches, bodies) = *self
+            .webhook_batches
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        out.push_str(
+            "# HELP frontdesk_webhook_commits_total Group commits of the webhook inbox.\n",
+        );
+        out.push_str("# TYPE frontdesk_webhook_commits_total counter\n");
+        let _ = writeln!(out, "frontdesk_webhook_commits_total {batches}");
+        out.push_str(
+            "# HELP frontdesk_webhook_committed_bodies_total Bodies carried by those commits.\n",
+        );
+        out.push_str("# TYPE frontdesk_webhook_committed_bodies_total counter\n");
+        let _ = writeln!(out, "frontdesk_webhook_committed_bodies_total {bodies}");
     }
 }
 

@@ -171,6 +171,20 @@ impl InboxStatus {
     }
 }
 
+/// Inbox rows of an organisation by status.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct InboxCounts {
+    pub pending: u64,
+    pub processed: u64,
+    pub failed: u64,
+}
+
+impl InboxCounts {
+    pub fn total(&self) -> u64 {
+        self.pending + self.processed + self.failed
+    }
+}
+
 /// A stored webhook body.
 #[derive(Debug, Clone)]
 pub struct InboxItem {
@@ -643,6 +657,27 @@ impl Store {
         }
         tx.commit().await?;
         Ok(out)
+    }
+
+    /// How many inbox rows of an organisation are in each status (for the ingest
+    /// benchmark and health pages).
+    pub async fn inbox_counts(&self, ctx: &TenantCtx) -> Result<InboxCounts, StoreError> {
+        let mut tx = self.begin_read(ctx).await?;
+        let org = ctx.org_id().as_uuid();
+        let rows: Vec<(String, i64)> = with_conn!(tx.tx, c => {
+            sqlx::query_as("SELECT status, COUNT(*) FROM webhook_inbox WHERE org_id = $1 GROUP BY status").bind(org).fetch_all(c).await?
+        });
+        tx.commit().await?;
+        let mut counts = InboxCounts::default();
+        for (status, n) in rows {
+            let n = u64::try_from(n).unwrap_or(0);
+            match InboxStatus::parse(&status)? {
+                InboxStatus::Pending => counts.pending = n,
+                InboxStatus::Processed => counts.processed = n,
+                InboxStatus::Failed => counts.failed = n,
+            }
+        }
+        Ok(counts)
     }
 
     /// Pending inbox rows of an organisation, oldest first.

@@ -28,8 +28,8 @@ pub mod testing;
 pub use api_keys::ApiKeyRecord;
 pub use audit::{AuditEvent, AuditPage, AuditQuery, AuditRecord, BrokenLink, ChainReport};
 pub use channels::{
-    ChannelCredentials, ChannelUpdate, ChannelView, InboxItem, InboxStatus, NewChannel, Provider,
-    SecretState, Stored, WebhookTarget,
+    ChannelCredentials, ChannelUpdate, ChannelView, InboxCounts, InboxItem, InboxStatus,
+    NewChannel, Provider, SecretState, Stored, WebhookTarget,
 };
 pub use error::StoreError;
 pub use identity::{

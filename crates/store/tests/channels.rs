@@ -128,6 +128,9 @@ both_backends! {
         let failed = db.store.inbox_where(&a, Some(InboxStatus::Failed), 10).await.unwrap();
         assert_eq!((failed.len(), failed[0].error.as_deref(), failed[0].attempts), (1, Some("not a WhatsApp webhook"), 1));
         assert_eq!(db.store.inbox_where(&a, None, 10).await.unwrap().len(), 2);
+        let counts = db.store.inbox_counts(&a).await.unwrap();
+        assert_eq!((counts.pending, counts.processed, counts.failed, counts.total()), (0, 1, 1, 2));
+        assert_eq!(db.store.inbox_counts(&b).await.unwrap(), frontdesk_store::InboxCounts { pending: 1, processed: 0, failed: 0 }, "each tenant counts its own");
         // After an upgrade, failed rows go back in the queue, audited.
         let mut tx = db.store.begin(&a).await.unwrap();
         assert_eq!(tx.retry_failed_inbox().await.unwrap(), 1);

@@ -21,8 +21,8 @@ use tokio::sync::Notify;
 /// Wake-ups between the request side and the workers: new webhook rows, new sends.
 #[derive(Debug, Default)]
 pub struct Signals {
-    pub inbox: Notify,
-    pub outbox: Notify,
+    pub inbox: Arc<Notify>,
+    pub outbox: Arc<Notify>,
 }
 
 /// The clock the worker reads (tests move it).

@@ -22,11 +22,12 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub db: TestDb,
     pub routes: Vec<RouteInfo>,
+    /// The server's state (inbox wake-up, webhook target cache).
+    pub state: AppState,
     /// Seconds the server's clock runs ahead of the real one (see [`TestApp::advance`]).
     pub clock_offset: Arc<std::sync::atomic::AtomicI64>,
     /// The background worker, running as in `serve`; [`TestApp::drain`] runs what is due now.
     pub worker: Arc<frontdesk_worker::Worker>,
-    pub state: AppState,
     stop_worker: tokio::sync::watch::Sender<bool>,
     _media: tempfile::TempDir,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
@@ -84,9 +85,9 @@ impl TestApp {
             client: client(),
             db,
             routes: app.routes,
+            state,
             clock_offset,
             worker,
-            state,
             stop_worker,
             _media: media,
             shutdown: Some(tx),

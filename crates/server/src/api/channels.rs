@@ -348,8 +348,8 @@ pub(crate) async fn change_channel(
     let provider = tx.channel(id).await?.provider;
     let view = tx.update_channel(id, patch.into_update(provider)?).await?;
     tx.commit().await?;
-    // LEAD: call `state.forget_webhook_targets();` here once AppState has it (cached
-    // webhook targets hold the old app secret and verify token).
+    // Cached webhook targets hold the old app secret and verify token.
+    state.forget_webhook_targets();
     Ok(view)
 }
 
@@ -362,8 +362,8 @@ pub(crate) async fn disconnect_channel(
     let mut tx = state.store().begin(ctx).await?;
     tx.delete_channel(id).await?;
     tx.commit().await?;
-    // LEAD: call `state.forget_webhook_targets();` here once AppState has it (a cached
-    // target would keep accepting webhooks for the deleted channel).
+    // A cached target would keep accepting webhooks for the deleted channel.
+    state.forget_webhook_targets();
     Ok(())
 }
 

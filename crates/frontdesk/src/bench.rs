@@ -1,0 +1,370 @@
+//! `frontdesk bench ingest`: how fast the webhook endpoint acknowledges durably stored
+//! events, measured over real HTTP against the real server.
+//!
+//! The server is started in this process exactly as `serve` starts it (same store
+//! options, migrations, middleware and routes), on 127.0.0.1:0. An organisation and a
+//! Cloud API channel are created through the store; N unique Meta text-message webhooks
+//! are generated and signed with the channel's app secret before the clock starts, then
+//! posted by C concurrent keep-alive clients. A post counts as acknowledged when it is
+//! answered 200, which the server does only after the body is committed.
+
+use crate::config::Config;
+use anyhow::{Context, bail, ensure};
+use bytes::Bytes;
+use frontdesk_domain::Actor;
+use frontdesk_store::{InboxCounts, NewChannel, Provider, TenantCtx};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use secrecy::{ExposeSecret, SecretString};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// What `bench ingest` was asked to do.
+#[derive(Debug, Clone)]
+pub struct IngestOptions {
+    pub messages: usize,
+    pub concurrency: usize,
+    /// `None`: a SQLite file in a temporary directory.
+    pub database_url: Option<String>,
+    /// How long to wait for an inbox worker to process the rows.
+    pub process_timeout: Duration,
+}
+
+const PHONE_NUMBER_ID: &str = "106540352242922";
+const WABA_ID: &str = "102290129340398";
+const DISPLAY_NUMBER: &str = "15550783881";
+
+/// A Meta webhook carrying one inbound text message, in the shape Meta posts (see
+/// `shared/reference/whatsapp-cloud-api.md` §2–3): ids and timestamps as strings.
+pub fn meta_text_webhook(
+    phone_number_id: &str,
+    wamid: &str,
+    from: &str,
+    name: &str,
+    text: &str,
+    timestamp: i64,
+) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "object": "whatsapp_business_account",
+        "entry": [{
+            "id": WABA_ID,
+            "changes": [{
+                "field": "messages",
+                "value": {
+                    "messaging_product": "whatsapp",
+                    "metadata": { "display_phone_number": DISPLAY_NUMBER, "phone_number_id": phone_number_id },
+                    "contacts": [{ "profile": { "name": name }, "wa_id": from }],
+                    "messages": [{
+                        "from": from,
+                        "id": wamid,
+                        "timestamp": timestamp.to_string(),
+                        "type": "text",
+                        "text": { "body": text }
+                    }]
+                }
+            }]
+        }]
+    }))
+    .expect("a JSON value serialises")
+}
+
+/// The peak resident set size of this process in KiB (`VmHWM`), where Linux reports it.
+fn peak_rss_kib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Runs the benchmark and prints its figures; fails when a message was lost.
+pub async fn run_ingest(opts: IngestOptions) -> anyhow::Result<()> {
+    ensure!(opts.messages > 0, "--messages must be at least 1");
+    ensure!(
+        (1..=4096).contains(&opts.concurrency),
+        "--concurrency must be 1–4096"
+    );
+    let dir = tempfile::tempdir().context("creating a temporary directory")?;
+    let mut config = Config {
+        bind: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        data_dir: dir.path().join("data"),
+        database_url: opts.database_url.clone(),
+        master_key: Some(frontdesk_store::MasterKeyring::generate().to_text()),
+        ..Config::default()
+    };
+    // Room for the committer and the request handlers at once.
+    config.database_max_connections = config.database_max_connections.max(16);
+    let prepared = crate::prepare_server(&config).await?;
+    let store = prepared.store.clone();
+    let addr = prepared.addr;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(frontdesk_server::serve(
+        prepared.listener,
+        prepared.app.router,
+        async move {
+            let _ = stop_rx.await;
+        },
+        Duration::from_secs(5),
+    ));
+
+    let (ctx, key, secret) = bench_channel(&store).await?;
+    let url = format!("http://{addr}/webhooks/{}", key.expose_secret());
+    println!(
+        "backend: {}; {} messages, {} concurrent clients, server on {addr}",
+        store.backend(),
+        opts.messages,
+        opts.concurrency
+    );
+
+    // Bodies are made and signed before the clock starts: the client's work is not the
+    // server's throughput.
+    let run = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let requests: Arc<Vec<(Bytes, String)>> = Arc::new(
+        (0..opts.messages)
+            .map(|i| {
+                let from = format!("4477009{:05}", i % 100_000);
+                let body = meta_text_webhook(
+                    PHONE_NUMBER_ID,
+                    &format!("wamid.BENCH{run:x}{i:08}"),
+                    &from,
+                    &format!("Customer {}", i % 100_000),
+                    &format!("Hello, message {i} of run {run:x}: is the clinic open on Saturday?"),
+                    now,
+                );
+                let sig = frontdesk_whatsapp::sign_meta(secret.expose_secret().as_bytes(), &body);
+                (Bytes::from(body), sig)
+            })
+            .collect(),
+    );
+
+    let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new())
+        .pool_max_idle_per_host(opts.concurrency)
+        .build_http();
+    let next = Arc::new(AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(opts.concurrency);
+    for _ in 0..opts.concurrency {
+        let (client, url, next, requests) =
+            (client.clone(), url.clone(), next.clone(), requests.clone());
+        tasks.push(tokio::spawn(async move {
+            post_all(&client, &url, &next, &requests).await
+        }));
+    }
+    let mut latencies = Vec::with_capacity(opts.messages);
+    let (mut refused, mut retried) = (0usize, 0usize);
+    for t in tasks {
+        let r = t.await.context("a client task failed")??;
+        latencies.extend(r.latencies);
+        refused += r.refused;
+        retried += r.retried;
+    }
+    let elapsed = started.elapsed();
+    latencies.sort_unstable();
+    let acked = latencies.len();
+
+    let counts = store
+        .inbox_counts(&ctx)
+        .await
+        .context("counting inbox rows")?;
+    println!(
+        "acknowledged: {acked} in {:.2} s = {:.0} messages/s ({retried} retried after 503, {refused} refused)",
+        elapsed.as_secs_f64(),
+        acked as f64 / elapsed.as_secs_f64()
+    );
+    println!(
+        "ack latency: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+        ms(percentile(&latencies, 0.50)),
+        ms(percentile(&latencies, 0.99)),
+        ms(latencies.last().copied().unwrap_or_default())
+    );
+    println!(
+        "webhook_inbox rows: {} (pending {}, processed {}, failed {})",
+        counts.total(),
+        counts.pending,
+        counts.processed,
+        counts.failed
+    );
+    report_processing(
+        &store,
+        &ctx,
+        opts.messages as u64,
+        started,
+        opts.process_timeout,
+    )
+    .await?;
+    match peak_rss_kib() {
+        Some(kib) => println!(
+            "peak RSS: {:.1} MiB (server and clients in one process)",
+            kib as f64 / 1024.0
+        ),
+        None => println!("peak RSS: unknown (no /proc/self/status)"),
+    }
+
+    let _ = stop_tx.send(());
+    let _ = server.await;
+    store.close().await;
+    if counts.total() != opts.messages as u64 || acked != opts.messages {
+        bail!(
+            "MESSAGES LOST: {} posted, {acked} acknowledged, {} rows in the inbox",
+            opts.messages,
+            counts.total()
+        );
+    }
+    println!("no message lost");
+    Ok(())
+}
+
+struct ClientReport {
+    latencies: Vec<Duration>,
+    refused: usize,
+    retried: usize,
+}
+
+/// Posts requests (taking the next index each time) until none are left. A 503 is retried
+/// after a pause, as Meta would; any other refusal is counted and not retried.
+async fn post_all(
+    client: &Client<HttpConnector, Full<Bytes>>,
+    url: &str,
+    next: &AtomicUsize,
+    requests: &[(Bytes, String)],
+) -> anyhow::Result<ClientReport> {
+    let mut report = ClientReport {
+        latencies: Vec::new(),
+        refused: 0,
+        retried: 0,
+    };
+    loop {
+        let i = next.fetch_add(1, Ordering::Relaxed);
+        let Some((body, sig)) = requests.get(i) else {
+            return Ok(report);
+        };
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let req = http::Request::post(url)
+                .header(http::header::CONTENT_TYPE, "application/json")
+                .header("x-hub-signature-256", sig)
+                .body(Full::new(body.clone()))?;
+            let sent = Instant::now();
+            let resp = client.request(req).await.context("posting a webhook")?;
+            let status = resp.status();
+            // Read the answer to the end so the connection is reused.
+            resp.into_body()
+                .collect()
+                .await
+                .context("reading the answer")?;
+            let took = sent.elapsed();
+            if status == http::StatusCode::OK {
+                report.latencies.push(took);
+                break;
+            }
+            if status == http::StatusCode::SERVICE_UNAVAILABLE && attempts < 20 {
+                report.retried += 1;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+            report.refused += 1;
+            eprintln!("webhook {i} answered {status}");
+            break;
+        }
+    }
+}
+
+/// Creates the benchmark's organisation and Cloud API channel; returns its tenant, its
+/// webhook key and its app secret.
+async fn bench_channel(
+    store: &frontdesk_store::Store,
+) -> anyhow::Result<(TenantCtx, SecretString, SecretString)> {
+    let run = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+    let (_, ctx) = store
+        .create_organisation(
+            "Ingest benchmark",
+            &format!("bench-{run:x}"),
+            Actor::System("bench".into()),
+        )
+        .await
+        .context("creating the benchmark organisation")?;
+    let secret = SecretString::from(format!("bench-app-secret-{run:x}"));
+    let mut tx = store.begin(&ctx).await?;
+    let (_, key) = tx
+        .create_channel(NewChannel {
+            name: "Benchmark".into(),
+            provider: Provider::Cloud,
+            phone_number_id: PHONE_NUMBER_ID.into(),
+            waba_id: WABA_ID.into(),
+            display_number: format!("+{DISPLAY_NUMBER}"),
+            api_base_url: "https://graph.facebook.com".into(),
+            api_version: "v23.0".into(),
+            simulated: true,
+            access_token: SecretString::from(format!("bench-access-token-{run:x}")),
+            app_secret: Some(secret.clone()),
+            verify_token: None,
+            throughput_mps: 80,
+        })
+        .await
+        .context("creating the benchmark channel")?;
+    tx.commit().await?;
+    Ok((ctx, key, secret))
+}
+
+/// Waits for an inbox worker (when there is one) to process the rows, and prints the rate.
+async fn report_processing(
+    store: &frontdesk_store::Store,
+    ctx: &TenantCtx,
+    expected: u64,
+    started: Instant,
+    timeout: Duration,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + timeout;
+    let mut last: InboxCounts = store.inbox_counts(ctx).await?;
+    let mut last_change = Instant::now();
+    loop {
+        let done = last.processed + last.failed;
+        if done >= expected {
+            let took = started.elapsed();
+            println!(
+                "processed: {} ({} failed) in {:.2} s from the first post = {:.0} messages/s",
+                last.processed,
+                last.failed,
+                took.as_secs_f64(),
+                done as f64 / took.as_secs_f64()
+            );
+            return Ok(());
+        }
+        // No worker, or one that stopped: say so rather than wait out the timeout.
+        let stalled = last_change.elapsed() > Duration::from_secs(3);
+        if Instant::now() >= deadline || stalled {
+            if done == 0 {
+                println!("processed: none (no inbox worker processed rows; rows stay pending)");
+            } else {
+                println!(
+                    "processed: only {done} of {expected} within {:.0} s",
+                    started.elapsed().as_secs_f64()
+                );
+            }
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let now = store.inbox_counts(ctx).await?;
+        if now != last {
+            last_change = Instant::now();
+        }
+        last = now;
+    }
+}
