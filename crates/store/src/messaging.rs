@@ -374,13 +374,43 @@ impl TenantTx {
         r.map(contact).ok_or(StoreError::NotFound)
     }
 
-    /// Finds or creates the contact a payload names, keyed by BSUID when it has one and by
-    /// phone otherwise; when the payload links a BSUID-only contact and a phone-only one,
-    /// they become one contact (the older keeps its id). Profile details are refreshed.
     pub async fn upsert_contact(
         &mut self,
         who: &CustomerIdentity,
     ) -> Result<ContactId, StoreError> {
+        // Another transaction may create the same contact at the same moment: its insert
+        // wins, ours does nothing and finds it on the next round.
+        for _ in 0..3 {
+            if let Some(id) = self.upsert_contact_once(who).await? {
+                return Ok(id);
+            }
+        }
+        Err(StoreError::Conflict("contact_contended"))
+    }
+
+    /// The contact a phone number or user id names, without creating one.
+    pub async fn find_contact(
+        &mut self,
+        who: &CustomerIdentity,
+    ) -> Result<Option<ContactId>, StoreError> {
+        if let Some(b) = &who.bsuid
+            && let Some(c) = self.contact_where_bsuid(b.as_str()).await?
+        {
+            return Ok(Some(c.id));
+        }
+        Ok(match &who.phone {
+            Some(p) => self.contact_where_phone(p.as_str()).await?.map(|c| c.id),
+            None => None,
+        })
+    }
+
+    /// Finds or creates the contact a payload names, keyed by BSUID when it has one and by
+    /// phone otherwise; when the payload links a BSUID-only contact and a phone-only one,
+    /// they become one contact (the older keeps its id). Profile details are refreshed.
+    async fn upsert_contact_once(
+        &mut self,
+        who: &CustomerIdentity,
+    ) -> Result<Option<ContactId>, StoreError> {
         let phone = who.phone.as_ref().map(|p| p.as_str().to_owned());
         let bsuid = who.bsuid.as_ref().map(|b| b.as_str().to_owned());
         if phone.is_none() && bsuid.is_none() {
@@ -401,15 +431,15 @@ impl TenantTx {
         let id = match (by_bsuid, by_phone) {
             (None, None) => {
                 let id = ContactId::new();
-                with_conn!(self.tx, c => {
-                    sqlx::query("INSERT INTO contacts (org_id, id, phone, bsuid, parent_bsuid, username, profile_name, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8)")
+                let n = with_conn!(self.tx, c => {
+                    sqlx::query("INSERT INTO contacts (org_id, id, phone, bsuid, parent_bsuid, username, profile_name, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8) ON CONFLICT DO NOTHING")
                         .bind(org).bind(id.as_uuid()).bind(&phone).bind(&bsuid)
                         .bind(who.parent_bsuid.as_ref().map(|b| b.as_str()))
                         .bind(who.username.as_deref().map(|u| trunc(u, 100)))
                         .bind(who.name.as_deref().map(|n| trunc(n, 200)))
-                        .bind(now).execute(c).await?;
+                        .bind(now).execute(c).await?.rows_affected()
                 });
-                return Ok(id);
+                return Ok((n == 1).then_some(id));
             }
             (Some(a), None) => {
                 // Known by user id; a phone number it now shows is its own.
@@ -447,7 +477,7 @@ impl TenantTx {
                 .bind(who.parent_bsuid.as_ref().map(|b| b.as_str()))
                 .bind(now).execute(c).await?;
         });
-        Ok(id)
+        Ok(Some(id))
     }
 
     async fn set_contact_phone(
@@ -892,8 +922,11 @@ impl TenantTx {
         let org = self.ctx().org_id().as_uuid();
         let m = self.message(message).await?;
         with_conn!(self.tx, c => {
-            sqlx::query("UPDATE messages SET provider_message_id = $3, status = CASE WHEN status = 'queued' THEN 'accepted' ELSE status END, sent_at = $4, attempts = attempts + 1, error_code = NULL, error_title = NULL, updated_at = $4 WHERE org_id = $1 AND id = $2")
-                .bind(org).bind(message.as_uuid()).bind(trunc(provider_message_id, 200)).bind(now_micros()).execute(&mut *c).await?;
+            // Attempts as the outbox counted them (a claim that died counts too).
+            let attempts: Option<i32> = sqlx::query_scalar("SELECT attempts FROM outbox WHERE id = $1 AND org_id = $2")
+                .bind(job.as_uuid()).bind(org).fetch_optional(&mut *c).await?;
+            sqlx::query("UPDATE messages SET provider_message_id = $3, status = CASE WHEN status = 'queued' THEN 'accepted' ELSE status END, sent_at = $4, attempts = coalesce($5, attempts + 1), error_code = NULL, error_title = NULL, updated_at = $4 WHERE org_id = $1 AND id = $2")
+                .bind(org).bind(message.as_uuid()).bind(trunc(provider_message_id, 200)).bind(now_micros()).bind(attempts).execute(&mut *c).await?;
             sqlx::query("DELETE FROM outbox WHERE id = $1 AND org_id = $2").bind(job.as_uuid()).bind(org).execute(&mut *c).await?;
         });
         self.settle_status(m.channel_id, provider_message_id).await

@@ -1,0 +1,335 @@
+//! The whole channel through the simulator over real HTTP, on both backends: a customer
+//! writes on the simulator's phone, the signed webhook reaches our endpoint, the worker
+//! stores it; an agent answers through the API, the dispatcher sends it to the simulator's
+//! Graph API, and the statuses the simulator posts back move the message to delivered and
+//! read. Media, username-only customers, provider refusals, rate limits and a dispatcher that
+//! died mid-send are covered the same way.
+
+mod common;
+
+use common::TestApp;
+use common::simulator::SimChannel;
+use common::users::{ApiUser, WebSession};
+use frontdesk_store::testing::TestDb;
+use frontdesk_store::{TenantCtx, both_backends};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+struct World {
+    app: TestApp,
+    admin: ApiUser,
+    web: WebSession,
+    ch: SimChannel,
+    ctx: TenantCtx,
+}
+
+async fn world(db: TestDb, rate: Option<i32>) -> World {
+    let app = TestApp::spawn(db).await;
+    let admin = app.signup("E2E clinic", "admin@e2e.example").await;
+    let web = app.web_login(&admin.email, common::users::PASSWORD).await;
+    let ch = app.provision_sim(&admin, "Front desk", rate).await;
+    let ctx = app
+        .db
+        .store
+        .webhook_target(&ch.webhook_key)
+        .await
+        .unwrap()
+        .unwrap()
+        .ctx;
+    World {
+        app,
+        admin,
+        web,
+        ch,
+        ctx,
+    }
+}
+
+impl World {
+    async fn customer(&self, name: &str, phone: &str, username: &str) -> String {
+        let r = self
+            .app
+            .web_post(
+                &self.web,
+                &format!("/simulator/numbers/{}/customers", self.ch.id),
+                &[("name", name), ("phone", phone), ("username", username)],
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let to = r.headers()["location"].to_str().unwrap().to_owned();
+        to.strip_prefix("/simulator/customers/").unwrap().to_owned()
+    }
+
+    async fn customer_says(&self, customer: &str, text: &str) {
+        let r = self
+            .app
+            .web_post(
+                &self.web,
+                &format!("/simulator/customers/{customer}/messages"),
+                &[("kind", "text"), ("body", text)],
+            )
+            .await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    }
+
+    async fn customer_sees(&self, customer: &str) {
+        let r = self
+            .app
+            .client
+            .post(
+                self.app
+                    .url(&format!("/api/v1/simulator/customers/{customer}/seen")),
+            )
+            .header(
+                "cookie",
+                format!("{}={}", self.web.cookie_name, self.web.cookie),
+            )
+            .header("x-csrf-token", &self.web.csrf)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+    }
+
+    /// Runs the worker until `check` holds (webhooks arrive over HTTP, asynchronously).
+    async fn until<T>(&self, what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+        // Up to 30 s: webhooks travel over HTTP and CI machines are slow.
+        for _ in 0..600 {
+            self.app.drain().await;
+            if let Some(v) = check().await {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("timed out waiting for {what}");
+    }
+
+    async fn send(&self, to: Value, message: Value) -> (StatusCode, Value) {
+        self.app
+            .api(
+                Method::POST,
+                "/api/v1/messages",
+                Some(&self.admin.access),
+                Some(json!({ "channel_id": self.ch.id, "to": to, "message": message })),
+            )
+            .await
+    }
+
+    async fn message(&self, id: &str) -> Value {
+        let (s, v) = self
+            .app
+            .api(
+                Method::GET,
+                &format!("/api/v1/messages/{id}"),
+                Some(&self.admin.access),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v
+    }
+
+    async fn status_of(&self, id: &str) -> String {
+        self.message(id).await["status"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    /// The contact the store knows by this phone number or user id, and its conversation's
+    /// messages.
+    async fn thread(
+        &self,
+        phone: Option<&str>,
+        user: Option<&str>,
+    ) -> Option<(frontdesk_store::Contact, Vec<frontdesk_store::MessageView>)> {
+        let mut tx = self.app.db.store.begin_read(&self.ctx).await.unwrap();
+        let who = frontdesk_store::CustomerIdentity {
+            phone: phone.map(|p| frontdesk_domain::E164::parse(p).unwrap()),
+            bsuid: user.map(|u| frontdesk_domain::Bsuid::parse(u).unwrap()),
+            ..Default::default()
+        };
+        let id = tx.find_contact(&who).await.unwrap()?;
+        let channel = frontdesk_domain::ChannelId::parse(&self.ch.id).unwrap();
+        let conv = tx.find_conversation(channel, id).await.unwrap()?;
+        let contact = tx.contact(id).await.unwrap();
+        let msgs = tx.conversation_messages(conv.id, 100).await.unwrap();
+        Some((contact, msgs))
+    }
+}
+
+both_backends! {
+    async fn a_customer_writes_an_agent_answers_and_the_ticks_come_back(db) {
+        let w = world(db, None).await;
+        let customer = w.customer("Asha", "+14155550100", "").await;
+        w.customer_says(&customer, "Do you have a slot today?").await;
+        let (contact, msgs) = w.until("the customer's message", async || {
+            w.thread(Some("+14155550100"), None).await.filter(|(_, m)| !m.is_empty())
+        }).await;
+        assert_eq!(contact.profile_name.as_deref(), Some("Asha"));
+        assert_eq!((msgs[0].direction.as_str(), msgs[0].preview.as_str()), ("in", "Do you have a slot today?"));
+
+        // The agent answers, quoting the question.
+        let (s, sent) = w.send(json!({ "contact_id": contact.id.to_string() }),
+            json!({ "type": "text", "body": "Yes, at 4 pm." })).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{sent}");
+        let id = sent["id"].as_str().unwrap().to_owned();
+        assert_eq!(sent["status"], "queued");
+        w.until("delivered", async || (w.status_of(&id).await == "delivered").then_some(())).await;
+        let m = w.message(&id).await;
+        assert!(m["provider_message_id"].as_str().unwrap().starts_with("wamid."), "{m}");
+        assert_eq!(m["pricing_category"], "service");
+
+        // The phone shows our answer: read.
+        let page = w.app.web_get(&w.web, &format!("/simulator/customers/{customer}")).await.text().await.unwrap();
+        assert!(page.contains("Yes, at 4 pm."), "the customer got it");
+        w.customer_sees(&customer).await;
+        w.until("read", async || (w.status_of(&id).await == "read").then_some(())).await;
+
+        // The agent marks the customer's message read: the phone shows blue ticks.
+        let inbound = msgs[0].id.to_string();
+        let (s, _) = w.app.api(Method::POST, &format!("/api/v1/messages/{inbound}/read"), Some(&w.admin.access), None).await;
+        assert_eq!(s, StatusCode::ACCEPTED);
+        w.until("the customer's message shown read on the phone", async || {
+            let chat: Value = w.app.client.get(w.app.url(&format!("/api/v1/simulator/customers/{customer}/messages")))
+                .bearer_auth(&w.admin.access).send().await.unwrap().json().await.unwrap();
+            chat["messages"].as_array().unwrap().iter().any(|m| m["direction"] == "from_customer" && m["status"] == "read").then_some(())
+        }).await;
+    }
+
+    async fn a_username_only_customer_is_answered_by_user_id_and_photos_are_downloaded(db) {
+        let w = world(db, None).await;
+        let customer = w.customer("Sam", "", "sam.w").await;
+        w.customer_says(&customer, "hi, no number").await;
+        // The webhook names the customer by user id only; the store keys the contact by it.
+        let user = w.until("the username customer's message", async || {
+            w.app.db.store.inbox_where(&w.ctx, Some(frontdesk_store::InboxStatus::Processed), 10).await.unwrap()
+                .into_iter().find_map(|i| {
+                    let v: Value = serde_json::from_slice(&i.body).ok()?;
+                    let value = &v["entry"][0]["changes"][0]["value"];
+                    assert!(value["contacts"][0].get("wa_id").is_none(), "no phone in a username customer's webhook");
+                    value["contacts"][0]["user_id"].as_str().map(str::to_owned)
+                })
+        }).await;
+        let (contact, msgs) = w.thread(None, Some(&user)).await.unwrap();
+        assert_eq!(msgs[0].preview, "hi, no number");
+        assert_eq!((contact.phone.as_deref(), contact.username.as_deref()), (None, Some("sam.w")));
+
+        let (s, sent) = w.send(json!({ "contact_id": contact.id.to_string() }), json!({ "type": "text", "body": "Hello Sam" })).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{sent}");
+        let id = sent["id"].as_str().unwrap().to_owned();
+        w.until("delivered to a user id", async || (w.status_of(&id).await == "delivered").then_some(())).await;
+
+        // A photo from the phone: fetched from the simulator's media endpoint, checked against
+        // its sha256, stored, and served to the organisation.
+        let png: Vec<u8> = b"\x89PNG\r\n\x1a\n-e2e-image-".iter().copied().cycle().take(2000).collect();
+        let (ctype, body) = common::simulator::multipart(&[
+            ("_csrf", None, None, w.web.csrf.as_bytes()),
+            ("file", Some("photo.png"), Some("image/png"), &png),
+            ("caption", None, None, b"my prescription"),
+        ]);
+        let r = w.app.client.post(w.app.url(&format!("/simulator/customers/{customer}/image")))
+            .header("cookie", format!("{}={}", w.web.cookie_name, w.web.cookie))
+            .header("x-csrf-token", &w.web.csrf)
+            .header("content-type", ctype).body(body).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let media = w.until("the photo stored", async || {
+            let (_, msgs) = w.thread(None, contact.bsuid.as_deref()).await?;
+            let m = msgs.iter().find(|m| m.kind == "image")?;
+            let id = m.media_id?;
+            let r = w.app.client.get(w.app.url(&format!("/api/v1/media/{id}"))).bearer_auth(&w.admin.access).send().await.unwrap();
+            (r.status() == StatusCode::OK).then_some(r)
+        }).await;
+        assert_eq!(media.headers()["content-type"], "image/png");
+        assert!(media.headers()["content-disposition"].to_str().unwrap().starts_with("attachment"));
+        assert_eq!(media.bytes().await.unwrap().as_ref(), png.as_slice());
+    }
+
+    async fn provider_refusals_fail_with_the_code_and_rate_limits_are_retried(db) {
+        let w = world(db, Some(1)).await;
+        let customer = w.customer("Asha", "+14155550100", "").await;
+        w.customer_says(&customer, "hello").await;
+        w.until("the message", async || w.thread(Some("+14155550100"), None).await.filter(|(_, m)| !m.is_empty())).await;
+
+        // A template the simulator never approved: 132001, permanent, with the reason.
+        let (s, t) = w.send(json!({ "phone": "+14155550100" }), json!({ "type": "template", "name": "never_submitted", "language": "en" })).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{t}");
+        let tid = t["id"].as_str().unwrap().to_owned();
+        let failed = w.until("the template failure", async || {
+            let m = w.message(&tid).await;
+            (m["status"] == "failed").then_some(m)
+        }).await;
+        assert_eq!(failed["error_code"], 132001, "{failed}");
+        assert!(failed["error_title"].as_str().unwrap().len() > 3);
+
+        // Three texts to a number that takes one per second: 130429 for the rest, retried
+        // with backoff (the clock moves instead of the test sleeping), all sent in the end.
+        let mut ids = Vec::new();
+        for i in 0..3 {
+            let (s, v) = w.send(json!({ "phone": "+14155550100" }), json!({ "type": "text", "body": format!("reminder {i}") })).await;
+            assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+            ids.push(v["id"].as_str().unwrap().to_owned());
+        }
+        // Each is either taken by the provider or waiting for its retry with the reason shown.
+        let throttled = w.until("every send tried once", async || {
+            let mut throttled = 0;
+            for id in &ids {
+                let m = w.message(id).await;
+                match m["status"].as_str() {
+                    Some("queued") if m["error_title"].is_string() => {
+                        assert_eq!(m["attempts"], 1, "{m}");
+                        throttled += 1;
+                    }
+                    Some("queued") => return None,
+                    _ => {}
+                }
+            }
+            Some(throttled)
+        }).await;
+        assert!(throttled >= 1, "a number limited to 1/s refused some of three sends");
+        for _ in 0..12 {
+            w.app.advance(60);
+            w.app.drain().await;
+        }
+        for id in &ids {
+            w.until("sent after the backoff", async || {
+                let st = w.status_of(id).await;
+                ["accepted", "sent", "delivered"].contains(&st.as_str()).then_some(())
+            }).await;
+        }
+        let chat: Value = w.app.client.get(w.app.url(&format!("/api/v1/simulator/customers/{customer}/messages")))
+            .bearer_auth(&w.admin.access).send().await.unwrap().json().await.unwrap();
+        let reminders = chat["messages"].as_array().unwrap().iter()
+            .filter(|m| m["direction"] == "to_customer" && m["text"].as_str().is_some_and(|b| b.starts_with("reminder"))).count();
+        assert_eq!(reminders, 3, "each reminder reached the phone exactly once: {chat}");
+    }
+
+    async fn a_dispatcher_that_died_holding_a_send_leaves_it_to_the_next_after_its_lease(db) {
+        let w = world(db, None).await;
+        let customer = w.customer("Asha", "+14155550100", "").await;
+        w.customer_says(&customer, "hello").await;
+        w.until("the message", async || w.thread(Some("+14155550100"), None).await.filter(|(_, m)| !m.is_empty())).await;
+        // Stop the running worker's loops from grabbing the row: claim it as a dispatcher
+        // that then dies before calling the provider.
+        let (s, v) = w.send(json!({ "phone": "+14155550100" }), json!({ "type": "text", "body": "only once" })).await;
+        assert_eq!(s, StatusCode::ACCEPTED);
+        let id = v["id"].as_str().unwrap().to_owned();
+        let now = time::OffsetDateTime::now_utc() + time::Duration::seconds(w.app.clock_offset.load(std::sync::atomic::Ordering::SeqCst));
+        let claimed = w.app.db.store.claim_outbox(now + time::Duration::seconds(1), time::Duration::seconds(120), 10).await.unwrap();
+        if claimed.is_empty() {
+            // The running worker was faster: then it has sent it, once.
+            w.until("sent", async || (w.status_of(&id).await != "queued").then_some(())).await;
+        } else {
+            w.app.drain().await;
+            assert_eq!(w.status_of(&id).await, "queued", "held by the dead dispatcher's lease");
+            w.app.advance(180);
+            w.until("sent after the lease", async || (w.status_of(&id).await != "queued").then_some(())).await;
+            assert_eq!(w.message(&id).await["attempts"], 2, "the dead attempt counts");
+        }
+        let chat: Value = w.app.client.get(w.app.url(&format!("/api/v1/simulator/customers/{customer}/messages")))
+            .bearer_auth(&w.admin.access).send().await.unwrap().json().await.unwrap();
+        let copies = chat.to_string().matches("only once").count();
+        assert_eq!(copies, 1, "sent exactly once: {chat}");
+    }
+}
