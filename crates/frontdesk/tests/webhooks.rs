@@ -319,7 +319,12 @@ async fn signed_post_is_committed_before_200_and_refusals_store_nothing(db: Test
     let rows = app.inbox(&c).await;
     assert_eq!(rows.len(), 1, "stored when the 200 arrived");
     assert_eq!(rows[0].body, body, "the exact raw bytes");
-    assert_eq!(rows[0].status, InboxStatus::Pending);
+    // The worker runs beside the server and may already have applied it.
+    assert!(
+        [InboxStatus::Pending, InboxStatus::Processed].contains(&rows[0].status),
+        "{:?}",
+        rows[0].status
+    );
 
     let body = text_body(2);
     let good = sign(&secret_of("a"), &body);

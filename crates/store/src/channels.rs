@@ -572,6 +572,12 @@ impl TenantTx {
     }
 }
 
+/// Bodies per multi-row insert of [`Store::store_webhooks`].
+const INBOX_CHUNK: usize = 16;
+/// [`INBOX_CHUNK`] rows in one statement: `$1` organisation, `$2` time, then per row id,
+/// channel, body, hash. Rows skipped as duplicates are absent from `RETURNING`.
+const INSERT_INBOX_CHUNK: &str = "INSERT INTO webhook_inbox (org_id, id, channel_id, received_at, body, body_sha256, status) VALUES ($1, $3, $4, $2, $5, $6, 'pending'), ($1, $7, $8, $2, $9, $10, 'pending'), ($1, $11, $12, $2, $13, $14, 'pending'), ($1, $15, $16, $2, $17, $18, 'pending'), ($1, $19, $20, $2, $21, $22, 'pending'), ($1, $23, $24, $2, $25, $26, 'pending'), ($1, $27, $28, $2, $29, $30, 'pending'), ($1, $31, $32, $2, $33, $34, 'pending'), ($1, $35, $36, $2, $37, $38, 'pending'), ($1, $39, $40, $2, $41, $42, 'pending'), ($1, $43, $44, $2, $45, $46, 'pending'), ($1, $47, $48, $2, $49, $50, 'pending'), ($1, $51, $52, $2, $53, $54, 'pending'), ($1, $55, $56, $2, $57, $58, 'pending'), ($1, $59, $60, $2, $61, $62, 'pending'), ($1, $63, $64, $2, $65, $66, 'pending') ON CONFLICT (org_id, channel_id, body_sha256) DO NOTHING RETURNING id";
+
 /// The SHA-256 a body is deduplicated by.
 pub fn body_sha256(body: &[u8]) -> [u8; 32] {
     Sha256::digest(body).into()
@@ -631,29 +637,54 @@ impl Store {
         let mut tx = self.begin(first).await?;
         let mut out = Vec::with_capacity(items.len());
         let mut current = first.org_id();
-        for (ctx, channel, body) in items {
+        let mut rest = items;
+        while let Some((ctx, _, _)) = rest.first() {
             if ctx.org_id() != current {
                 tx = tx.into_global().await?.into_tenant((*ctx).clone()).await?;
                 current = ctx.org_id();
             }
-            let id = InboxId::new();
-            let sha = body_sha256(body);
-            let org = ctx.org_id().as_uuid();
-            let n = with_conn!(tx.tx, c => {
-                let n = sqlx::query("INSERT INTO webhook_inbox (org_id, id, channel_id, received_at, body, body_sha256, status) VALUES ($1, $2, $3, $4, $5, $6, 'pending') ON CONFLICT (org_id, channel_id, body_sha256) DO NOTHING")
-                    .bind(org).bind(id.as_uuid()).bind(channel.as_uuid()).bind(now).bind(*body).bind(&sha[..])
-                    .execute(&mut *c).await?.rows_affected();
-                if n == 1 {
-                    sqlx::query("INSERT INTO inbox_queue (inbox_id, org_id, received_at) VALUES ($1, $2, $3)")
-                        .bind(id.as_uuid()).bind(org).bind(now).execute(&mut *c).await?;
-                }
-                n
-            });
-            out.push(if n == 1 {
-                Stored::New(id)
-            } else {
-                Stored::Duplicate
-            });
+            // The run of this organisation's bodies, stored INBOX_CHUNK rows per statement:
+            // one round trip to the database per chunk instead of per body.
+            let run = rest
+                .iter()
+                .take_while(|(c, _, _)| c.org_id() == current)
+                .count();
+            let (same_org, next) = rest.split_at(run);
+            rest = next;
+            let org = current.as_uuid();
+            let mut chunks = same_org.chunks_exact(INBOX_CHUNK);
+            for chunk in chunks.by_ref() {
+                let ids: Vec<InboxId> = chunk.iter().map(|_| InboxId::new()).collect();
+                let shas: Vec<[u8; 32]> = chunk.iter().map(|(_, _, b)| body_sha256(b)).collect();
+                let inserted: Vec<uuid::Uuid> = with_conn!(tx.tx, c => {
+                    let mut q = sqlx::query_scalar(INSERT_INBOX_CHUNK).bind(org).bind(now);
+                    for (((_, channel, body), id), sha) in chunk.iter().zip(&ids).zip(&shas) {
+                        q = q.bind(id.as_uuid()).bind(channel.as_uuid()).bind(*body).bind(&sha[..]);
+                    }
+                    q.fetch_all(c).await?
+                });
+                out.extend(ids.iter().map(|id| {
+                    if inserted.contains(&id.as_uuid()) {
+                        Stored::New(*id)
+                    } else {
+                        Stored::Duplicate
+                    }
+                }));
+            }
+            for (_, channel, body) in chunks.remainder() {
+                let id = InboxId::new();
+                let sha = body_sha256(body);
+                let n = with_conn!(tx.tx, c => {
+                    sqlx::query("INSERT INTO webhook_inbox (org_id, id, channel_id, received_at, body, body_sha256, status) VALUES ($1, $2, $3, $4, $5, $6, 'pending') ON CONFLICT (org_id, channel_id, body_sha256) DO NOTHING")
+                        .bind(org).bind(id.as_uuid()).bind(channel.as_uuid()).bind(now).bind(*body).bind(&sha[..])
+                        .execute(c).await?.rows_affected()
+                });
+                out.push(if n == 1 {
+                    Stored::New(id)
+                } else {
+                    Stored::Duplicate
+                });
+            }
         }
         tx.commit().await?;
         Ok(out)
@@ -768,8 +799,6 @@ impl TenantTx {
     pub async fn retry_failed_inbox(&mut self) -> Result<u64, StoreError> {
         let org = self.ctx().org_id().as_uuid();
         let n = with_conn!(self.tx, c => {
-            sqlx::query("INSERT INTO inbox_queue (inbox_id, org_id, received_at) SELECT id, org_id, received_at FROM webhook_inbox WHERE org_id = $1 AND status = 'failed' ON CONFLICT (inbox_id) DO NOTHING")
-                .bind(org).execute(&mut *c).await?;
             sqlx::query("UPDATE webhook_inbox SET status = 'pending', error = NULL WHERE org_id = $1 AND status = 'failed'").bind(org).execute(&mut *c).await?.rows_affected()
         });
         if n > 0 {

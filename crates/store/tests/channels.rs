@@ -145,3 +145,39 @@ both_backends! {
         assert!(db.store.inbox_where(&a, None, 10).await.unwrap().is_empty());
     }
 }
+
+both_backends! {
+    async fn a_large_group_commit_reports_each_body_new_or_duplicate_in_order(db) {
+        let a = org(&db.store, "alpha").await;
+        let b = org(&db.store, "beta").await;
+        let mut tx = db.store.begin(&a).await.unwrap();
+        let (ca, _) = tx.create_channel(new_channel("a")).await.unwrap();
+        tx.commit().await.unwrap();
+        let mut tx = db.store.begin(&b).await.unwrap();
+        let (cb, _) = tx.create_channel(new_channel("b")).await.unwrap();
+        tx.commit().await.unwrap();
+        db.store.store_webhooks(&[(&a, ca.id, b"{\"n\":5}".as_slice())]).await.unwrap();
+        // 40 bodies for org A (several multi-row chunks and a remainder), then 20 for org B;
+        // inside them: a body stored before (index 5, and 7 repeats it), and bodies repeated
+        // within one chunk.
+        let bodies: Vec<Vec<u8>> = (0..60).map(|i| {
+            let n = match i { 7 => 5, 9 => 8, 41 => 40, other => other };
+            format!("{{\"n\":{n}}}").into_bytes()
+        }).collect();
+        let items: Vec<_> = bodies.iter().enumerate().map(|(i, body)| {
+            if i < 40 { (&a, ca.id, body.as_slice()) } else { (&b, cb.id, body.as_slice()) }
+        }).collect();
+        let stored = db.store.store_webhooks(&items).await.unwrap();
+        let duplicates: Vec<usize> = stored.iter().enumerate().filter(|(_, s)| **s == Stored::Duplicate).map(|(i, _)| i).collect();
+        assert_eq!(duplicates, vec![5, 7, 9, 41]);
+        let ids: std::collections::HashSet<_> = stored.iter().filter_map(|s| match s { Stored::New(id) => Some(*id), Stored::Duplicate => None }).collect();
+        assert_eq!(ids.len(), 56, "distinct ids for new rows");
+        assert_eq!(db.store.inbox_counts(&a).await.unwrap().pending, 38);
+        assert_eq!(db.store.inbox_counts(&b).await.unwrap().pending, 19);
+        let a_rows = db.store.pending_inbox(&a, 1000).await.unwrap();
+        assert!(a_rows.iter().all(|r| r.channel == ca.id));
+        let b_rows = db.store.pending_inbox(&b, 1000).await.unwrap();
+        assert!(b_rows.iter().all(|r| r.channel == cb.id));
+        assert!(b_rows.iter().any(|r| r.body == b"{\"n\":40}"), "org B's first body stored in org B");
+    }
+}

@@ -154,6 +154,17 @@ CREATE TABLE outbox (
 );
 CREATE INDEX outbox_due ON outbox (next_attempt_at);
 
+-- A pending inbox row is queued for the worker by the database itself, whichever code
+-- stores or requeues it.
+CREATE FUNCTION frontdesk_queue_inbox() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO inbox_queue (inbox_id, org_id, received_at)
+    VALUES (NEW.id, NEW.org_id, NEW.received_at) ON CONFLICT (inbox_id) DO NOTHING;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER webhook_inbox_queued AFTER INSERT OR UPDATE OF status ON webhook_inbox
+    FOR EACH ROW WHEN (NEW.status = 'pending') EXECUTE FUNCTION frontdesk_queue_inbox();
+
 ALTER TABLE contacts ENABLE ROW LEVEL SECURITY;
 ALTER TABLE contacts FORCE ROW LEVEL SECURITY;
 CREATE POLICY tenant_isolation ON contacts

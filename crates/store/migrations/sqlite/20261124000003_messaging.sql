@@ -154,3 +154,18 @@ CREATE TABLE outbox (
 ) STRICT;
 CREATE INDEX outbox_due ON outbox (next_attempt_at);
 
+-- A pending inbox row is queued for the worker by the database itself, whichever code
+-- stores or requeues it.
+CREATE TRIGGER webhook_inbox_queued_insert AFTER INSERT ON webhook_inbox
+    FOR EACH ROW WHEN NEW.status = 'pending'
+BEGIN
+    INSERT INTO inbox_queue (inbox_id, org_id, received_at)
+    VALUES (NEW.id, NEW.org_id, NEW.received_at) ON CONFLICT (inbox_id) DO NOTHING;
+END;
+CREATE TRIGGER webhook_inbox_queued_update AFTER UPDATE OF status ON webhook_inbox
+    FOR EACH ROW WHEN NEW.status = 'pending'
+BEGIN
+    INSERT INTO inbox_queue (inbox_id, org_id, received_at)
+    VALUES (NEW.id, NEW.org_id, NEW.received_at) ON CONFLICT (inbox_id) DO NOTHING;
+END;
+
