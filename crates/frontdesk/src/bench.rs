@@ -122,6 +122,9 @@ pub async fn run_ingest(opts: IngestOptions) -> anyhow::Result<()> {
         Duration::from_secs(5),
     ));
 
+    // The worker runs as in `serve`: "processed" below is its figure.
+    let (_stop_worker, stopped) = tokio::sync::watch::channel(false);
+    prepared.worker.spawn(stopped);
     let (ctx, key, secret) = bench_channel(&store).await?;
     let url = format!("http://{addr}/webhooks/{}", key.expose_secret());
     println!(
@@ -367,4 +370,184 @@ async fn report_processing(
         }
         last = now;
     }
+}
+
+/// What `bench dispatch` was asked to do.
+#[derive(Debug, Clone)]
+pub struct DispatchOptions {
+    pub messages: usize,
+    /// The number's throughput: the rate the dispatcher must hold.
+    pub rate: i32,
+    pub database_url: Option<String>,
+}
+
+/// `frontdesk bench dispatch`: M template sends queued for one simulated number whose
+/// throughput is set to R messages per second; the dispatcher sends them to the built-in
+/// simulator over HTTP. Prints the achieved rate, its deviation from R, and the busiest
+/// second (which must not exceed R).
+pub async fn run_dispatch(opts: DispatchOptions) -> anyhow::Result<()> {
+    ensure!(opts.messages > 1, "--messages must be at least 2");
+    ensure!((1..=1000).contains(&opts.rate), "--rate must be 1–1000");
+    let dir = tempfile::tempdir().context("creating a temporary directory")?;
+    let config = Config {
+        bind: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        data_dir: dir.path().join("data"),
+        database_url: opts.database_url.clone(),
+        master_key: Some(frontdesk_store::MasterKeyring::generate().to_text()),
+        ..Config::default()
+    };
+    let prepared = crate::prepare_server(&config).await?;
+    let store = prepared.store.clone();
+    let state = prepared.state.clone();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(frontdesk_server::serve(
+        prepared.listener,
+        prepared.app.router,
+        async move {
+            let _ = stop_rx.await;
+        },
+        Duration::from_secs(5),
+    ));
+
+    let run = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+    let (_, ctx) = store
+        .create_organisation(
+            "Dispatch benchmark",
+            &format!("dispatch-{run:x}"),
+            Actor::System("bench".into()),
+        )
+        .await?;
+    let view =
+        frontdesk_server::simulator::connect_simulated_number(&state, &ctx, "Benchmark", None)
+            .await
+            .map_err(|e| anyhow::anyhow!("connecting a simulated number: {e}"))?;
+    let mut tx = store.begin(&ctx).await?;
+    tx.update_channel(
+        view.id,
+        frontdesk_store::ChannelUpdate {
+            throughput_mps: Some(opts.rate),
+            ..Default::default()
+        },
+    )
+    .await?;
+    let creds = tx.channel_credentials(view.id).await?;
+    tx.commit().await?;
+
+    // An approved template: it may go to anyone, window or not.
+    let http = reqwest::Client::builder().no_proxy().build()?;
+    let r = http
+        .post(format!(
+            "{}/{}/{}/message_templates",
+            view.api_base_url, view.api_version, view.waba_id
+        ))
+        .bearer_auth(creds.access_token.expose_secret())
+        .json(&serde_json::json!({
+            "name": "bench_notice", "language": "en", "category": "UTILITY",
+            "components": [{ "type": "BODY", "text": "Your appointment is confirmed." }]
+        }))
+        .send()
+        .await?;
+    ensure!(
+        r.status().is_success(),
+        "template submission: {}",
+        r.status()
+    );
+
+    // Queue everything before the dispatcher starts.
+    let template =
+        serde_json::json!({ "type": "template", "name": "bench_notice", "language": "en" });
+    let mut tx = store.begin(&ctx).await?;
+    for i in 0..opts.messages {
+        let contact = tx
+            .upsert_contact(&frontdesk_store::CustomerIdentity {
+                phone: Some(frontdesk_domain::E164::parse(&format!("+1415{:07}", i))?),
+                ..Default::default()
+            })
+            .await?;
+        tx.queue_message(
+            &frontdesk_store::NewOutbound {
+                channel: view.id,
+                contact,
+                kind: "template".into(),
+                content: template.to_string(),
+                preview: "[template bench_notice]".into(),
+                reply_to: None,
+                needs_window: false,
+                author: None,
+            },
+            time::OffsetDateTime::now_utc(),
+        )
+        .await?;
+    }
+    tx.commit().await?;
+    println!(
+        "backend: {}; {} sends queued for one simulated number at {} messages/s",
+        store.backend(),
+        opts.messages,
+        opts.rate
+    );
+
+    let started = Instant::now();
+    let (stop_worker, stopped) = tokio::sync::watch::channel(false);
+    let worker = prepared.worker.spawn(stopped);
+    let budget = Duration::from_secs_f64(opts.messages as f64 / f64::from(opts.rate) * 3.0 + 30.0);
+    while store.outbox_len().await? > 0 {
+        ensure!(
+            started.elapsed() < budget,
+            "the outbox did not drain in {budget:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let drained = started.elapsed();
+    let times = store.send_times(&ctx, view.id).await?;
+    let _ = stop_worker.send(true);
+    let _ = worker.await;
+    let _ = stop_tx.send(());
+    let _ = server.await;
+    store.close().await;
+
+    ensure!(
+        times.len() == opts.messages,
+        "only {} of {} sends were taken by the provider",
+        times.len(),
+        opts.messages
+    );
+    let span = (*times.last().expect("non-empty") - times[0]).as_seconds_f64();
+    // n sends spaced 1/rate apart span (n-1)/rate seconds.
+    let achieved = (times.len() - 1) as f64 / span.max(1e-9);
+    let busiest = times
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            times[i..]
+                .iter()
+                .take_while(|u| **u - *t < time::Duration::SECOND)
+                .count()
+        })
+        .max()
+        .unwrap_or(0);
+    println!(
+        "sent: {} in {:.2} s (queue drained after {:.2} s)",
+        times.len(),
+        span,
+        drained.as_secs_f64()
+    );
+    println!(
+        "achieved rate: {:.1} messages/s, deviation {:+.2}% from the configured {}",
+        achieved,
+        (achieved - f64::from(opts.rate)) / f64::from(opts.rate) * 100.0,
+        opts.rate
+    );
+    // Slots are reserved 1/rate apart when a send starts; the times above are when the
+    // provider's answer was recorded, so answer-time jitter can put a few more in one second.
+    println!(
+        "busiest second (by answer time): {busiest} sends (limit {})",
+        opts.rate
+    );
+    let tolerance = (f64::from(opts.rate) * 0.05).ceil() as usize + 1;
+    ensure!(
+        busiest <= opts.rate as usize + tolerance,
+        "the number's rate was exceeded: {busiest} sends in one second"
+    );
+    Ok(())
 }

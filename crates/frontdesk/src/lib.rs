@@ -62,6 +62,18 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 60)]
         process_timeout_secs: u64,
     },
+    /// Queue M template sends for one simulated number with throughput R and let the
+    /// dispatcher send them to the built-in simulator; print the achieved rate and its
+    /// deviation from R.
+    Dispatch {
+        #[arg(long, default_value_t = 2_000)]
+        messages: usize,
+        #[arg(long, default_value_t = 100)]
+        rate: i32,
+        /// Database to run on; default: a SQLite file in a temporary directory.
+        #[arg(long)]
+        database_url: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -139,6 +151,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             concurrency,
             database_url,
             process_timeout: Duration::from_secs(process_timeout_secs),
+        })
+        .await;
+    }
+    if let Command::Bench(BenchCommand::Dispatch {
+        messages,
+        rate,
+        database_url,
+    }) = cli.command
+    {
+        let config = Config {
+            log_level: "warn".into(),
+            ..Config::default()
+        };
+        init_logging(&config, false);
+        return bench::run_dispatch(bench::DispatchOptions {
+            messages,
+            rate,
+            database_url,
         })
         .await;
     }

@@ -1031,6 +1031,23 @@ impl TenantTx {
 }
 
 impl Store {
+    /// When each of a channel's outbound messages was taken by the provider, in order (the
+    /// dispatch benchmark reads its achieved rate from them).
+    pub async fn send_times(
+        &self,
+        ctx: &TenantCtx,
+        channel: ChannelId,
+    ) -> Result<Vec<OffsetDateTime>, StoreError> {
+        let mut tx = self.begin_read(ctx).await?;
+        let org = ctx.org_id().as_uuid();
+        let times: Vec<OffsetDateTime> = with_conn!(tx.tx, c => {
+            sqlx::query_scalar("SELECT sent_at FROM messages WHERE org_id = $1 AND channel_id = $2 AND direction = 'out' AND sent_at IS NOT NULL ORDER BY sent_at")
+                .bind(org).bind(channel.as_uuid()).fetch_all(c).await?
+        });
+        tx.commit().await?;
+        Ok(times)
+    }
+
     /// Claims due outbox rows across organisations: each gets a lease (and one attempt is
     /// counted) before any provider call, so a crash mid-send retries it after the lease,
     /// never twice within one attempt. PostgreSQL skips rows other dispatchers hold.

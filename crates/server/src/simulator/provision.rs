@@ -56,7 +56,7 @@ async fn create_simulated_channel(
 }
 
 /// Creates the channel and the simulator's record of it, in one transaction.
-pub(crate) async fn connect(
+pub async fn connect(
     state: &AppState,
     ctx: &TenantCtx,
     name: &str,
