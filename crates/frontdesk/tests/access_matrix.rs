@@ -1561,6 +1561,34 @@ fn matrix() -> Vec<Entry> {
             },
         ),
         route(
+            Method::POST,
+            "/api/v1/channels/{channel_id}/health",
+            Access::Perm(ChannelsManage),
+            |w, p| {
+                Box::pin(async move {
+                    let id = match p {
+                        Purpose::Guard => w.a.channel.clone(),
+                        // A simulated number: the simulator answers as Meta's API does.
+                        Purpose::Allowed => {
+                            let name = w.uniq("Health line");
+                            let (s, v) = w.app.api(Method::POST, "/api/v1/channels/simulator", Some(&w.a.admin.access), Some(json!({ "name": name }))).await;
+                            assert_eq!(s, StatusCode::CREATED, "{v}");
+                            v["id"].as_str().unwrap().to_owned()
+                        }
+                    };
+                    Case::bare(format!("/api/v1/channels/{id}/health")).then(|_, a| {
+                        Box::pin(async move {
+                            let v = a.json();
+                            assert_eq!(v["quality_rating"], "GREEN", "{v}");
+                            assert!(v["messaging_limit"].is_string(), "{v}");
+                            // An unlimited simulated number reports the HIGH level: 1,000/s.
+                            assert_eq!(v["throughput_mps"], 1000, "{v}");
+                        })
+                    })
+                })
+            },
+        ),
+        route(
             Method::GET,
             "/api/v1/webhook-inbox",
             Access::Perm(ChannelsManage),

@@ -63,6 +63,9 @@ pub enum ApiError {
     Unprocessable { code: &'static str, message: String },
     #[error("{message}")]
     Unavailable { code: &'static str, message: String },
+    /// An upstream provider (Meta, Whapi) refused or did not answer.
+    #[error("{message}")]
+    BadGateway { message: String },
     #[error("internal error")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
@@ -115,6 +118,7 @@ impl ApiError {
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
             ApiError::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::BadGateway { .. } => StatusCode::BAD_GATEWAY,
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -133,6 +137,7 @@ impl ApiError {
             ApiError::Unauthorized => ("unauthorized", self.to_string()),
             ApiError::Forbidden => ("forbidden", self.to_string()),
             ApiError::NotFound => ("not_found", self.to_string()),
+            ApiError::BadGateway { message } => ("provider_error", message.clone()),
             ApiError::Internal(_) => ("internal", "an internal error occurred".into()),
         };
         ErrorPayload { code, message }

@@ -491,10 +491,22 @@ impl TenantTx {
         quality: Option<&str>,
         limit: Option<&str>,
     ) -> Result<(), StoreError> {
+        self.set_channel_health_and_throughput(id, quality, limit, None)
+            .await
+    }
+
+    /// Records the number's health as the provider's API reports it, throughput included.
+    pub async fn set_channel_health_and_throughput(
+        &mut self,
+        id: ChannelId,
+        quality: Option<&str>,
+        limit: Option<&str>,
+        throughput_mps: Option<i32>,
+    ) -> Result<(), StoreError> {
         let org = self.ctx().org_id().as_uuid();
         with_conn!(self.tx, c => {
-            sqlx::query("UPDATE channels SET quality_rating = coalesce($3, quality_rating), messaging_limit = coalesce($4, messaging_limit), updated_at = $5 WHERE org_id = $1 AND id = $2")
-                .bind(org).bind(id.as_uuid()).bind(quality).bind(limit).bind(now_micros()).execute(c).await?;
+            sqlx::query("UPDATE channels SET quality_rating = coalesce($3, quality_rating), messaging_limit = coalesce($4, messaging_limit), throughput_mps = coalesce($6, throughput_mps), updated_at = $5 WHERE org_id = $1 AND id = $2")
+                .bind(org).bind(id.as_uuid()).bind(quality).bind(limit).bind(now_micros()).bind(throughput_mps).execute(c).await?;
         });
         Ok(())
     }

@@ -1031,17 +1031,17 @@ impl TenantTx {
 }
 
 impl Store {
-    /// When each of a channel's outbound messages was taken by the provider, in order (the
-    /// dispatch benchmark reads its achieved rate from them).
+    /// When each of a channel's outbound messages was taken by the provider, in order, and
+    /// after how many attempts (the dispatch benchmark reads its figures from them).
     pub async fn send_times(
         &self,
         ctx: &TenantCtx,
         channel: ChannelId,
-    ) -> Result<Vec<OffsetDateTime>, StoreError> {
+    ) -> Result<Vec<(OffsetDateTime, i32)>, StoreError> {
         let mut tx = self.begin_read(ctx).await?;
         let org = ctx.org_id().as_uuid();
-        let times: Vec<OffsetDateTime> = with_conn!(tx.tx, c => {
-            sqlx::query_scalar("SELECT sent_at FROM messages WHERE org_id = $1 AND channel_id = $2 AND direction = 'out' AND sent_at IS NOT NULL ORDER BY sent_at")
+        let times: Vec<(OffsetDateTime, i32)> = with_conn!(tx.tx, c => {
+            sqlx::query_as("SELECT sent_at, attempts FROM messages WHERE org_id = $1 AND channel_id = $2 AND direction = 'out' AND sent_at IS NOT NULL ORDER BY sent_at")
                 .bind(org).bind(channel.as_uuid()).fetch_all(c).await?
         });
         tx.commit().await?;

@@ -5,8 +5,8 @@
 
 use crate::Worker;
 use frontdesk_domain::{Bsuid, ChannelId, E164, MediaId, MessageId};
-use frontdesk_store::{OutboxAction, OutboxJob, Provider, StoreError};
-use frontdesk_whatsapp::client::{ClientConfig, ProviderClient, ProviderError, ProviderKind};
+use frontdesk_store::{OutboxAction, OutboxJob, StoreError};
+use frontdesk_whatsapp::client::{ProviderClient, ProviderError};
 use frontdesk_whatsapp::{ErrorClass, Outbound, Recipient};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -202,20 +202,7 @@ impl Worker {
         let creds = tx.channel_credentials(job.channel).await?;
         tx.commit().await?;
         let v = &creds.view;
-        let client = ProviderClient::new(
-            self.dispatch.http.clone(),
-            ClientConfig {
-                kind: match v.provider {
-                    Provider::Cloud => ProviderKind::Cloud,
-                    Provider::Whapi => ProviderKind::Whapi,
-                },
-                base_url: v.api_base_url.clone(),
-                api_version: v.api_version.clone(),
-                phone_number_id: v.phone_number_id.clone(),
-                waba_id: v.waba_id.clone(),
-                access_token: creds.access_token.clone(),
-            },
-        );
+        let client = crate::provider_client(self.dispatch.http.clone(), &creds);
         let interval = Duration::from_secs_f64(1.0 / f64::from(v.throughput_mps.max(1)));
         self.dispatch
             .buckets

@@ -23,6 +23,9 @@ enum ApplyError {
     Store(#[from] StoreError),
 }
 
+/// Webhook rows applied per transaction.
+const APPLY_CHUNK: usize = 20;
+
 fn identity(c: &CustomerRef) -> CustomerIdentity {
     CustomerIdentity {
         phone: c.phone.clone(),
@@ -50,8 +53,13 @@ impl Worker {
             if batch.is_empty() {
                 break;
             }
+            // Short transactions: on SQLite each one holds the only write lock, and webhook
+            // acknowledgements wait behind it.
             for (ctx, ids) in batch {
-                done += self.process_org_batch(&ctx, &ids).await?;
+                for chunk in ids.chunks(APPLY_CHUNK) {
+                    done += self.process_org_batch(&ctx, chunk).await?;
+                    tokio::task::yield_now().await;
+                }
             }
         }
         Ok(done)

@@ -25,6 +25,38 @@ pub struct Signals {
     pub outbox: Arc<Notify>,
 }
 
+/// The provider client for a channel, from its settings and opened secrets.
+pub fn provider_client(
+    http: reqwest::Client,
+    creds: &frontdesk_store::ChannelCredentials,
+) -> frontdesk_whatsapp::client::ProviderClient {
+    use frontdesk_whatsapp::client::{ClientConfig, ProviderClient, ProviderKind};
+    let v = &creds.view;
+    ProviderClient::new(
+        http,
+        ClientConfig {
+            kind: match v.provider {
+                frontdesk_store::Provider::Cloud => ProviderKind::Cloud,
+                frontdesk_store::Provider::Whapi => ProviderKind::Whapi,
+            },
+            base_url: v.api_base_url.clone(),
+            api_version: v.api_version.clone(),
+            phone_number_id: v.phone_number_id.clone(),
+            waba_id: v.waba_id.clone(),
+            access_token: creds.access_token.clone(),
+        },
+    )
+}
+
+/// The messages per second a Cloud API throughput level allows, when the level names one.
+pub fn throughput_of_level(level: &str) -> Option<i32> {
+    match level {
+        "STANDARD" => Some(80),
+        "HIGH" => Some(1000),
+        _ => None,
+    }
+}
+
 /// The clock the worker reads (tests move it).
 pub type Now = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
 

@@ -36,6 +36,10 @@ pub(crate) fn routes(b: RouteTableBuilder) -> RouteTableBuilder {
         .json(routes!(update_channel), Access::Perm(ChannelsManage))
         .json(routes!(delete_channel), Access::Perm(ChannelsManage))
         .json(routes!(get_channel_webhook), Access::Perm(ChannelsManage))
+        .json(
+            routes!(refresh_channel_health),
+            Access::Perm(ChannelsManage),
+        )
         .json(routes!(list_webhook_inbox), Access::Perm(ChannelsManage))
         .json(routes!(retry_webhook_inbox), Access::Perm(ChannelsManage))
 }
@@ -406,6 +410,46 @@ async fn get_channel(
 ) -> Result<Json<ChannelView>, ApiError> {
     let id = path_id(&id, ChannelId::parse)?;
     let mut tx = state.store().begin_read(&ctx).await?;
+    let view = tx.channel(id).await?;
+    tx.commit().await?;
+    Ok(Json(view))
+}
+
+/// Asks the provider for the number's health (quality rating, messaging-limit tier,
+/// throughput level), stores it and answers the channel. A throughput level the provider
+/// names (`STANDARD` 80/s, `HIGH` 1,000/s) becomes the rate the dispatcher holds.
+#[utoipa::path(post, path = "/api/v1/channels/{channel_id}/health", tag = "channels",
+    params(("channel_id" = String, Path, description = "Channel id")),
+    responses((status = 200, description = "The channel with its refreshed health", body = ChannelView),
+        (status = 404, description = "No such channel here", body = ErrorEnvelope),
+        (status = 502, description = "The provider refused or did not answer", body = ErrorEnvelope)))]
+async fn refresh_channel_health(
+    State(state): State<AppState>,
+    Tenant(ctx): Tenant,
+    Path(id): Path<String>,
+) -> Result<Json<ChannelView>, ApiError> {
+    let id = path_id(&id, ChannelId::parse)?;
+    let mut tx = state.store().begin_read(&ctx).await?;
+    let creds = tx.channel_credentials(id).await?;
+    tx.commit().await?;
+    let client =
+        frontdesk_worker::provider_client(frontdesk_whatsapp::client::http_client(), &creds);
+    let info = client
+        .number_info()
+        .await
+        .map_err(|e| ApiError::BadGateway {
+            message: format!("the provider did not report the number's health: {e}"),
+        })?;
+    let mut tx = state.store().begin(&ctx).await?;
+    tx.set_channel_health_and_throughput(
+        id,
+        info.quality_rating.as_deref(),
+        info.messaging_limit_tier.as_deref(),
+        info.throughput_level
+            .as_deref()
+            .and_then(frontdesk_worker::throughput_of_level),
+    )
+    .await?;
     let view = tx.channel(id).await?;
     tx.commit().await?;
     Ok(Json(view))
