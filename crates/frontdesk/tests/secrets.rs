@@ -378,6 +378,27 @@ async fn secrets_never_leave(backend: Backend) {
             .unwrap()
             .to_owned(),
     );
+    // The provider side of that URL: an unsigned post and a wrong handshake are refused, and
+    // the key in their path must not reach the log either.
+    let key = issued.last().unwrap().clone();
+    let (st, _) = rec
+        .call(
+            Method::POST,
+            &format!("/webhooks/{key}"),
+            None,
+            Some(json!({ "object": "whatsapp_business_account", "entry": [] })),
+        )
+        .await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    let (st, _) = rec
+        .call(
+            Method::GET,
+            &format!("/webhooks/{key}?hub.mode=subscribe&hub.verify_token=wrong&hub.challenge=1"),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
     // Read everything back: the account, members, keys, the audit log, pages.
     for path in [
         "/api/v1/me",
