@@ -418,9 +418,14 @@ pub async fn run_dispatch(opts: DispatchOptions) -> anyhow::Result<()> {
         )
         .await?;
     let view =
-        // The simulator enforces the same rate, as Meta does: a send it refuses with 130429
-        // shows as a second attempt.
-        frontdesk_server::simulator::connect_simulated_number(&state, &ctx, "Benchmark", Some(opts.rate))
+        // The simulator enforces the rate too, as Meta does, with 10 % headroom for arrival
+        // jitter: a send it refuses with 130429 shows as a second attempt.
+        frontdesk_server::simulator::connect_simulated_number(
+            &state,
+            &ctx,
+            "Benchmark",
+            Some((opts.rate + (opts.rate / 10).max(1)).min(1000)),
+        )
             .await
             .map_err(|e| anyhow::anyhow!("connecting a simulated number: {e}"))?;
     let mut tx = store.begin(&ctx).await?;

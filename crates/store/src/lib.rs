@@ -118,6 +118,10 @@ pub struct Store {
     /// Where migrations run; for SQLite the same database file.
     owner_url: DatabaseUrl,
     vault: Arc<Vault>,
+    /// SQLite has one writer at a time, and a writer that finds the lock taken polls for it
+    /// with sleeps of up to 100 ms. Writers of this process queue here instead, and the next
+    /// one starts the moment the previous commits.
+    write_gate: Arc<tokio::sync::Mutex<()>>,
 }
 
 impl std::fmt::Debug for Store {
@@ -211,6 +215,7 @@ impl Store {
             pool,
             owner_url,
             vault: config.vault.clone(),
+            write_gate: Arc::default(),
         })
     }
 

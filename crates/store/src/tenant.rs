@@ -154,7 +154,12 @@ pub struct TenantTx {
     ctx: TenantCtx,
     pub(crate) tx: Tx,
     pub(crate) vault: std::sync::Arc<crate::Vault>,
+    /// SQLite writes: this process's turn to write, released with the transaction.
+    gate: WriteTurn,
 }
+
+/// Held by a SQLite write transaction for its whole life (see `Store::write_gate`).
+pub(crate) type WriteTurn = Option<tokio::sync::OwnedMutexGuard<()>>;
 
 impl TenantTx {
     pub fn ctx(&self) -> &TenantCtx {
@@ -171,6 +176,7 @@ impl TenantTx {
         Ok(GlobalTx {
             tx: self.tx,
             vault: self.vault,
+            gate: self.gate,
         })
     }
 }
@@ -190,6 +196,7 @@ impl Tx {
 pub(crate) struct GlobalTx {
     pub(crate) tx: Tx,
     pub(crate) vault: std::sync::Arc<crate::Vault>,
+    gate: WriteTurn,
 }
 
 impl GlobalTx {
@@ -204,6 +211,7 @@ impl GlobalTx {
             ctx,
             tx: self.tx,
             vault: self.vault,
+            gate: self.gate,
         })
     }
 
@@ -213,14 +221,17 @@ impl GlobalTx {
 }
 
 impl Store {
-    async fn begin_tx(&self, write: bool) -> Result<Tx, StoreError> {
+    async fn begin_tx(&self, write: bool) -> Result<(Tx, WriteTurn), StoreError> {
         Ok(match &self.pool {
-            crate::Pool::Sqlite(p) => Tx::Sqlite(if write {
-                p.begin_with("BEGIN IMMEDIATE").await?
-            } else {
-                p.begin().await?
-            }),
-            crate::Pool::Postgres(p) => Tx::Postgres(p.begin().await?),
+            crate::Pool::Sqlite(p) if write => {
+                let turn = self.write_gate.clone().lock_owned().await;
+                (
+                    Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+                    Some(turn),
+                )
+            }
+            crate::Pool::Sqlite(p) => (Tx::Sqlite(p.begin().await?), None),
+            crate::Pool::Postgres(p) => (Tx::Postgres(p.begin().await?), None),
         })
     }
 
@@ -236,22 +247,24 @@ impl Store {
     }
 
     async fn begin_scoped(&self, ctx: &TenantCtx, write: bool) -> Result<TenantTx, StoreError> {
-        let mut tx = self.begin_tx(write).await?;
+        let (mut tx, gate) = self.begin_tx(write).await?;
         set_scope(&mut tx, Scope::Tenant(ctx.org_id())).await?;
         Ok(TenantTx {
             ctx: ctx.clone(),
             tx,
             vault: self.vault().clone(),
+            gate,
         })
     }
 
     /// Begins a transaction over the global tables.
     pub(crate) async fn begin_global(&self, write: bool) -> Result<GlobalTx, StoreError> {
-        let mut tx = self.begin_tx(write).await?;
+        let (mut tx, gate) = self.begin_tx(write).await?;
         set_scope(&mut tx, Scope::None).await?;
         Ok(GlobalTx {
             tx,
             vault: self.vault().clone(),
+            gate,
         })
     }
 
