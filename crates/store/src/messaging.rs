@@ -953,12 +953,17 @@ impl TenantTx {
             sqlx::query("UPDATE outbox SET next_attempt_at = $3, lease_until = NULL WHERE id = $1 AND org_id = $2")
                 .bind(job.id.as_uuid()).bind(org).bind(next_at).execute(&mut *c).await?;
             match job.action {
-                OutboxAction::Send => sqlx::query("UPDATE messages SET attempts = $3, error_title = $4, updated_at = $5 WHERE org_id = $1 AND id = $2")
-                    .bind(org).bind(job.target).bind(job.attempts).bind(trunc(error, 500)).bind(now_micros()).execute(&mut *c).await?,
-                OutboxAction::FetchMedia => sqlx::query("UPDATE media SET attempts = $3, error = $4 WHERE org_id = $1 AND id = $2")
-                    .bind(org).bind(job.target).bind(job.attempts).bind(trunc(error, 500)).execute(&mut *c).await?,
-                OutboxAction::MarkRead => sqlx::query("SELECT 1").execute(&mut *c).await?,
-            };
+                OutboxAction::Send => {
+                    sqlx::query("UPDATE messages SET attempts = $3, error_title = $4, updated_at = $5 WHERE org_id = $1 AND id = $2")
+                        .bind(org).bind(job.target).bind(job.attempts).bind(trunc(error, 500)).bind(now_micros()).execute(&mut *c).await?;
+                }
+                OutboxAction::FetchMedia => {
+                    sqlx::query("UPDATE media SET attempts = $3, error = $4 WHERE org_id = $1 AND id = $2")
+                        .bind(org).bind(job.target).bind(job.attempts).bind(trunc(error, 500)).execute(&mut *c).await?;
+                }
+                // A read receipt has no row of its own to annotate.
+                OutboxAction::MarkRead => {}
+            }
         });
         Ok(())
     }
@@ -976,12 +981,16 @@ impl TenantTx {
         with_conn!(self.tx, c => {
             sqlx::query("DELETE FROM outbox WHERE id = $1 AND org_id = $2").bind(job.id.as_uuid()).bind(org).execute(&mut *c).await?;
             match job.action {
-                OutboxAction::Send => sqlx::query("UPDATE messages SET status = 'failed', attempts = $3, error_code = $4, error_title = $5, updated_at = $6 WHERE org_id = $1 AND id = $2 AND status IN ('queued', 'accepted')")
-                    .bind(org).bind(job.target).bind(job.attempts).bind(code).bind(trunc(title, 500)).bind(now).execute(&mut *c).await?,
-                OutboxAction::FetchMedia => sqlx::query("UPDATE media SET status = 'failed', attempts = $3, error = $4 WHERE org_id = $1 AND id = $2")
-                    .bind(org).bind(job.target).bind(job.attempts).bind(trunc(title, 500)).execute(&mut *c).await?,
-                OutboxAction::MarkRead => sqlx::query("SELECT 1").execute(&mut *c).await?,
-            };
+                OutboxAction::Send => {
+                    sqlx::query("UPDATE messages SET status = 'failed', attempts = $3, error_code = $4, error_title = $5, updated_at = $6 WHERE org_id = $1 AND id = $2 AND status IN ('queued', 'accepted')")
+                        .bind(org).bind(job.target).bind(job.attempts).bind(code).bind(trunc(title, 500)).bind(now).execute(&mut *c).await?;
+                }
+                OutboxAction::FetchMedia => {
+                    sqlx::query("UPDATE media SET status = 'failed', attempts = $3, error = $4 WHERE org_id = $1 AND id = $2")
+                        .bind(org).bind(job.target).bind(job.attempts).bind(trunc(title, 500)).execute(&mut *c).await?;
+                }
+                OutboxAction::MarkRead => {}
+            }
         });
         Ok(())
     }
@@ -1030,6 +1039,56 @@ impl TenantTx {
     }
 }
 
+/// The SQL of a leased claim, written once: `$update ($pick) $returning`, where PostgreSQL's
+/// `$pick` skips rows other workers have locked and SQLite (one writer) needs no lock.
+macro_rules! leased_claim {
+    ($update:literal, $pick:literal, $returning:literal) => {
+        (
+            concat!(
+                $update,
+                " (",
+                $pick,
+                " FOR UPDATE SKIP LOCKED) ",
+                $returning
+            ),
+            concat!($update, " (", $pick, ") ", $returning),
+        )
+    };
+}
+
+/// Runs a leased claim (`(postgres, sqlite)` SQL) with `$1` now, `$2` the lease's end and
+/// `$3` the limit.
+async fn claim<R>(
+    g: &mut crate::tenant::GlobalTx,
+    (postgres, sqlite): (&'static str, &'static str),
+    (now, until, limit): (OffsetDateTime, OffsetDateTime, i64),
+) -> Result<Vec<R>, StoreError>
+where
+    R: for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+        + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+        + Send
+        + Unpin,
+{
+    Ok(match &mut g.tx {
+        crate::tenant::Tx::Postgres(t) => {
+            sqlx::query_as(postgres)
+                .bind(now)
+                .bind(until)
+                .bind(limit)
+                .fetch_all(&mut **t)
+                .await?
+        }
+        crate::tenant::Tx::Sqlite(t) => {
+            sqlx::query_as(sqlite)
+                .bind(now)
+                .bind(until)
+                .bind(limit)
+                .fetch_all(&mut **t)
+                .await?
+        }
+    })
+}
+
 impl Store {
     /// When each of a channel's outbound messages was taken by the provider, in order, and
     /// after how many attempts (the dispatch benchmark reads its figures from them).
@@ -1060,24 +1119,16 @@ impl Store {
         type Row = (uuid::Uuid, uuid::Uuid, uuid::Uuid, uuid::Uuid, String, i32);
         let mut g = self.begin_global(true).await?;
         let until = now + lease;
-        let rows: Vec<Row> = match &mut g.tx {
-            crate::tenant::Tx::Postgres(t) => sqlx::query_as(
-                "UPDATE outbox SET lease_until = $2, attempts = attempts + 1 WHERE id IN (SELECT id FROM outbox WHERE next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until < $1) ORDER BY next_attempt_at LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING id, org_id, channel_id, target_id, action, attempts",
-            )
-            .bind(now)
-            .bind(until)
-            .bind(limit)
-            .fetch_all(&mut **t)
-            .await?,
-            crate::tenant::Tx::Sqlite(t) => sqlx::query_as(
-                "UPDATE outbox SET lease_until = $2, attempts = attempts + 1 WHERE id IN (SELECT id FROM outbox WHERE next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until < $1) ORDER BY next_attempt_at LIMIT $3) RETURNING id, org_id, channel_id, target_id, action, attempts",
-            )
-            .bind(now)
-            .bind(until)
-            .bind(limit)
-            .fetch_all(&mut **t)
-            .await?,
-        };
+        let rows: Vec<Row> = claim(
+            &mut g,
+            leased_claim!(
+                "UPDATE outbox SET lease_until = $2, attempts = attempts + 1 WHERE id IN",
+                "SELECT id FROM outbox WHERE next_attempt_at <= $1 AND (lease_until IS NULL OR lease_until < $1) ORDER BY next_attempt_at LIMIT $3",
+                "RETURNING id, org_id, channel_id, target_id, action, attempts"
+            ),
+            (now, until, limit),
+        )
+        .await?;
         g.commit().await?;
         rows.into_iter()
             .map(|(id, org, channel, target, action, attempts)| {
@@ -1117,16 +1168,6 @@ impl Store {
         Ok(n)
     }
 
-    /// When the next outbox row falls due, if any.
-    pub async fn next_outbox_due(&self) -> Result<Option<OffsetDateTime>, StoreError> {
-        let mut g = self.begin_global(false).await?;
-        let n: Option<OffsetDateTime> = with_conn!(g.tx, c => {
-            sqlx::query_scalar("SELECT next_attempt_at FROM outbox WHERE lease_until IS NULL ORDER BY next_attempt_at LIMIT 1").fetch_optional(c).await?
-        });
-        g.commit().await?;
-        Ok(n)
-    }
-
     /// Claims queued webhook bodies across organisations (oldest first), with a lease.
     pub async fn claim_inbox(
         &self,
@@ -1136,24 +1177,16 @@ impl Store {
     ) -> Result<Vec<(TenantCtx, Vec<frontdesk_domain::InboxId>)>, StoreError> {
         let mut g = self.begin_global(true).await?;
         let until = now + lease;
-        let rows: Vec<(uuid::Uuid, uuid::Uuid)> = match &mut g.tx {
-            crate::tenant::Tx::Postgres(t) => sqlx::query_as(
-                "UPDATE inbox_queue SET lease_until = $2 WHERE inbox_id IN (SELECT inbox_id FROM inbox_queue WHERE lease_until IS NULL OR lease_until < $1 ORDER BY received_at LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING org_id, inbox_id",
-            )
-            .bind(now)
-            .bind(until)
-            .bind(limit)
-            .fetch_all(&mut **t)
-            .await?,
-            crate::tenant::Tx::Sqlite(t) => sqlx::query_as(
-                "UPDATE inbox_queue SET lease_until = $2 WHERE inbox_id IN (SELECT inbox_id FROM inbox_queue WHERE lease_until IS NULL OR lease_until < $1 ORDER BY received_at LIMIT $3) RETURNING org_id, inbox_id",
-            )
-            .bind(now)
-            .bind(until)
-            .bind(limit)
-            .fetch_all(&mut **t)
-            .await?,
-        };
+        let rows: Vec<(uuid::Uuid, uuid::Uuid)> = claim(
+            &mut g,
+            leased_claim!(
+                "UPDATE inbox_queue SET lease_until = $2 WHERE inbox_id IN",
+                "SELECT inbox_id FROM inbox_queue WHERE lease_until IS NULL OR lease_until < $1 ORDER BY received_at LIMIT $3",
+                "RETURNING org_id, inbox_id"
+            ),
+            (now, until, limit),
+        )
+        .await?;
         g.commit().await?;
         let mut by_org: std::collections::BTreeMap<uuid::Uuid, Vec<frontdesk_domain::InboxId>> =
             std::collections::BTreeMap::new();
