@@ -486,7 +486,7 @@ both_backends! {
         r.record(&connected);
         assert!(connected.contains("Whapi's channel settings"), "Whapi's instructions");
         let mut tx = app.db.store.begin(&target.ctx).await.unwrap();
-        tx.set_channel_health(target.channel, Some("GREEN"), Some("TIER_1K")).await.unwrap();
+        tx.set_channel_health(target.channel, Some("GREEN"), Some("TIER_1K"), None).await.unwrap();
         tx.commit().await.unwrap();
         let list = app.web_get(&web, "/settings/channels").await.text().await.unwrap();
         r.record(&list);

@@ -484,19 +484,9 @@ impl TenantTx {
         self.channel(id).await
     }
 
-    /// Records what the provider says about the number's health.
+    /// Records what the provider says about the number's health (from its webhooks or
+    /// its API); `None` leaves a value as it is.
     pub async fn set_channel_health(
-        &mut self,
-        id: ChannelId,
-        quality: Option<&str>,
-        limit: Option<&str>,
-    ) -> Result<(), StoreError> {
-        self.set_channel_health_and_throughput(id, quality, limit, None)
-            .await
-    }
-
-    /// Records the number's health as the provider's API reports it, throughput included.
-    pub async fn set_channel_health_and_throughput(
         &mut self,
         id: ChannelId,
         quality: Option<&str>,

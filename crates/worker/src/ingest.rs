@@ -185,7 +185,7 @@ async fn apply_event(
                 .channels_by_display_number(&q.waba_id, &q.display_phone_number)
                 .await?
             {
-                tx.set_channel_health(channel, quality, q.current_limit.as_deref())
+                tx.set_channel_health(channel, quality, q.current_limit.as_deref(), None)
                     .await?;
             }
             Ok(())

@@ -441,7 +441,7 @@ async fn refresh_channel_health(
             message: format!("the provider did not report the number's health: {e}"),
         })?;
     let mut tx = state.store().begin(&ctx).await?;
-    tx.set_channel_health_and_throughput(
+    tx.set_channel_health(
         id,
         info.quality_rating.as_deref(),
         info.messaging_limit_tier.as_deref(),
