@@ -92,6 +92,61 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+/// The real server, started in this process exactly as `serve` starts it (same store
+/// options, migrations, middleware and routes) on 127.0.0.1:0, over a throw-away database
+/// with fresh keys. Its worker is built, not started.
+struct BenchServer {
+    store: frontdesk_store::Store,
+    state: frontdesk_server::AppState,
+    addr: std::net::SocketAddr,
+    worker: Arc<frontdesk_worker::Worker>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    _dir: tempfile::TempDir,
+}
+
+impl BenchServer {
+    /// `database_url`: `None` for a SQLite file in a temporary directory. The pool gets at
+    /// least `min_connections`.
+    async fn start(database_url: Option<String>, min_connections: u32) -> anyhow::Result<Self> {
+        let dir = tempfile::tempdir().context("creating a temporary directory")?;
+        let mut config = Config {
+            bind: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+            data_dir: dir.path().join("data"),
+            database_url,
+            master_key: Some(frontdesk_store::MasterKeyring::generate().to_text()),
+            ..Config::default()
+        };
+        config.database_max_connections = config.database_max_connections.max(min_connections);
+        let prepared = crate::prepare_server(&config).await?;
+        let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(frontdesk_server::serve(
+            prepared.listener,
+            prepared.app.router,
+            async move {
+                let _ = stop_rx.await;
+            },
+            Duration::from_secs(5),
+        ));
+        Ok(Self {
+            store: prepared.store,
+            state: prepared.state,
+            addr: prepared.addr,
+            worker: prepared.worker,
+            stop,
+            server,
+            _dir: dir,
+        })
+    }
+
+    /// Stops serving and closes the database.
+    async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.server.await;
+        self.store.close().await;
+    }
+}
+
 /// Runs the benchmark and prints its figures; fails when a message was lost.
 pub async fn run_ingest(opts: IngestOptions) -> anyhow::Result<()> {
     ensure!(opts.messages > 0, "--messages must be at least 1");
@@ -99,32 +154,14 @@ pub async fn run_ingest(opts: IngestOptions) -> anyhow::Result<()> {
         (1..=4096).contains(&opts.concurrency),
         "--concurrency must be 1–4096"
     );
-    let dir = tempfile::tempdir().context("creating a temporary directory")?;
-    let mut config = Config {
-        bind: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-        data_dir: dir.path().join("data"),
-        database_url: opts.database_url.clone(),
-        master_key: Some(frontdesk_store::MasterKeyring::generate().to_text()),
-        ..Config::default()
-    };
     // Room for the committer and the request handlers at once.
-    config.database_max_connections = config.database_max_connections.max(16);
-    let prepared = crate::prepare_server(&config).await?;
-    let store = prepared.store.clone();
-    let addr = prepared.addr;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(frontdesk_server::serve(
-        prepared.listener,
-        prepared.app.router,
-        async move {
-            let _ = stop_rx.await;
-        },
-        Duration::from_secs(5),
-    ));
+    let bench = BenchServer::start(opts.database_url.clone(), 16).await?;
+    let store = bench.store.clone();
+    let addr = bench.addr;
 
     // The worker runs as in `serve`: "processed" below is its figure.
     let (_stop_worker, stopped) = tokio::sync::watch::channel(false);
-    prepared.worker.spawn(stopped);
+    bench.worker.spawn(stopped);
     let (ctx, key, secret) = bench_channel(&store).await?;
     let url = format!("http://{addr}/webhooks/{}", key.expose_secret());
     println!(
@@ -219,9 +256,7 @@ pub async fn run_ingest(opts: IngestOptions) -> anyhow::Result<()> {
         None => println!("peak RSS: unknown (no /proc/self/status)"),
     }
 
-    let _ = stop_tx.send(());
-    let _ = server.await;
-    store.close().await;
+    bench.stop().await;
     if counts.total() != opts.messages as u64 || acked != opts.messages {
         bail!(
             "MESSAGES LOST: {} posted, {acked} acknowledged, {} rows in the inbox",
@@ -388,26 +423,9 @@ pub struct DispatchOptions {
 pub async fn run_dispatch(opts: DispatchOptions) -> anyhow::Result<()> {
     ensure!(opts.messages > 1, "--messages must be at least 2");
     ensure!((1..=1000).contains(&opts.rate), "--rate must be 1–1000");
-    let dir = tempfile::tempdir().context("creating a temporary directory")?;
-    let config = Config {
-        bind: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
-        data_dir: dir.path().join("data"),
-        database_url: opts.database_url.clone(),
-        master_key: Some(frontdesk_store::MasterKeyring::generate().to_text()),
-        ..Config::default()
-    };
-    let prepared = crate::prepare_server(&config).await?;
-    let store = prepared.store.clone();
-    let state = prepared.state.clone();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(frontdesk_server::serve(
-        prepared.listener,
-        prepared.app.router,
-        async move {
-            let _ = stop_rx.await;
-        },
-        Duration::from_secs(5),
-    ));
+    let bench = BenchServer::start(opts.database_url.clone(), 0).await?;
+    let store = bench.store.clone();
+    let state = bench.state.clone();
 
     let run = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
     let (_, ctx) = store
@@ -496,7 +514,7 @@ pub async fn run_dispatch(opts: DispatchOptions) -> anyhow::Result<()> {
 
     let started = Instant::now();
     let (stop_worker, stopped) = tokio::sync::watch::channel(false);
-    let worker = prepared.worker.spawn(stopped);
+    let worker = bench.worker.spawn(stopped);
     let budget = Duration::from_secs_f64(opts.messages as f64 / f64::from(opts.rate) * 3.0 + 30.0);
     while store.outbox_len().await? > 0 {
         ensure!(
@@ -511,9 +529,7 @@ pub async fn run_dispatch(opts: DispatchOptions) -> anyhow::Result<()> {
     let times: Vec<time::OffsetDateTime> = sent.into_iter().map(|(t, _)| t).collect();
     let _ = stop_worker.send(true);
     let _ = worker.await;
-    let _ = stop_tx.send(());
-    let _ = server.await;
-    store.close().await;
+    bench.stop().await;
 
     ensure!(
         times.len() == opts.messages,

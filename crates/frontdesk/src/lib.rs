@@ -134,43 +134,40 @@ pub enum AuditCommand {
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     // The benchmark builds its own configuration (temporary database, fresh keys) and
     // keeps stdout for its figures; only warnings are logged, to stderr.
-    if let Command::Bench(BenchCommand::Ingest {
-        messages,
-        concurrency,
-        database_url,
-        process_timeout_secs,
-    }) = cli.command
-    {
+    if let Command::Bench(bench) = cli.command {
         let config = Config {
             log_level: "warn".into(),
             ..Config::default()
         };
         init_logging(&config, false);
-        return bench::run_ingest(bench::IngestOptions {
-            messages,
-            concurrency,
-            database_url,
-            process_timeout: Duration::from_secs(process_timeout_secs),
-        })
-        .await;
-    }
-    if let Command::Bench(BenchCommand::Dispatch {
-        messages,
-        rate,
-        database_url,
-    }) = cli.command
-    {
-        let config = Config {
-            log_level: "warn".into(),
-            ..Config::default()
+        return match bench {
+            BenchCommand::Ingest {
+                messages,
+                concurrency,
+                database_url,
+                process_timeout_secs,
+            } => {
+                bench::run_ingest(bench::IngestOptions {
+                    messages,
+                    concurrency,
+                    database_url,
+                    process_timeout: Duration::from_secs(process_timeout_secs),
+                })
+                .await
+            }
+            BenchCommand::Dispatch {
+                messages,
+                rate,
+                database_url,
+            } => {
+                bench::run_dispatch(bench::DispatchOptions {
+                    messages,
+                    rate,
+                    database_url,
+                })
+                .await
+            }
         };
-        init_logging(&config, false);
-        return bench::run_dispatch(bench::DispatchOptions {
-            messages,
-            rate,
-            database_url,
-        })
-        .await;
     }
     let config = Config::load(cli.config.as_deref())?;
     // The server logs to stdout; operator commands keep stdout for their report.
