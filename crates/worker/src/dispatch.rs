@@ -96,6 +96,15 @@ enum Outcome {
     Later(time::Duration),
 }
 
+/// `NotFound` as `None`; other errors stay errors.
+fn found<T>(r: Result<T, StoreError>) -> Result<Option<T>, StoreError> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(StoreError::NotFound) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 fn backoff(attempts: i32, err: &ProviderError) -> time::Duration {
     let base = err
         .retry_after
@@ -287,10 +296,11 @@ impl Worker {
         match job.action {
             OutboxAction::Send => self.send(job, &client).await,
             OutboxAction::MarkRead => {
-                let mut tx = self.store.begin_read(&job.ctx).await?;
-                let row = tx.outbound_row(MessageId::from_uuid(job.target)).await;
-                tx.commit().await?;
-                let Some(id) = row.ok().and_then(|r| r.provider_message_id) else {
+                let Some(id) = self
+                    .outbound_row(job)
+                    .await?
+                    .and_then(|r| r.provider_message_id)
+                else {
                     return self.finish(job).await;
                 };
                 match client.mark_read(&id).await {
@@ -302,6 +312,18 @@ impl Worker {
         }
     }
 
+    /// The message a send or read-receipt job names, with its recipient; `None` when it is
+    /// gone (deleted with its channel or contact).
+    async fn outbound_row(
+        &self,
+        job: &OutboxJob,
+    ) -> Result<Option<frontdesk_store::OutboundRow>, StoreError> {
+        let mut tx = self.store.begin_read(&job.ctx).await?;
+        let row = found(tx.outbound_row(MessageId::from_uuid(job.target)).await)?;
+        tx.commit().await?;
+        Ok(row)
+    }
+
     async fn finish(&self, job: &OutboxJob) -> Result<Outcome, StoreError> {
         let mut tx = self.store.begin(&job.ctx).await?;
         tx.finish_job(job.id).await?;
@@ -311,13 +333,8 @@ impl Worker {
 
     async fn send(&self, job: &OutboxJob, client: &ProviderClient) -> Result<Outcome, StoreError> {
         let message = MessageId::from_uuid(job.target);
-        let mut tx = self.store.begin_read(&job.ctx).await?;
-        let row = tx.outbound_row(message).await;
-        tx.commit().await?;
-        let row = match row {
-            Ok(r) => r,
-            Err(StoreError::NotFound) => return self.finish(job).await,
-            Err(e) => return Err(e),
+        let Some(row) = self.outbound_row(job).await? else {
+            return self.finish(job).await;
         };
         if row.status != frontdesk_store::MessageStatus::Queued {
             return self.finish(job).await;
@@ -371,12 +388,10 @@ impl Worker {
     ) -> Result<Outcome, StoreError> {
         let id = MediaId::from_uuid(job.target);
         let mut tx = self.store.begin_read(&job.ctx).await?;
-        let media = tx.media(id).await;
+        let media = found(tx.media(id).await)?;
         tx.commit().await?;
-        let media = match media {
-            Ok(m) => m,
-            Err(StoreError::NotFound) => return self.finish(job).await,
-            Err(e) => return Err(e),
+        let Some(media) = media else {
+            return self.finish(job).await;
         };
         let Some(provider_id) = media.provider_media_id.clone() else {
             return Ok(Outcome::Fail(None, "the message names no media id".into()));
