@@ -48,29 +48,15 @@ async fn world(db: TestDb, rate: Option<i32>) -> World {
 
 impl World {
     async fn customer(&self, name: &str, phone: &str, username: &str) -> String {
-        let r = self
-            .app
-            .web_post(
-                &self.web,
-                &format!("/simulator/numbers/{}/customers", self.ch.id),
-                &[("name", name), ("phone", phone), ("username", username)],
-            )
-            .await;
-        assert_eq!(r.status(), StatusCode::SEE_OTHER);
-        let to = r.headers()["location"].to_str().unwrap().to_owned();
-        to.strip_prefix("/simulator/customers/").unwrap().to_owned()
+        self.app
+            .sim_customer(&self.web, &self.ch.id, name, phone, username)
+            .await
     }
 
     async fn customer_says(&self, customer: &str, text: &str) {
-        let r = self
-            .app
-            .web_post(
-                &self.web,
-                &format!("/simulator/customers/{customer}/messages"),
-                &[("kind", "text"), ("body", text)],
-            )
-            .await;
-        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        self.app
+            .sim_customer_sends(&self.web, customer, &[("kind", "text"), ("body", text)])
+            .await
     }
 
     async fn customer_sees(&self, customer: &str) {
@@ -224,16 +210,7 @@ both_backends! {
         // A photo from the phone: fetched from the simulator's media endpoint, checked against
         // its sha256, stored, and served to the organisation.
         let png: Vec<u8> = b"\x89PNG\r\n\x1a\n-e2e-image-".iter().copied().cycle().take(2000).collect();
-        let (ctype, body) = common::simulator::multipart(&[
-            ("_csrf", None, None, w.web.csrf.as_bytes()),
-            ("file", Some("photo.png"), Some("image/png"), &png),
-            ("caption", None, None, b"my prescription"),
-        ]);
-        let r = w.app.client.post(w.app.url(&format!("/simulator/customers/{customer}/image")))
-            .header("cookie", format!("{}={}", w.web.cookie_name, w.web.cookie))
-            .header("x-csrf-token", &w.web.csrf)
-            .header("content-type", ctype).body(body).send().await.unwrap();
-        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        w.app.sim_customer_sends_photo(&w.web, &customer, &png, "my prescription").await;
         let media = w.until("the photo stored", async || {
             let (_, msgs) = w.thread(None, contact.bsuid.as_deref()).await?;
             let m = msgs.iter().find(|m| m.kind == "image")?;

@@ -43,40 +43,16 @@ async fn sim(db: TestDb) -> Sim {
 impl Sim {
     /// Adds a fake customer on the phone page; returns its id.
     async fn customer(&self, ch: &SimChannel, name: &str, phone: &str, username: &str) -> String {
-        let r = self
-            .app
-            .web_post(
-                &self.web,
-                &format!("/simulator/numbers/{}/customers", ch.id),
-                &[("name", name), ("phone", phone), ("username", username)],
-            )
-            .await;
-        assert_eq!(
-            r.status(),
-            StatusCode::SEE_OTHER,
-            "{}",
-            r.text().await.unwrap()
-        );
-        let to = r.headers()["location"].to_str().unwrap().to_owned();
-        to.strip_prefix("/simulator/customers/").unwrap().to_owned()
+        self.app
+            .sim_customer(&self.web, &ch.id, name, phone, username)
+            .await
     }
 
     /// The customer sends a form from the phone page.
     async fn customer_sends(&self, customer: &str, fields: &[(&str, &str)]) {
-        let r = self
-            .app
-            .web_post(
-                &self.web,
-                &format!("/simulator/customers/{customer}/messages"),
-                fields,
-            )
-            .await;
-        assert_eq!(
-            r.status(),
-            StatusCode::SEE_OTHER,
-            "{}",
-            r.text().await.unwrap()
-        );
+        self.app
+            .sim_customer_sends(&self.web, customer, fields)
+            .await
     }
 
     /// Waits for a webhook, checks its signature and path, and parses it.
@@ -403,16 +379,7 @@ both_backends! {
 
         // A photo from the phone arrives as Meta sends media: id and sha256, downloadable.
         let customer = s.customer(&ch, "Asha", "+14155550100", "").await;
-        let (ctype, body) = multipart(&[
-            ("_csrf", None, None, s.web.csrf.as_bytes()),
-            ("file", Some("photo.png"), Some("image/png"), &png),
-            ("caption", None, None, b"my prescription"),
-        ]);
-        let r = s.app.client.post(s.app.url(&format!("/simulator/customers/{customer}/image")))
-            .header("cookie", format!("{}={}", s.web.cookie_name, s.web.cookie))
-            .header("x-csrf-token", &s.web.csrf)
-            .header("content-type", ctype).body(body).send().await.unwrap();
-        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        s.app.sim_customer_sends_photo(&s.web, &customer, &png, "my prescription").await;
         let (_, events) = s.webhook(&ch, "the photo", |v| first_message(v)["type"] == "image").await;
         let Event::Message(m) = &events[0] else { panic!() };
         let MessageKind::Media { media, .. } = &m.kind else { panic!("{:?}", m.kind) };

@@ -3,7 +3,7 @@
 //! secrets a provider client would read from the store.
 
 use super::TestApp;
-use super::users::ApiUser;
+use super::users::{ApiUser, WebSession};
 use reqwest::{Method, StatusCode};
 use secrecy::ExposeSecret;
 use serde_json::{Value, json};
@@ -134,6 +134,83 @@ pub fn first_message(v: &Value) -> &Value {
 /// The first status of a `messages` webhook.
 pub fn first_status(v: &Value) -> &Value {
     &v["entry"][0]["changes"][0]["value"]["statuses"][0]
+}
+
+/// What a person does on the simulator's phone pages, signed in as `web`.
+impl TestApp {
+    /// Adds a fake customer to a simulated number; returns the customer's id.
+    pub async fn sim_customer(
+        &self,
+        web: &WebSession,
+        channel_id: &str,
+        name: &str,
+        phone: &str,
+        username: &str,
+    ) -> String {
+        let r = self
+            .web_post(
+                web,
+                &format!("/simulator/numbers/{channel_id}/customers"),
+                &[("name", name), ("phone", phone), ("username", username)],
+            )
+            .await;
+        assert_eq!(
+            r.status(),
+            StatusCode::SEE_OTHER,
+            "{}",
+            r.text().await.unwrap()
+        );
+        let to = r.headers()["location"].to_str().unwrap().to_owned();
+        to.strip_prefix("/simulator/customers/").unwrap().to_owned()
+    }
+
+    /// The customer sends a form from their phone page.
+    pub async fn sim_customer_sends(
+        &self,
+        web: &WebSession,
+        customer: &str,
+        fields: &[(&str, &str)],
+    ) {
+        let r = self
+            .web_post(
+                web,
+                &format!("/simulator/customers/{customer}/messages"),
+                fields,
+            )
+            .await;
+        assert_eq!(
+            r.status(),
+            StatusCode::SEE_OTHER,
+            "{}",
+            r.text().await.unwrap()
+        );
+    }
+
+    /// The customer sends a PNG photo with a caption from their phone page.
+    pub async fn sim_customer_sends_photo(
+        &self,
+        web: &WebSession,
+        customer: &str,
+        png: &[u8],
+        caption: &str,
+    ) {
+        let (ctype, body) = multipart(&[
+            ("_csrf", None, None, web.csrf.as_bytes()),
+            ("file", Some("photo.png"), Some("image/png"), png),
+            ("caption", None, None, caption.as_bytes()),
+        ]);
+        let r = self
+            .client
+            .post(self.url(&format!("/simulator/customers/{customer}/image")))
+            .header("cookie", format!("{}={}", web.cookie_name, web.cookie))
+            .header("x-csrf-token", &web.csrf)
+            .header("content-type", ctype)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    }
 }
 
 impl TestApp {
