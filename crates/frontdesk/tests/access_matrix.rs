@@ -1560,6 +1560,32 @@ fn matrix() -> Vec<Entry> {
                 })
             },
         ),
+        route(Method::POST, "/api/v1/media", Access::Perm(InboxReply), |w, _| {
+            Box::pin(async move {
+                let (ctype, body) = common::simulator::multipart(&[
+                    ("channel_id", None, None, w.a.channel.as_bytes()),
+                    ("file", Some("card.png"), Some("image/png"), b"\x89PNG\r\n\x1a\nmatrix upload"),
+                ]);
+                Case::raw("/api/v1/media", ctype, body)
+                    .status(201)
+                    .then(|_, a| {
+                        Box::pin(async move {
+                            let v = a.json();
+                            assert_eq!((v["kind"].as_str(), v["size_bytes"].as_i64()), (Some("image"), Some(21)), "{v}");
+                        })
+                    })
+            })
+        })
+        .cross(|w| {
+            Box::pin(async move {
+                // Org A's channel: not found for org B, nothing stored.
+                let (ctype, body) = common::simulator::multipart(&[
+                    ("channel_id", None, None, w.a.channel.as_bytes()),
+                    ("file", Some("card.png"), Some("image/png"), b"\x89PNG\r\n\x1a\ncross"),
+                ]);
+                vec![Case::raw("/api/v1/media", ctype, body)]
+            })
+        }),
         route(
             Method::POST,
             "/api/v1/channels/{channel_id}/health",

@@ -123,6 +123,32 @@ impl World {
             .to_owned()
     }
 
+    /// Uploads a file to send through `POST /api/v1/media`.
+    async fn upload(
+        &self,
+        channel: &str,
+        mime: &str,
+        name: &str,
+        bytes: &[u8],
+    ) -> (StatusCode, Value) {
+        let (ctype, body) = common::simulator::multipart(&[
+            ("channel_id", None, None, channel.as_bytes()),
+            ("file", Some(name), Some(mime), bytes),
+        ]);
+        let r = self
+            .app
+            .client
+            .post(self.app.url("/api/v1/media"))
+            .bearer_auth(&self.admin.access)
+            .header("content-type", ctype)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
     /// The contact the store knows by this phone number or user id, and its conversation's
     /// messages.
     async fn thread(
@@ -223,6 +249,64 @@ both_backends! {
         assert_eq!(media.bytes().await.unwrap().as_ref(), png.as_slice());
     }
 
+    async fn an_uploaded_file_reaches_the_phone_and_its_provider_copy_is_reused(db) {
+        let w = world(db, None).await;
+        let customer = w.customer("Uma", "+919876500001", "").await;
+        w.customer_says(&customer, "please send the form").await;
+        let (contact, _) = w.until("the customer's message", async || w.thread(Some("+919876500001"), None).await).await;
+
+        // 1.5 MB: above the server's default body limit, which the upload route lifts.
+        let pdf: Vec<u8> = b"%PDF-1.4 frontdesk upload ".iter().copied().cycle().take(1_500_000).collect();
+        let (s, up) = w.upload(&w.ch.id, "application/pdf", "intake form.pdf", &pdf).await;
+        assert_eq!(s, StatusCode::CREATED, "{up}");
+        assert_eq!((up["kind"].as_str(), up["size_bytes"].as_i64()), (Some("document"), Some(1_500_000)));
+        use sha2::Digest;
+        assert_eq!(up["sha256"].as_str().unwrap(), hex_sha(&sha2::Sha256::digest(&pdf)));
+        let file = up["id"].as_str().unwrap().to_owned();
+
+        let doc = json!({ "type": "media", "media_type": "document", "source": { "upload": file }, "filename": "intake form.pdf", "caption": "Your form" });
+        let to = json!({ "contact_id": contact.id.to_string() });
+        let (s, sent) = w.send(to.clone(), doc.clone()).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{sent}");
+        let first = sent["id"].as_str().unwrap().to_owned();
+        w.until("the document delivered", async || (w.status_of(&first).await == "delivered").then_some(())).await;
+        // The provider got our bytes: the simulator holds the upload the message named.
+        let media_id = frontdesk_domain::MediaId::parse(&file).unwrap();
+        let provider_id = {
+            let mut tx = w.app.db.store.begin_read(&w.ctx).await.unwrap();
+            let row = tx.media(media_id).await.unwrap();
+            let pid = row.provider_media_id.expect("uploaded to the provider");
+            let copy = tx.sim_media(&pid).await.unwrap().expect("the simulator holds the file");
+            assert_eq!(copy.bytes, pdf);
+            assert_eq!((copy.mime_type.as_str(), copy.filename.as_deref()), ("application/pdf", Some("intake form.pdf")));
+            pid
+        };
+        // A second send of the same file names the provider's copy instead of uploading again.
+        let (s, again) = w.send(to.clone(), doc).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{again}");
+        let second = again["id"].as_str().unwrap().to_owned();
+        w.until("the second document delivered", async || (w.status_of(&second).await == "delivered").then_some(())).await;
+        let mut tx = w.app.db.store.begin_read(&w.ctx).await.unwrap();
+        assert_eq!(tx.media(media_id).await.unwrap().provider_media_id.as_deref(), Some(provider_id.as_str()));
+        tx.commit().await.unwrap();
+
+        // Refusals: a type WhatsApp does not carry, a file over its type's limit, an unknown
+        // channel, a file sent as a kind it is not, and nothing stored for any of them.
+        let (s, v) = w.upload(&w.ch.id, "text/html", "x.html", b"<script>alert(1)</script>").await;
+        assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::UNSUPPORTED_MEDIA_TYPE, Some("unsupported_media_type")), "{v}");
+        let big_png = vec![0u8; 5 * 1024 * 1024 + 1];
+        let (s, v) = w.upload(&w.ch.id, "image/png", "big.png", &big_png).await;
+        assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{v}");
+        let (s, _) = w.upload(&uuid::Uuid::new_v4().to_string(), "application/pdf", "a.pdf", b"%PDF").await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        let (s, v) = w.send(to, json!({ "type": "media", "media_type": "image", "source": { "upload": file } })).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_message")), "{v}");
+        let q = frontdesk_store::AuditQuery { action: Some("media.uploaded".into()), limit: 10, ..Default::default() };
+        let uploads = w.app.db.store.audit_events(&w.ctx, &q).await.unwrap().events;
+        assert_eq!(uploads.len(), 1, "only the accepted file was recorded");
+        assert_eq!(uploads[0].target_id, file);
+    }
+
     async fn provider_refusals_fail_with_the_code_and_rate_limits_are_retried(db) {
         let w = world(db, Some(1)).await;
         let customer = w.customer("Asha", "+14155550100", "").await;
@@ -309,4 +393,8 @@ both_backends! {
         let copies = chat.to_string().matches("only once").count();
         assert_eq!(copies, 1, "sent exactly once: {chat}");
     }
+}
+
+fn hex_sha(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -72,10 +72,25 @@ both_backends! {
     async fn body_over_limit_is_refused_with_413_envelope(db) {
         let settings = ServerSettings { body_limit_bytes: 4096, ..ServerSettings::default() };
         let app = TestApp::spawn_with(db, settings, None, Duration::from_secs(5)).await;
-        let r = app.client.post(app.url("/healthz")).body(vec![b'x'; 5000]).send().await.unwrap();
+        // Declared too large: refused before the body is read.
+        let r = app.client.post(app.url("/api/v1/auth/login")).header("content-type", "application/json").body(vec![b' '; 5000]).send().await.unwrap();
         assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
         let id = r.headers()["x-request-id"].to_str().unwrap().to_owned();
         assert_error_envelope(&r.json().await.unwrap(), "payload_too_large", &id);
+        // Not declared (chunked): cut off while reading.
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let addr = app.url("/").trim_start_matches("http://").trim_end_matches('/').to_owned();
+        let mut tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        let mut req = format!("POST /api/v1/auth/login HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n").into_bytes();
+        for _ in 0..5 {
+            req.extend_from_slice(format!("{:x}\r\n{}\r\n", 1000, " ".repeat(1000)).as_bytes());
+        }
+        req.extend_from_slice(b"0\r\n\r\n");
+        tcp.write_all(&req).await.unwrap();
+        let mut answer = String::new();
+        tcp.read_to_string(&mut answer).await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+        assert!(answer.contains("payload_too_large"), "{answer}");
     }
 
     async fn request_ids_are_unique_and_a_plain_caller_id_is_kept(db) {

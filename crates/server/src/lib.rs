@@ -38,6 +38,10 @@ use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::limit::RequestBodyLimitLayer;
 use tower_http::timeout::TimeoutLayer;
 
+/// The largest body an upload route takes: WhatsApp's largest file and room for the
+/// multipart framing around it.
+pub const MAX_UPLOAD_BODY: usize = frontdesk_whatsapp::MAX_MEDIA_BYTES + 64 * 1024;
+
 struct Inner {
     store: Store,
     settings: ServerSettings,
@@ -228,8 +232,12 @@ pub fn build_app(state: AppState) -> App {
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
             settings.request_timeout,
         ))
-        .layer(RequestBodyLimitLayer::new(settings.body_limit_bytes))
-        .layer(DefaultBodyLimit::max(settings.body_limit_bytes));
+        // Each route's guard caps its body (the default, or more for uploads); this is the
+        // ceiling over all of them, and extractors defer to the guard's cap.
+        .layer(RequestBodyLimitLayer::new(
+            settings.body_limit_bytes.max(MAX_UPLOAD_BODY),
+        ))
+        .layer(DefaultBodyLimit::disable());
 
     let router = router
         .layer(axum::Extension(openapi::OpenApiJson(doc_json)))

@@ -62,18 +62,20 @@ impl RouteTableBuilder {
         }
     }
 
-    /// The route's handler wrapped in the guard that enforces `access`: the declaration
-    /// and the enforcement are one and the same.
+    /// The route's handler wrapped in the guard that enforces `access` and the body size
+    /// limit: the declaration and the enforcement are one and the same.
     fn guarded(
         &self,
         handler: MethodRouter<AppState>,
         access: Access,
         surface: Surface,
+        body_limit: Option<usize>,
     ) -> MethodRouter<AppState> {
         let guard = Guard {
             state: self.state.clone(),
             access,
             surface,
+            body_limit: body_limit.unwrap_or(self.state.settings().body_limit_bytes),
         };
         handler.route_layer(axum::middleware::from_fn_with_state(
             guard,
@@ -82,7 +84,18 @@ impl RouteTableBuilder {
     }
 
     /// A JSON route described by its handler's `#[utoipa::path]`.
-    pub fn json(mut self, route: UtoipaMethodRouter<AppState>, access: Access) -> Self {
+    pub fn json(self, route: UtoipaMethodRouter<AppState>, access: Access) -> Self {
+        self.json_sized(route, access, None)
+    }
+
+    /// A JSON route that takes bodies up to `body_limit` bytes (file uploads) instead of
+    /// the server's default limit.
+    pub fn json_sized(
+        mut self,
+        route: UtoipaMethodRouter<AppState>,
+        access: Access,
+        body_limit: Option<usize>,
+    ) -> Self {
         let (schemas, paths, handler) = route;
         for (path, item) in paths.paths.iter() {
             for method in methods_of(item) {
@@ -94,7 +107,7 @@ impl RouteTableBuilder {
                 });
             }
         }
-        let handler = self.guarded(handler, access, Surface::Api);
+        let handler = self.guarded(handler, access, Surface::Api, body_limit);
         self.api = self.api.routes((schemas, paths, handler));
         self
     }
@@ -113,18 +126,30 @@ impl RouteTableBuilder {
             kind: RouteKind::Page,
             access,
         });
-        let handler = self.guarded(handler, access, Surface::Page);
+        let handler = self.guarded(handler, access, Surface::Page, None);
         self.api = self.api.route(path, handler);
         self
     }
 
     /// A route that does not answer JSON.
     pub fn other(
+        self,
+        method: Method,
+        path: &str,
+        handler: MethodRouter<AppState>,
+        access: Access,
+    ) -> Self {
+        self.other_sized(method, path, handler, access, None)
+    }
+
+    /// A route that does not answer JSON and takes bodies up to `body_limit` bytes.
+    pub fn other_sized(
         mut self,
         method: Method,
         path: &str,
         handler: MethodRouter<AppState>,
         access: Access,
+        body_limit: Option<usize>,
     ) -> Self {
         self.table.push(RouteInfo {
             method,
@@ -132,7 +157,7 @@ impl RouteTableBuilder {
             kind: RouteKind::Other,
             access,
         });
-        let handler = self.guarded(handler, access, Surface::Api);
+        let handler = self.guarded(handler, access, Surface::Api, body_limit);
         self.api = self.api.route(path, handler);
         self
     }

@@ -42,7 +42,7 @@ pub use members::{
 pub use messaging::{
     Contact, ConversationView, CustomerIdentity, Inbound, InboundRecord, MediaRow, MessageStatus,
     MessageView, NewMedia, NewOutbound, OutboundRow, OutboxAction, OutboxJob, StatusRecord,
-    TemplateStatus,
+    TemplateStatus, UploadedFile,
 };
 pub use orgs::{CreateOrgError, Organisation, now_micros};
 pub use secrets::{Place, RewrapReport, SecretMeta, SecretName, SecretNameError};

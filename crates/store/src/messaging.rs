@@ -241,12 +241,25 @@ pub struct OutboundRow {
 #[derive(Debug, Clone)]
 pub struct MediaRow {
     pub id: MediaId,
+    pub channel: ChannelId,
+    pub filename: Option<String>,
     pub provider_media_id: Option<String>,
+    /// When the provider's id was obtained by uploading our copy (an uploaded file's).
+    pub provider_uploaded_at: Option<OffsetDateTime>,
     pub mime_type: Option<String>,
     pub expected_sha256: Option<String>,
     pub blob_sha256: Option<String>,
     pub size_bytes: Option<i64>,
     pub status: String,
+}
+
+/// A file an agent uploaded, already in the blob store.
+#[derive(Debug, Clone)]
+pub struct UploadedFile {
+    pub blob_sha256: String,
+    pub size_bytes: i64,
+    pub mime_type: String,
+    pub filename: Option<String>,
 }
 
 /// A queued send.
@@ -999,7 +1012,10 @@ impl TenantTx {
     pub async fn media(&mut self, id: MediaId) -> Result<MediaRow, StoreError> {
         let org = self.ctx().org_id().as_uuid();
         type Row = (
+            uuid::Uuid,
             Option<String>,
+            Option<String>,
+            Option<OffsetDateTime>,
             Option<String>,
             Option<String>,
             Option<String>,
@@ -1007,22 +1023,65 @@ impl TenantTx {
             String,
         );
         let r: Option<Row> = with_conn!(self.tx, c => {
-            sqlx::query_as("SELECT provider_media_id, mime_type, expected_sha256, blob_sha256, size_bytes, status FROM media WHERE org_id = $1 AND id = $2")
+            sqlx::query_as("SELECT channel_id, filename, provider_media_id, provider_uploaded_at, mime_type, expected_sha256, blob_sha256, size_bytes, status FROM media WHERE org_id = $1 AND id = $2")
                 .bind(org).bind(id.as_uuid()).fetch_optional(c).await?
         });
         let r = r.ok_or(StoreError::NotFound)?;
         Ok(MediaRow {
             id,
-            provider_media_id: r.0,
-            mime_type: r.1,
-            expected_sha256: r.2,
-            blob_sha256: r.3,
-            size_bytes: r.4,
-            status: r.5,
+            channel: ChannelId::from_uuid(r.0),
+            filename: r.1,
+            provider_media_id: r.2,
+            provider_uploaded_at: r.3,
+            mime_type: r.4,
+            expected_sha256: r.5,
+            blob_sha256: r.6,
+            size_bytes: r.7,
+            status: r.8,
         })
     }
 
-    /// The media's bytes are in the blob store under `blob_sha256`.
+    /// Records a file an agent uploaded to send: already in the blob store, so stored.
+    pub async fn insert_upload(
+        &mut self,
+        channel: ChannelId,
+        file: &UploadedFile,
+    ) -> Result<MediaId, StoreError> {
+        let org = self.ctx().org_id().as_uuid();
+        let id = MediaId::new();
+        let uploader = self.ctx().user_id().map(|u| u.as_uuid());
+        with_conn!(self.tx, c => {
+            sqlx::query("INSERT INTO media (org_id, id, channel_id, mime_type, filename, blob_sha256, size_bytes, status, uploaded_by, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'stored', $8, $9)")
+                .bind(org).bind(id.as_uuid()).bind(channel.as_uuid()).bind(trunc(&file.mime_type, 200))
+                .bind(file.filename.as_deref().map(|s| trunc(s, 255))).bind(&file.blob_sha256).bind(file.size_bytes)
+                .bind(uploader).bind(now_micros())
+                .execute(c).await?;
+        });
+        self.audit(AuditRecord::new(
+            "media.uploaded",
+            "media",
+            id.to_string(),
+            serde_json::json!({ "channel": channel.to_string(), "mime_type": file.mime_type, "size_bytes": file.size_bytes, "sha256": file.blob_sha256 }),
+        ))
+        .await?;
+        Ok(id)
+    }
+
+    /// Records the provider's id for our copy of a file, uploaded at `at`.
+    pub async fn media_uploaded(
+        &mut self,
+        id: MediaId,
+        provider_media_id: &str,
+        at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let org = self.ctx().org_id().as_uuid();
+        with_conn!(self.tx, c => {
+            sqlx::query("UPDATE media SET provider_media_id = $3, provider_uploaded_at = $4 WHERE org_id = $1 AND id = $2")
+                .bind(org).bind(id.as_uuid()).bind(trunc(provider_media_id, 200)).bind(at).execute(c).await?;
+        });
+        Ok(())
+    }
+
     pub async fn media_stored(
         &mut self,
         id: MediaId,

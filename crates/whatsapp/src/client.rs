@@ -238,6 +238,11 @@ impl ProviderClient {
         // Checked again here: a provider 400 for a body we could have refused costs a call.
         msg.validate()
             .map_err(|e| ProviderError::permanent(format!("invalid message: {e}")))?;
+        if msg.pending_upload().is_some() {
+            return Err(ProviderError::permanent(
+                "the file must be uploaded to the provider before the message is sent",
+            ));
+        }
         match self.cfg.kind {
             ProviderKind::Cloud => {
                 let url = self.cloud_url(&[&self.cfg.phone_number_id, "messages"])?;

@@ -4,6 +4,7 @@
 
 pub mod client;
 pub mod errors;
+pub mod media;
 pub mod send;
 pub mod signature;
 pub mod webhook;
@@ -14,6 +15,7 @@ pub use client::{
     http_client_with_timeouts,
 };
 pub use errors::{ErrorClass, GraphError, classify};
+pub use media::{MAX_MEDIA_BYTES, media_fits_kind, media_limit, media_type_allowed};
 pub use send::{Outbound, Recipient, SendError};
 pub use signature::{SignatureError, sign_meta, verify_meta};
 pub use webhook::{

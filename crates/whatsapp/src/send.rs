@@ -49,12 +49,15 @@ pub struct ListSection {
     pub rows: Vec<ListRow>,
 }
 
-/// Where media comes from: an uploaded media id, or a public link.
+/// Where media comes from: the provider's media id, a public link, or a file uploaded to
+/// Frontdesk (`POST /api/v1/media`), which the dispatcher uploads to the provider and
+/// replaces by the provider's id before the message is built.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum MediaSource {
     Id(String),
     Link(String),
+    Upload(String),
 }
 
 /// A message to send.
@@ -133,6 +136,25 @@ impl Outbound {
         }
     }
 
+    /// The Frontdesk file a media message still names (not yet uploaded to the provider).
+    pub fn pending_upload(&self) -> Option<&str> {
+        match self {
+            Outbound::Media {
+                source: MediaSource::Upload(id),
+                ..
+            } => Some(id),
+            _ => None,
+        }
+    }
+
+    /// The same message naming the provider's media id instead of a Frontdesk file.
+    pub fn with_provider_media(mut self, provider_id: String) -> Self {
+        if let Outbound::Media { source, .. } = &mut self {
+            *source = MediaSource::Id(provider_id);
+        }
+        self
+    }
+
     /// A line of text for lists and search.
     pub fn preview(&self) -> String {
         match self {
@@ -181,6 +203,10 @@ impl Outbound {
                     MediaSource::Link(l) => check(
                         l.starts_with("https://") && l.len() <= 2000,
                         "a media link must be an https:// URL",
+                    )?,
+                    MediaSource::Upload(id) => check(
+                        frontdesk_domain::MediaId::parse(id).is_ok(),
+                        "an uploaded file is named by the id POST /api/v1/media answered",
                     )?,
                 }
                 if caption.is_some() {
@@ -317,6 +343,9 @@ impl Outbound {
                 let mut m = match source {
                     MediaSource::Id(id) => json!({ "id": id }),
                     MediaSource::Link(l) => json!({ "link": l }),
+                    // Refused by `ProviderClient::send` before a body is built: the file
+                    // must first be uploaded to the provider.
+                    MediaSource::Upload(_) => json!({}),
                 };
                 if let Some(c) = caption {
                     m["caption"] = json!(c);

@@ -353,6 +353,7 @@ pub(crate) fn send_request(
             let media = match source {
                 MediaSource::Id(id) => id,
                 MediaSource::Link(l) => l,
+                MediaSource::Upload(_) => return Err("upload the file to the provider first"),
             };
             let mut b = json!({ "media": media });
             if let Some(c) = caption {

@@ -7,7 +7,7 @@ use crate::Worker;
 use frontdesk_domain::{Bsuid, ChannelId, E164, MediaId, MessageId};
 use frontdesk_store::{OutboxAction, OutboxJob, StoreError};
 use frontdesk_whatsapp::client::{ProviderClient, ProviderError};
-use frontdesk_whatsapp::{ErrorClass, Outbound, Recipient};
+use frontdesk_whatsapp::{ErrorClass, Outbound, Recipient, media_type_allowed};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -74,6 +74,9 @@ pub(crate) struct Dispatch {
 const MAX_SLOT_WAIT: Duration = Duration::from_secs(5);
 /// How long channel settings and secrets are reused before being read again.
 const CLIENT_TTL: Duration = Duration::from_secs(30);
+/// How long the provider's id for an uploaded file is reused: the provider keeps uploads
+/// for 30 days; a margin keeps a queued send from naming an expired one.
+const PROVIDER_UPLOAD_REUSE: time::Duration = time::Duration::days(25);
 
 impl Dispatch {
     pub(crate) fn new(settings: DispatchSettings) -> Self {
@@ -366,6 +369,13 @@ impl Worker {
                 time::Duration::try_from(wait).unwrap_or(time::Duration::SECOND),
             ));
         }
+        let outbound = match outbound.pending_upload() {
+            None => outbound,
+            Some(file) => match self.provider_copy(job, client, file).await? {
+                Ok(provider_id) => outbound.with_provider_media(provider_id),
+                Err(outcome) => return Ok(outcome),
+            },
+        };
         let callback = message.to_string();
         match client
             .send(&to, &outbound, row.reply_to.as_deref(), Some(&callback))
@@ -378,6 +388,60 @@ impl Worker {
                 Ok(Outcome::Done)
             }
             Err(e) => Ok(self.judge(job, e)),
+        }
+    }
+
+    /// The provider's id for a file an agent uploaded: the one obtained earlier while it is
+    /// fresh, else our copy uploaded now (the provider keeps uploads for 30 days).
+    async fn provider_copy(
+        &self,
+        job: &OutboxJob,
+        client: &ProviderClient,
+        file: &str,
+    ) -> Result<Result<String, Outcome>, StoreError> {
+        let fail = |why: String| Ok(Err(Outcome::Fail(None, why)));
+        let Ok(id) = MediaId::parse(file) else {
+            return fail("the message names no uploaded file".into());
+        };
+        let mut tx = self.store.begin_read(&job.ctx).await?;
+        let media = found(tx.media(id).await)?;
+        tx.commit().await?;
+        let Some(media) = media else {
+            return fail("the uploaded file is gone".into());
+        };
+        let now = self.now();
+        if let (Some(pid), Some(at)) = (&media.provider_media_id, media.provider_uploaded_at)
+            && now - at < PROVIDER_UPLOAD_REUSE
+        {
+            return Ok(Ok(pid.clone()));
+        }
+        let (Some(sha), Some(mime)) = (media.blob_sha256.clone(), media.mime_type.clone()) else {
+            return fail("the uploaded file has no stored copy".into());
+        };
+        let blobs = self.blobs.clone();
+        let bytes = tokio::task::spawn_blocking(move || blobs.get(&sha))
+            .await
+            .map_err(|e| StoreError::Invalid(format!("blob task failed: {e}")))?;
+        let bytes = match bytes {
+            Ok(Some(b)) => b,
+            Ok(None) => return fail("the uploaded file is missing from the blob store".into()),
+            Err(e) => {
+                tracing::error!(error = %e, media = %id, "blob store read failed");
+                return Ok(Err(Outcome::Retry(
+                    time::Duration::seconds(30),
+                    "the blob store could not read the file".into(),
+                )));
+            }
+        };
+        let name = media.filename.clone().unwrap_or_else(|| id.to_string());
+        match client.upload_media(bytes, &mime, &name).await {
+            Ok(pid) => {
+                let mut tx = self.store.begin(&job.ctx).await?;
+                tx.media_uploaded(id, &pid, now).await?;
+                tx.commit().await?;
+                Ok(Ok(pid))
+            }
+            Err(e) => Ok(Err(self.judge(job, e))),
         }
     }
 
@@ -441,33 +505,6 @@ impl Worker {
     }
 }
 
-/// The media types WhatsApp carries (audio, documents, images, stickers, video); anything
-/// else is refused rather than stored.
-pub fn media_type_allowed(mime: &str) -> bool {
-    let base = mime.split(';').next().unwrap_or_default().trim();
-    matches!(
-        base,
-        "audio/aac"
-            | "audio/amr"
-            | "audio/mpeg"
-            | "audio/mp4"
-            | "audio/ogg"
-            | "text/plain"
-            | "application/pdf"
-            | "application/vnd.ms-powerpoint"
-            | "application/msword"
-            | "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
-            | "application/vnd.openxmlformats-officedocument.presentationml.presentation"
-            | "application/vnd.ms-excel"
-            | "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-            | "image/jpeg"
-            | "image/png"
-            | "image/webp"
-            | "video/3gpp"
-            | "video/mp4"
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -512,13 +549,5 @@ mod tests {
         );
         assert!(backoff(1, &err(Some(60))) >= time::Duration::seconds(60));
         assert!(backoff(30, &err(None)) <= time::Duration::minutes(23));
-    }
-
-    #[test]
-    fn only_whatsapp_media_types_are_accepted() {
-        assert!(media_type_allowed("image/jpeg"));
-        assert!(media_type_allowed("audio/ogg; codecs=opus"));
-        assert!(!media_type_allowed("text/html"));
-        assert!(!media_type_allowed("application/x-msdownload"));
     }
 }

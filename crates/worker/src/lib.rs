@@ -10,7 +10,7 @@ mod dispatch;
 mod ingest;
 
 pub use blob::BlobStore;
-pub use dispatch::{DispatchSettings, media_type_allowed};
+pub use dispatch::DispatchSettings;
 
 use frontdesk_store::{Store, StoreError};
 use std::sync::Arc;

@@ -8,13 +8,14 @@ use crate::auth::{Access, Tenant};
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::routes::RouteTableBuilder;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::multipart::{MultipartError, MultipartRejection};
+use axum::extract::{Multipart, Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use frontdesk_domain::{Bsuid, ChannelId, ContactId, E164, MediaId, MessageId, Permission};
-use frontdesk_store::{CustomerIdentity, MessageView, NewOutbound};
+use frontdesk_store::{CustomerIdentity, MessageView, NewOutbound, UploadedFile};
 use frontdesk_whatsapp::Outbound;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::routes;
 
@@ -24,6 +25,126 @@ pub(crate) fn routes(b: RouteTableBuilder) -> RouteTableBuilder {
         .json(routes!(get_message), Access::Perm(InboxRead))
         .json(routes!(mark_read), Access::Perm(InboxReply))
         .json(routes!(get_media), Access::Perm(InboxRead))
+        .json_sized(
+            routes!(upload_media),
+            Access::Perm(InboxReply),
+            Some(crate::MAX_UPLOAD_BODY),
+        )
+}
+
+/// Uploads held in memory at once (each up to WhatsApp's 100 MiB); others wait their turn.
+static UPLOADS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+
+/// A file uploaded to send, as stored.
+#[derive(Serialize, ToSchema)]
+pub struct UploadedMedia {
+    pub id: String,
+    pub channel_id: String,
+    /// The message kind it goes out as (`image`, `audio`, `video`, `document`, `sticker`).
+    pub kind: &'static str,
+    pub mime_type: String,
+    pub size_bytes: i64,
+    pub sha256: String,
+    pub filename: Option<String>,
+}
+
+/// Uploads a file to send (multipart: `channel_id`, and `file` with its content type).
+/// WhatsApp's types and sizes apply (images 5 MiB, audio and video 16 MiB, stickers 500 KiB,
+/// documents 100 MiB). Send it with `{"type": "image", "media_type": "image", "source":
+/// {"upload": "<id>"}}`; the dispatcher uploads it to the provider.
+#[utoipa::path(post, path = "/api/v1/media", tag = "messages",
+    request_body(content_type = "multipart/form-data", description = "`channel_id` and `file`"),
+    responses((status = 201, description = "Stored", body = UploadedMedia),
+        (status = 404, description = "No such channel here", body = ErrorEnvelope),
+        (status = 413, description = "Larger than WhatsApp takes for its type", body = ErrorEnvelope),
+        (status = 415, description = "A type WhatsApp does not carry", body = ErrorEnvelope),
+        (status = 422, description = "Missing or unreadable fields", body = ErrorEnvelope)))]
+async fn upload_media(
+    State(state): State<AppState>,
+    Tenant(ctx): Tenant,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<(StatusCode, Json<UploadedMedia>), ApiError> {
+    let invalid = |m: String| ApiError::unprocessable("invalid_upload", m);
+    let mut multipart =
+        multipart.map_err(|e| invalid(format!("a multipart/form-data body is required: {e}")))?;
+    let _turn = UPLOADS.acquire().await.map_err(ApiError::internal)?;
+    let (mut channel, mut file) = (None, None);
+    while let Some(field) = multipart.next_field().await.map_err(upload_error)? {
+        match field.name() {
+            Some("channel_id") => channel = Some(field.text().await.map_err(upload_error)?),
+            Some("file") => {
+                let mime = field
+                    .content_type()
+                    .map(|m| m.trim().to_ascii_lowercase())
+                    .unwrap_or_default();
+                let name = field.file_name().map(str::to_owned);
+                let bytes = field.bytes().await.map_err(upload_error)?;
+                file = Some((mime, name, bytes));
+            }
+            _ => {}
+        }
+    }
+    let channel = path_id(
+        &channel.ok_or_else(|| invalid("the channel_id field is required".into()))?,
+        ChannelId::parse,
+    )?;
+    let (mime, filename, bytes) =
+        file.ok_or_else(|| invalid("the file field is required".into()))?;
+    let Some((kind, max)) = frontdesk_whatsapp::media_limit(&mime) else {
+        return Err(ApiError::UnsupportedMediaType);
+    };
+    if bytes.is_empty() {
+        return Err(invalid("the file is empty".into()));
+    }
+    if bytes.len() > max {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    let filename = filename
+        .map(|f| f.chars().filter(|c| !c.is_control()).collect::<String>())
+        .filter(|f| !f.trim().is_empty());
+    if filename.as_ref().is_some_and(|f| f.chars().count() > 240) {
+        return Err(invalid("the file name is at most 240 characters".into()));
+    }
+    // The channel first: nothing is written for another organisation's channel.
+    let mut tx = state.store().begin_read(&ctx).await?;
+    tx.channel(channel).await?;
+    tx.commit().await?;
+    let blobs = state.blobs().clone();
+    let size = bytes.len() as i64;
+    let sha = tokio::task::spawn_blocking(move || blobs.put(&bytes))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    let file = UploadedFile {
+        blob_sha256: sha,
+        size_bytes: size,
+        mime_type: mime,
+        filename,
+    };
+    let mut tx = state.store().begin(&ctx).await?;
+    let id = tx.insert_upload(channel, &file).await?;
+    tx.commit().await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(UploadedMedia {
+            id: id.to_string(),
+            channel_id: channel.to_string(),
+            kind,
+            mime_type: file.mime_type,
+            size_bytes: file.size_bytes,
+            sha256: file.blob_sha256,
+            filename: file.filename,
+        }),
+    ))
+}
+
+/// A multipart body that could not be read: too large, or malformed.
+fn upload_error(e: MultipartError) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::PayloadTooLarge
+    } else {
+        ApiError::unprocessable("invalid_upload", format!("unreadable multipart body: {e}"))
+    }
 }
 
 /// Whom to write to: a known contact, or a phone number or WhatsApp user id (the contact is
@@ -102,6 +223,22 @@ async fn send_message(
                 ));
             }
         };
+    if let (Some(upload), Outbound::Media { media_type, .. }) =
+        (req.message.pending_upload(), &req.message)
+    {
+        let media = tx.media(path_id(upload, MediaId::parse)?).await?;
+        let mime = media.mime_type.as_deref().unwrap_or_default();
+        if media.channel != channel || media.status != "stored" {
+            return Err(invalid(
+                "the uploaded file belongs to another channel, or is not an upload".into(),
+            ));
+        }
+        if !frontdesk_whatsapp::media_fits_kind(mime, media_type) {
+            return Err(invalid(format!(
+                "a {mime} file cannot be sent as {media_type}"
+            )));
+        }
+    }
     if let Outbound::Template { name, language, .. } = &req.message
         && let Some(status) = tx.template_status(&view.waba_id, name, language).await?
         && status != "APPROVED"
@@ -196,7 +333,7 @@ async fn get_media(
         .ok_or_else(|| ApiError::internal("a stored media file is missing from the blob store"))?;
     let mime = media
         .mime_type
-        .filter(|m| frontdesk_worker::media_type_allowed(m))
+        .filter(|m| frontdesk_whatsapp::media_type_allowed(m))
         .unwrap_or_else(|| "application/octet-stream".into());
     Ok((
         [

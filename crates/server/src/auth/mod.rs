@@ -191,6 +191,8 @@ pub(crate) struct Guard {
     pub state: AppState,
     pub access: Access,
     pub surface: Surface,
+    /// The largest request body the route takes (the server's default, or more for uploads).
+    pub body_limit: usize,
 }
 
 /// Why the guard refused.
@@ -299,6 +301,24 @@ async fn form_csrf(req: Request, limit: usize) -> Result<(Request, Option<String
     Ok((Request::from_parts(parts, Body::from(bytes)), token))
 }
 
+/// Refuses a body declared larger than `limit` at once, and caps one that is not declared:
+/// reading past `limit` fails, which extractors answer with 413.
+fn limit_body(req: Request, limit: usize) -> Result<Request, ApiError> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    let (parts, body) = req.into_parts();
+    Ok(Request::from_parts(
+        parts,
+        Body::new(http_body_util::Limited::new(body, limit)),
+    ))
+}
+
 /// The guard every route runs (attached per route by the route table).
 pub(crate) async fn guard(State(g): State<Guard>, req: Request, next: Next) -> Response {
     let caller = match resolve(&g.state, req.headers()).await {
@@ -315,10 +335,13 @@ pub(crate) async fn guard(State(g): State<Guard>, req: Request, next: Next) -> R
         }
         return refuse(&g, denied, &req);
     }
-    let mut req = req;
+    let mut req = match limit_body(req, g.body_limit) {
+        Ok(r) => r,
+        Err(e) => return e.into_response(),
+    };
     if !is_safe(req.method()) {
         let public_origin = g.state.auth().public_origin.clone();
-        let limit = g.state.settings().body_limit_bytes;
+        let limit = g.body_limit;
         let cookie_session = caller.as_ref().filter(|c| c.via == Via::Cookie);
         if let Some(c) = cookie_session {
             if cross_origin(req.headers(), public_origin.as_deref()) {

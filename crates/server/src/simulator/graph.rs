@@ -31,11 +31,12 @@ pub(crate) fn routes(b: RouteTableBuilder) -> RouteTableBuilder {
         post(send_message),
         Access::Public,
     )
-    .other(
+    .other_sized(
         Method::POST,
         "/simulator/graph/{version}/{node}/media",
         post(upload_media),
         Access::Public,
+        Some(crate::MAX_UPLOAD_BODY),
     )
     .other(
         Method::GET,
@@ -730,28 +731,6 @@ fn spawn_statuses(
     });
 }
 
-/// Media types the fake endpoint accepts, with Meta's size limits.
-fn media_limit(mime: &str) -> Option<(&'static str, usize)> {
-    const MB: usize = 1024 * 1024;
-    Some(match mime {
-        "image/jpeg" | "image/png" => ("image", 5 * MB),
-        "image/webp" => ("sticker", 500 * 1024),
-        "audio/aac" | "audio/amr" | "audio/mpeg" | "audio/mp4" | "audio/ogg" => ("audio", 16 * MB),
-        "video/mp4" | "video/3gpp" => ("video", 16 * MB),
-        "text/plain"
-        | "application/pdf"
-        | "application/msword"
-        | "application/vnd.ms-excel"
-        | "application/vnd.ms-powerpoint"
-        | "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
-        | "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
-        | "application/vnd.openxmlformats-officedocument.presentationml.presentation" => {
-            ("document", 100 * MB)
-        }
-        _ => return None,
-    })
-}
-
 /// A file accepted by the media rules: its bytes, type and name.
 pub(crate) struct Upload {
     pub bytes: Vec<u8>,
@@ -769,7 +748,7 @@ pub(crate) fn check_upload(u: &Upload) -> GraphResult<()> {
         )
         .details(d)
     };
-    let Some((_, max)) = media_limit(&u.mime) else {
+    let Some((_, max)) = frontdesk_whatsapp::media_limit(&u.mime) else {
         return Err(upload_error(format!("Unsupported file type: {}", u.mime)));
     };
     if u.bytes.is_empty() {
