@@ -103,3 +103,11 @@ id_type!(
     /// A queued provider call (a send, a read receipt, a media download).
     OutboxId
 );
+id_type!(
+    /// A clinic queue (one doctor's or one desk's line of patients).
+    QueueId
+);
+id_type!(
+    /// A patient's place in a queue for one day (`A-014`).
+    QueueTokenId
+);

@@ -4,12 +4,13 @@ mod email;
 mod ids;
 mod permissions;
 mod phone;
+pub mod queue;
 mod tenant;
 
 pub use email::{Email, EmailError};
 pub use ids::{
     ApiKeyId, ChannelId, ContactId, ConversationId, InboxId, InvitationId, MediaId, MessageId,
-    OrgId, OutboxId, RoleId, SessionId, TeamId, UserId,
+    OrgId, OutboxId, QueueId, QueueTokenId, RoleId, SessionId, TeamId, UserId,
 };
 pub use permissions::{BuiltinRole, Permission, PermissionSet, UnknownPermission};
 pub use phone::{Bsuid, BsuidError, E164, E164Error};

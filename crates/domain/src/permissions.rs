@@ -62,6 +62,7 @@ permissions! {
     QueueManage = "queue.manage" : "Check in, reorder, move, mark no-show, pause and resume queues",
     QueueCallNext = "queue.call_next" : "Call the next patient, recall and complete",
     QueueConfigure = "queue.configure" : "Configure queues: hours, keywords, caps",
+    QueueExport = "queue.export" : "Download queue reports as CSV",
     TeamManage = "team.manage" : "Invite and remove members, manage teams, revoke members' sessions",
     RolesManage = "roles.manage" : "Create custom roles and change members' roles",
     ApiKeysManage = "api_keys.manage" : "Create and revoke API keys",
@@ -218,6 +219,7 @@ impl BuiltinRole {
                 QueueManage,
                 QueueCallNext,
                 QueueConfigure,
+                QueueExport,
                 TeamManage,
                 AuditRead,
             ]

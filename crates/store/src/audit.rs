@@ -101,7 +101,7 @@ fn chain_hash(prev: &[u8], canonical: &[u8]) -> Vec<u8> {
     h.finalize().to_vec()
 }
 
-type EventRow = (
+pub(crate) type EventRow = (
     uuid::Uuid,
     i64,
     OffsetDateTime,
@@ -116,7 +116,7 @@ type EventRow = (
 );
 
 /// A row as stored, before it is trusted: the verifier needs the raw text of `data`.
-struct RawEvent {
+pub(crate) struct RawEvent {
     org: OrgId,
     seq: i64,
     at: OffsetDateTime,
@@ -166,7 +166,7 @@ impl RawEvent {
         )
     }
 
-    fn into_event(self) -> Result<AuditEvent, StoreError> {
+    pub(crate) fn into_event(self) -> Result<AuditEvent, StoreError> {
         let actor = Actor::from_parts(&self.actor_type, &self.actor_id)
             .map_err(|e| StoreError::Corrupt(format!("audit event {}: {e}", self.seq)))?;
         let data = serde_json::from_str(&self.data)

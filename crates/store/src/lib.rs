@@ -13,6 +13,7 @@ pub mod identity;
 pub mod members;
 pub mod messaging;
 pub mod orgs;
+pub mod queue;
 pub mod secrets;
 mod settings;
 pub mod simulator;
@@ -45,6 +46,10 @@ pub use messaging::{
     TemplateStatus, UploadedFile,
 };
 pub use orgs::{CreateOrgError, Organisation, now_micros};
+pub use queue::{
+    Board, DayReport, JoinOutcome, Patient, QueueSettings, QueueTemplates, QueueView, Screen,
+    TemplateRef, TokenView,
+};
 pub use secrets::{Place, RewrapReport, SecretMeta, SecretName, SecretNameError};
 pub use simulator::{
     NewSimNumber, SimCustomer, SimCustomerId, SimDirection, SimMedia, SimMessage, SimNumber,

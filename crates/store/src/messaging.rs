@@ -555,6 +555,14 @@ impl TenantTx {
                 }
             });
         }
+        // Queue tokens follow the kept contact; where both hold a live token in one queue,
+        // the merged-away one is cancelled first (one live token per patient and queue).
+        with_conn!(self.tx, c => {
+            sqlx::query("UPDATE queue_tokens SET state = 'cancelled', ended_at = $4 WHERE org_id = $1 AND contact_id = $2 AND state IN ('waiting', 'called', 'serving') AND queue_id IN (SELECT queue_id FROM queue_tokens WHERE org_id = $1 AND contact_id = $3 AND state IN ('waiting', 'called', 'serving'))")
+                .bind(org).bind(gone.id.as_uuid()).bind(keep.id.as_uuid()).bind(now_micros()).execute(&mut *c).await?;
+            sqlx::query("UPDATE queue_tokens SET contact_id = $3 WHERE org_id = $1 AND contact_id = $2")
+                .bind(org).bind(gone.id.as_uuid()).bind(keep.id.as_uuid()).execute(&mut *c).await?;
+        });
         with_conn!(self.tx, c => {
             sqlx::query("DELETE FROM contacts WHERE org_id = $1 AND id = $2").bind(org).bind(gone.id.as_uuid()).execute(&mut *c).await?;
             sqlx::query("UPDATE contacts SET phone = coalesce(phone, $3), bsuid = coalesce(bsuid, $4), username = coalesce(username, $5), profile_name = coalesce(profile_name, $6) WHERE org_id = $1 AND id = $2")

@@ -198,6 +198,32 @@ async fn populate(store: &Store, ctx: &TenantCtx, tag: &str) {
     )
     .await
     .unwrap();
+    // A queue with a keyword and a doctor, and a patient's token in it.
+    let queue = tx
+        .create_queue(&frontdesk_store::QueueSettings {
+            channel_id: channel.id,
+            name: format!("Dr {tag}"),
+            keywords: vec![format!("JOIN {tag}")],
+            token_prefix: "A".into(),
+            daily_cap: 50,
+            position_step: 1,
+            hours: None,
+            holidays: vec![],
+            texts: Default::default(),
+            templates: Default::default(),
+            doctors: vec![ctx.user_id().unwrap()],
+        })
+        .await
+        .unwrap();
+    tx.join_queue(
+        queue.id,
+        &frontdesk_store::Patient::Contact(contact),
+        "en",
+        true,
+        now,
+    )
+    .await
+    .unwrap();
     tx.set_template_status(&frontdesk_store::TemplateStatus {
         waba_id: &format!("waba{tag}"),
         name: "welcome",
@@ -897,6 +923,13 @@ both_backends! {
             // Writes are scoped too: deleting the other tenant's secret by name deletes nothing.
             let mut tx = db.store.begin(ctx).await.unwrap();
             assert!(!tx.delete_secret(&theirs).await.unwrap());
+            tx.commit().await.unwrap();
+
+            // Queues: only the tenant's own, and the other's keyword joins nothing here.
+            let mut tx = db.store.begin_read(ctx).await.unwrap();
+            let queues = tx.queues().await.unwrap();
+            assert_eq!(queues.iter().map(|q| q.name.clone()).collect::<Vec<_>>(), vec![format!("Dr {own}")]);
+            assert_eq!(tx.queue_for_keyword(queues[0].channel_id, &format!("JOIN {other}")).await.unwrap(), None);
             tx.commit().await.unwrap();
         }
         // Both chains intact after all of it.
