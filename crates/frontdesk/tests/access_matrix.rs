@@ -298,6 +298,9 @@ struct Org {
     /// A customer's image message on it, and the image (downloaded).
     message: String,
     media: String,
+    /// A queue on the channel, and a walk-in's waiting token in it.
+    queue: String,
+    token: String,
 }
 
 /// Someone with both kinds of credentials.
@@ -1466,6 +1469,213 @@ fn matrix() -> Vec<Entry> {
                 })
             },
         ),
+        // -- clinic queues -------------------------------------------------------------------
+        route(Method::GET, "/api/v1/queues", Access::Perm(QueueRead), |_, _| {
+            Box::pin(async move {
+                Case::bare("/api/v1/queues").then(|w, a| {
+                    Box::pin(async move {
+                        let v = a.json();
+                        let ids: Vec<&str> = v.as_array().unwrap().iter().map(|q| q["id"].as_str().unwrap()).collect();
+                        assert!(ids.contains(&w.a.queue.as_str()) && !ids.contains(&w.b.queue.as_str()), "{ids:?}");
+                    })
+                })
+            })
+        }),
+        route(Method::POST, "/api/v1/queues", Access::Perm(QueueConfigure), |w, _| {
+            Box::pin(async move {
+                let name = format!("Dr New {}", w.uniq_digits());
+                Case::json(
+                    "/api/v1/queues",
+                    json!({ "channel_id": w.a.channel, "name": name, "keywords": [name],
+                            "token_prefix": "B", "daily_cap": 20, "position_step": 2 }),
+                )
+                .status(201)
+                .then(|w, a| {
+                    Box::pin(async move {
+                        let id = a.json()["id"].as_str().unwrap().to_owned();
+                        let b = w.get_a(&format!("/api/v1/queues/{id}/board")).await;
+                        assert_eq!(b["queue"]["token_prefix"], "B");
+                    })
+                })
+            })
+        })
+        .cross(|w| {
+            Box::pin(async move {
+                vec![Case::json(
+                    "/api/v1/queues",
+                    json!({ "channel_id": w.a.channel, "name": "Cross", "keywords": ["CROSS"],
+                            "token_prefix": "C", "daily_cap": 20, "position_step": 2 }),
+                )]
+            })
+        }),
+        route(Method::PUT, "/api/v1/queues/{queue_id}", Access::Perm(QueueConfigure), |w, p| {
+            Box::pin(async move {
+                let id = match p {
+                    Purpose::Guard => w.a.queue.clone(),
+                    Purpose::Allowed => create_queue(&w.app, &w.a.admin, &w.a.channel, &format!("Dr Upd {}", w.uniq_digits())).await.0,
+                };
+                let name = format!("Dr Renamed {}", w.uniq_digits());
+                Case::json(
+                    format!("/api/v1/queues/{id}"),
+                    json!({ "channel_id": w.a.channel, "name": name, "keywords": [name],
+                            "token_prefix": "R", "daily_cap": 30, "position_step": 3 }),
+                )
+                .then(|w, a| {
+                    Box::pin(async move {
+                        let id = a.json()["id"].as_str().unwrap().to_owned();
+                        let b = w.get_a(&format!("/api/v1/queues/{id}/board")).await;
+                        assert_eq!((b["queue"]["token_prefix"].as_str(), b["queue"]["daily_cap"].as_i64()), (Some("R"), Some(30)));
+                    })
+                })
+            })
+        }),
+        route(Method::GET, "/api/v1/queues/{queue_id}/board", Access::Perm(QueueRead), |w, _| {
+            Box::pin(async move {
+                Case::bare(format!("/api/v1/queues/{}/board", w.a.queue)).then(|w, a| {
+                    Box::pin(async move {
+                        assert_eq!(a.json()["queue"]["id"], w.a.queue.as_str());
+                        assert!(a.json()["waiting"].is_array());
+                    })
+                })
+            })
+        }),
+        route(Method::GET, "/api/v1/queues/{queue_id}/screen", Access::Perm(QueueRead), |w, _| {
+            Box::pin(async move {
+                Case::bare(format!("/api/v1/queues/{}/screen", w.a.queue)).then(|_, a| {
+                    Box::pin(async move {
+                        assert_eq!(a.json()["queue_name"], "Dr Matrix");
+                        assert!(!a.text.contains("Walk-in"), "no names on the screen: {}", a.text);
+                    })
+                })
+            })
+        }),
+        route(Method::GET, "/api/v1/queues/{queue_id}/qr", Access::Perm(QueueRead), |w, _| {
+            Box::pin(async move {
+                Case::bare(format!("/api/v1/queues/{}/qr", w.a.queue)).then(|_, a| {
+                    Box::pin(async move {
+                        assert!(a.json()["link"].as_str().unwrap().starts_with("https://wa.me/"), "{}", a.text);
+                        assert!(a.json()["svg"].as_str().unwrap().contains("<svg"));
+                    })
+                })
+            })
+        }),
+        route(Method::POST, "/api/v1/queues/{queue_id}/pause", Access::Perm(QueueManage), |w, p| {
+            Box::pin(async move {
+                let id = match p {
+                    Purpose::Guard => w.a.queue.clone(),
+                    Purpose::Allowed => create_queue(&w.app, &w.a.admin, &w.a.channel, &format!("Dr Pause {}", w.uniq_digits())).await.0,
+                };
+                Case::json(format!("/api/v1/queues/{id}/pause"), json!({ "paused": true, "message": "back at 11" })).then(|_, a| {
+                    Box::pin(async move {
+                        assert_eq!((a.json()["paused"].as_bool(), a.json()["pause_message"].as_str()), (Some(true), Some("back at 11")));
+                    })
+                })
+            })
+        }),
+        route(Method::POST, "/api/v1/queues/{queue_id}/check-in", Access::Perm(QueueManage), |w, _| {
+            Box::pin(async move {
+                Case::json(format!("/api/v1/queues/{}/check-in", w.a.queue), json!({ "name": "Ravi" }))
+                    .status(201)
+                    .then(|w, a| {
+                        Box::pin(async move {
+                            assert_eq!(a.json()["token"]["queue_id"], w.a.queue.as_str());
+                            assert_eq!(a.json()["token"]["state"], "waiting");
+                        })
+                    })
+            })
+        }),
+        route(Method::POST, "/api/v1/queues/{queue_id}/call-next", Access::Perm(QueueCallNext), |w, p| {
+            Box::pin(async move {
+                let id = match p {
+                    Purpose::Guard => w.a.queue.clone(),
+                    Purpose::Allowed => create_queue(&w.app, &w.a.admin, &w.a.channel, &format!("Dr Call {}", w.uniq_digits())).await.0,
+                };
+                Case::bare(format!("/api/v1/queues/{id}/call-next")).then(|_, a| {
+                    Box::pin(async move {
+                        assert_eq!(a.json()["state"], "called", "{}", a.text);
+                    })
+                })
+            })
+        }),
+        route(Method::GET, "/api/v1/queue-tokens/{token_id}", Access::Perm(QueueRead), |w, _| {
+            Box::pin(async move {
+                Case::bare(format!("/api/v1/queue-tokens/{}", w.a.token)).then(|w, a| {
+                    Box::pin(async move {
+                        assert_eq!(a.json()["token"]["id"], w.a.token.as_str());
+                        assert_eq!(a.json()["history"][0]["action"], "queue.checked_in");
+                    })
+                })
+            })
+        }),
+        route(Method::POST, "/api/v1/queue-tokens/{token_id}/consult", Access::Perm(QueueCallNext), |w, p| {
+            Box::pin(async move {
+                let id = match p {
+                    Purpose::Guard => w.a.token.clone(),
+                    Purpose::Allowed => {
+                        let (q, t) = create_queue(&w.app, &w.a.admin, &w.a.channel, &format!("Dr Consult {}", w.uniq_digits())).await;
+                        w.ok(Method::POST, &format!("/api/v1/queues/{q}/call-next"), None).await;
+                        t
+                    }
+                };
+                Case::json(format!("/api/v1/queue-tokens/{id}/consult"), json!({ "action": "complete" })).then(|_, a| {
+                    Box::pin(async move {
+                        assert_eq!(a.json()["state"], "complete", "{}", a.text);
+                    })
+                })
+            })
+        }),
+        route(Method::POST, "/api/v1/queue-tokens/{token_id}/manage", Access::Perm(QueueManage), |w, p| {
+            Box::pin(async move {
+                let id = match p {
+                    Purpose::Guard => w.a.token.clone(),
+                    Purpose::Allowed => check_in_walk_in(&w.app, &w.a.admin, &w.a.queue).await,
+                };
+                Case::json(format!("/api/v1/queue-tokens/{id}/manage"), json!({ "action": "cancel" })).then(|_, a| {
+                    Box::pin(async move {
+                        assert_eq!(a.json()["state"], "cancelled", "{}", a.text);
+                    })
+                })
+            })
+        })
+        .cross(|w| {
+            Box::pin(async move {
+                // Org B's token moved into org A's queue: A's queue is not there for B.
+                vec![Case::json(format!("/api/v1/queue-tokens/{}/manage", w.b.token), json!({ "action": "move", "queue_id": w.a.queue }))]
+            })
+        }),
+        route(Method::GET, "/api/v1/queue-reports", Access::Perm(QueueRead), |_, _| {
+            Box::pin(async move {
+                let today = time::OffsetDateTime::now_utc().date();
+                let (from, to) = (today - time::Duration::days(1), today + time::Duration::days(1));
+                Case::bare(format!("/api/v1/queue-reports?from={from}&to={to}")).then(|_, a| {
+                    Box::pin(async move {
+                        let days = a.json();
+                        assert!(days.as_array().unwrap().iter().any(|d| d["queue_name"] == "Dr Matrix"), "{days}");
+                    })
+                })
+            })
+        }),
+        route(Method::GET, "/api/v1/queue-reports/export", Access::Perm(QueueExport), |_, _| {
+            Box::pin(async move {
+                let today = time::OffsetDateTime::now_utc().date();
+                let (from, to) = (today - time::Duration::days(1), today + time::Duration::days(1));
+                Case::bare(format!("/api/v1/queue-reports/export?from={from}&to={to}")).then(|_, a| {
+                    Box::pin(async move {
+                        assert!(a.header("content-type").unwrap().starts_with("text/csv"));
+                        assert!(a.text.starts_with("day,queue,joined") && a.text.contains("\"Dr Matrix\""), "{}", a.text);
+                    })
+                })
+            })
+        }),
+        route(Method::PUT, "/api/v1/queue-time-zone", Access::Perm(QueueConfigure), |_, _| {
+            Box::pin(async move {
+                Case::json("/api/v1/queue-time-zone", json!({ "time_zone": "UTC" })).then(|_, a| {
+                    Box::pin(async move {
+                        assert_eq!(a.json()["time_zone"], "UTC");
+                    })
+                })
+            })
+        }),
         route(Method::POST, "/api/v1/messages", Access::Perm(InboxReply), |w, _| {
             Box::pin(async move {
                 // A template to a new number: no service window needed.
@@ -3623,6 +3833,43 @@ async fn enable_totp(app: &TestApp, totp: &Totp, u: &ApiUser) -> Vec<u8> {
     secret
 }
 
+/// A queue of the admin's organisation on a channel, with one walk-in waiting: their ids.
+async fn create_queue(
+    app: &TestApp,
+    admin: &ApiUser,
+    channel: &str,
+    name: &str,
+) -> (String, String) {
+    let (s, q) = app
+        .api(
+            Method::POST,
+            "/api/v1/queues",
+            Some(&admin.access),
+            Some(
+                json!({ "channel_id": channel, "name": name, "keywords": [name],
+                        "token_prefix": "A", "daily_cap": 500, "position_step": 1 }),
+            ),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{q}");
+    let id = q["id"].as_str().unwrap().to_owned();
+    let token = check_in_walk_in(app, admin, &id).await;
+    (id, token)
+}
+
+async fn check_in_walk_in(app: &TestApp, admin: &ApiUser, queue: &str) -> String {
+    let (s, t) = app
+        .api(
+            Method::POST,
+            &format!("/api/v1/queues/{queue}/check-in"),
+            Some(&admin.access),
+            Some(json!({ "name": "Walk-in" })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{t}");
+    t["token"]["id"].as_str().unwrap().to_owned()
+}
+
 async fn org(app: &TestApp, name: &str, domain: &str) -> Org {
     let admin = app.signup(name, &format!("admin@{domain}")).await;
     let id = admin.org_id.clone().unwrap();
@@ -3656,7 +3903,10 @@ async fn org(app: &TestApp, name: &str, domain: &str) -> Org {
     let (_, spare_session) = api_session(app, &admin.email, PASSWORD, &id).await;
     let (channel, channel_url) = create_channel(app, &admin, "1000").await;
     let (message, media) = seed_inbound_image(app, &channel_url).await;
+    let (queue, token) = create_queue(app, &admin, &channel, "Dr Matrix").await;
     Org {
+        queue,
+        token,
         channel,
         channel_url,
         message,

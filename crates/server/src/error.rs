@@ -180,6 +180,12 @@ fn conflict_message(code: &str) -> &'static str {
         "scope_exceeds_own_permissions" => "a key cannot have permissions you do not have",
         "totp_already_enabled" => "two-factor sign-in is already on; turn it off first",
         "channel_exists" => "a channel with this phone number id is already connected",
+        "keyword_taken" => "another queue on this number has this keyword",
+        "queue_name_taken" => "a queue with this name exists",
+        "invalid_transition" => "the token's state does not allow this",
+        "token_changed" => "the token changed meanwhile; reload and try again",
+        "already_in_queue" => "the patient already holds a token in that queue",
+        "reorder_no_room" => "no room at that place in the line; move a neighbour first",
         _ => "the request conflicts with the current state",
     }
 }

@@ -5,8 +5,8 @@
 use crate::Worker;
 use frontdesk_domain::{ChannelId, InboxId};
 use frontdesk_store::{
-    CustomerIdentity, InboundRecord, InboxItem, NewMedia, Provider, StatusRecord, StoreError,
-    TenantCtx, TenantTx,
+    CustomerIdentity, Inbound, InboundRecord, InboxItem, NewMedia, Provider, StatusRecord,
+    StoreError, TenantCtx, TenantTx,
 };
 use frontdesk_whatsapp::webhook::{CustomerRef, Event, InboundMessage, MessageKind, StatusUpdate};
 use time::OffsetDateTime;
@@ -58,6 +58,8 @@ impl Worker {
             for (ctx, ids) in batch {
                 for chunk in ids.chunks(APPLY_CHUNK) {
                     done += self.process_org_batch(&ctx, chunk).await?;
+                    // a queue answer may have been queued with the batch
+                    self.signals.outbox.notify_one();
                     tokio::task::yield_now().await;
                 }
             }
@@ -72,11 +74,12 @@ impl Worker {
         ctx: &TenantCtx,
         ids: &[InboxId],
     ) -> Result<usize, StoreError> {
+        let now = self.now();
         let mut tx = self.store.begin(ctx).await?;
         let items = tx.pending_inbox_items(ids).await?;
         let mut ok = true;
         for item in &items {
-            if let Err(e) = apply_row(&mut tx, item).await {
+            if let Err(e) = apply_row(&mut tx, item, now).await {
                 tracing::warn!(error = %e, "webhook batch failed; retrying row by row");
                 ok = false;
                 break;
@@ -91,7 +94,7 @@ impl Worker {
             let mut tx = self.store.begin(ctx).await?;
             let items = tx.pending_inbox_items(std::slice::from_ref(id)).await?;
             if let Some(item) = items.first() {
-                match apply_row(&mut tx, item).await {
+                match apply_row(&mut tx, item, now).await {
                     Ok(()) => tx.commit().await?,
                     Err(e) => {
                         // Left queued: its lease runs out and it is tried again.
@@ -107,8 +110,12 @@ impl Worker {
 }
 
 /// Applies one row and marks it processed, or failed with the parse error.
-async fn apply_row(tx: &mut TenantTx, item: &InboxItem) -> Result<(), StoreError> {
-    match apply_body(tx, item).await {
+async fn apply_row(
+    tx: &mut TenantTx,
+    item: &InboxItem,
+    now: OffsetDateTime,
+) -> Result<(), StoreError> {
+    match apply_body(tx, item, now).await {
         Ok(()) => tx.finish_inbox(item.id, None).await,
         Err(ApplyError::Payload(reason)) => {
             tracing::warn!(inbox = %item.id, %reason, "webhook payload not applied; kept as failed");
@@ -118,7 +125,11 @@ async fn apply_row(tx: &mut TenantTx, item: &InboxItem) -> Result<(), StoreError
     }
 }
 
-async fn apply_body(tx: &mut TenantTx, item: &InboxItem) -> Result<(), ApplyError> {
+async fn apply_body(
+    tx: &mut TenantTx,
+    item: &InboxItem,
+    now: OffsetDateTime,
+) -> Result<(), ApplyError> {
     let channel = tx.channel(item.channel).await?;
     let events = match channel.provider {
         Provider::Cloud => frontdesk_whatsapp::parse_meta(&item.body)
@@ -127,7 +138,7 @@ async fn apply_body(tx: &mut TenantTx, item: &InboxItem) -> Result<(), ApplyErro
             .map_err(|e| ApplyError::Payload(e.to_string()))?,
     };
     for event in events {
-        apply_event(tx, &channel, event).await?;
+        apply_event(tx, &channel, event, now).await?;
     }
     Ok(())
 }
@@ -152,11 +163,12 @@ async fn apply_event(
     tx: &mut TenantTx,
     receiving: &frontdesk_store::ChannelView,
     event: Event,
+    now: OffsetDateTime,
 ) -> Result<(), ApplyError> {
     match event {
         Event::Message(m) => {
             let channel = channel_for(tx, receiving, &m.number.phone_number_id).await?;
-            apply_message(tx, channel, &m).await
+            apply_message(tx, channel, &m, now).await
         }
         Event::Status(s) => {
             let channel = channel_for(tx, receiving, &s.number.phone_number_id).await?;
@@ -207,6 +219,7 @@ async fn apply_message(
     tx: &mut TenantTx,
     channel: ChannelId,
     m: &InboundMessage,
+    now: OffsetDateTime,
 ) -> Result<(), ApplyError> {
     if m.from.phone.is_none() && m.from.bsuid.is_none() {
         return Err(ApplyError::Payload(format!(
@@ -229,20 +242,26 @@ async fn apply_message(
         _ => (m.context.as_ref().and_then(|c| c.message_id.clone()), None),
     };
     let media = media.filter(|x| !x.provider_media_id.is_empty());
-    tx.record_inbound(
-        channel,
-        contact,
-        &InboundRecord {
-            provider_message_id: m.id.clone(),
-            kind: m.kind.type_name().to_owned(),
-            content: m.raw.to_string(),
-            preview: m.kind.preview(),
-            reply_to,
-            provider_at: at(m.timestamp),
-            media,
-        },
-    )
-    .await?;
+    let stored = tx
+        .record_inbound(
+            channel,
+            contact,
+            &InboundRecord {
+                provider_message_id: m.id.clone(),
+                kind: m.kind.type_name().to_owned(),
+                content: m.raw.to_string(),
+                preview: m.kind.preview(),
+                reply_to,
+                provider_at: at(m.timestamp),
+                media,
+            },
+        )
+        .await?;
+    // A new text may be a queue keyword, STATUS or CANCEL: answered in this transaction,
+    // so a webhook applied twice answers once.
+    if let (Inbound::New { .. }, MessageKind::Text { body }) = (stored, &m.kind) {
+        crate::queue::handle_patient_text(tx, channel, contact, body, now).await?;
+    }
     Ok(())
 }
 

@@ -8,6 +8,7 @@
 pub mod blob;
 mod dispatch;
 mod ingest;
+pub mod queue;
 
 pub use blob::BlobStore;
 pub use dispatch::DispatchSettings;

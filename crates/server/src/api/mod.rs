@@ -5,6 +5,7 @@ pub(crate) mod admin;
 pub(crate) mod audit;
 pub(crate) mod channels;
 mod messages;
+mod queue;
 mod session;
 
 pub(crate) use session::reset_password;
@@ -20,6 +21,7 @@ pub(crate) fn routes(b: RouteTableBuilder) -> RouteTableBuilder {
     let b = admin::routes(b);
     let b = channels::routes(b);
     let b = messages::routes(b);
+    let b = queue::routes(b);
     audit::routes(b)
 }
 
