@@ -1,0 +1,230 @@
+//! The clinic queue end to end, on both backends: patients join, ask STATUS and CANCEL over
+//! WhatsApp through the simulator and get their messages through the outbox; staff run the
+//! queue through the API; receptionist and doctor are custom roles, and a doctor sees and
+//! calls only their own queue.
+
+mod common;
+
+use common::TestApp;
+use common::simulator::SimChannel;
+use common::users::{ApiUser, WebSession};
+use frontdesk_store::testing::TestDb;
+use frontdesk_store::{TenantCtx, both_backends};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+struct World {
+    app: TestApp,
+    admin: ApiUser,
+    web: WebSession,
+    ch: SimChannel,
+    ctx: TenantCtx,
+}
+
+async fn world(db: TestDb) -> World {
+    let app = TestApp::spawn(db).await;
+    let admin = app.signup("Queue clinic", "admin@queue.example").await;
+    let web = app.web_login(&admin.email, common::users::PASSWORD).await;
+    let ch = app.provision_sim(&admin, "Front desk", None).await;
+    let ctx = app
+        .db
+        .store
+        .webhook_target(&ch.webhook_key)
+        .await
+        .unwrap()
+        .unwrap()
+        .ctx;
+    World {
+        app,
+        admin,
+        web,
+        ch,
+        ctx,
+    }
+}
+
+impl World {
+    async fn call(
+        &self,
+        who: &ApiUser,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        self.app.api(method, path, Some(&who.access), body).await
+    }
+
+    async fn create_queue(&self, name: &str, keyword: &str, doctors: &[&str]) -> String {
+        let (s, q) = self
+            .call(
+                &self.admin,
+                Method::POST,
+                "/api/v1/queues",
+                Some(json!({
+                "channel_id": self.ch.id, "name": name, "keywords": [keyword], "token_prefix": "A",
+                "daily_cap": 50, "position_step": 1, "doctors": doctors })),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{q}");
+        q["id"].as_str().unwrap().to_owned()
+    }
+
+    async fn customer(&self, name: &str, phone: &str) -> String {
+        self.app
+            .sim_customer(&self.web, &self.ch.id, name, phone, "")
+            .await
+    }
+
+    async fn says(&self, customer: &str, text: &str) {
+        self.app
+            .sim_customer_sends(&self.web, customer, &[("kind", "text"), ("body", text)])
+            .await
+    }
+
+    /// The texts we sent a phone number, oldest first.
+    async fn texts_to(&self, phone: &str) -> Vec<String> {
+        let mut tx = self.app.db.store.begin_read(&self.ctx).await.unwrap();
+        let who = frontdesk_store::CustomerIdentity {
+            phone: Some(frontdesk_domain::E164::parse(phone).unwrap()),
+            ..Default::default()
+        };
+        let Some(id) = tx.find_contact(&who).await.unwrap() else {
+            return vec![];
+        };
+        let channel = frontdesk_domain::ChannelId::parse(&self.ch.id).unwrap();
+        let Some(conv) = tx.find_conversation(channel, id).await.unwrap() else {
+            return vec![];
+        };
+        tx.conversation_messages(conv.id, 200)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|m| m.direction == "out")
+            .map(|m| m.content["body"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    }
+
+    /// Runs the worker until `phone` has received `n` texts (webhooks arrive over HTTP).
+    async fn until_texts(&self, phone: &str, n: usize) -> Vec<String> {
+        for _ in 0..600 {
+            self.app.drain().await;
+            let t = self.texts_to(phone).await;
+            if t.len() >= n {
+                return t;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!(
+            "{phone} never got {n} texts: {:?}",
+            self.texts_to(phone).await
+        );
+    }
+}
+
+both_backends! {
+    async fn patients_join_check_and_leave_by_whatsapp_and_hear_when_called(db) {
+        let w = world(db).await;
+        let q = w.create_queue("Dr Mehta", "Dr Mehta", &[]).await;
+        let (asha, ravi) = ("+919800000001", "+919800000002");
+        let c1 = w.customer("Asha", asha).await;
+        let c2 = w.customer("Ravi", ravi).await;
+
+        w.says(&c1, "  dr   MEHTA ").await;
+        let t = w.until_texts(asha, 1).await;
+        assert!(t[0].contains("Your token is A-001") && t[0].contains("number 1"), "{t:?}");
+        w.says(&c1, "DR MEHTA").await;
+        let t = w.until_texts(asha, 2).await;
+        assert!(t[1].contains("already in Dr Mehta with token A-001"), "{t:?}");
+
+        w.says(&c2, "dr mehta").await;
+        let t = w.until_texts(ravi, 1).await;
+        assert!(t[0].contains("A-002") && t[0].contains("number 2"), "{t:?}");
+        w.says(&c2, "status").await;
+        let t = w.until_texts(ravi, 2).await;
+        assert!(t[1].contains("token A-002, you are number 2"), "{t:?}");
+        // Anything else is left to the inbox.
+        w.says(&c2, "hello doctor").await;
+        w.app.drain().await;
+
+        // The doctor calls: Asha is told to come in, Ravi that he is next.
+        let (s, called) = w.call(&w.admin, Method::POST, &format!("/api/v1/queues/{q}/call-next"), None).await;
+        assert_eq!((s, called["label"].as_str()), (StatusCode::OK, Some("A-001")), "{called}");
+        let t = w.until_texts(asha, 3).await;
+        assert!(t[2].contains("A-001, please come in"), "{t:?}");
+        let t = w.until_texts(ravi, 3).await;
+        assert!(t[2].contains("A-002, you are next"), "{t:?}");
+        assert_eq!(t.len(), 3, "no reply to a text that is not a command: {t:?}");
+
+        // Ravi leaves; the board shows nobody waiting and Asha with the doctor.
+        w.says(&c2, "Cancel").await;
+        let t = w.until_texts(ravi, 4).await;
+        assert!(t[3].contains("A-002") && t[3].contains("cancelled"), "{t:?}");
+        let board = w.app.api(Method::GET, &format!("/api/v1/queues/{q}/board"), Some(&w.admin.access), None).await.1;
+        assert_eq!(board["waiting"].as_array().unwrap().len(), 0, "{board}");
+        assert_eq!(board["current"][0]["label"], "A-001");
+        let (s, done) = w.call(&w.admin, Method::POST, &format!("/api/v1/queue-tokens/{}/consult", called["id"].as_str().unwrap()), Some(json!({ "action": "complete" }))).await;
+        assert_eq!((s, done["state"].as_str()), (StatusCode::OK, Some("complete")), "{done}");
+
+        // The token's history is its audit trail, written with each change.
+        let (_, detail) = w.call(&w.admin, Method::GET, &format!("/api/v1/queue-tokens/{}", called["id"].as_str().unwrap()), None).await;
+        let actions: Vec<&str> = detail["history"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+        assert_eq!(actions, ["queue.joined", "queue.called", "queue.completed"]);
+        // The screen shows labels only.
+        let (_, screen) = w.call(&w.admin, Method::GET, &format!("/api/v1/queues/{q}/screen"), None).await;
+        let text = screen.to_string();
+        assert!(!text.contains("Asha") && !text.contains("9800000001"), "{text}");
+
+        // Reports: one joined and served, one cancelled.
+        let today = time::OffsetDateTime::now_utc().date();
+        let (s, r) = w.call(&w.admin, Method::GET, &format!("/api/v1/queue-reports?from={today}&to={today}"), None).await;
+        assert_eq!(s, StatusCode::OK, "{r}");
+        assert_eq!((r[0]["joined"].as_i64(), r[0]["served"].as_i64(), r[0]["cancelled"].as_i64()), (Some(2), Some(1), Some(1)), "{r}");
+    }
+
+    async fn receptionist_and_doctor_roles_get_what_they_need_and_doctors_only_their_queue(db) {
+        let w = world(db).await;
+        for (name, perms) in [("Receptionist", json!(["queue.read", "queue.manage"])), ("Doctor", json!(["queue.read", "queue.call_next"]))] {
+            let (s, v) = w.call(&w.admin, Method::POST, "/api/v1/roles", Some(json!({ "name": name, "permissions": perms }))).await;
+            assert_eq!(s, StatusCode::CREATED, "{v}");
+        }
+        let desk = w.app.add_member(&w.admin, "desk@queue.example", "Receptionist").await;
+        let doc = w.app.add_member(&w.admin, "doc@queue.example", "Doctor").await;
+        let mine = w.create_queue("Dr Own", "OWN", &[&doc.user_id]).await;
+        let other = w.create_queue("Dr Other", "OTHER", &[]).await;
+
+        // The receptionist checks walk-ins in (one without a phone), but cannot call or export.
+        for q in [&mine, &other] {
+            let (s, v) = w.call(&desk, Method::POST, &format!("/api/v1/queues/{q}/check-in"), Some(json!({ "name": "Walk-in" }))).await;
+            assert_eq!(s, StatusCode::CREATED, "{v}");
+        }
+        let (s, _) = w.call(&desk, Method::POST, &format!("/api/v1/queues/{mine}/call-next"), None).await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+        let today = time::OffsetDateTime::now_utc().date();
+        let (s, _) = w.call(&desk, Method::GET, &format!("/api/v1/queue-reports/export?from={today}&to={today}"), None).await;
+        assert_eq!(s, StatusCode::FORBIDDEN);
+
+        // The doctor sees and calls only their own queue; the other does not exist for them.
+        let (_, list) = w.call(&doc, Method::GET, "/api/v1/queues", None).await;
+        let names: Vec<&str> = list.as_array().unwrap().iter().map(|q| q["name"].as_str().unwrap()).collect();
+        assert_eq!(names, ["Dr Own"]);
+        let (s, _) = w.call(&doc, Method::GET, &format!("/api/v1/queues/{other}/board"), None).await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        let (s, _) = w.call(&doc, Method::POST, &format!("/api/v1/queues/{other}/call-next"), None).await;
+        assert_eq!(s, StatusCode::NOT_FOUND);
+        let (s, t) = w.call(&doc, Method::POST, &format!("/api/v1/queues/{mine}/call-next"), None).await;
+        assert_eq!((s, t["label"].as_str()), (StatusCode::OK, Some("A-001")), "{t}");
+        assert_eq!(t["called_by"], doc.user_id.as_str());
+        let (s, _) = w.call(&doc, Method::POST, &format!("/api/v1/queues/{mine}/call-next"), None).await;
+        assert_eq!(s, StatusCode::NO_CONTENT, "nobody else waits");
+        let (s, _) = w.call(&doc, Method::POST, &format!("/api/v1/queues/{mine}/check-in"), Some(json!({ "name": "X" }))).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "checking in is the desk's");
+
+        // The admin exports the report as CSV.
+        let r = w.app.client.get(w.app.url(&format!("/api/v1/queue-reports/export?from={today}&to={today}")))
+            .bearer_auth(&w.admin.access).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let csv = r.text().await.unwrap();
+        assert!(csv.contains("\"Dr Own\",1,0,0,0") && csv.contains("\"Dr Other\",1,0,0,0"), "{csv}");
+    }
+}
