@@ -125,10 +125,7 @@ both_backends! {
         app.drain().await;
 
         let mut tx = app.db.store.begin_read(&t.ctx).await.unwrap();
-        let contact = tx.upsert_contact(&frontdesk_store::CustomerIdentity { phone: Some(frontdesk_domain::E164::parse("+919876543210").unwrap()), ..Default::default() }).await;
-        drop(tx);
-        let contact = contact.unwrap();
-        let mut tx = app.db.store.begin_read(&t.ctx).await.unwrap();
+        let contact = tx.find_contact(&frontdesk_store::CustomerIdentity { phone: Some(frontdesk_domain::E164::parse("+919876543210").unwrap()), ..Default::default() }).await.unwrap().expect("the contact");
         let conv = tx.find_conversation(t.channel, contact).await.unwrap().expect("a conversation");
         let msgs = tx.conversation_messages(conv.id, 100).await.unwrap();
         let kinds: Vec<&str> = msgs.iter().map(|m| m.kind.as_str()).collect();
