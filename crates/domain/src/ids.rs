@@ -111,3 +111,19 @@ id_type!(
     /// A patient's place in a queue for one day (`A-014`).
     QueueTokenId
 );
+id_type!(
+    /// A label of the organisation's catalogue, put on conversations.
+    LabelId
+);
+id_type!(
+    /// An internal note on a conversation (never sent to the customer).
+    NoteId
+);
+id_type!(
+    /// A notification for one user (a mention).
+    NotificationId
+);
+id_type!(
+    /// A canned answer with variables.
+    QuickReplyId
+);

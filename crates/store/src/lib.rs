@@ -9,7 +9,9 @@ pub mod api_keys;
 pub mod audit;
 pub mod channels;
 mod error;
+pub mod events;
 pub mod identity;
+pub mod inbox;
 pub mod members;
 pub mod messaging;
 pub mod orgs;
@@ -33,6 +35,7 @@ pub use channels::{
     NewChannel, Provider, SecretState, Stored, WebhookTarget,
 };
 pub use error::StoreError;
+pub use events::{Event, EventBus, EventKind};
 pub use identity::{
     Credentials, EmailTokenPurpose, IssuedSession, NewSession, Principal, Refreshed, SessionInfo,
     SessionKind, SessionPolicy, SessionSummary, TotpState, User,
@@ -127,6 +130,8 @@ pub struct Store {
     /// with sleeps of up to 100 ms. Writers of this process queue here instead, and the next
     /// one starts the moment the previous commits.
     write_gate: Arc<tokio::sync::Mutex<()>>,
+    /// Live events of committed changes (see [`events`]).
+    events: events::EventBus,
 }
 
 impl std::fmt::Debug for Store {
@@ -221,6 +226,7 @@ impl Store {
             owner_url,
             vault: config.vault.clone(),
             write_gate: Arc::default(),
+            events: events::EventBus::default(),
         })
     }
 
@@ -247,6 +253,11 @@ impl Store {
             )));
         }
         Ok(())
+    }
+
+    /// The bus committed changes are announced on.
+    pub fn events(&self) -> &events::EventBus {
+        &self.events
     }
 
     /// The secret vault this store seals values with.

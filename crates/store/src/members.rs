@@ -729,7 +729,7 @@ async fn join_by_invitation(
 }
 
 impl TenantTx {
-    fn org(&self) -> uuid::Uuid {
+    pub(crate) fn org(&self) -> uuid::Uuid {
         self.ctx().org_id().as_uuid()
     }
 

@@ -645,10 +645,16 @@ impl TenantTx {
         // Reactions do not reopen a conversation nor count as unread, but they do open the window.
         let counts = m.kind != "reaction";
         with_conn!(self.tx, c => {
-            sqlx::query("UPDATE conversations SET status = CASE WHEN $7 THEN 'open' ELSE status END, last_message_at = CASE WHEN last_message_at < $3 THEN $3 ELSE last_message_at END, last_inbound_at = CASE WHEN last_inbound_at IS NULL OR last_inbound_at < $3 THEN $3 ELSE last_inbound_at END, last_preview = CASE WHEN $7 THEN $4 ELSE last_preview END, unread = unread + $5, updated_at = $6 WHERE org_id = $1 AND id = $2")
+            sqlx::query("UPDATE conversations SET status = CASE WHEN $7 THEN 'open' ELSE status END, snoozed_until = CASE WHEN $7 THEN NULL ELSE snoozed_until END, last_message_at = CASE WHEN last_message_at < $3 THEN $3 ELSE last_message_at END, last_inbound_at = CASE WHEN last_inbound_at IS NULL OR last_inbound_at < $3 THEN $3 ELSE last_inbound_at END, last_preview = CASE WHEN $7 THEN $4 ELSE last_preview END, unread = unread + $5, inbound_count = inbound_count + $5, updated_at = $6 WHERE org_id = $1 AND id = $2")
                 .bind(org).bind(conversation.as_uuid()).bind(m.provider_at).bind(&preview).bind(i32::from(counts)).bind(now).bind(counts)
                 .execute(c).await?;
         });
+        self.emit_message(crate::events::EventKind::MessageNew, id)
+            .await?;
+        if counts {
+            // A customer writing to an unassigned conversation of a round-robin inbox.
+            self.auto_assign(conversation, now).await?;
+        }
         Ok(Inbound::New {
             conversation,
             message: id,
@@ -676,7 +682,7 @@ impl TenantTx {
         Ok(id)
     }
 
-    async fn insert_outbox(
+    pub(crate) async fn insert_outbox(
         &mut self,
         channel: ChannelId,
         target: uuid::Uuid,
@@ -762,6 +768,13 @@ impl TenantTx {
                 .bind(pricing.and_then(|p| p.3.clone())).bind(pricing.and_then(|p| p.4.clone())).bind(pricing.and_then(|p| p.5))
                 .bind(now_micros()).execute(c).await?;
         });
+        if best != current {
+            self.emit_message(
+                crate::events::EventKind::MessageStatus,
+                MessageId::from_uuid(message),
+            )
+            .await?;
+        }
         Ok(Some(best))
     }
 
@@ -855,7 +868,33 @@ impl TenantTx {
         });
         self.insert_outbox(m.channel, id.as_uuid(), OutboxAction::Send, now)
             .await?;
+        self.emit_message(crate::events::EventKind::MessageNew, id)
+            .await?;
         self.message(id).await
+    }
+
+    /// Queues a message event: the message as the inbox shows it (no phone numbers beyond
+    /// the provider's JSON, which subscribers mask by role).
+    pub(crate) async fn emit_message(
+        &mut self,
+        kind: crate::events::EventKind,
+        id: MessageId,
+    ) -> Result<(), StoreError> {
+        let m = self.message(id).await?;
+        let data = match kind {
+            crate::events::EventKind::MessageNew => serde_json::json!({
+                "conversation_id": m.conversation_id,
+                "message": m,
+            }),
+            _ => serde_json::json!({
+                "conversation_id": m.conversation_id,
+                "message_id": m.id,
+                "status": m.status,
+                "error_code": m.error_code,
+                "error_title": m.error_title,
+            }),
+        };
+        self.emit_conversation(kind, m.conversation_id, data).await
     }
 
     /// Queues a read receipt for an inbound message (blue ticks on the customer's phone).
@@ -950,7 +989,14 @@ impl TenantTx {
                 .bind(org).bind(message.as_uuid()).bind(trunc(provider_message_id, 200)).bind(now_micros()).bind(attempts).execute(&mut *c).await?;
             sqlx::query("DELETE FROM outbox WHERE id = $1 AND org_id = $2").bind(job.as_uuid()).bind(org).execute(&mut *c).await?;
         });
-        self.settle_status(m.channel_id, provider_message_id).await
+        let settled = self
+            .settle_status(m.channel_id, provider_message_id)
+            .await?;
+        if m.status == MessageStatus::Queued && settled == Some(MessageStatus::Accepted) {
+            self.emit_message(crate::events::EventKind::MessageStatus, message)
+                .await?;
+        }
+        Ok(settled)
     }
 
     /// Removes a finished outbox row (a read receipt sent, a media file stored).
@@ -1013,6 +1059,13 @@ impl TenantTx {
                 OutboxAction::MarkRead => {}
             }
         });
+        if job.action == OutboxAction::Send {
+            self.emit_message(
+                crate::events::EventKind::MessageStatus,
+                MessageId::from_uuid(job.target),
+            )
+            .await?;
+        }
         Ok(())
     }
 

@@ -156,6 +156,9 @@ pub struct TenantTx {
     pub(crate) vault: std::sync::Arc<crate::Vault>,
     /// SQLite writes: this process's turn to write, released with the transaction.
     gate: WriteTurn,
+    /// Events announced when (and only if) the transaction commits.
+    pending: Vec<crate::events::Event>,
+    bus: crate::events::EventBus,
 }
 
 /// Held by a SQLite write transaction for its whole life (see `Store::write_gate`).
@@ -166,8 +169,17 @@ impl TenantTx {
         &self.ctx
     }
 
+    /// Commits, then publishes the events the transaction queued.
     pub async fn commit(self) -> Result<(), StoreError> {
-        self.tx.commit().await
+        self.tx.commit().await?;
+        drop(self.gate);
+        self.bus.publish(self.pending);
+        Ok(())
+    }
+
+    /// Queues an event to publish after commit.
+    pub(crate) fn emit(&mut self, e: crate::events::Event) {
+        self.pending.push(e);
     }
 
     /// Continues the same transaction outside any tenant (global tables only).
@@ -177,6 +189,7 @@ impl TenantTx {
             tx: self.tx,
             vault: self.vault,
             gate: self.gate,
+            bus: self.bus,
         })
     }
 }
@@ -197,6 +210,7 @@ pub(crate) struct GlobalTx {
     pub(crate) tx: Tx,
     pub(crate) vault: std::sync::Arc<crate::Vault>,
     gate: WriteTurn,
+    bus: crate::events::EventBus,
 }
 
 impl GlobalTx {
@@ -212,6 +226,8 @@ impl GlobalTx {
             tx: self.tx,
             vault: self.vault,
             gate: self.gate,
+            pending: Vec::new(),
+            bus: self.bus,
         })
     }
 
@@ -254,6 +270,8 @@ impl Store {
             tx,
             vault: self.vault().clone(),
             gate,
+            pending: Vec::new(),
+            bus: self.events.clone(),
         })
     }
 
@@ -265,6 +283,7 @@ impl Store {
             tx,
             vault: self.vault().clone(),
             gate,
+            bus: self.events.clone(),
         })
     }
 

@@ -163,26 +163,27 @@ async fn populate(store: &Store, ctx: &TenantCtx, tag: &str) {
         })
         .await
         .unwrap();
-    tx.record_inbound(
-        channel.id,
-        contact,
-        &frontdesk_store::InboundRecord {
-            provider_message_id: format!("wamid.{tag}"),
-            kind: "image".into(),
-            content: "{}".into(),
-            preview: "[image]".into(),
-            reply_to: None,
-            provider_at: now,
-            media: Some(frontdesk_store::NewMedia {
-                provider_media_id: format!("media-{tag}"),
-                mime_type: Some("image/jpeg".into()),
-                sha256: None,
-                filename: None,
-            }),
-        },
-    )
-    .await
-    .unwrap();
+    let inbound = tx
+        .record_inbound(
+            channel.id,
+            contact,
+            &frontdesk_store::InboundRecord {
+                provider_message_id: format!("wamid.{tag}"),
+                kind: "image".into(),
+                content: "{}".into(),
+                preview: "[image]".into(),
+                reply_to: None,
+                provider_at: now,
+                media: Some(frontdesk_store::NewMedia {
+                    provider_media_id: format!("media-{tag}"),
+                    mime_type: Some("image/jpeg".into()),
+                    sha256: None,
+                    filename: None,
+                }),
+            },
+        )
+        .await
+        .unwrap();
     tx.apply_status(
         channel.id,
         &frontdesk_store::StatusRecord {
@@ -236,11 +237,76 @@ async fn populate(store: &Store, ctx: &TenantCtx, tag: &str) {
     .await
     .unwrap();
     tx.commit().await.unwrap();
+    populate_inbox(store, ctx, tag, channel.id, team.id, inbound).await;
     let body = format!("{{\"object\":\"whatsapp_business_account\",\"tag\":\"{tag}\"}}");
     store
         .store_webhooks(&[(ctx, channel.id, body.as_bytes())])
         .await
         .unwrap();
+}
+
+/// The team inbox's rows: settings, presence, labels, reads, a note with a mention (of a
+/// second member), a quick reply.
+async fn populate_inbox(
+    store: &Store,
+    ctx: &TenantCtx,
+    tag: &str,
+    channel: frontdesk_domain::ChannelId,
+    team: frontdesk_domain::TeamId,
+    inbound: frontdesk_store::Inbound,
+) {
+    use frontdesk_store::inbox::{AutoAssign, Availability, Viewer};
+    let frontdesk_store::Inbound::New { conversation, .. } = inbound else {
+        panic!("a new message");
+    };
+    let now = now_micros();
+    let mut tx = store.begin(ctx).await.unwrap();
+    let agent_role = tx
+        .roles()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.builtin == Some(frontdesk_domain::BuiltinRole::Agent))
+        .unwrap()
+        .id;
+    let email = Email::parse(&format!("agent@{tag}.example")).unwrap();
+    let (_, token) = tx
+        .create_invitation(&email, agent_role, Duration::days(1), now)
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let (agent, _) = store
+        .accept_invitation_as_new_user(
+            token.expose_secret(),
+            "Agent",
+            "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
+            now,
+        )
+        .await
+        .unwrap();
+    let v = Viewer::of(ctx);
+    let mut tx = store.begin(ctx).await.unwrap();
+    tx.set_inbox_settings(channel, &[team], AutoAssign::RoundRobin, Some(team))
+        .await
+        .unwrap();
+    tx.set_availability(ctx.user_id().unwrap(), Availability::Online, now)
+        .await
+        .unwrap();
+    let label = tx
+        .create_label(&format!("label {tag}"), "#112233")
+        .await
+        .unwrap();
+    tx.set_conversation_label(&v, conversation, label.id, true)
+        .await
+        .unwrap();
+    tx.mark_conversation_read(&v, conversation).await.unwrap();
+    tx.add_note(&v, conversation, &format!("note {tag}"), &[agent.id])
+        .await
+        .unwrap();
+    tx.save_quick_reply(None, &format!("hi-{tag}"), "Hello {{contact.first_name}}")
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
 }
 
 /// The simulator's rows for a channel: its number, a customer, a message each way, an
@@ -918,6 +984,21 @@ both_backends! {
             assert!(tx.secret(&theirs).await.unwrap().is_none());
             let mine = SecretName::parse(&format!("token.{own}")).unwrap();
             assert_eq!(tx.secret(&mine).await.unwrap().unwrap().expose_secret(), &format!("{own}-secret-value"));
+            tx.commit().await.unwrap();
+
+            // The inbox: the list, labels and quick replies are the tenant's own.
+            let v = frontdesk_store::inbox::Viewer::of(ctx);
+            let mut tx = db.store.begin_read(ctx).await.unwrap();
+            let page = tx.list_conversations(&v, &frontdesk_store::inbox::ListQuery {
+                view: frontdesk_store::inbox::ListView::All, team: None, channel: None, status: "any".into(),
+                label: None, search: Some("image".into()), after: None, limit: 100,
+            }).await.unwrap();
+            assert_eq!(page.items.len(), 1);
+            assert_eq!(page.items[0].labels[0].name, format!("label {own}"));
+            let labels: Vec<String> = tx.labels().await.unwrap().into_iter().map(|l| l.name).collect();
+            assert_eq!(labels, vec![format!("label {own}")]);
+            let shortcuts: Vec<String> = tx.quick_replies().await.unwrap().into_iter().map(|q| q.shortcut).collect();
+            assert_eq!(shortcuts, vec![format!("hi-{own}")]);
             tx.commit().await.unwrap();
 
             // Writes are scoped too: deleting the other tenant's secret by name deletes nothing.

@@ -58,6 +58,9 @@ pub fn throughput_of_level(level: &str) -> Option<i32> {
     }
 }
 
+/// How often the worker reopens snoozed conversations whose time has come.
+const SNOOZE_TICK: Duration = Duration::from_secs(15);
+
 /// The clock the worker reads (tests move it).
 pub type Now = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
 
@@ -102,6 +105,7 @@ impl Worker {
     /// Runs everything due now until nothing is left: webhook rows, sends, receipts and
     /// media downloads (including work that one step creates for the next).
     pub async fn drain(self: &Arc<Self>) -> Result<(), StoreError> {
+        self.store.wake_snoozed(self.now()).await?;
         loop {
             let a = self.process_inbox(usize::MAX).await?;
             let b = self.dispatch_due(true).await?;
@@ -120,9 +124,17 @@ impl Worker {
             let me = self.clone();
             let mut stop = shutdown.clone();
             tokio::spawn(async move {
+                let mut last_wake = std::time::Instant::now();
                 loop {
                     if let Err(e) = me.process_inbox(50_000).await {
                         tracing::error!(error = %e, "webhook processing failed; retrying");
+                    }
+                    // Snoozed conversations wake within SNOOZE_TICK of their time.
+                    if last_wake.elapsed() >= SNOOZE_TICK {
+                        last_wake = std::time::Instant::now();
+                        if let Err(e) = me.store.wake_snoozed(me.now()).await {
+                            tracing::error!(error = %e, "waking snoozed conversations failed");
+                        }
                     }
                     tokio::select! {
                         () = me.signals.inbox.notified() => {}

@@ -1,0 +1,415 @@
+//! The team inbox's store: visibility, filters, pages, search, masking, round-robin,
+//! snooze, notes and notifications, audit and events — on both backends.
+
+use frontdesk_domain::{BuiltinRole, ChannelId, ConversationId, E164, Email, TeamId, UserId};
+use frontdesk_store::inbox::{
+    AutoAssign, Availability, Cursor, ListQuery, ListView, StatusChange, Viewer,
+};
+use frontdesk_store::{
+    AuditQuery, CustomerIdentity, EventKind, Inbound, InboundRecord, NewChannel, Provider, SignUp,
+    Store, StoreError, TenantCtx, both_backends, now_micros,
+};
+use secrecy::{ExposeSecret, SecretString};
+use time::{Duration, OffsetDateTime};
+
+const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA";
+
+async fn admin(store: &Store, slug: &str) -> TenantCtx {
+    let email = Email::parse(&format!("admin@{slug}.example")).unwrap();
+    store
+        .sign_up(SignUp {
+            org_name: &format!("Clinic {slug}"),
+            org_slug: Some(slug),
+            user_name: "Admin",
+            email: &email,
+            password_hash: HASH,
+            now: now_micros(),
+        })
+        .await
+        .unwrap()
+        .2
+}
+
+/// A new member of the admin's organisation in a built-in role.
+async fn member(store: &Store, admin: &TenantCtx, name: &str, role: BuiltinRole) -> TenantCtx {
+    let mut tx = store.begin(admin).await.unwrap();
+    let role_id = tx
+        .roles()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.builtin == Some(role))
+        .unwrap()
+        .id;
+    let email = Email::parse(&format!("{name}@people.example")).unwrap();
+    let (_, token) = tx
+        .create_invitation(&email, role_id, Duration::days(1), now_micros())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    store
+        .accept_invitation_as_new_user(token.expose_secret(), name, HASH, now_micros())
+        .await
+        .unwrap()
+        .1
+}
+
+async fn channel(store: &Store, ctx: &TenantCtx, tag: &str) -> ChannelId {
+    let mut tx = store.begin(ctx).await.unwrap();
+    let (view, _) = tx
+        .create_channel(NewChannel {
+            name: format!("Number {tag}"),
+            provider: Provider::Cloud,
+            phone_number_id: format!("pn{tag}"),
+            waba_id: format!("waba{tag}"),
+            display_number: "+15550001111".into(),
+            api_base_url: "http://127.0.0.1:1/graph".into(),
+            api_version: "v23.0".into(),
+            simulated: false,
+            access_token: SecretString::from(format!("{tag}-token")),
+            app_secret: Some(SecretString::from(format!("{tag}-secret"))),
+            verify_token: None,
+            throughput_mps: 80,
+        })
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    view.id
+}
+
+async fn team(store: &Store, admin: &TenantCtx, name: &str, members: &[UserId]) -> TeamId {
+    let mut tx = store.begin(admin).await.unwrap();
+    let t = tx.create_team(name, now_micros()).await.unwrap();
+    for m in members {
+        tx.set_team_member(t.id, *m, true).await.unwrap();
+    }
+    tx.commit().await.unwrap();
+    t.id
+}
+
+/// A customer message; returns its conversation.
+async fn inbound(
+    store: &Store,
+    ctx: &TenantCtx,
+    ch: ChannelId,
+    phone: &str,
+    name: &str,
+    body: &str,
+    at: OffsetDateTime,
+) -> ConversationId {
+    let mut tx = store.begin(ctx).await.unwrap();
+    let contact = tx
+        .upsert_contact(&CustomerIdentity {
+            phone: Some(E164::parse(phone).unwrap()),
+            name: Some(name.into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let r = tx
+        .record_inbound(
+            ch,
+            contact,
+            &InboundRecord {
+                provider_message_id: format!("wamid.{}", uuid::Uuid::now_v7()),
+                kind: "text".into(),
+                content: serde_json::json!({ "from": phone.trim_start_matches('+'), "type": "text", "text": { "body": body } }).to_string(),
+                preview: body.into(),
+                reply_to: None,
+                provider_at: at,
+                media: None,
+            },
+        )
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    match r {
+        Inbound::New { conversation, .. } => conversation,
+        Inbound::Duplicate => panic!("duplicate"),
+    }
+}
+
+fn query(view: ListView) -> ListQuery {
+    ListQuery {
+        view,
+        team: None,
+        channel: None,
+        status: "active".into(),
+        label: None,
+        search: None,
+        after: None,
+        limit: 50,
+    }
+}
+
+both_backends! {
+    async fn an_agent_sees_only_their_teams_inboxes_and_what_is_assigned_to_them(db) {
+        let s = &db.store;
+        let boss = admin(s, "alpha").await;
+        let ana = member(s, &boss, "ana", BuiltinRole::Agent).await;
+        let bob = member(s, &boss, "bob", BuiltinRole::Agent).await;
+        let (ch_a, ch_b) = (channel(s, &boss, "a").await, channel(s, &boss, "b").await);
+        let team_a = team(s, &boss, "A", &[ana.user_id().unwrap()]).await;
+        let team_b = team(s, &boss, "B", &[bob.user_id().unwrap()]).await;
+        let mut tx = s.begin(&boss).await.unwrap();
+        tx.set_inbox_settings(ch_a, &[team_a], AutoAssign::Off, None).await.unwrap();
+        tx.set_inbox_settings(ch_b, &[team_b], AutoAssign::Off, None).await.unwrap();
+        tx.commit().await.unwrap();
+        let t = now_micros() - Duration::minutes(10);
+        let on_a = inbound(s, &boss, ch_a, "+919876543210", "Asha Kumar", "my tooth hurts", t).await;
+        let on_b = inbound(s, &boss, ch_b, "+14155550100", "Bill", "billing question", t + Duration::seconds(1)).await;
+
+        let (va, vb, vboss) = (Viewer::of(&ana), Viewer::of(&bob), Viewer::of(&boss));
+        let mut tx = s.begin_read(&ana).await.unwrap();
+        let page = tx.list_conversations(&va, &query(ListView::All)).await.unwrap();
+        assert_eq!(page.items.iter().map(|i| i.id).collect::<Vec<_>>(), vec![on_a]);
+        assert_eq!(page.unread.all, 1);
+        // Masked for an agent, in the list and in the message content.
+        assert_eq!(page.items[0].contact.phone.as_deref(), Some("+91 98•••••210"));
+        assert!(page.items[0].contact.phone_masked);
+        assert!(matches!(tx.conversation_detail(&va, on_b, None, 50, now_micros()).await, Err(StoreError::NotFound)));
+        let d = tx.conversation_detail(&va, on_a, None, 50, now_micros()).await.unwrap();
+        assert_eq!(d.messages[0].content["from"], "+91 98•••••210");
+        assert!(d.window_open);
+        tx.commit().await.unwrap();
+        // Acting on another team's conversation: not there.
+        let mut tx = s.begin(&ana).await.unwrap();
+        assert!(matches!(tx.change_status(&va, on_b, StatusChange::Resolve, now_micros()).await, Err(StoreError::NotFound)));
+        assert!(matches!(tx.add_note(&va, on_b, "hi", &[]).await, Err(StoreError::NotFound)));
+        drop(tx);
+        // Assigned to ana, B's conversation becomes visible to her.
+        let mut tx = s.begin(&boss).await.unwrap();
+        tx.assign_conversation(&vboss, on_b, ana.user_id(), None).await.unwrap();
+        tx.commit().await.unwrap();
+        let mut tx = s.begin_read(&ana).await.unwrap();
+        let mine = tx.list_conversations(&va, &query(ListView::Mine)).await.unwrap();
+        assert_eq!(mine.items.iter().map(|i| i.id).collect::<Vec<_>>(), vec![on_b]);
+        assert_eq!(tx.list_conversations(&va, &query(ListView::All)).await.unwrap().items.len(), 2);
+        tx.commit().await.unwrap();
+        // The admin (read_all, view_phone) sees both, unmasked.
+        let mut tx = s.begin_read(&boss).await.unwrap();
+        let all = tx.list_conversations(&vboss, &query(ListView::All)).await.unwrap();
+        assert_eq!(all.items.len(), 2);
+        assert_eq!(all.items[1].contact.phone.as_deref(), Some("+919876543210"));
+        let unassigned = tx.list_conversations(&vboss, &query(ListView::Unassigned)).await.unwrap();
+        assert_eq!(unassigned.items.iter().map(|i| i.id).collect::<Vec<_>>(), vec![on_a]);
+        tx.commit().await.unwrap();
+        let mut tx = s.begin_read(&bob).await.unwrap();
+        assert!(tx.list_conversations(&vb, &query(ListView::All)).await.unwrap().items.iter().all(|i| i.id == on_b));
+        tx.commit().await.unwrap();
+        // Every change was audited.
+        let audit = s.audit_events(&boss, &AuditQuery { limit: 500, ..Default::default() }).await.unwrap();
+        assert!(audit.events.iter().any(|e| e.action == "conversation.assigned" && e.target_id == on_b.to_string()));
+        assert!(audit.events.iter().any(|e| e.action == "inbox.updated"));
+    }
+
+    async fn pages_are_stable_while_new_messages_arrive_and_filters_combine(db) {
+        let s = &db.store;
+        let boss = admin(s, "alpha").await;
+        let ch = channel(s, &boss, "a").await;
+        let ch2 = channel(s, &boss, "b").await;
+        let base = now_micros() - Duration::hours(1);
+        let mut ids = Vec::new();
+        for i in 0..7 {
+            ids.push(inbound(s, &boss, ch, &format!("+9198765432{i:02}"), &format!("P{i}"), "hello", base + Duration::seconds(i)).await);
+        }
+        let other = inbound(s, &boss, ch2, "+14155550199", "Zed", "hello", base).await;
+        let v = Viewer::of(&boss);
+        let mut q = query(ListView::All);
+        q.channel = Some(ch);
+        q.limit = 3;
+        let mut tx = s.begin_read(&boss).await.unwrap();
+        let p1 = tx.list_conversations(&v, &q).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(p1.items.iter().map(|i| i.id).collect::<Vec<_>>(), vec![ids[6], ids[5], ids[4]]);
+        // A new message moves a conversation to the top; the next page neither repeats nor skips
+        // the ones after the cursor.
+        inbound(s, &boss, ch, "+919876543200", "P0", "again", now_micros()).await;
+        q.after = Cursor::decode(p1.next_cursor.as_deref().unwrap());
+        let mut tx = s.begin_read(&boss).await.unwrap();
+        let p2 = tx.list_conversations(&v, &q).await.unwrap();
+        assert_eq!(p2.items.iter().map(|i| i.id).collect::<Vec<_>>(), vec![ids[3], ids[2], ids[1]]);
+        assert!(p2.next_cursor.is_none(), "ids[0] moved above the cursor: nothing is left");
+        assert!(Cursor::decode("junk").is_none());
+        tx.commit().await.unwrap();
+        // Labels and status filters.
+        let mut tx = s.begin(&boss).await.unwrap();
+        let vip = tx.create_label("VIP", "#ff0000").await.unwrap();
+        assert!(matches!(tx.create_label("VIP", "#00ff00").await, Err(StoreError::Conflict("label_exists"))));
+        tx.set_conversation_label(&v, ids[2], vip.id, true).await.unwrap();
+        tx.set_conversation_label(&v, other, vip.id, true).await.unwrap();
+        tx.change_status(&v, other, StatusChange::Resolve, now_micros()).await.unwrap();
+        tx.commit().await.unwrap();
+        let mut tx = s.begin_read(&boss).await.unwrap();
+        let mut q = query(ListView::All);
+        q.label = Some(vip.id);
+        let labelled = tx.list_conversations(&v, &q).await.unwrap();
+        assert_eq!(labelled.items.iter().map(|i| i.id).collect::<Vec<_>>(), vec![ids[2]], "resolved ones are not active");
+        assert_eq!(labelled.items[0].labels[0].name, "VIP");
+        q.status = "resolved".into();
+        assert_eq!(tx.list_conversations(&v, &q).await.unwrap().items.iter().map(|i| i.id).collect::<Vec<_>>(), vec![other]);
+        q.status = "bogus".into();
+        assert!(matches!(tx.list_conversations(&v, &q).await, Err(StoreError::Invalid(_))));
+        tx.commit().await.unwrap();
+    }
+
+    async fn search_finds_text_names_and_numbers_but_masked_viewers_cannot_search_numbers(db) {
+        let s = &db.store;
+        let boss = admin(s, "alpha").await;
+        let ana = member(s, &boss, "ana", BuiltinRole::Agent).await;
+        let ch = channel(s, &boss, "a").await;
+        let t = team(s, &boss, "A", &[ana.user_id().unwrap()]).await;
+        let mut tx = s.begin(&boss).await.unwrap();
+        tx.set_inbox_settings(ch, &[t], AutoAssign::Off, None).await.unwrap();
+        tx.commit().await.unwrap();
+        let now = now_micros();
+        let tooth = inbound(s, &boss, ch, "+919876543210", "Asha Kumar", "my Tooth hurts", now).await;
+        let bill = inbound(s, &boss, ch, "+14155550100", "Bill", "invoice please", now).await;
+        // Another organisation's matching text stays out.
+        let other = admin(s, "beta").await;
+        let och = channel(s, &other, "z").await;
+        inbound(s, &other, och, "+919876543211", "Asha Other", "tooth again", now).await;
+        let search = |q: &str| { let mut x = query(ListView::All); x.search = Some(q.into()); x };
+        let (vb, va) = (Viewer::of(&boss), Viewer::of(&ana));
+        let mut tx = s.begin_read(&boss).await.unwrap();
+        let ids = |p: frontdesk_store::inbox::ConversationPage| p.items.iter().map(|i| i.id).collect::<Vec<_>>();
+        assert_eq!(ids(tx.list_conversations(&vb, &search("tooth")).await.unwrap()), vec![tooth]);
+        assert_eq!(ids(tx.list_conversations(&vb, &search("kuma")).await.unwrap()), vec![tooth]);
+        assert_eq!(ids(tx.list_conversations(&vb, &search("5550100")).await.unwrap()), vec![bill]);
+        assert!(matches!(tx.list_conversations(&vb, &search("ab")).await, Err(StoreError::Invalid(_))));
+        tx.commit().await.unwrap();
+        let mut tx = s.begin_read(&ana).await.unwrap();
+        assert_eq!(ids(tx.list_conversations(&va, &search("voice")).await.unwrap()), vec![bill]);
+        assert!(ids(tx.list_conversations(&va, &search("5550100")).await.unwrap()).is_empty(), "a masked viewer cannot find a number");
+        assert!(ids(tx.list_conversations(&va, &search("210")).await.unwrap()).is_empty());
+        tx.commit().await.unwrap();
+    }
+
+    async fn round_robin_takes_turns_among_online_agents_even_when_concurrent(db) {
+        let s = &db.store;
+        let boss = admin(s, "alpha").await;
+        let agents = [
+            member(s, &boss, "a1", BuiltinRole::Agent).await,
+            member(s, &boss, "a2", BuiltinRole::Agent).await,
+            member(s, &boss, "a3", BuiltinRole::Agent).await,
+        ];
+        let ids: Vec<UserId> = agents.iter().map(|a| a.user_id().unwrap()).collect();
+        let ch = channel(s, &boss, "a").await;
+        let t = team(s, &boss, "Desk", &ids).await;
+        let mut tx = s.begin(&boss).await.unwrap();
+        tx.set_inbox_settings(ch, &[t], AutoAssign::RoundRobin, Some(t)).await.unwrap();
+        let now = now_micros();
+        tx.set_availability(ids[0], Availability::Online, now).await.unwrap();
+        tx.set_availability(ids[1], Availability::Online, now).await.unwrap();
+        // a3 is online but was last seen long ago: it counts as away.
+        tx.set_availability(ids[2], Availability::Online, now - Duration::hours(1)).await.unwrap();
+        assert_eq!(tx.availability(ids[2], now).await.unwrap(), Availability::Away);
+        tx.commit().await.unwrap();
+        let mut tasks = Vec::new();
+        for i in 0..8 {
+            let (s, boss) = (s.clone(), boss.clone());
+            tasks.push(tokio::spawn(async move {
+                inbound(&s, &boss, ch, &format!("+9198700000{i:02}"), "C", "hi", now_micros()).await
+            }));
+        }
+        let mut convs = Vec::new();
+        for t in tasks {
+            convs.push(t.await.unwrap());
+        }
+        let mut tx = s.begin_read(&boss).await.unwrap();
+        let v = Viewer::of(&boss);
+        let mut counts = std::collections::BTreeMap::new();
+        for c in &convs {
+            let item = tx.conversation_item(&v, *c).await.unwrap();
+            *counts.entry(item.assignee_id.expect("assigned")).or_insert(0) += 1;
+            assert_eq!(item.team_id, Some(t));
+        }
+        tx.commit().await.unwrap();
+        assert_eq!(counts.len(), 2, "only the two online agents: {counts:?}");
+        assert!(counts.values().all(|n| *n == 4), "in turn: {counts:?}");
+        let audit = s.audit_events(&boss, &AuditQuery { limit: 500, ..Default::default() }).await.unwrap();
+        assert!(audit.events.iter().any(|e| e.action == "conversation.auto_assigned"));
+    }
+
+    async fn a_snoozed_conversation_wakes_on_time_or_when_the_customer_writes(db) {
+        let s = &db.store;
+        let boss = admin(s, "alpha").await;
+        let ch = channel(s, &boss, "a").await;
+        let now = now_micros();
+        let a = inbound(s, &boss, ch, "+919876543210", "A", "one", now).await;
+        let b = inbound(s, &boss, ch, "+919876543211", "B", "two", now).await;
+        let v = Viewer::of(&boss);
+        let mut tx = s.begin(&boss).await.unwrap();
+        tx.change_status(&v, a, StatusChange::Snooze(now + Duration::hours(1)), now).await.unwrap();
+        tx.change_status(&v, b, StatusChange::Snooze(now + Duration::hours(1)), now).await.unwrap();
+        assert!(matches!(tx.change_status(&v, b, StatusChange::Snooze(now - Duration::hours(1)), now).await, Err(StoreError::Invalid(_))));
+        tx.commit().await.unwrap();
+        assert_eq!(s.wake_snoozed(now + Duration::minutes(30)).await.unwrap(), 0);
+        inbound(s, &boss, ch, "+919876543211", "B", "still there?", now + Duration::minutes(31)).await;
+        let mut tx = s.begin_read(&boss).await.unwrap();
+        assert_eq!(tx.conversation_item(&v, b).await.unwrap().status, "open");
+        assert_eq!(tx.conversation_item(&v, a).await.unwrap().status, "snoozed");
+        tx.commit().await.unwrap();
+        let mut events = s.events().subscribe();
+        assert_eq!(s.wake_snoozed(now + Duration::minutes(61)).await.unwrap(), 1);
+        let e = events.try_recv().unwrap();
+        assert_eq!((e.kind, e.conversation_id), (EventKind::ConversationUpdated, Some(a)));
+        let mut tx = s.begin_read(&boss).await.unwrap();
+        let item = tx.conversation_item(&v, a).await.unwrap();
+        assert_eq!((item.status.as_str(), item.snoozed_until), ("open", None));
+        tx.commit().await.unwrap();
+    }
+
+    async fn mentions_notify_members_and_reads_are_per_user(db) {
+        let s = &db.store;
+        let boss = admin(s, "alpha").await;
+        let ana = member(s, &boss, "ana", BuiltinRole::Agent).await;
+        let ch = channel(s, &boss, "a").await;
+        let c = inbound(s, &boss, ch, "+919876543210", "A", "one", now_micros()).await;
+        inbound(s, &boss, ch, "+919876543210", "A", "two", now_micros()).await;
+        let (vb, va) = (Viewer::of(&boss), Viewer::of(&ana));
+        let mut events = s.events().subscribe();
+        let mut tx = s.begin(&boss).await.unwrap();
+        assert_eq!(tx.conversation_item(&vb, c).await.unwrap().unread, 2);
+        assert!(tx.mark_conversation_read(&vb, c).await.unwrap());
+        assert!(!tx.mark_conversation_read(&vb, c).await.unwrap(), "nothing new to read");
+        assert!(matches!(tx.add_note(&vb, c, "look", &[UserId::new()]).await, Err(StoreError::Invalid(_))));
+        let note = tx.add_note(&vb, c, "@ana can you take this?", &[ana.user_id().unwrap()]).await.unwrap();
+        assert!(events.try_recv().is_err(), "nothing is announced before commit");
+        tx.commit().await.unwrap();
+        let kinds: Vec<EventKind> = std::iter::from_fn(|| events.try_recv().ok()).map(|e| e.kind).collect();
+        assert_eq!(kinds, vec![EventKind::NoteNew, EventKind::Notification]);
+        let mut tx = s.begin(&boss).await.unwrap();
+        assert_eq!(tx.conversation_item(&vb, c).await.unwrap().unread, 0);
+        // The admin's read is theirs only.
+        assert_eq!(tx.notifications(boss.user_id().unwrap(), 10).await.unwrap().0.len(), 0);
+        let (list, unread) = tx.notifications(ana.user_id().unwrap(), 10).await.unwrap();
+        assert_eq!((list.len(), unread, list[0].note_id), (1, 1, Some(note.id)));
+        // Another user cannot mark ana's notification read.
+        assert!(matches!(tx.mark_notifications_read(boss.user_id().unwrap(), Some(list[0].id)).await, Err(StoreError::NotFound)));
+        assert_eq!(tx.mark_notifications_read(ana.user_id().unwrap(), Some(list[0].id)).await.unwrap(), 1);
+        assert_eq!(tx.notifications(ana.user_id().unwrap(), 10).await.unwrap().1, 0);
+        // Ana (no team, not assigned) cannot see the conversation at all.
+        assert!(matches!(tx.notes(&va, c).await, Err(StoreError::NotFound)));
+        assert_eq!(tx.notes(&vb, c).await.unwrap()[0].mentions, vec![ana.user_id().unwrap()]);
+        tx.commit().await.unwrap();
+    }
+
+    async fn quick_replies_are_unique_by_shortcut_and_render_for_a_conversation(db) {
+        let s = &db.store;
+        let boss = admin(s, "alpha").await;
+        let ch = channel(s, &boss, "a").await;
+        let c = inbound(s, &boss, ch, "+919876543210", "Asha Kumar", "hi", now_micros()).await;
+        let v = Viewer::of(&boss);
+        let mut tx = s.begin(&boss).await.unwrap();
+        let qr = tx.save_quick_reply(None, "hello", "Hi {{contact.first_name}}, this is {{agent.name}}.").await.unwrap();
+        assert!(matches!(tx.save_quick_reply(None, "hello", "x").await, Err(StoreError::Conflict("shortcut_taken"))));
+        assert!(matches!(tx.save_quick_reply(None, "Bad Shortcut", "x").await, Err(StoreError::Invalid(_))));
+        assert_eq!(tx.render_quick_reply_for(&v, qr.id, c, "Ravi").await.unwrap(), "Hi Asha, this is Ravi.");
+        tx.save_quick_reply(Some(qr.id), "hi", "Hello {{contact.name}}").await.unwrap();
+        assert_eq!(tx.quick_replies().await.unwrap()[0].shortcut, "hi");
+        tx.delete_quick_reply(qr.id).await.unwrap();
+        assert!(matches!(tx.delete_quick_reply(qr.id).await, Err(StoreError::NotFound)));
+        tx.commit().await.unwrap();
+    }
+}
