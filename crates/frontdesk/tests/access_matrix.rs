@@ -347,6 +347,14 @@ struct World {
     seq: AtomicUsize,
 }
 
+/// The conversation of org A's seeded customer message.
+async fn a_conversation(w: &World) -> String {
+    w.get_a(&format!("/api/v1/messages/{}", w.a.message)).await["conversation_id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 fn enc(s: &str) -> String {
     url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
@@ -1751,6 +1759,100 @@ fn matrix() -> Vec<Entry> {
                                 let m = tx.message(frontdesk_domain::MessageId::parse(&id).unwrap()).await.unwrap();
                                 let conv = tx.find_conversation(m.channel_id, m.contact_id).await.unwrap().unwrap();
                                 assert_eq!(conv.unread, 0, "read: nothing unread");
+                            })
+                        })
+                })
+            },
+        ),
+        route(Method::GET, "/api/v1/conversations", Access::Perm(InboxRead), |_, _| {
+            Box::pin(async move {
+                Case::bare("/api/v1/conversations?view=all&status=any").then(|w, a| {
+                    Box::pin(async move {
+                        let conv = a_conversation(w).await;
+                        let items = a.json()["items"].as_array().unwrap().clone();
+                        assert!(items.iter().any(|i| i["id"] == conv.as_str()), "{items:?}");
+                        assert!(a.json()["unread"]["all"].is_i64());
+                    })
+                })
+            })
+        }),
+        route(
+            Method::GET,
+            "/api/v1/conversations/{conversation_id}",
+            Access::Perm(InboxRead),
+            |w, _| {
+                Box::pin(async move {
+                    let conv = a_conversation(w).await;
+                    Case::bare(format!("/api/v1/conversations/{conv}")).then(|w, a| {
+                        Box::pin(async move {
+                            assert_eq!(a.json()["id"], a_conversation(w).await.as_str());
+                            assert!(a.json()["messages"].as_array().unwrap().iter().any(|m| m["id"] == w.a.message.as_str()));
+                        })
+                    })
+                })
+            },
+        ),
+        route(
+            Method::POST,
+            "/api/v1/conversations/{conversation_id}/assign",
+            Access::Perm(InboxAssign),
+            |w, _| {
+                Box::pin(async move {
+                    let conv = a_conversation(w).await;
+                    Case::json(format!("/api/v1/conversations/{conv}/assign"), json!({ "team_id": w.a.team }))
+                        .status(204)
+                        .then(|w, _| {
+                            Box::pin(async move {
+                                let conv = a_conversation(w).await;
+                                let v = w.get_a(&format!("/api/v1/conversations/{conv}")).await;
+                                assert_eq!(v["team_id"], w.a.team.as_str());
+                            })
+                        })
+                })
+            },
+        )
+        .cross(|w| {
+            Box::pin(async move {
+                // Org B's conversation, assigned to org A's team: the conversation is not found.
+                let conv = a_conversation(w).await;
+                vec![Case::json(format!("/api/v1/conversations/{conv}/assign"), json!({ "team_id": w.b.team }))]
+            })
+        }),
+        route(
+            Method::POST,
+            "/api/v1/conversations/{conversation_id}/status",
+            Access::Perm(InboxAssign),
+            |w, _| {
+                Box::pin(async move {
+                    let conv = a_conversation(w).await;
+                    Case::json(format!("/api/v1/conversations/{conv}/status"), json!({ "action": "reopen" }))
+                        .status(204)
+                        .then(|w, _| {
+                            Box::pin(async move {
+                                let conv = a_conversation(w).await;
+                                let v = w.get_a(&format!("/api/v1/conversations/{conv}")).await;
+                                assert_eq!(v["status"], "open");
+                            })
+                        })
+                })
+            },
+        ),
+        route(
+            Method::POST,
+            "/api/v1/conversations/{conversation_id}/notes",
+            Access::Perm(InboxReply),
+            |w, _| {
+                Box::pin(async move {
+                    let conv = a_conversation(w).await;
+                    let body = w.uniq("note");
+                    Case::json(format!("/api/v1/conversations/{conv}/notes"), json!({ "body": body }))
+                        .status(201)
+                        .then(move |w, a| {
+                            Box::pin(async move {
+                                let conv = a_conversation(w).await;
+                                let v = w.get_a(&format!("/api/v1/conversations/{conv}")).await;
+                                let id = a.json()["id"].clone();
+                                assert!(v["notes"].as_array().unwrap().iter().any(|n| n["id"] == id && n["body"] == body.as_str()));
                             })
                         })
                 })

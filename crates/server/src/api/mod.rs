@@ -4,6 +4,7 @@ pub(crate) mod account;
 pub(crate) mod admin;
 pub(crate) mod audit;
 pub(crate) mod channels;
+mod inbox;
 mod messages;
 mod queue;
 mod session;
@@ -22,6 +23,7 @@ pub(crate) fn routes(b: RouteTableBuilder) -> RouteTableBuilder {
     let b = channels::routes(b);
     let b = messages::routes(b);
     let b = queue::routes(b);
+    let b = inbox::routes(b);
     audit::routes(b)
 }
 
