@@ -3004,6 +3004,219 @@ fn matrix() -> Vec<Entry> {
                 })
             },
         ),
+        // -- the team inbox pages ----------------------------------------------------------
+        route(Method::GET, "/inbox", Access::Perm(InboxRead), |_, _| {
+            Box::pin(async move {
+                Case::bare("/inbox?status=any").then(|w, a| {
+                    Box::pin(async move {
+                        let conv = a_conversation(w).await;
+                        assert!(a.text.contains(&format!("data-conversation-id=\"{conv}\"")));
+                        assert!(a.text.contains("data-testid=\"inbox-filters\""));
+                    })
+                })
+            })
+        }),
+        route(Method::GET, "/inbox/new", Access::Perm(InboxReply), |_, _| {
+            Box::pin(async move {
+                Case::bare("/inbox/new").then(|w, a| {
+                    Box::pin(async move {
+                        assert!(a.text.contains("data-testid=\"new-chat-form\""));
+                        assert!(a.text.contains(&format!("value=\"{}\"", w.a.channel)));
+                    })
+                })
+            })
+        }),
+        route(Method::POST, "/inbox/new", Access::Perm(InboxReply), |w, _| {
+            Box::pin(async move {
+                let template = approve_template(w).await;
+                let phone = format!("+4477009{:05}", w.seq.fetch_add(1, Ordering::Relaxed));
+                Case::form(
+                    "/inbox/new",
+                    &[
+                        ("channel_id", &w.a.channel),
+                        ("phone", &phone),
+                        ("template", &template),
+                        ("variables", "Ada\n10:30"),
+                    ],
+                )
+                .see_other_starting("/inbox/")
+                .then(move |w, a| {
+                    Box::pin(async move {
+                        let to = a.header("location").unwrap().to_owned();
+                        let conv = to.strip_prefix("/inbox/").unwrap();
+                        let v = w.get_a(&format!("/api/v1/conversations/{conv}")).await;
+                        assert_eq!(v["contact"]["phone"], phone.as_str(), "{v}");
+                        assert_eq!(v["messages"][0]["kind"], "template", "{v}");
+                    })
+                })
+            })
+        })
+        .cross(|w| {
+            Box::pin(async move {
+                // Org A's number, named by org B: not found, nothing queued.
+                vec![Case::form(
+                    "/inbox/new",
+                    &[("channel_id", &w.a.channel), ("phone", "+447700900999"), ("template", "x|en")],
+                )]
+            })
+        }),
+        route(Method::GET, "/inbox/{conversation_id}", Access::Perm(InboxRead), |w, _| {
+            Box::pin(async move {
+                let conv = a_conversation(w).await;
+                Case::bare(format!("/inbox/{conv}")).then(|w, a| {
+                    Box::pin(async move {
+                        assert!(a.text.contains(&format!("data-message-id=\"{}\"", w.a.message)));
+                        assert!(a.text.contains(&format!("src=\"/api/v1/media/{}\"", w.a.media)), "the image is inline");
+                    })
+                })
+            })
+        }),
+        route(
+            Method::POST,
+            "/inbox/{conversation_id}/reply",
+            Access::Perm(InboxReply),
+            |w, _| {
+                Box::pin(async move {
+                    let conv = a_conversation(w).await;
+                    let body = w.uniq("Reply from the inbox");
+                    Case::form(format!("/inbox/{conv}/reply"), &[("body", &body)])
+                        .see_other(format!("/inbox/{conv}"))
+                        .then(move |w, _| {
+                            Box::pin(async move {
+                                let conv = a_conversation(w).await;
+                                let v = w.get_a(&format!("/api/v1/conversations/{conv}")).await;
+                                assert!(v["messages"].as_array().unwrap().iter().any(|m| m["preview"] == body.as_str()), "{v}");
+                            })
+                        })
+                })
+            },
+        ),
+        route(
+            Method::POST,
+            "/inbox/{conversation_id}/template",
+            Access::Perm(InboxReply),
+            |w, _| {
+                Box::pin(async move {
+                    let conv = a_conversation(w).await;
+                    let template = approve_template(w).await;
+                    Case::form(format!("/inbox/{conv}/template"), &[("template", &template), ("variables", "Ada")])
+                        .see_other(format!("/inbox/{conv}"))
+                        .then(move |w, _| {
+                            Box::pin(async move {
+                                let conv = a_conversation(w).await;
+                                let v = w.get_a(&format!("/api/v1/conversations/{conv}")).await;
+                                assert_eq!(v["messages"][0]["kind"], "template", "{v}");
+                            })
+                        })
+                })
+            },
+        ),
+        route(
+            Method::POST,
+            "/inbox/{conversation_id}/notes",
+            Access::Perm(InboxReply),
+            |w, _| {
+                Box::pin(async move {
+                    let conv = a_conversation(w).await;
+                    let body = w.uniq("Page note");
+                    Case::form(format!("/inbox/{conv}/notes"), &[("body", &body), ("mention", "")])
+                        .see_other(format!("/inbox/{conv}"))
+                        .then(move |w, _| {
+                            Box::pin(async move {
+                                let conv = a_conversation(w).await;
+                                let v = w.get_a(&format!("/api/v1/conversations/{conv}")).await;
+                                assert!(v["notes"].as_array().unwrap().iter().any(|n| n["body"] == body.as_str()), "{v}");
+                            })
+                        })
+                })
+            },
+        ),
+        route(
+            Method::POST,
+            "/inbox/{conversation_id}/assign",
+            Access::Perm(InboxAssign),
+            |w, _| {
+                Box::pin(async move {
+                    let conv = a_conversation(w).await;
+                    let to = format!("team:{}", w.a.team);
+                    Case::form(format!("/inbox/{conv}/assign"), &[("to", &to)])
+                        .see_other(format!("/inbox/{conv}"))
+                        .then(|w, _| {
+                            Box::pin(async move {
+                                let conv = a_conversation(w).await;
+                                let v = w.get_a(&format!("/api/v1/conversations/{conv}")).await;
+                                assert_eq!(v["team_id"], w.a.team.as_str());
+                            })
+                        })
+                })
+            },
+        )
+        .cross(|w| {
+            Box::pin(async move {
+                let conv = a_conversation(w).await;
+                vec![Case::form(format!("/inbox/{conv}/assign"), &[("to", &format!("team:{}", w.b.team))])]
+            })
+        }),
+        route(
+            Method::POST,
+            "/inbox/{conversation_id}/status",
+            Access::Perm(InboxAssign),
+            |w, _| {
+                Box::pin(async move {
+                    let conv = a_conversation(w).await;
+                    Case::form(format!("/inbox/{conv}/status"), &[("action", "reopen")])
+                        .see_other(format!("/inbox/{conv}"))
+                        .then(|w, _| {
+                            Box::pin(async move {
+                                let conv = a_conversation(w).await;
+                                let v = w.get_a(&format!("/api/v1/conversations/{conv}")).await;
+                                assert_eq!(v["status"], "open");
+                            })
+                        })
+                })
+            },
+        ),
+        route(
+            Method::POST,
+            "/inbox/{conversation_id}/labels",
+            Access::Perm(InboxAssign),
+            |w, _| {
+                Box::pin(async move {
+                    let conv = a_conversation(w).await;
+                    let label = a_label(w).await;
+                    Case::form(format!("/inbox/{conv}/labels"), &[("label_id", &label), ("on", "true")])
+                        .see_other(format!("/inbox/{conv}"))
+                        .then(move |w, _| {
+                            Box::pin(async move {
+                                let conv = a_conversation(w).await;
+                                let v = w.get_a(&format!("/api/v1/conversations/{conv}")).await;
+                                assert!(v["labels"].as_array().unwrap().iter().any(|l| l["id"] == label.as_str()), "{v}");
+                            })
+                        })
+                })
+            },
+        ),
+        route(
+            Method::POST,
+            "/inbox/{conversation_id}/messages/{message_id}/retry",
+            Access::Perm(InboxReply),
+            |w, _| {
+                Box::pin(async move {
+                    // The seeded message is the customer's: the page reaches the store, which
+                    // refuses to resend a message that did not fail (409), and nothing changes.
+                    let conv = a_conversation(w).await;
+                    Case::form(format!("/inbox/{conv}/messages/{}/retry", w.a.message), &[])
+                        .status(409)
+                        .then(|w, a| {
+                            Box::pin(async move {
+                                assert!(a.text.contains("data-testid=\"error-message\""));
+                                let m = w.get_a(&format!("/api/v1/messages/{}", w.a.message)).await;
+                                assert_eq!(m["direction"], "in");
+                            })
+                        })
+                })
+            },
+        ),
         // -- the WhatsApp simulator --------------------------------------------------------
         route(
             Method::POST,
@@ -3344,6 +3557,46 @@ async fn create_channel(app: &TestApp, admin: &ApiUser, phone_number_id: &str) -
         v["channel"]["id"].as_str().unwrap().to_owned(),
         v["webhook"]["callback_url"].as_str().unwrap().to_owned(),
     )
+}
+
+/// An approved template on org A's number (`name|language`, as the inbox form sends it).
+async fn approve_template(w: &World) -> String {
+    let key = w.a.channel_url.rsplit('/').next().unwrap();
+    let t = w.app.db.store.webhook_target(key).await.unwrap().unwrap();
+    let mut tx = w.app.db.store.begin(&t.ctx).await.unwrap();
+    let channel = tx.channel(t.channel).await.unwrap();
+    tx.set_template_status(&frontdesk_store::TemplateStatus {
+        waba_id: &channel.waba_id,
+        name: "appointment_reminder",
+        language: "en",
+        provider_template_id: None,
+        status: "APPROVED",
+        reason: None,
+        category: Some("UTILITY"),
+    })
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    "appointment_reminder|en".into()
+}
+
+/// A label of org A's (created once).
+async fn a_label(w: &World) -> String {
+    let key = w.a.channel_url.rsplit('/').next().unwrap();
+    let t = w.app.db.store.webhook_target(key).await.unwrap().unwrap();
+    let mut tx = w.app.db.store.begin(&t.ctx).await.unwrap();
+    let label = match tx
+        .labels()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|l| l.name == "Matrix")
+    {
+        Some(l) => l,
+        None => tx.create_label("Matrix", "#0e7c66").await.unwrap(),
+    };
+    tx.commit().await.unwrap();
+    label.id.to_string()
 }
 
 /// The bytes of the image every seeded message carries.

@@ -792,6 +792,18 @@ impl TenantTx {
         Ok(())
     }
 
+    /// The approved templates of a business account, as (name, language), by name.
+    pub async fn approved_templates(
+        &mut self,
+        waba_id: &str,
+    ) -> Result<Vec<(String, String)>, StoreError> {
+        let org = self.ctx().org_id().as_uuid();
+        Ok(with_conn!(self.tx, c => {
+            sqlx::query_as("SELECT name, language FROM templates WHERE org_id = $1 AND waba_id = $2 AND status = 'APPROVED' ORDER BY name, language LIMIT 500")
+                .bind(org).bind(waba_id).fetch_all(c).await?
+        }))
+    }
+
     /// A template's provider status (`APPROVED`, `REJECTED`, …), if known.
     pub async fn template_status(
         &mut self,

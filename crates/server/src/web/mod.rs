@@ -5,6 +5,7 @@
 mod account;
 mod admin;
 mod channels;
+mod inbox;
 mod signin;
 
 use crate::AppState;
@@ -36,7 +37,8 @@ pub(crate) fn routes(b: RouteTableBuilder) -> RouteTableBuilder {
     let b = signin::routes(b);
     let b = account::routes(b);
     let b = admin::routes(b);
-    channels::routes(b)
+    let b = channels::routes(b);
+    inbox::routes(b)
 }
 
 const CSS: &str = include_str!("static/app.css");
@@ -77,6 +79,11 @@ const NAV: &[NavItem] = &[
         href: "/",
         label: "Home",
         needs: None,
+    },
+    NavItem {
+        href: "/inbox",
+        label: "Inbox",
+        needs: Some(Permission::InboxRead),
     },
     NavItem {
         href: "/team",
