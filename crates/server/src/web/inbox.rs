@@ -376,7 +376,7 @@ fn layout(
 
 fn list_row(c: &ConversationItem, active: bool, query: &str) -> Markup {
     html! {
-        li.conv data-conversation-id=(c.id) class=[active.then_some("active")] {
+        li class={ "conv" @if active { " active" } } data-conversation-id=(c.id) {
             a href={ "/inbox/" (c.id) "?" (query) } {
                 span.conv-name { (contact_title(c)) }
                 @if c.unread > 0 { span.badge.unread data-testid="conv-unread" { (c.unread) } }
@@ -591,7 +591,7 @@ fn message_item(pc: &PageCtx, conv: ConversationId, m: &InboxMessage) -> Markup 
     let status = m.status.as_str();
     let dir = if m.direction == "in" { "in" } else { "out" };
     html! {
-        li.msg class=(dir) data-message-id=(m.id) data-kind=(m.kind) data-status=(status) {
+        li class={ "msg " (dir) } data-message-id=(m.id) data-kind=(m.kind) data-status=(status) {
             @if let Some(q) = &m.quoted {
                 blockquote.quote data-testid="quoted" { (q.preview) }
             }
@@ -599,7 +599,7 @@ fn message_item(pc: &PageCtx, conv: ConversationId, m: &InboxMessage) -> Markup 
             span.msg-meta {
                 (when(m.created_at))
                 @if dir == "out" {
-                    " " span.ticks class=[(status == "read").then_some("read")] data-testid="ticks" title=(status) { (ticks(status)) }
+                    " " span class={ "ticks" @if status == "read" { " read" } } data-testid="ticks" title=(status) { (ticks(status)) }
                 }
             }
             @if status == "failed" {

@@ -72,3 +72,228 @@ document.addEventListener("focusin", (event) => {
     });
   }
 })();
+
+// Team inbox: the composer's helpers (quick replies, emoji, file upload) and live updates.
+// Changes arrive on the event stream (`/api/v1/events`); while it is not open (endpoint
+// missing, a buffering proxy), the page polls every 3 s instead. Either way the changed
+// parts are fetched as JSON and drawn with DOM APIs and textContent, never as HTML.
+(() => {
+  const inbox = document.getElementById("inbox");
+  if (!inbox) return;
+  const csrf = inbox.dataset.csrf;
+  const open = inbox.dataset.open;
+  const query = inbox.dataset.listQuery || "";
+  const get = (url) => fetch(url, { credentials: "same-origin", headers: { accept: "application/json" } });
+  const el = (tag, cls, text) => {
+    const e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined && text !== null) e.textContent = text;
+    return e;
+  };
+  const when = (iso) => (typeof iso === "string" && iso.length >= 16 ? iso.slice(0, 10) + " " + iso.slice(11, 16) + " UTC" : "");
+  const tickFor = { queued: "\u{1F553}", accepted: "\u{1F553}", sent: "\u2713", delivered: "\u2713\u2713", read: "\u2713\u2713", failed: "\u26A0" };
+
+  // Composer: a quick reply fills the box (already filled in with this conversation's
+  // variables by the server); an emoji goes in at the cursor.
+  const body = document.getElementById("reply-body");
+  const quick = document.getElementById("quick-replies");
+  if (quick && body) {
+    quick.addEventListener("change", () => {
+      const o = quick.selectedOptions[0];
+      if (o && o.dataset.text) {
+        body.value = o.dataset.text;
+        body.focus();
+      }
+    });
+  }
+  document.addEventListener("click", (event) => {
+    const b = event.target;
+    if (!(b instanceof HTMLButtonElement) || !b.classList.contains("emoji-pick") || !body) return;
+    const at = body.selectionStart ?? body.value.length;
+    body.value = body.value.slice(0, at) + b.dataset.emoji + body.value.slice(body.selectionEnd ?? at);
+    body.focus();
+  });
+  const upload = document.getElementById("upload-form");
+  const composer = document.getElementById("composer");
+  if (upload && composer) {
+    upload.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      const data = new FormData(upload);
+      const caption = String(data.get("caption") || "");
+      data.delete("caption");
+      const r = await fetch("/api/v1/media", { method: "POST", credentials: "same-origin", headers: { "x-csrf-token": csrf }, body: data });
+      if (!r.ok) {
+        window.alert("The file was not accepted (" + r.status + ").");
+        return;
+      }
+      const file = await r.json();
+      const message = { type: "media", media_type: file.kind, source: { upload: file.id } };
+      if (caption && file.kind !== "audio" && file.kind !== "sticker") message.caption = caption;
+      if (file.kind === "document" && file.filename) message.filename = file.filename;
+      const s = await fetch("/api/v1/messages", {
+        method: "POST",
+        credentials: "same-origin",
+        headers: { "x-csrf-token": csrf, "content-type": "application/json" },
+        body: JSON.stringify({ channel_id: composer.dataset.channel, to: { contact_id: composer.dataset.contact }, message }),
+      });
+      if (!s.ok) window.alert("The file was not sent (" + s.status + ").");
+      upload.reset();
+      refresh();
+    });
+  }
+
+  // The list.
+  const list = document.getElementById("conv-list");
+  const renderList = (page) => {
+    if (!list) return;
+    const rows = page.items.map((c) => {
+      const li = el("li", "conv" + (c.id === open ? " active" : ""));
+      li.dataset.conversationId = c.id;
+      const a = el("a");
+      a.href = "/inbox/" + encodeURIComponent(c.id) + (query ? "?" + query : "");
+      const who = c.contact.name || c.contact.username || c.contact.phone || "Customer";
+      a.append(el("span", "conv-name", who));
+      if (c.unread > 0) {
+        const badge = el("span", "badge unread", String(c.unread));
+        badge.dataset.testid = "conv-unread";
+        a.append(badge);
+      }
+      a.append(el("span", "conv-preview", c.last_preview), el("span", "conv-meta", c.status + " \u00B7 " + when(c.last_message_at)));
+      li.append(a);
+      return li;
+    });
+    list.replaceChildren(...rows);
+    for (const key of ["mine", "unassigned", "all"]) {
+      const b = inbox.querySelector(`[data-unread="${key}"]`);
+      if (b) {
+        b.textContent = String(page.unread[key]);
+        b.hidden = page.unread[key] === 0;
+      }
+    }
+  };
+
+  // The open conversation.
+  const history = document.getElementById("conv-history");
+  const messageItem = (m) => {
+    const li = el("li", "msg " + (m.direction === "in" ? "in" : "out"));
+    li.dataset.messageId = m.id;
+    li.dataset.kind = m.kind;
+    if (m.quoted) {
+      const q = el("blockquote", "quote", m.quoted.preview);
+      q.dataset.testid = "quoted";
+      li.append(q);
+    }
+    if (m.media_url) {
+      let media;
+      if (m.kind === "image" || m.kind === "sticker") {
+        media = el("img", "msg-image");
+        media.alt = "image";
+      } else if (m.kind === "audio" || m.kind === "video") {
+        media = el(m.kind);
+        media.controls = true;
+      } else {
+        media = el("a", null, "\u{1F4C4} document");
+        media.href = m.media_url;
+      }
+      if (media.tagName !== "A") media.src = m.media_url;
+      li.append(media);
+    }
+    const text = el("p", "msg-text", m.preview);
+    text.dataset.testid = "message-text";
+    li.append(text);
+    const meta = el("span", "msg-meta", when(m.created_at));
+    if (m.direction !== "in") {
+      const t = el("span", "ticks");
+      t.dataset.testid = "ticks";
+      meta.append(" ", t);
+    }
+    li.append(meta);
+    return li;
+  };
+  const updateStatus = (li, m) => {
+    li.dataset.status = m.status;
+    const t = li.querySelector(".ticks");
+    if (t) {
+      t.textContent = tickFor[m.status] || "";
+      t.title = m.status;
+      t.classList.toggle("read", m.status === "read");
+    }
+    if (m.status === "failed" && !li.querySelector(".msg-failed")) {
+      const p = el("p", "error msg-failed", "Not delivered" + (m.error_code ? " (" + m.error_code + ")" : "") + (m.error_title ? ": " + m.error_title : ""));
+      p.dataset.testid = "failed-reason";
+      li.append(p);
+    }
+  };
+  const noteItem = (n) => {
+    const li = el("li", "note");
+    li.dataset.noteId = n.id;
+    li.dataset.testid = "note";
+    li.append(el("span", "note-author", "Note"), el("p", null, n.body), el("span", "msg-meta", when(n.created_at)));
+    return li;
+  };
+  const renderConversation = (d) => {
+    if (!history) return;
+    let added = false;
+    for (const m of [...d.messages].reverse()) {
+      let li = history.querySelector(`li[data-message-id="${CSS.escape(m.id)}"]`);
+      if (!li) {
+        li = messageItem(m);
+        history.append(li);
+        added = true;
+      }
+      updateStatus(li, m);
+    }
+    for (const n of d.notes) {
+      if (!history.querySelector(`li[data-note-id="${CSS.escape(n.id)}"]`)) {
+        history.append(noteItem(n));
+        added = true;
+      }
+    }
+    if (added) history.scrollTop = history.scrollHeight;
+    const status = document.querySelector("[data-testid=conversation-status]");
+    if (status) status.textContent = d.status;
+    const assignee = document.querySelector("[data-testid=conversation-assignee]");
+    const select = document.querySelector("[data-testid=assign-form] select");
+    if (assignee && select) {
+      const name = (v) => {
+        const o = v && [...select.options].find((x) => x.value === v);
+        return o ? o.textContent : null;
+      };
+      const user = name(d.assignee_id ? "user:" + d.assignee_id : null);
+      const team = name(d.team_id ? "team:" + d.team_id : null);
+      assignee.textContent = user ? user : team ? team : "unassigned";
+    }
+  };
+
+  let pending = null;
+  const refresh = () => {
+    if (pending) return;
+    pending = window.setTimeout(async () => {
+      try {
+        const [l, c] = await Promise.all([
+          get("/api/v1/conversations" + (query ? "?" + query : "")),
+          open ? get("/api/v1/conversations/" + encodeURIComponent(open) + "?limit=100") : null,
+        ]);
+        if (l && l.ok) renderList(await l.json());
+        if (c && c.ok) renderConversation(await c.json());
+      } catch (_) {
+        // The next event or poll tries again.
+      } finally {
+        pending = null;
+      }
+    }, 100);
+  };
+  if (history) history.scrollTop = history.scrollHeight;
+  let events = null;
+  if (typeof EventSource === "function") {
+    events = new EventSource("/api/v1/events");
+    for (const kind of ["message.new", "message.status", "conversation.updated", "note.new", "notification", "resync"]) {
+      events.addEventListener(kind, refresh);
+    }
+    // A 404 (no endpoint) closes it for good; polling carries on below.
+    events.onerror = () => {};
+  }
+  window.setInterval(() => {
+    if (!events || events.readyState !== EventSource.OPEN) refresh();
+  }, 3000);
+})();

@@ -1,0 +1,316 @@
+//! The team inbox in a real headless Chromium against a real in-process server and the
+//! WhatsApp simulator: a customer's message appears in the agent's open conversation
+//! without a reload, the agent answers with a quick reply, the phone gets it and the page
+//! follows its ticks to delivered and read; a role without `contacts.view_phone` never has
+//! the number in the page source. SQLite only: the inbox's store and API tests run on both
+//! backends.
+
+mod common;
+
+use common::TestApp;
+use common::browser::Browser;
+use common::users::{PASSWORD, WebSession};
+use frontdesk_store::testing::TestDb;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const PHONE: &str = "+919876543210";
+
+/// Polls `check` (draining the worker between tries) until it answers, for up to 20 s.
+async fn until<T>(app: &TestApp, what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+    for _ in 0..200 {
+        app.drain().await;
+        if let Some(v) = check().await {
+            return v;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+async fn sign_in(app: &TestApp, browser: &Browser, email: &str) {
+    browser.goto(&app.url("/login")).await;
+    browser.fill_labelled("Email", email).await;
+    browser.fill_labelled("Password", PASSWORD).await;
+    browser.click("[data-testid=login-submit]").await;
+    browser.wait_for_path("/").await;
+}
+
+/// The customer's chat on the simulator phone, as JSON.
+async fn phone_chat(app: &TestApp, web: &WebSession, customer: &str) -> Value {
+    app.web_get(
+        web,
+        &format!("/api/v1/simulator/customers/{customer}/messages"),
+    )
+    .await
+    .json()
+    .await
+    .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_customer_message_appears_live_and_a_quick_reply_reaches_the_phone() {
+    let app = TestApp::spawn(TestDb::sqlite().await).await;
+    let admin = app.signup("Riverside Clinic", "admin@inbox.example").await;
+    let sim = app.provision_sim(&admin, "Reception", None).await;
+    let web = app.web_login(&admin.email, PASSWORD).await;
+
+    // A quick reply with the customer's first name in it (through the store: its own API
+    // is not what this test is about).
+    let target = app
+        .db
+        .store
+        .webhook_target(&sim.webhook_key)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut tx = app.db.store.begin(&target.ctx).await.unwrap();
+    tx.save_quick_reply(
+        None,
+        "welcome",
+        "Hello {{contact.first_name}}, a doctor is free at 10:30.",
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+
+    let customer = app
+        .sim_customer(&web, &sim.id, "Asha Rao", PHONE, "asha")
+        .await;
+    app.sim_customer_sends(
+        &web,
+        &customer,
+        &[("kind", "text"), ("body", "Hello, I need an appointment")],
+    )
+    .await;
+    let conv = until(&app, "the conversation", async || {
+        let (s, v) = app
+            .api(
+                Method::GET,
+                "/api/v1/conversations?status=any",
+                Some(&admin.access),
+                None,
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        v["items"][0]["id"].as_str().map(str::to_owned)
+    })
+    .await;
+
+    let browser = Browser::start().await;
+    sign_in(&app, &browser, &admin.email).await;
+    browser.goto(&app.url(&format!("/inbox/{conv}"))).await;
+    browser
+        .wait_for("[data-testid=history] li.msg", Duration::from_secs(5))
+        .await;
+    assert!(
+        browser
+            .text("[data-testid=history]")
+            .await
+            .contains("Hello, I need an appointment")
+    );
+    // A mark that a reload would wipe.
+    browser
+        .execute("window.__notReloaded = true; return true", vec![])
+        .await;
+
+    // The customer writes again: the open page shows it without a reload.
+    app.sim_customer_sends(
+        &web,
+        &customer,
+        &[("kind", "text"), ("body", "Is tomorrow morning possible?")],
+    )
+    .await;
+    until(&app, "the new message on the open page", async || {
+        let shown = browser.text("[data-testid=history]").await;
+        shown
+            .contains("Is tomorrow morning possible?")
+            .then_some(())
+    })
+    .await;
+    assert_eq!(
+        browser
+            .execute("return window.__notReloaded === true", vec![])
+            .await,
+        json!(true),
+        "the page was reloaded"
+    );
+    let listed = browser.text("[data-testid=conversation-list]").await;
+    assert!(
+        listed.contains("Is tomorrow morning possible?"),
+        "the list follows too: {listed}"
+    );
+
+    // The agent picks the quick reply: the box is filled in for this customer; sending it
+    // queues it.
+    let option: Value = browser
+        .execute(
+            "const s = document.getElementById('quick-replies'); s.selectedIndex = 1; \
+             s.dispatchEvent(new Event('change')); return document.getElementById('reply-body').value",
+            vec![],
+        )
+        .await;
+    assert_eq!(option, json!("Hello Asha, a doctor is free at 10:30."));
+    browser.click("[data-testid=reply-submit]").await;
+    until(&app, "the reply on the page", async || {
+        (browser.count("li.msg.out").await > 0).then_some(())
+    })
+    .await;
+
+    // The phone shows it.
+    until(&app, "the reply on the phone", async || {
+        let chat = phone_chat(&app, &web, &customer).await;
+        chat["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| {
+                m["direction"] == "to_customer"
+                    && m.to_string()
+                        .contains("Hello Asha, a doctor is free at 10:30.")
+            })
+            .then_some(())
+    })
+    .await;
+    // The dashboard follows the ticks live: delivered, then read once the customer looks.
+    until(&app, "delivered on the dashboard", async || {
+        let s = browser
+            .execute(
+                "const li = document.querySelector('li.msg.out'); return li ? li.dataset.status : null",
+                vec![],
+            )
+            .await;
+        (s == json!("delivered")).then_some(())
+    })
+    .await;
+    let r = app
+        .client
+        .post(app.url(&format!("/api/v1/simulator/customers/{customer}/seen")))
+        .header("cookie", format!("{}={}", web.cookie_name, web.cookie))
+        .header("x-csrf-token", &web.csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    until(&app, "read on the dashboard", async || {
+        let s = browser
+            .execute(
+                "const li = document.querySelector('li.msg.out'); return li ? [li.dataset.status, li.querySelector('.ticks').textContent] : null",
+                vec![],
+            )
+            .await;
+        (s == json!(["read", "\u{2713}\u{2713}"])).then_some(())
+    })
+    .await;
+    assert_eq!(
+        browser
+            .execute("return window.__notReloaded === true", vec![])
+            .await,
+        json!(false),
+        "sending the reply is a form post, which loads the page again"
+    );
+    assert!(browser.csp_violations().await.is_empty());
+    browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_role_without_view_phone_never_has_the_number_in_the_page() {
+    let app = TestApp::spawn(TestDb::sqlite().await).await;
+    let admin = app.signup("Hillside Clinic", "admin@masked.example").await;
+    let sim = app.provision_sim(&admin, "Front desk", None).await;
+    let web = app.web_login(&admin.email, PASSWORD).await;
+    let (s, v) = app
+        .api(
+            Method::POST,
+            "/api/v1/roles",
+            Some(&admin.access),
+            Some(json!({ "name": "Desk without numbers", "permissions": ["inbox.read", "inbox.read_all", "inbox.reply", "inbox.assign"] })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let desk = app
+        .add_member(&admin, "desk@masked.example", "Desk without numbers")
+        .await;
+
+    let customer = app
+        .sim_customer(&web, &sim.id, "Ravi Kumar", PHONE, "ravi")
+        .await;
+    app.sim_customer_sends(
+        &web,
+        &customer,
+        &[("kind", "text"), ("body", "Good morning")],
+    )
+    .await;
+    let conv = until(&app, "the conversation", async || {
+        let (_, v) = app
+            .api(
+                Method::GET,
+                "/api/v1/conversations?status=any",
+                Some(&desk.access),
+                None,
+            )
+            .await;
+        v["items"][0]["id"].as_str().map(str::to_owned)
+    })
+    .await;
+    let digits = PHONE.trim_start_matches('+');
+
+    // The admin sees the number; the desk role sees it masked, in the list and the view.
+    let desk_web = app.web_login(&desk.email, PASSWORD).await;
+    let admin_view = app
+        .web_get(&web, &format!("/inbox/{conv}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(admin_view.contains(PHONE), "the admin may see the number");
+    for path in ["/inbox?status=any".to_owned(), format!("/inbox/{conv}")] {
+        let r = app.web_get(&desk_web, &path).await;
+        assert_eq!(r.status(), StatusCode::OK, "{path}");
+        let html = r.text().await.unwrap();
+        assert!(
+            html.contains("Ravi Kumar"),
+            "{path}: the conversation is listed"
+        );
+        assert!(!html.contains(digits), "{path}: the number is in the page");
+    }
+    let view = app
+        .web_get(&desk_web, &format!("/inbox/{conv}"))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(view.contains("•••"), "the masked number is shown");
+
+    // And in the browser, after the live updates have redrawn the list and conversation.
+    let browser = Browser::start().await;
+    sign_in(&app, &browser, &desk.email).await;
+    browser
+        .goto(&app.url(&format!("/inbox/{conv}?status=any")))
+        .await;
+    browser
+        .wait_for("[data-testid=history] li.msg", Duration::from_secs(5))
+        .await;
+    app.sim_customer_sends(
+        &web,
+        &customer,
+        &[("kind", "text"), ("body", "Still there?")],
+    )
+    .await;
+    until(&app, "the live update", async || {
+        browser
+            .text("[data-testid=history]")
+            .await
+            .contains("Still there?")
+            .then_some(())
+    })
+    .await;
+    let source = browser
+        .execute("return document.documentElement.outerHTML", vec![])
+        .await;
+    let source = source.as_str().unwrap();
+    assert!(source.contains("Ravi Kumar"));
+    assert!(!source.contains(digits), "the number reached the page");
+    browser.close().await;
+}
