@@ -636,7 +636,7 @@ impl Store {
             return Ok(Vec::new());
         };
         let now = now_micros();
-        let mut tx = self.begin(first).await?;
+        let mut tx = self.begin_urgent(first).await?;
         let mut out = Vec::with_capacity(items.len());
         let mut current = first.org_id();
         let mut rest = items;

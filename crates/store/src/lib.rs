@@ -10,6 +10,7 @@ pub mod audit;
 pub mod channels;
 mod error;
 pub mod events;
+mod gate;
 pub mod identity;
 pub mod inbox;
 pub mod members;
@@ -126,10 +127,8 @@ pub struct Store {
     /// Where migrations run; for SQLite the same database file.
     owner_url: DatabaseUrl,
     vault: Arc<Vault>,
-    /// SQLite has one writer at a time, and a writer that finds the lock taken polls for it
-    /// with sleeps of up to 100 ms. Writers of this process queue here instead, and the next
-    /// one starts the moment the previous commits.
-    write_gate: Arc<tokio::sync::Mutex<()>>,
+    /// SQLite writers of this process take turns here (see [`gate`]).
+    write_gate: Arc<gate::WriteGate>,
     /// Live events of committed changes (see [`events`]).
     events: events::EventBus,
 }
@@ -225,7 +224,7 @@ impl Store {
             pool,
             owner_url,
             vault: config.vault.clone(),
-            write_gate: Arc::default(),
+            write_gate: gate::WriteGate::new(),
             events: events::EventBus::default(),
         })
     }

@@ -1307,7 +1307,7 @@ impl Store {
         lease: time::Duration,
         limit: i64,
     ) -> Result<Vec<(TenantCtx, Vec<frontdesk_domain::InboxId>)>, StoreError> {
-        let mut g = self.begin_global(true).await?;
+        let mut g = self.begin_global_background().await?;
         let until = now + lease;
         let rows: Vec<(uuid::Uuid, uuid::Uuid)> = claim(
             &mut g,

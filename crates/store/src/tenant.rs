@@ -161,8 +161,8 @@ pub struct TenantTx {
     bus: crate::events::EventBus,
 }
 
-/// Held by a SQLite write transaction for its whole life (see `Store::write_gate`).
-pub(crate) type WriteTurn = Option<tokio::sync::OwnedMutexGuard<()>>;
+/// Held by a SQLite write transaction for its whole life (see [`crate::gate`]).
+pub(crate) type WriteTurn = Option<crate::gate::Turn>;
 
 impl TenantTx {
     pub fn ctx(&self) -> &TenantCtx {
@@ -236,11 +236,24 @@ impl GlobalTx {
     }
 }
 
+/// Whether a transaction writes, and how urgently.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Write {
+    No,
+    Yes,
+    Urgent,
+    Background,
+}
+
 impl Store {
-    async fn begin_tx(&self, write: bool) -> Result<(Tx, WriteTurn), StoreError> {
+    async fn begin_tx(&self, write: Write) -> Result<(Tx, WriteTurn), StoreError> {
         Ok(match &self.pool {
-            crate::Pool::Sqlite(p) if write => {
-                let turn = self.write_gate.clone().lock_owned().await;
+            crate::Pool::Sqlite(p) if write != Write::No => {
+                let turn = match write {
+                    Write::Urgent => self.write_gate.urgent().await,
+                    Write::Background => self.write_gate.background().await,
+                    _ => self.write_gate.normal().await,
+                };
                 (
                     Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
                     Some(turn),
@@ -254,15 +267,27 @@ impl Store {
     /// Begins a transaction that writes for `ctx`'s organisation. On SQLite it takes the
     /// write lock up front (`BEGIN IMMEDIATE`), so it never fails half-way on a lock upgrade.
     pub async fn begin(&self, ctx: &TenantCtx) -> Result<TenantTx, StoreError> {
-        self.begin_scoped(ctx, true).await
+        self.begin_scoped(ctx, Write::Yes).await
+    }
+
+    /// A write no one waits on (the worker's): on SQLite it yields to urgent writes for a
+    /// moment (see [`crate::gate`]).
+    pub async fn begin_background(&self, ctx: &TenantCtx) -> Result<TenantTx, StoreError> {
+        self.begin_scoped(ctx, Write::Background).await
+    }
+
+    /// A write someone waits on to answer a provider (the webhook group commit): on SQLite
+    /// it goes ahead of background writes (see [`crate::gate`]).
+    pub(crate) async fn begin_urgent(&self, ctx: &TenantCtx) -> Result<TenantTx, StoreError> {
+        self.begin_scoped(ctx, Write::Urgent).await
     }
 
     /// Begins a transaction that only reads (on SQLite it does not take the write lock).
     pub async fn begin_read(&self, ctx: &TenantCtx) -> Result<TenantTx, StoreError> {
-        self.begin_scoped(ctx, false).await
+        self.begin_scoped(ctx, Write::No).await
     }
 
-    async fn begin_scoped(&self, ctx: &TenantCtx, write: bool) -> Result<TenantTx, StoreError> {
+    async fn begin_scoped(&self, ctx: &TenantCtx, write: Write) -> Result<TenantTx, StoreError> {
         let (mut tx, gate) = self.begin_tx(write).await?;
         set_scope(&mut tx, Scope::Tenant(ctx.org_id())).await?;
         Ok(TenantTx {
@@ -277,6 +302,16 @@ impl Store {
 
     /// Begins a transaction over the global tables.
     pub(crate) async fn begin_global(&self, write: bool) -> Result<GlobalTx, StoreError> {
+        self.begin_global_as(if write { Write::Yes } else { Write::No })
+            .await
+    }
+
+    /// A global write no one waits on (claiming webhook rows to process).
+    pub(crate) async fn begin_global_background(&self) -> Result<GlobalTx, StoreError> {
+        self.begin_global_as(Write::Background).await
+    }
+
+    async fn begin_global_as(&self, write: Write) -> Result<GlobalTx, StoreError> {
         let (mut tx, gate) = self.begin_tx(write).await?;
         set_scope(&mut tx, Scope::None).await?;
         Ok(GlobalTx {

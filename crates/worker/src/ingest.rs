@@ -75,7 +75,7 @@ impl Worker {
         ids: &[InboxId],
     ) -> Result<usize, StoreError> {
         let now = self.now();
-        let mut tx = self.store.begin(ctx).await?;
+        let mut tx = self.store.begin_background(ctx).await?;
         let items = tx.pending_inbox_items(ids).await?;
         let mut ok = true;
         for item in &items {
@@ -91,7 +91,7 @@ impl Worker {
         }
         drop(tx);
         for id in ids {
-            let mut tx = self.store.begin(ctx).await?;
+            let mut tx = self.store.begin_background(ctx).await?;
             let items = tx.pending_inbox_items(std::slice::from_ref(id)).await?;
             if let Some(item) = items.first() {
                 match apply_row(&mut tx, item, now).await {
