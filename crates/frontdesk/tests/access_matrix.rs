@@ -3217,6 +3217,210 @@ fn matrix() -> Vec<Entry> {
                 })
             },
         ),
+        // -- clinic queue pages --------------------------------------------------------------
+        route(Method::GET, "/queues", Access::Perm(QueueRead), |_, _| {
+            Box::pin(async move {
+                Case::bare("/queues").then(|w, a| {
+                    Box::pin(async move {
+                        assert!(a.text.contains(&format!("data-queue-id=\"{}\"", w.a.queue)), "{}", a.text);
+                        assert!(!a.text.contains(&format!("data-queue-id=\"{}\"", w.b.queue)));
+                    })
+                })
+            })
+        }),
+        route(Method::GET, "/queues/new", Access::Perm(QueueConfigure), |_, _| {
+            Box::pin(async move {
+                Case::bare("/queues/new").then(|w, a| {
+                    Box::pin(async move {
+                        assert!(a.text.contains("data-testid=\"queue-form\""), "{}", a.text);
+                        assert!(a.text.contains(&format!("value=\"{}\"", w.a.channel)), "the channel to choose");
+                    })
+                })
+            })
+        }),
+        route(Method::POST, "/queues", Access::Perm(QueueConfigure), |w, _| {
+            Box::pin(async move {
+                let name = format!("Dr Web {}", w.uniq_digits());
+                Case::form(
+                    "/queues",
+                    &[("name", &name), ("channel_id", &w.a.channel), ("keywords", &name), ("token_prefix", "W"),
+                      ("daily_cap", "20"), ("position_step", "1"), ("hours_mon", "09:00-13:00")],
+                )
+                .see_other_starting("/queues/")
+                .then(move |w, a| {
+                    Box::pin(async move {
+                        let to = a.header("location").unwrap();
+                        let id = to.strip_prefix("/queues/").unwrap().split('/').next().unwrap();
+                        let b = w.get_a(&format!("/api/v1/queues/{id}/board")).await;
+                        assert_eq!((b["queue"]["name"].as_str(), b["queue"]["token_prefix"].as_str()), (Some(name.as_str()), Some("W")), "{b}");
+                        assert_eq!(b["queue"]["hours"]["mon"][0]["open"], "09:00", "{b}");
+                    })
+                })
+            })
+        })
+        .cross(|w| {
+            Box::pin(async move {
+                vec![Case::form(
+                    "/queues",
+                    &[("name", "Cross web"), ("channel_id", &w.a.channel), ("keywords", "CROSS WEB"), ("token_prefix", "C"),
+                      ("daily_cap", "20"), ("position_step", "1")],
+                )]
+            })
+        }),
+        route(Method::GET, "/queues/{queue_id}/edit", Access::Perm(QueueConfigure), |w, _| {
+            Box::pin(async move {
+                Case::bare(format!("/queues/{}/edit", w.a.queue)).then(|_, a| {
+                    Box::pin(async move {
+                        assert!(a.text.contains("value=\"Dr Matrix\""), "{}", a.text);
+                    })
+                })
+            })
+        }),
+        route(Method::POST, "/queues/{queue_id}", Access::Perm(QueueConfigure), |w, p| {
+            Box::pin(async move {
+                let id = match p {
+                    Purpose::Guard => w.a.queue.clone(),
+                    Purpose::Allowed => create_queue(&w.app, &w.a.admin, &w.a.channel, &format!("Dr Web Upd {}", w.uniq_digits())).await.0,
+                };
+                let name = format!("Dr Renamed {}", w.uniq_digits());
+                Case::form(
+                    format!("/queues/{id}"),
+                    &[("name", &name), ("channel_id", &w.a.channel), ("keywords", &name), ("token_prefix", "R"),
+                      ("daily_cap", "30"), ("position_step", "1")],
+                )
+                .see_other(format!("/queues/{id}/edit?ok=saved"))
+                .then(move |w, _| {
+                    Box::pin(async move {
+                        let b = w.get_a(&format!("/api/v1/queues/{id}/board")).await;
+                        assert_eq!((b["queue"]["token_prefix"].as_str(), b["queue"]["daily_cap"].as_i64()), (Some("R"), Some(30)));
+                    })
+                })
+            })
+        }),
+        route(Method::GET, "/queues/{queue_id}/qr", Access::Perm(QueueRead), |w, _| {
+            Box::pin(async move {
+                Case::bare(format!("/queues/{}/qr", w.a.queue)).then(|_, a| {
+                    Box::pin(async move {
+                        assert!(a.text.contains("<svg") && a.text.contains("https://wa.me/"), "{}", a.text);
+                    })
+                })
+            })
+        }),
+        route(Method::GET, "/queues/{queue_id}/board", Access::Perm(QueueRead), |w, _| {
+            Box::pin(async move {
+                Case::bare(format!("/queues/{}/board", w.a.queue)).then(|w, a| {
+                    Box::pin(async move {
+                        assert!(a.text.contains(&format!("data-token-id=\"{}\"", w.a.token)), "{}", a.text);
+                        assert!(a.text.contains("Walk-in"));
+                    })
+                })
+            })
+        }),
+        route(Method::GET, "/queues/{queue_id}/screen", Access::Perm(QueueRead), |w, _| {
+            Box::pin(async move {
+                Case::bare(format!("/queues/{}/screen", w.a.queue)).then(|_, a| {
+                    Box::pin(async move {
+                        assert!(a.text.contains("Dr Matrix") && a.text.contains("data-testid=\"screen-now\""), "{}", a.text);
+                        assert!(!a.text.contains("Walk-in"), "no names on the screen");
+                    })
+                })
+            })
+        }),
+        route(Method::POST, "/queues/{queue_id}/check-in", Access::Perm(QueueManage), |w, _| {
+            Box::pin(async move {
+                let name = format!("Ravi {}", w.uniq_digits());
+                Case::form(format!("/queues/{}/check-in", w.a.queue), &[("name", &name), ("phone", "")])
+                    .see_other_starting(format!("/queues/{}/board?ok=checked_in&token=A-", w.a.queue))
+                    .then(move |w, _| {
+                        Box::pin(async move {
+                            let b = w.get_a(&format!("/api/v1/queues/{}/board", w.a.queue)).await;
+                            assert!(b["waiting"].as_array().unwrap().iter().any(|t| t["walk_in_name"] == name.as_str()), "{b}");
+                        })
+                    })
+            })
+        }),
+        route(Method::POST, "/queues/{queue_id}/pause", Access::Perm(QueueManage), |w, p| {
+            Box::pin(async move {
+                let id = match p {
+                    Purpose::Guard => w.a.queue.clone(),
+                    Purpose::Allowed => create_queue(&w.app, &w.a.admin, &w.a.channel, &format!("Dr Web Pause {}", w.uniq_digits())).await.0,
+                };
+                Case::form(format!("/queues/{id}/pause"), &[("paused", "true"), ("message", "back at 11")])
+                    .see_other(format!("/queues/{id}/board?ok=queue_paused"))
+                    .then(move |w, _| {
+                        Box::pin(async move {
+                            let b = w.get_a(&format!("/api/v1/queues/{id}/board")).await;
+                            assert_eq!((b["queue"]["paused"].as_bool(), b["queue"]["pause_message"].as_str()), (Some(true), Some("back at 11")));
+                        })
+                    })
+            })
+        }),
+        route(Method::POST, "/queues/{queue_id}/call-next", Access::Perm(QueueCallNext), |w, p| {
+            Box::pin(async move {
+                let id = match p {
+                    Purpose::Guard => w.a.queue.clone(),
+                    Purpose::Allowed => create_queue(&w.app, &w.a.admin, &w.a.channel, &format!("Dr Web Call {}", w.uniq_digits())).await.0,
+                };
+                Case::form(format!("/queues/{id}/call-next"), &[])
+                    .see_other(format!("/queues/{id}/board?ok=called&token=A-001"))
+                    .then(move |w, _| {
+                        Box::pin(async move {
+                            let b = w.get_a(&format!("/api/v1/queues/{id}/board")).await;
+                            assert_eq!(b["current"][0]["label"], "A-001", "{b}");
+                        })
+                    })
+            })
+        }),
+        route(Method::GET, "/queue-tokens/{token_id}", Access::Perm(QueueRead), |w, _| {
+            Box::pin(async move {
+                Case::bare(format!("/queue-tokens/{}", w.a.token)).then(|_, a| {
+                    Box::pin(async move {
+                        assert!(a.text.contains("queue.checked_in"), "{}", a.text);
+                    })
+                })
+            })
+        }),
+        route(Method::POST, "/queue-tokens/{token_id}/consult", Access::Perm(QueueCallNext), |w, p| {
+            Box::pin(async move {
+                let (q, id) = match p {
+                    Purpose::Guard => (w.a.queue.clone(), w.a.token.clone()),
+                    Purpose::Allowed => {
+                        let (q, t) = create_queue(&w.app, &w.a.admin, &w.a.channel, &format!("Dr Web Consult {}", w.uniq_digits())).await;
+                        w.ok(Method::POST, &format!("/api/v1/queues/{q}/call-next"), None).await;
+                        (q, t)
+                    }
+                };
+                Case::form(format!("/queue-tokens/{id}/consult"), &[("action", "complete")])
+                    .see_other(format!("/queues/{q}/board?ok=done&token=A-001"))
+                    .then(move |w, _| {
+                        Box::pin(async move {
+                            let t = w.get_a(&format!("/api/v1/queue-tokens/{id}")).await;
+                            assert_eq!(t["token"]["state"], "complete", "{t}");
+                        })
+                    })
+            })
+        }),
+        route(Method::POST, "/queue-tokens/{token_id}/manage", Access::Perm(QueueManage), |w, p| {
+            Box::pin(async move {
+                let id = match p {
+                    Purpose::Guard => w.a.token.clone(),
+                    Purpose::Allowed => check_in_walk_in(&w.app, &w.a.admin, &w.a.queue).await,
+                };
+                Case::form(format!("/queue-tokens/{id}/manage"), &[("action", "cancel")])
+                    .see_other_starting(format!("/queues/{}/board?ok=done&token=A-", w.a.queue))
+                    .then(move |w, _| {
+                        Box::pin(async move {
+                            let t = w.get_a(&format!("/api/v1/queue-tokens/{id}")).await;
+                            assert_eq!(t["token"]["state"], "cancelled", "{t}");
+                        })
+                    })
+            })
+        })
+        .cross(|w| {
+            Box::pin(async move {
+                vec![Case::form(format!("/queue-tokens/{}/manage", w.b.token), &[("action", "move"), ("queue_id", &w.a.queue)])]
+            })
+        }),
         // -- the WhatsApp simulator --------------------------------------------------------
         route(
             Method::POST,

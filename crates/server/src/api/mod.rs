@@ -6,7 +6,7 @@ pub(crate) mod audit;
 pub(crate) mod channels;
 mod inbox;
 mod messages;
-mod queue;
+pub(crate) mod queue;
 mod session;
 
 pub(crate) use session::reset_password;

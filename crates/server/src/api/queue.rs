@@ -19,7 +19,7 @@ use frontdesk_domain::queue::{QueueTexts, WeeklyHours};
 use frontdesk_domain::{ChannelId, E164, Permission, QueueId, QueueTokenId, UserId};
 use frontdesk_store::{
     AuditEvent, Board, DayReport, JoinOutcome, QueueSettings, QueueTemplates, QueueView, Screen,
-    TokenView,
+    TenantCtx, TokenView,
 };
 use frontdesk_worker::queue as patients;
 use serde::{Deserialize, Serialize};
@@ -84,7 +84,7 @@ fn parse_day(s: &str) -> Result<Date, ApiError> {
 }
 
 impl QueueBody {
-    fn settings(self) -> Result<QueueSettings, ApiError> {
+    pub(crate) fn settings(self) -> Result<QueueSettings, ApiError> {
         let invalid = |m: String| ApiError::unprocessable("invalid", m);
         let channel_id = path_id(&self.channel_id, ChannelId::parse)?;
         if self.holidays.len() > 366 || self.doctors.len() > 50 || self.keywords.len() > 10 {
@@ -142,10 +142,7 @@ async fn create_queue(
     Tenant(ctx): Tenant,
     ApiJson(body): ApiJson<QueueBody>,
 ) -> Result<(StatusCode, Json<QueueView>), ApiError> {
-    let s = body.settings()?;
-    let mut tx = state.store().begin(&ctx).await?;
-    let q = tx.create_queue(&s).await?;
-    tx.commit().await?;
+    let q = save_queue(&state, &ctx, None, body.settings()?).await?;
     Ok((StatusCode::CREATED, Json(q)))
 }
 
@@ -163,11 +160,24 @@ async fn update_queue(
     ApiJson(body): ApiJson<QueueBody>,
 ) -> Result<Json<QueueView>, ApiError> {
     let id = path_id(&id, QueueId::parse)?;
-    let s = body.settings()?;
-    let mut tx = state.store().begin(&ctx).await?;
-    let q = tx.update_queue(id, &s).await?;
-    tx.commit().await?;
+    let q = save_queue(&state, &ctx, Some(id), body.settings()?).await?;
     Ok(Json(q))
+}
+
+/// Creates a queue (`id` absent) or replaces its configuration; audited by the store.
+pub(crate) async fn save_queue(
+    state: &AppState,
+    ctx: &TenantCtx,
+    id: Option<QueueId>,
+    s: QueueSettings,
+) -> Result<QueueView, ApiError> {
+    let mut tx = state.store().begin(ctx).await?;
+    let q = match id {
+        None => tx.create_queue(&s).await?,
+        Some(id) => tx.update_queue(id, &s).await?,
+    };
+    tx.commit().await?;
+    Ok(q)
 }
 
 /// Everything the staff board shows: the queue, who is with the doctor, the waiting line,
@@ -225,7 +235,16 @@ async fn get_qr(
     Path(id): Path<String>,
 ) -> Result<Json<QueueQr>, ApiError> {
     let id = path_id(&id, QueueId::parse)?;
-    let mut tx = state.store().begin_read(&ctx).await?;
+    Ok(Json(join_qr(&state, &ctx, id).await?))
+}
+
+/// The join link (first keyword) and its QR code.
+pub(crate) async fn join_qr(
+    state: &AppState,
+    ctx: &TenantCtx,
+    id: QueueId,
+) -> Result<QueueQr, ApiError> {
+    let mut tx = state.store().begin_read(ctx).await?;
     let q = tx.queue(id).await?;
     let channel = tx.channel(q.channel_id).await?;
     tx.commit().await?;
@@ -238,7 +257,7 @@ async fn get_qr(
     let text: String = url::form_urlencoded::byte_serialize(keyword.as_bytes()).collect();
     let link = format!("https://wa.me/{digits}?text={}", text.replace('+', "%20"));
     let svg = crate::auth::totp::qr_svg(&link);
-    Ok(Json(QueueQr { keyword, link, svg }))
+    Ok(QueueQr { keyword, link, svg })
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -263,15 +282,28 @@ async fn pause_queue(
     ApiJson(body): ApiJson<PauseBody>,
 ) -> Result<Json<QueueView>, ApiError> {
     let id = path_id(&id, QueueId::parse)?;
+    Ok(Json(
+        pause_or_resume(&state, &ctx, id, body.paused, &body.message).await?,
+    ))
+}
+
+/// Pauses (waiting patients get the message) or resumes a queue.
+pub(crate) async fn pause_or_resume(
+    state: &AppState,
+    ctx: &TenantCtx,
+    id: QueueId,
+    paused: bool,
+    message: &str,
+) -> Result<QueueView, ApiError> {
     let now = state.now();
-    let mut tx = state.store().begin(&ctx).await?;
-    let q = tx.set_queue_paused(id, body.paused, &body.message).await?;
-    if body.paused {
+    let mut tx = state.store().begin(ctx).await?;
+    let q = tx.set_queue_paused(id, paused, message).await?;
+    if paused {
         patients::notify_paused(&mut tx, id, now).await?;
     }
     tx.commit().await?;
     state.signals().outbox.notify_one();
-    Ok(Json(q))
+    Ok(q)
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -306,6 +338,17 @@ async fn check_in(
     ApiJson(body): ApiJson<CheckInBody>,
 ) -> Result<(StatusCode, Json<JoinAnswer>), ApiError> {
     let id = path_id(&id, QueueId::parse)?;
+    let (status, answer) = check_in_walk_in(&state, &ctx, id, &body).await?;
+    Ok((status, Json(answer)))
+}
+
+/// Checks a walk-in in; the line hears of it when they joined.
+pub(crate) async fn check_in_walk_in(
+    state: &AppState,
+    ctx: &TenantCtx,
+    id: QueueId,
+    body: &CheckInBody,
+) -> Result<(StatusCode, JoinAnswer), ApiError> {
     let phone = body
         .phone
         .as_deref()
@@ -320,7 +363,7 @@ async fn check_in(
         ));
     }
     let now = state.now();
-    let mut tx = state.store().begin(&ctx).await?;
+    let mut tx = state.store().begin(ctx).await?;
     let out = tx
         .check_in(id, &body.name, phone.as_ref(), lang, now)
         .await?;
@@ -366,7 +409,7 @@ async fn check_in(
     };
     tx.commit().await?;
     state.signals().outbox.notify_one();
-    Ok((answer.0, Json(answer.1)))
+    Ok(answer)
 }
 
 /// Calls the next waiting patient: they are told to come in, the line behind them moves.
@@ -382,16 +425,28 @@ async fn call_next(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = path_id(&id, QueueId::parse)?;
+    Ok(match call_next_patient(&state, &ctx, id).await? {
+        Some(t) => Json(t).into_response(),
+        None => StatusCode::NO_CONTENT.into_response(),
+    })
+}
+
+/// Calls the next waiting patient (none: nobody waits) and tells them to come in.
+pub(crate) async fn call_next_patient(
+    state: &AppState,
+    ctx: &TenantCtx,
+    id: QueueId,
+) -> Result<Option<TokenView>, ApiError> {
     let now = state.now();
-    let mut tx = state.store().begin(&ctx).await?;
+    let mut tx = state.store().begin(ctx).await?;
     let Some(t) = tx.call_next(id, now).await? else {
         tx.commit().await?;
-        return Ok(StatusCode::NO_CONTENT.into_response());
+        return Ok(None);
     };
     patients::notify_called(&mut tx, &t, now).await?;
     tx.commit().await?;
     state.signals().outbox.notify_one();
-    Ok(Json(t).into_response())
+    Ok(Some(t))
 }
 
 /// A token and its history (its audit events, oldest first).
@@ -440,9 +495,19 @@ async fn consult_action(
     ApiJson(body): ApiJson<ConsultBody>,
 ) -> Result<Json<TokenView>, ApiError> {
     let id = path_id(&id, QueueTokenId::parse)?;
+    Ok(Json(consult(&state, &ctx, id, &body.action).await?))
+}
+
+/// A doctor's action on a token: `recall`, `serve` or `complete`.
+pub(crate) async fn consult(
+    state: &AppState,
+    ctx: &TenantCtx,
+    id: QueueTokenId,
+    action: &str,
+) -> Result<TokenView, ApiError> {
     let now = state.now();
-    let mut tx = state.store().begin(&ctx).await?;
-    let t = match body.action.as_str() {
+    let mut tx = state.store().begin(ctx).await?;
+    let t = match action {
         "recall" => {
             let t = tx.recall(id, now).await?;
             patients::notify_called(&mut tx, &t, now).await?;
@@ -459,7 +524,7 @@ async fn consult_action(
     };
     tx.commit().await?;
     state.signals().outbox.notify_one();
-    Ok(Json(t))
+    Ok(t)
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -487,8 +552,18 @@ async fn manage_action(
     ApiJson(body): ApiJson<ManageBody>,
 ) -> Result<Json<TokenView>, ApiError> {
     let id = path_id(&id, QueueTokenId::parse)?;
+    Ok(Json(manage(&state, &ctx, id, &body).await?))
+}
+
+/// The desk's action on a token: `no_show`, `skip`, `cancel`, `reorder` or `move`.
+pub(crate) async fn manage(
+    state: &AppState,
+    ctx: &TenantCtx,
+    id: QueueTokenId,
+    body: &ManageBody,
+) -> Result<TokenView, ApiError> {
     let now = state.now();
-    let mut tx = state.store().begin(&ctx).await?;
+    let mut tx = state.store().begin(ctx).await?;
     let before = tx.token(id).await?;
     let t = match (body.action.as_str(), body.position, &body.queue_id) {
         ("no_show", None, None) => tx.mark_no_show(id, now).await?,
@@ -515,7 +590,7 @@ async fn manage_action(
     patients::notify_line(&mut tx, before.queue_id, now).await?;
     tx.commit().await?;
     state.signals().outbox.notify_one();
-    Ok(Json(t))
+    Ok(t)
 }
 
 #[derive(Deserialize, IntoParams)]

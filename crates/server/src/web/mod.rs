@@ -6,6 +6,7 @@ mod account;
 mod admin;
 mod channels;
 mod inbox;
+mod queue;
 mod signin;
 
 use crate::AppState;
@@ -38,6 +39,7 @@ pub(crate) fn routes(b: RouteTableBuilder) -> RouteTableBuilder {
     let b = account::routes(b);
     let b = admin::routes(b);
     let b = channels::routes(b);
+    let b = queue::routes(b);
     inbox::routes(b)
 }
 
@@ -84,6 +86,11 @@ const NAV: &[NavItem] = &[
         href: "/inbox",
         label: "Inbox",
         needs: Some(Permission::InboxRead),
+    },
+    NavItem {
+        href: "/queues",
+        label: "Queues",
+        needs: Some(Permission::QueueRead),
     },
     NavItem {
         href: "/team",

@@ -296,4 +296,83 @@ document.addEventListener("focusin", (event) => {
   window.setInterval(() => {
     if (!events || events.readyState !== EventSource.OPEN) refresh();
   }, 3000);
+// Clinic queue board and waiting-room screen: kept current without a reload. A
+// `queue.changed` event for this queue on the event stream refreshes at once; while the
+// stream is not open (no endpoint, a buffering proxy, reconnecting) the page refreshes every
+// 3 s instead. The board re-reads its own page and swaps the live section (the server
+// renders it, escaped, with the caller's permissions and CSRF tokens); the screen reads its
+// JSON and writes text only.
+(() => {
+  const live = document.querySelector("[data-live-queue]");
+  if (!live) return;
+  const queueId = live.dataset.liveQueue;
+  const kind = live.dataset.liveKind;
+  let busy = false;
+
+  const editing = () => {
+    const el = document.activeElement;
+    return el instanceof HTMLElement && el !== document.body && el.closest("#queue-live") !== null
+      && (el instanceof HTMLInputElement || el instanceof HTMLSelectElement || el instanceof HTMLTextAreaElement);
+  };
+
+  const fill = (list, labels) => {
+    const items = labels.map((label) => {
+      const li = document.createElement("li");
+      li.textContent = label;
+      return li;
+    });
+    list.replaceChildren(...items);
+  };
+
+  const refreshScreen = async () => {
+    const r = await fetch(live.dataset.screenUrl, { credentials: "same-origin", cache: "no-store" });
+    if (!r.ok) return;
+    const s = await r.json();
+    fill(document.getElementById("screen-now"), s.now_serving);
+    fill(document.getElementById("screen-next"), s.up_next);
+    document.getElementById("screen-waiting").textContent = String(s.waiting);
+    document.querySelector("[data-testid=screen-paused]").hidden = !s.paused;
+  };
+
+  const refreshBoard = async () => {
+    if (editing()) return;
+    const r = await fetch(window.location.pathname, { credentials: "same-origin", cache: "no-store" });
+    if (!r.ok || r.redirected) return;
+    // Parsed inertly (no script runs in a DOMParser document), then adopted.
+    const doc = new DOMParser().parseFromString(await r.text(), "text/html");
+    const fresh = doc.getElementById("queue-live");
+    const current = document.getElementById("queue-live");
+    // Unchanged: leave the page alone (nothing flickers, nothing under the pointer moves).
+    if (!fresh || !current || fresh.innerHTML === current.innerHTML || editing()) return;
+    current.replaceWith(document.importNode(fresh, true));
+  };
+
+  const refresh = async () => {
+    if (busy) return;
+    busy = true;
+    try {
+      await (kind === "screen" ? refreshScreen() : refreshBoard());
+    } catch (_) {
+      // The next event or poll tries again.
+    } finally {
+      busy = false;
+    }
+  };
+
+  let timer = null;
+  const poll = () => { if (timer === null) timer = window.setInterval(refresh, 3000); };
+  const stopPolling = () => { if (timer !== null) { window.clearInterval(timer); timer = null; } };
+  poll();
+  if (!("EventSource" in window)) return;
+  const events = new EventSource("/api/v1/events");
+  const onEvent = (e) => {
+    let data;
+    try { data = JSON.parse(e.data); } catch (_) { return; }
+    const id = data.queue_id || (data.data && data.data.queue_id);
+    if (data.type === "queue.changed" && id === queueId) refresh();
+  };
+  events.addEventListener("message", onEvent);
+  events.addEventListener("queue.changed", onEvent);
+  events.addEventListener("open", () => { stopPolling(); refresh(); });
+  events.addEventListener("error", () => { if (events.readyState !== EventSource.OPEN) poll(); });
 })();

@@ -1,0 +1,1183 @@
+//! Clinic queue pages: the list of queues, their configuration form, the printable join QR
+//! code, the staff board (the desk's and the doctor's actions as forms) and the
+//! waiting-room screen. They call the same functions as the API, so the rules, the audit
+//! events and the patients' messages are the same; a doctor's pages for a queue that is not
+//! theirs answer 404 because the store does. The board and the screen refresh themselves
+//! (app.js): on a `queue.changed` event from `/api/v1/events`, and every 3 s while that
+//! stream is not open.
+
+use super::{PageCtx, PageError, see_other, when};
+use crate::AppState;
+use crate::api::queue::{
+    CheckInBody, ManageBody, QueueBody, call_next_patient, check_in_walk_in, consult, join_qr,
+    manage, pause_or_resume, save_queue,
+};
+use crate::auth::{Access, Authed, Tenant};
+use crate::error::ApiError;
+use crate::routes::RouteTableBuilder;
+use axum::extract::{Path, Query, RawForm, State};
+use axum::http::{HeaderMap, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use frontdesk_domain::queue::{QueueText, QueueTexts, Span, TokenState, WeeklyHours};
+use frontdesk_domain::{E164, Permission, QueueId, QueueTokenId};
+use frontdesk_store::{
+    ChannelView, Member, QueueTemplates, QueueView, TemplateRef, TenantCtx, TenantTx, TokenView,
+};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+/// The navigation entry the queue pages sit under.
+const NAV_PATH: &str = "/queues";
+
+/// Fields a queue form may carry: 11 texts in up to 20 languages, 11 templates, doctors.
+const MAX_FORM_FIELDS: usize = 400;
+
+pub(crate) fn routes(b: RouteTableBuilder) -> RouteTableBuilder {
+    use Permission::*;
+    b.page(
+        Method::GET,
+        "/queues",
+        get(queues_page),
+        Access::Perm(QueueRead),
+    )
+    .page(
+        Method::GET,
+        "/queues/new",
+        get(new_queue_page),
+        Access::Perm(QueueConfigure),
+    )
+    .page(
+        Method::POST,
+        "/queues",
+        post(queue_create),
+        Access::Perm(QueueConfigure),
+    )
+    .page(
+        Method::GET,
+        "/queues/{queue_id}/edit",
+        get(edit_queue_page),
+        Access::Perm(QueueConfigure),
+    )
+    .page(
+        Method::POST,
+        "/queues/{queue_id}",
+        post(queue_update),
+        Access::Perm(QueueConfigure),
+    )
+    .page(
+        Method::GET,
+        "/queues/{queue_id}/qr",
+        get(qr_page),
+        Access::Perm(QueueRead),
+    )
+    .page(
+        Method::GET,
+        "/queues/{queue_id}/board",
+        get(board_page),
+        Access::Perm(QueueRead),
+    )
+    .page(
+        Method::GET,
+        "/queues/{queue_id}/screen",
+        get(screen_page),
+        Access::Perm(QueueRead),
+    )
+    .page(
+        Method::POST,
+        "/queues/{queue_id}/check-in",
+        post(check_in_form),
+        Access::Perm(QueueManage),
+    )
+    .page(
+        Method::POST,
+        "/queues/{queue_id}/pause",
+        post(pause_form),
+        Access::Perm(QueueManage),
+    )
+    .page(
+        Method::POST,
+        "/queues/{queue_id}/call-next",
+        post(call_next_form),
+        Access::Perm(QueueCallNext),
+    )
+    .page(
+        Method::GET,
+        "/queue-tokens/{token_id}",
+        get(token_page),
+        Access::Perm(QueueRead),
+    )
+    .page(
+        Method::POST,
+        "/queue-tokens/{token_id}/consult",
+        post(consult_form),
+        Access::Perm(QueueCallNext),
+    )
+    .page(
+        Method::POST,
+        "/queue-tokens/{token_id}/manage",
+        post(manage_form),
+        Access::Perm(QueueManage),
+    )
+}
+
+fn queue_id(s: &str) -> Result<QueueId, PageError> {
+    QueueId::parse(s).map_err(|_| PageError(ApiError::NotFound))
+}
+
+fn token_id(s: &str) -> Result<QueueTokenId, PageError> {
+    QueueTokenId::parse(s).map_err(|_| PageError(ApiError::NotFound))
+}
+
+fn invalid(m: impl Into<String>) -> PageError {
+    PageError(ApiError::unprocessable("invalid", m.into()))
+}
+
+#[derive(Deserialize, Default)]
+struct Notice {
+    ok: Option<String>,
+    /// The token a notice is about (`A-014`); shown only when it looks like a token.
+    token: Option<String>,
+}
+
+fn looks_like_token(s: &str) -> bool {
+    s.len() <= 12
+        && s.split_once('-').is_some_and(|(p, n)| {
+            (1..=4).contains(&p.len())
+                && p.bytes().all(|b| b.is_ascii_uppercase())
+                && !n.is_empty()
+                && n.bytes().all(|b| b.is_ascii_digit())
+        })
+}
+
+fn notice(q: &Notice) -> Markup {
+    let token = q.token.as_deref().filter(|t| looks_like_token(t));
+    let text = match q.ok.as_deref() {
+        Some("saved") => Some("Saved.".to_owned()),
+        Some("checked_in") => Some(format!("Checked in: {}.", token.unwrap_or("a token"))),
+        Some("already_in_queue") => Some(format!(
+            "This number already holds {} in this queue.",
+            token.unwrap_or("a token")
+        )),
+        Some("paused") => Some("The queue is paused: nobody can join.".to_owned()),
+        Some("cap_reached") => Some("Today's cap is reached: nobody else can join.".to_owned()),
+        Some("called") => Some(format!("Called {}.", token.unwrap_or("the next patient"))),
+        Some("nobody") => Some("Nobody is waiting.".to_owned()),
+        Some("done") => Some(format!("{}: done.", token.unwrap_or("Token"))),
+        Some("queue_paused") => Some("Paused; waiting patients were told.".to_owned()),
+        Some("queue_resumed") => Some("Resumed.".to_owned()),
+        _ => None,
+    };
+    html! { @if let Some(t) = text { p.notice role="status" data-testid="notice" { (t) } } }
+}
+
+fn see_board(queue: QueueId, ok: &str, token: Option<&str>) -> Response {
+    let mut to = format!("/queues/{queue}/board?ok={ok}");
+    if let Some(t) = token {
+        to.push_str("&token=");
+        to.extend(url::form_urlencoded::byte_serialize(t.as_bytes()));
+    }
+    see_other(&to, &[])
+}
+
+// -- the list --------------------------------------------------------------------------
+
+async fn queues_page(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    Tenant(ctx): Tenant,
+    headers: HeaderMap,
+    Query(q): Query<Notice>,
+) -> Result<Response, PageError> {
+    let mut tx = state.store().begin_read(&ctx).await?;
+    let queues = tx.queues().await?;
+    tx.commit().await?;
+    let channels = state.store().list_channels(&ctx).await?;
+    let page = PageCtx::new(&state, Some(caller), &headers, NAV_PATH).await;
+    let configure = page.can(Permission::QueueConfigure);
+    Ok(page.render("Queues", html! {
+        (notice(&q))
+        @if queues.is_empty() {
+            p.muted data-testid="no-queues" { "No queue yet." }
+        } @else {
+            table data-testid="queues" {
+                thead { tr { th { "Queue" } th { "Number" } th { "Keywords" } th { "Pages" } } }
+                tbody {
+                    @for qv in &queues {
+                        tr data-queue-id=(qv.id) {
+                            td {
+                                a href={ "/queues/" (qv.id) "/board" } data-testid="queue-board-link" { (qv.name) }
+                                @if qv.paused { " " span.badge { "paused" } }
+                            }
+                            td { (channel_name(&channels, qv)) }
+                            td { (qv.keywords.join(", ")) }
+                            td {
+                                a href={ "/queues/" (qv.id) "/board" } { "Board" } " · "
+                                a href={ "/queues/" (qv.id) "/screen" } { "Screen" } " · "
+                                a href={ "/queues/" (qv.id) "/qr" } { "QR code" }
+                                @if configure { " · " a href={ "/queues/" (qv.id) "/edit" } { "Settings" } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        @if configure {
+            p { a href="/queues/new" data-testid="new-queue" { "New queue" } }
+        }
+    }))
+}
+
+fn channel_name(channels: &[ChannelView], q: &QueueView) -> String {
+    channels
+        .iter()
+        .find(|c| c.id == q.channel_id)
+        .map_or_else(String::new, |c| {
+            format!("{} ({})", c.name, c.display_number)
+        })
+}
+
+// -- the configuration form --------------------------------------------------------------
+
+const WEEKDAYS: [(&str, &str); 7] = [
+    ("mon", "Monday"),
+    ("tue", "Tuesday"),
+    ("wed", "Wednesday"),
+    ("thu", "Thursday"),
+    ("fri", "Friday"),
+    ("sat", "Saturday"),
+    ("sun", "Sunday"),
+];
+
+fn day_spans<'a>(h: &'a WeeklyHours, key: &str) -> &'a [Span] {
+    match key {
+        "mon" => &h.mon,
+        "tue" => &h.tue,
+        "wed" => &h.wed,
+        "thu" => &h.thu,
+        "fri" => &h.fri,
+        "sat" => &h.sat,
+        _ => &h.sun,
+    }
+}
+
+fn day_spans_mut<'a>(h: &'a mut WeeklyHours, key: &str) -> Option<&'a mut Vec<Span>> {
+    Some(match key {
+        "mon" => &mut h.mon,
+        "tue" => &mut h.tue,
+        "wed" => &mut h.wed,
+        "thu" => &mut h.thu,
+        "fri" => &mut h.fri,
+        "sat" => &mut h.sat,
+        "sun" => &mut h.sun,
+        _ => return None,
+    })
+}
+
+/// `09:00-13:00, 14:00-18:00`.
+fn spans_text(spans: &[Span]) -> String {
+    spans
+        .iter()
+        .map(|s| format!("{}-{}", s.open, s.close))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn parse_spans(day: &str, text: &str) -> Result<Vec<Span>, PageError> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            let (open, close) = s.split_once('-').ok_or_else(|| {
+                invalid(format!(
+                    "{day}: write opening hours as 09:00-13:00, separated by commas"
+                ))
+            })?;
+            Ok(Span {
+                open: open.trim().to_owned(),
+                close: close.trim().to_owned(),
+            })
+        })
+        .collect()
+}
+
+async fn form_inputs(
+    state: &AppState,
+    ctx: &TenantCtx,
+) -> Result<(Vec<ChannelView>, Vec<Member>), PageError> {
+    Ok((
+        state.store().list_channels(ctx).await?,
+        state.store().list_members(ctx).await?,
+    ))
+}
+
+async fn new_queue_page(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    Tenant(ctx): Tenant,
+    headers: HeaderMap,
+) -> Result<Response, PageError> {
+    let (channels, members) = form_inputs(&state, &ctx).await?;
+    let page = PageCtx::new(&state, Some(caller), &headers, NAV_PATH).await;
+    let body = if channels.is_empty() {
+        html! {
+            p.muted data-testid="no-channels" {
+                "A queue belongs to a WhatsApp number. "
+                a href="/settings/channels" { "Connect a number" } " first."
+            }
+        }
+    } else {
+        queue_form(&page, None, &channels, &members)
+    };
+    Ok(page.render("New queue", body))
+}
+
+async fn edit_queue_page(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    Tenant(ctx): Tenant,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<Notice>,
+) -> Result<Response, PageError> {
+    let id = queue_id(&id)?;
+    let mut tx = state.store().begin_read(&ctx).await?;
+    let queue = tx.queue(id).await?;
+    tx.commit().await?;
+    let (channels, members) = form_inputs(&state, &ctx).await?;
+    let page = PageCtx::new(&state, Some(caller), &headers, NAV_PATH).await;
+    let title = format!("{} · settings", queue.name);
+    Ok(page.render(
+        &title,
+        html! {
+            (notice(&q))
+            p {
+                a href={ "/queues/" (id) "/board" } { "Board" } " · "
+                a href={ "/queues/" (id) "/qr" } { "QR code" }
+            }
+            (queue_form(&page, Some(&queue), &channels, &members))
+        },
+    ))
+}
+
+fn queue_form(
+    page: &PageCtx,
+    q: Option<&QueueView>,
+    channels: &[ChannelView],
+    members: &[Member],
+) -> Markup {
+    let action = q.map_or_else(|| "/queues".to_owned(), |q| format!("/queues/{}", q.id));
+    let hours = q.and_then(|q| q.hours.clone());
+    let empty = QueueTexts::new();
+    let texts = q.map_or(&empty, |q| &q.texts);
+    // English is always offered; other languages the queue has, then a blank one to add.
+    let mut langs: Vec<&str> = vec!["en"];
+    langs.extend(texts.keys().map(String::as_str).filter(|l| *l != "en"));
+    let no_templates = QueueTemplates::new();
+    let templates = q.map_or(&no_templates, |q| &q.templates);
+    html! {
+        form method="post" action=(action) data-testid="queue-form" {
+            (page.csrf_field())
+            label { "Name" input type="text" name="name" required maxlength="80" value=[q.map(|q| &q.name)] placeholder="Dr Mehta"; }
+            label { "WhatsApp number"
+                select name="channel_id" required {
+                    @for c in channels {
+                        option value=(c.id) selected[q.is_some_and(|q| q.channel_id == c.id)] { (c.name) " (" (c.display_number) ")" }
+                    }
+                }
+            }
+            label { "Join keywords (comma-separated; case and spacing do not matter)"
+                input type="text" name="keywords" required maxlength="500" value=[q.map(|q| q.keywords.join(", "))] placeholder="DR MEHTA, JOIN";
+            }
+            label { "Token prefix (1–4 capital letters: A-001)" input type="text" name="token_prefix" required maxlength="4" pattern="[A-Z]{1,4}" value=(q.map_or("A", |q| q.token_prefix.as_str())); }
+            label { "Daily cap" input type="number" name="daily_cap" required min="1" max="9999" value=(q.map_or(100, |q| q.daily_cap)); }
+            label { "Tell patients their position every … places (0: never)" input type="number" name="position_step" required min="0" max="100" value=(q.map_or(1, |q| q.position_step)); }
+            fieldset {
+                legend { "Opening hours (organisation's time zone)" }
+                p.muted { "Spans like 09:00-13:00, 14:00-18:00. A blank day is closed; all blank: always open." }
+                @for (key, label) in WEEKDAYS {
+                    label { (label) input type="text" name={ "hours_" (key) } maxlength="200" value=(hours.as_ref().map(|h| spans_text(day_spans(h, key))).unwrap_or_default()); }
+                }
+            }
+            label { "Holidays (YYYY-MM-DD, comma-separated)"
+                input type="text" name="holidays" maxlength="5000" value=[q.map(|q| q.holidays.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", "))];
+            }
+            fieldset data-testid="doctors" {
+                legend { "Doctors (they see and call this queue only)" }
+                @for m in members {
+                    label.check {
+                        input type="checkbox" name="doctor" value=(m.user_id) checked[q.is_some_and(|q| q.doctors.contains(&m.user_id))];
+                        (m.name) " " span.muted { "(" (m.role_name) ")" }
+                    }
+                }
+            }
+            details {
+                summary { "Texts to patients" }
+                p.muted { "Blank: the default text. Placeholders: {queue} {token} {position} {wait} {opens} {message}." }
+                @for lang in &langs {
+                    fieldset {
+                        legend { "Language: " code { (lang) } }
+                        @for t in QueueText::ALL {
+                            label { (t.as_str())
+                                textarea name={ "text:" (lang) ":" (t.as_str()) } maxlength="1000" rows="2" placeholder=(t.default_text()) {
+                                    (texts.get(*lang).and_then(|m| m.get(&t)).map(String::as_str).unwrap_or(""))
+                                }
+                            }
+                        }
+                    }
+                }
+                fieldset {
+                    legend { "Add a language" }
+                    label { "Language code" input type="text" name="new_language" maxlength="10" placeholder="hi"; }
+                    @for t in QueueText::ALL {
+                        label { (t.as_str()) textarea name={ "text:_new:" (t.as_str()) } maxlength="1000" rows="2" {} }
+                    }
+                }
+            }
+            details {
+                summary { "Templates outside the 24-hour window" }
+                p.muted { "The approved template (name and language) to use for each text." }
+                @for t in QueueText::ALL {
+                    @let tpl = templates.get(&t);
+                    label { (t.as_str()) " — template name" input type="text" name={ "tpl:" (t.as_str()) ":name" } maxlength="512" value=[tpl.map(|x| &x.name)]; }
+                    label { (t.as_str()) " — template language" input type="text" name={ "tpl:" (t.as_str()) ":language" } maxlength="15" value=[tpl.map(|x| &x.language)]; }
+                }
+            }
+            button type="submit" data-testid="queue-save" { @if q.is_some() { "Save" } @else { "Create queue" } }
+        }
+    }
+}
+
+/// The queue form as the API's body, so both go through the same checks.
+fn queue_body(raw: &[u8]) -> Result<QueueBody, PageError> {
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(raw).into_owned().collect();
+    if pairs.len() > MAX_FORM_FIELDS {
+        return Err(invalid("the form has too many fields"));
+    }
+    let one = |k: &str| {
+        pairs
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.trim())
+            .unwrap_or("")
+    };
+    let number = |k: &str, what: &str| {
+        one(k)
+            .parse::<i32>()
+            .map_err(|_| invalid(format!("{what} is a whole number")))
+    };
+    let mut hours = WeeklyHours::default();
+    let mut any_hours = false;
+    for (key, label) in WEEKDAYS {
+        let spans = parse_spans(label, one(&format!("hours_{key}")))?;
+        any_hours |= !spans.is_empty();
+        if let Some(d) = day_spans_mut(&mut hours, key) {
+            *d = spans;
+        }
+    }
+    let new_language = one("new_language").to_owned();
+    let mut texts = QueueTexts::new();
+    let mut templates = QueueTemplates::new();
+    let mut template_parts: BTreeMap<QueueText, (String, String)> = BTreeMap::new();
+    for (name, value) in &pairs {
+        let value = value.trim();
+        if let Some(rest) = name.strip_prefix("text:") {
+            let Some((lang, key)) = rest.split_once(':') else {
+                continue;
+            };
+            let Some(key) = QueueText::parse(key) else {
+                continue;
+            };
+            let lang = if lang == "_new" {
+                new_language.as_str()
+            } else {
+                lang
+            };
+            // A blank text, or the English default as typed, leaves the default in force.
+            if value.is_empty() || lang.is_empty() || (lang == "en" && value == key.default_text())
+            {
+                continue;
+            }
+            texts
+                .entry(lang.to_owned())
+                .or_default()
+                .insert(key, value.to_owned());
+        } else if let Some(rest) = name.strip_prefix("tpl:") {
+            let Some((key, part)) = rest.split_once(':') else {
+                continue;
+            };
+            let Some(key) = QueueText::parse(key) else {
+                continue;
+            };
+            let e = template_parts.entry(key).or_default();
+            match part {
+                "name" => e.0 = value.to_owned(),
+                "language" => e.1 = value.to_owned(),
+                _ => {}
+            }
+        }
+    }
+    for (key, (name, language)) in template_parts {
+        match (name.is_empty(), language.is_empty()) {
+            (true, true) => {}
+            (false, false) => {
+                templates.insert(key, TemplateRef { name, language });
+            }
+            _ => {
+                return Err(invalid(format!(
+                    "the {} template needs both a name and a language",
+                    key.as_str()
+                )));
+            }
+        }
+    }
+    let list = |k: &str| -> Vec<String> {
+        one(k)
+            .split([',', '\n'])
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()
+    };
+    Ok(QueueBody {
+        channel_id: one("channel_id").to_owned(),
+        name: one("name").to_owned(),
+        keywords: list("keywords"),
+        token_prefix: one("token_prefix").to_owned(),
+        daily_cap: number("daily_cap", "the daily cap")?,
+        position_step: number("position_step", "the position step")?,
+        hours: any_hours.then_some(hours),
+        holidays: one("holidays")
+            .split([',', ' ', '\n'])
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+        texts,
+        templates,
+        doctors: pairs
+            .iter()
+            .filter(|(n, _)| n == "doctor")
+            .map(|(_, v)| v.clone())
+            .collect(),
+    })
+}
+
+async fn queue_create(
+    State(state): State<AppState>,
+    Tenant(ctx): Tenant,
+    RawForm(raw): RawForm,
+) -> Result<Response, PageError> {
+    let body = queue_body(&raw)?;
+    let q = save_queue(&state, &ctx, None, body.settings()?).await?;
+    Ok(see_other(&format!("/queues/{}/edit?ok=saved", q.id), &[]))
+}
+
+async fn queue_update(
+    State(state): State<AppState>,
+    Tenant(ctx): Tenant,
+    Path(id): Path<String>,
+    RawForm(raw): RawForm,
+) -> Result<Response, PageError> {
+    let id = queue_id(&id)?;
+    let body = queue_body(&raw)?;
+    save_queue(&state, &ctx, Some(id), body.settings()?).await?;
+    Ok(see_other(&format!("/queues/{id}/edit?ok=saved"), &[]))
+}
+
+// -- the printable QR page ---------------------------------------------------------------
+
+async fn qr_page(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    Tenant(ctx): Tenant,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    let id = queue_id(&id)?;
+    let mut tx = state.store().begin_read(&ctx).await?;
+    let queue = tx.queue(id).await?;
+    tx.commit().await?;
+    let qr = join_qr(&state, &ctx, id).await?;
+    let page = PageCtx::new(&state, Some(caller), &headers, NAV_PATH).await;
+    Ok(page.render(&queue.name, html! {
+        p.no-print {
+            a href={ "/queues/" (id) "/board" } { "Board" } " · "
+            "Print this page and put it up in the waiting room (the navigation is not printed)."
+        }
+        section.qr-print data-testid="qr-print" {
+            h2 { "Join the queue for " (queue.name) " on WhatsApp" }
+            p { "Scan the code with your phone's camera, or send " strong data-testid="qr-keyword" { (qr.keyword) } " to our WhatsApp number." }
+            // The SVG is generated by our QR encoder from the link (no script, no markup of
+            // anyone else's), so it is embedded as it is.
+            div.qr data-testid="qr-svg" { (PreEscaped(&qr.svg)) }
+            p { a href=(qr.link) data-testid="qr-link" { (qr.link) } }
+            p.muted { "You get a token number and your place in the line; we tell you when it is your turn." }
+        }
+    }))
+}
+
+// -- the staff board ---------------------------------------------------------------------
+
+/// Who a token is, as the board shows it: a name, and a phone number masked for those
+/// who may not see numbers.
+struct Who {
+    name: String,
+    phone: Option<String>,
+}
+
+async fn who_of(tx: &mut TenantTx, t: &TokenView, full_numbers: bool) -> Result<Who, PageError> {
+    let contact = match t.contact_id {
+        Some(c) => Some(tx.contact(c).await?),
+        None => None,
+    };
+    let name = t
+        .walk_in_name
+        .clone()
+        .or_else(|| contact.as_ref().and_then(|c| c.profile_name.clone()))
+        .or_else(|| contact.as_ref().and_then(|c| c.username.clone()))
+        .unwrap_or_else(|| "—".to_owned());
+    let phone = contact
+        .and_then(|c| c.phone)
+        .and_then(|p| E164::parse(&p).ok())
+        .map(|p| {
+            if full_numbers {
+                p.as_str().to_owned()
+            } else {
+                p.masked()
+            }
+        });
+    Ok(Who { name, phone })
+}
+
+fn minutes_since(now: time::OffsetDateTime, t: time::OffsetDateTime) -> i64 {
+    ((now - t).whole_seconds() / 60).max(0)
+}
+
+fn state_label(s: TokenState) -> &'static str {
+    match s {
+        TokenState::Waiting => "waiting",
+        TokenState::Called => "called",
+        TokenState::Serving => "with the doctor",
+        TokenState::Complete => "complete",
+        TokenState::NoShow => "no-show",
+        TokenState::Skipped => "skipped",
+        TokenState::Cancelled => "cancelled",
+    }
+}
+
+/// A one-button form posting `action` (and extra fields) to a token's route.
+fn token_button(
+    page: &PageCtx,
+    t: &TokenView,
+    route: &str,
+    action: &str,
+    label: &str,
+    extra: &[(&str, String)],
+) -> Markup {
+    html! {
+        form.inline method="post" action={ "/queue-tokens/" (t.id) "/" (route) } {
+            (page.csrf_field())
+            input type="hidden" name="action" value=(action);
+            @for (k, v) in extra { input type="hidden" name=(k) value=(v); }
+            button.small type="submit" data-testid={ "token-" (action) } { (label) }
+        }
+    }
+}
+
+async fn board_page(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    Tenant(ctx): Tenant,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    Query(q): Query<Notice>,
+) -> Result<Response, PageError> {
+    let id = queue_id(&id)?;
+    let now = state.now();
+    let full_numbers = ctx.can(Permission::ContactsViewPhone);
+    let me = ctx.user_id();
+    let mut tx = state.store().begin_read(&ctx).await?;
+    let board = tx.board(id, now).await?;
+    let mut people = BTreeMap::new();
+    for t in board
+        .current
+        .iter()
+        .chain(&board.waiting)
+        .chain(&board.done)
+    {
+        people.insert(t.id, who_of(&mut tx, t, full_numbers).await?);
+    }
+    let others: Vec<QueueView> = if ctx.can(Permission::QueueManage) {
+        tx.queues()
+            .await?
+            .into_iter()
+            .filter(|o| o.id != id)
+            .collect()
+    } else {
+        Vec::new()
+    };
+    tx.commit().await?;
+    let page = PageCtx::new(&state, Some(caller), &headers, NAV_PATH).await;
+    let (desk, doctor) = (
+        page.can(Permission::QueueManage),
+        page.can(Permission::QueueCallNext),
+    );
+    let name = |t: &TokenView| people.get(&t.id).map_or("—", |w| w.name.as_str());
+    let phone = |t: &TokenView| people.get(&t.id).and_then(|w| w.phone.clone());
+    let mine: Vec<&TokenView> = board
+        .current
+        .iter()
+        .filter(|t| me.is_some() && t.called_by == me)
+        .collect();
+    let queue = &board.queue;
+    let last = board.waiting.len() as i64;
+    let title = format!("{} · board", queue.name);
+    Ok(page.render(&title, html! {
+        (notice(&q))
+        p {
+            a href={ "/queues/" (id) "/screen" } data-testid="screen-link" { "Waiting-room screen" } " · "
+            a href={ "/queues/" (id) "/qr" } { "QR code" }
+            @if page.can(Permission::QueueConfigure) { " · " a href={ "/queues/" (id) "/edit" } { "Settings" } }
+            " · " span.muted { "Keywords: " (queue.keywords.join(", ")) }
+        }
+        section #queue-live data-live-queue=(id) data-live-kind="board" data-testid="board" {
+            @if queue.paused {
+                p.error data-testid="paused" { "Paused: " (queue.pause_message) }
+            }
+            p.stats {
+                span data-testid="waiting-count" { (board.waiting.len()) " waiting" } " · "
+                span data-testid="served-today" { (board.served_today) " served today" } " · "
+                "about " (board.avg_consult_secs / 60) " min per patient"
+            }
+            @if doctor {
+                form.inline method="post" action={ "/queues/" (id) "/call-next" } {
+                    (page.csrf_field())
+                    button type="submit" data-testid="call-next" disabled[board.waiting.is_empty()] { "Call next" }
+                }
+            }
+            @if doctor && me.is_some() {
+                section.my-patient data-testid="my-patient" {
+                    h2 { "My current patient" }
+                    @if mine.is_empty() {
+                        p.muted { "Nobody: call the next patient." }
+                    }
+                    @for t in mine.iter().copied() {
+                        p.big-token data-testid="my-token" { (t.label) }
+                        p { strong data-testid="my-name" { (name(t)) } " · " (state_label(t.state)) }
+                    }
+                }
+            }
+            h2 { "Called and with the doctor" }
+            @if board.current.is_empty() {
+                p.muted data-testid="no-current" { "Nobody." }
+            } @else {
+                table data-testid="current" {
+                    thead { tr { th { "Token" } th { "Name" } th { "State" } th { "Called" } th { "" } } }
+                    tbody {
+                        @for t in &board.current {
+                            tr data-token-id=(t.id) data-token=(t.label) {
+                                td { a href={ "/queue-tokens/" (t.id) } title="History" { strong { (t.label) } } }
+                                td { (name(t)) @if let Some(p) = phone(t) { br; span.muted data-testid="phone" { (p) } } }
+                                td { (state_label(t.state)) @if t.recalls > 0 { " (recalled " (t.recalls) "×)" } }
+                                td { @if let Some(c) = t.called_at { (minutes_since(now, c)) " min ago" } }
+                                td {
+                                    @if doctor {
+                                        (token_button(&page, t, "consult", "recall", "Recall", &[]))
+                                        @if t.state == TokenState::Called { (token_button(&page, t, "consult", "serve", "Came in", &[])) }
+                                        (token_button(&page, t, "consult", "complete", "Complete", &[]))
+                                    }
+                                    @if desk {
+                                        @if t.state == TokenState::Called {
+                                            (token_button(&page, t, "manage", "no_show", "No-show", &[]))
+                                            (token_button(&page, t, "manage", "skip", "Skip", &[]))
+                                        }
+                                        (token_button(&page, t, "manage", "cancel", "Cancel", &[]))
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            h2 { "Waiting" }
+            @if board.waiting.is_empty() {
+                p.muted data-testid="no-waiting" { "Nobody is waiting." }
+            } @else {
+                table data-testid="waiting" {
+                    thead { tr { th { "#" } th { "Token" } th { "Name" } th { "Waiting" } th { "" } } }
+                    tbody {
+                        @for t in &board.waiting {
+                            @let pos = t.position.unwrap_or(0);
+                            tr data-token-id=(t.id) data-token=(t.label) {
+                                td data-testid="position" { (pos) }
+                                td { a href={ "/queue-tokens/" (t.id) } title="History" { strong { (t.label) } } }
+                                td { (name(t)) @if let Some(p) = phone(t) { br; span.muted data-testid="phone" { (p) } } }
+                                td { (minutes_since(now, t.joined_at)) " min" }
+                                td {
+                                    @if desk {
+                                        @if pos > 1 { (token_button(&page, t, "manage", "reorder", "↑", &[("position", (pos - 1).to_string())])) }
+                                        @if pos < last { (token_button(&page, t, "manage", "reorder", "↓", &[("position", (pos + 1).to_string())])) }
+                                        form.inline method="post" action={ "/queue-tokens/" (t.id) "/manage" } {
+                                            (page.csrf_field())
+                                            input type="hidden" name="action" value="reorder";
+                                            input.narrow type="number" name="position" min="1" max="10000" required aria-label="New place";
+                                            button.small type="submit" { "Move to" }
+                                        }
+                                        (token_button(&page, t, "manage", "skip", "Skip", &[]))
+                                        (token_button(&page, t, "manage", "cancel", "Cancel", &[]))
+                                        @if !others.is_empty() {
+                                            form.inline method="post" action={ "/queue-tokens/" (t.id) "/manage" } {
+                                                (page.csrf_field())
+                                                input type="hidden" name="action" value="move";
+                                                select name="queue_id" aria-label="Move to queue" {
+                                                    @for o in &others { option value=(o.id) { (o.name) } }
+                                                }
+                                                button.small type="submit" { "Move" }
+                                            }
+                                        }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            h2 { "Done today" }
+            @if board.done.is_empty() {
+                p.muted { "Nothing yet." }
+            } @else {
+                table data-testid="done" {
+                    tbody {
+                        @for t in &board.done {
+                            tr data-token-id=(t.id) data-token=(t.label) {
+                                td { a href={ "/queue-tokens/" (t.id) } title="History" { (t.label) } }
+                                td { (name(t)) }
+                                td { (state_label(t.state)) }
+                                td {
+                                    @if doctor && matches!(t.state, TokenState::Skipped | TokenState::NoShow) {
+                                        (token_button(&page, t, "consult", "recall", "Recall", &[]))
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        @if desk {
+            h2 { "Check in a walk-in" }
+            form method="post" action={ "/queues/" (id) "/check-in" } data-testid="check-in" {
+                (page.csrf_field())
+                label { "Name" input type="text" name="name" required maxlength="80"; }
+                label { "Phone number (optional: they get the WhatsApp messages too)" input type="tel" name="phone" maxlength="20" placeholder="+91 98765 43210"; }
+                button type="submit" data-testid="check-in-submit" { "Check in" }
+            }
+            h2 { @if queue.paused { "Resume" } @else { "Pause" } }
+            form method="post" action={ "/queues/" (id) "/pause" } data-testid="pause" {
+                (page.csrf_field())
+                @if queue.paused {
+                    input type="hidden" name="paused" value="false";
+                    button type="submit" data-testid="resume-submit" { "Resume the queue" }
+                } @else {
+                    input type="hidden" name="paused" value="true";
+                    label { "Message to waiting patients" input type="text" name="message" maxlength="500" placeholder="The doctor is delayed; we resume at 11:00."; }
+                    button.danger type="submit" data-testid="pause-submit" { "Pause the queue" }
+                }
+            }
+        }
+    }))
+}
+
+#[derive(Deserialize)]
+struct CheckInForm {
+    name: String,
+    #[serde(default)]
+    phone: String,
+}
+
+async fn check_in_form(
+    State(state): State<AppState>,
+    Tenant(ctx): Tenant,
+    Path(id): Path<String>,
+    super::PageForm(f): super::PageForm<CheckInForm>,
+) -> Result<Response, PageError> {
+    let id = queue_id(&id)?;
+    let phone: String = f
+        .phone
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '(' | ')'))
+        .collect();
+    let body = CheckInBody {
+        name: f.name.trim().to_owned(),
+        phone: (!phone.is_empty()).then_some(phone),
+        language: None,
+    };
+    let (_, answer) = check_in_walk_in(&state, &ctx, id, &body).await?;
+    let ok = match answer.outcome {
+        "joined" => "checked_in",
+        other => other,
+    };
+    Ok(see_board(
+        id,
+        ok,
+        answer.token.as_ref().map(|t| t.label.as_str()),
+    ))
+}
+
+#[derive(Deserialize)]
+struct PauseForm {
+    paused: String,
+    #[serde(default)]
+    message: String,
+}
+
+async fn pause_form(
+    State(state): State<AppState>,
+    Tenant(ctx): Tenant,
+    Path(id): Path<String>,
+    super::PageForm(f): super::PageForm<PauseForm>,
+) -> Result<Response, PageError> {
+    let id = queue_id(&id)?;
+    let paused = match f.paused.as_str() {
+        "true" => true,
+        "false" => false,
+        _ => return Err(invalid("paused is true or false")),
+    };
+    pause_or_resume(&state, &ctx, id, paused, f.message.trim()).await?;
+    Ok(see_board(
+        id,
+        if paused {
+            "queue_paused"
+        } else {
+            "queue_resumed"
+        },
+        None,
+    ))
+}
+
+async fn call_next_form(
+    State(state): State<AppState>,
+    Tenant(ctx): Tenant,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    let id = queue_id(&id)?;
+    Ok(match call_next_patient(&state, &ctx, id).await? {
+        Some(t) => see_board(id, "called", Some(&t.label)),
+        None => see_board(id, "nobody", None),
+    })
+}
+
+#[derive(Deserialize)]
+struct TokenActionForm {
+    action: String,
+    position: Option<String>,
+    queue_id: Option<String>,
+}
+
+/// The queue a token is in now (for the way back to its board).
+async fn token_queue(
+    state: &AppState,
+    ctx: &TenantCtx,
+    id: QueueTokenId,
+) -> Result<QueueId, PageError> {
+    let mut tx = state.store().begin_read(ctx).await?;
+    let t = tx.token(id).await?;
+    tx.commit().await?;
+    Ok(t.queue_id)
+}
+
+async fn consult_form(
+    State(state): State<AppState>,
+    Tenant(ctx): Tenant,
+    Path(id): Path<String>,
+    super::PageForm(f): super::PageForm<TokenActionForm>,
+) -> Result<Response, PageError> {
+    let id = token_id(&id)?;
+    let t = consult(&state, &ctx, id, &f.action).await?;
+    let ok = if f.action == "recall" {
+        "called"
+    } else {
+        "done"
+    };
+    Ok(see_board(t.queue_id, ok, Some(&t.label)))
+}
+
+async fn manage_form(
+    State(state): State<AppState>,
+    Tenant(ctx): Tenant,
+    Path(id): Path<String>,
+    super::PageForm(f): super::PageForm<TokenActionForm>,
+) -> Result<Response, PageError> {
+    let id = token_id(&id)?;
+    let back = token_queue(&state, &ctx, id).await?;
+    let position = match f.position.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some(p) => Some(
+            p.parse::<i64>()
+                .map_err(|_| invalid("the place is a whole number, 1 is next"))?,
+        ),
+    };
+    let body = ManageBody {
+        action: f.action,
+        position,
+        queue_id: f.queue_id.filter(|q| !q.is_empty()),
+    };
+    let t = manage(&state, &ctx, id, &body).await?;
+    Ok(see_board(back, "done", Some(&t.label)))
+}
+
+// -- a token's history -------------------------------------------------------------------
+
+async fn token_page(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    Tenant(ctx): Tenant,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    let id = token_id(&id)?;
+    let full_numbers = ctx.can(Permission::ContactsViewPhone);
+    let mut tx = state.store().begin_read(&ctx).await?;
+    let t = tx.token(id).await?;
+    let queue = tx.queue(t.queue_id).await?;
+    let history = tx.token_history(id).await?;
+    let who = who_of(&mut tx, &t, full_numbers).await?;
+    tx.commit().await?;
+    let page = PageCtx::new(&state, Some(caller), &headers, NAV_PATH).await;
+    let title = format!("{} · {}", t.label, queue.name);
+    Ok(page.render(&title, html! {
+        p {
+            strong { (who.name) } @if let Some(p) = &who.phone { " · " span data-testid="phone" { (p) } }
+            " · " span data-testid="token-state" { (state_label(t.state)) } " · day " (t.day)
+        }
+        h2 { "History" }
+        table data-testid="token-history" {
+            thead { tr { th { "When" } th { "What" } th { "Who" } th { "Details" } } }
+            tbody {
+                @for e in &history {
+                    tr {
+                        td { (when(e.occurred_at)) }
+                        td data-testid="history-action" { (e.action) }
+                        td { (e.actor.to_string()) }
+                        td { code { (e.data.to_string()) } }
+                    }
+                }
+            }
+        }
+        p { a href={ "/queues/" (t.queue_id) "/board" } { "Back to the board" } }
+    }))
+}
+
+// -- the waiting-room screen -------------------------------------------------------------
+
+async fn screen_page(
+    State(state): State<AppState>,
+    Tenant(ctx): Tenant,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    let id = queue_id(&id)?;
+    let mut tx = state.store().begin_read(&ctx).await?;
+    let screen = tx.screen(id).await?;
+    tx.commit().await?;
+    Ok(screen_html(
+        &screen,
+        &format!("/api/v1/queues/{id}/screen"),
+        id,
+    ))
+}
+
+/// The waiting-room screen: token labels only, large, no navigation; app.js keeps it
+/// current from `data_url` (the screen JSON).
+fn screen_html(s: &frontdesk_store::Screen, data_url: &str, id: QueueId) -> Response {
+    let markup = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (s.queue_name) " · Frontdesk" }
+                link rel="stylesheet" href="/static/app.css";
+                script src="/static/app.js" defer {}
+            }
+            body.screen #queue-screen data-live-queue=(id) data-live-kind="screen" data-screen-url=(data_url) {
+                h1 data-testid="screen-queue" { (s.queue_name) }
+                p.screen-paused data-testid="screen-paused" hidden[!s.paused] { "Paused" }
+                section.now {
+                    h2 { "Now serving" }
+                    ul #screen-now data-testid="screen-now" {
+                        @for l in &s.now_serving { li { (l) } }
+                    }
+                }
+                section.next {
+                    h2 { "Next" }
+                    ul #screen-next data-testid="screen-next" {
+                        @for l in &s.up_next { li { (l) } }
+                    }
+                    p { span #screen-waiting data-testid="screen-waiting" { (s.waiting) } " waiting" }
+                }
+            }
+        }
+    };
+    (
+        StatusCode::OK,
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        markup.into_string(),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_queue_form_becomes_the_api_body() {
+        let raw = "name=Dr+Mehta&channel_id=c&keywords=DR+MEHTA%2C+join&token_prefix=A&daily_cap=40&position_step=2\
+            &hours_mon=09%3A00-13%3A00%2C+14%3A00-18%3A00&hours_tue=&holidays=2026-12-25%2C+2027-01-01\
+            &doctor=u1&doctor=u2&text%3Aen%3Ajoined=Hi+%7Btoken%7D&text%3Aen%3Acome_in=\
+            &new_language=hi&text%3A_new%3Acome_in=Aaiye\
+            &tpl%3Acome_in%3Aname=come_in&tpl%3Acome_in%3Alanguage=en&tpl%3Ajoined%3Aname=&tpl%3Ajoined%3Alanguage=";
+        let b = queue_body(raw.as_bytes()).unwrap_or_else(|e| panic!("{}", e.0));
+        assert_eq!(b.keywords, ["DR MEHTA", "join"]);
+        assert_eq!((b.daily_cap, b.position_step), (40, 2));
+        let h = b.hours.unwrap();
+        assert_eq!(spans_text(&h.mon), "09:00-13:00, 14:00-18:00");
+        assert!(h.tue.is_empty() && h.sun.is_empty());
+        assert_eq!(b.holidays, ["2026-12-25", "2027-01-01"]);
+        assert_eq!(b.doctors, ["u1", "u2"]);
+        assert_eq!(b.texts["en"][&QueueText::Joined], "Hi {token}");
+        assert!(
+            !b.texts["en"].contains_key(&QueueText::ComeIn),
+            "blank keeps the default"
+        );
+        assert_eq!(b.texts["hi"][&QueueText::ComeIn], "Aaiye");
+        assert_eq!(b.templates.len(), 1);
+        assert_eq!(b.templates[&QueueText::ComeIn].name, "come_in");
+    }
+
+    #[test]
+    fn blank_hours_mean_always_open_and_bad_spans_are_refused() {
+        let b =
+            queue_body(b"name=x&daily_cap=1&position_step=0").unwrap_or_else(|e| panic!("{}", e.0));
+        assert!(b.hours.is_none());
+        assert!(queue_body(b"daily_cap=1&position_step=0&hours_mon=nine").is_err());
+        assert!(queue_body(b"daily_cap=many&position_step=0").is_err());
+        assert!(
+            queue_body(b"daily_cap=1&position_step=0&tpl%3Ajoined%3Aname=x").is_err(),
+            "a template without its language"
+        );
+    }
+
+    #[test]
+    fn only_token_shaped_labels_reach_a_notice() {
+        assert!(looks_like_token("A-014") && looks_like_token("DRM-1"));
+        for bad in ["", "A-", "a-1", "ABCDE-1", "A-1x", "<b>-1", "You won"] {
+            assert!(!looks_like_token(bad), "{bad}");
+        }
+    }
+}
