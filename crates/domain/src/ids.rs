@@ -127,3 +127,7 @@ id_type!(
     /// A canned answer with variables.
     QuickReplyId
 );
+id_type!(
+    /// A read-only link to a queue's waiting-room screen (for a TV without a session).
+    ScreenLinkId
+);

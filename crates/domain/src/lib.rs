@@ -11,7 +11,7 @@ pub use email::{Email, EmailError};
 pub use ids::{
     ApiKeyId, ChannelId, ContactId, ConversationId, InboxId, InvitationId, LabelId, MediaId,
     MessageId, NoteId, NotificationId, OrgId, OutboxId, QueueId, QueueTokenId, QuickReplyId,
-    RoleId, SessionId, TeamId, UserId,
+    RoleId, ScreenLinkId, SessionId, TeamId, UserId,
 };
 pub use permissions::{BuiltinRole, Permission, PermissionSet, UnknownPermission};
 pub use phone::{Bsuid, BsuidError, E164, E164Error};

@@ -3371,6 +3371,55 @@ fn matrix() -> Vec<Entry> {
                     })
             })
         }),
+        route(Method::POST, "/queues/{queue_id}/screen-links", Access::Perm(QueueManage), |w, _| {
+            Box::pin(async move {
+                Case::form(format!("/queues/{}/screen-links", w.a.queue), &[("name", "Lobby TV")]).then(|w, a| {
+                    Box::pin(async move {
+                        let (_, token) = screen_link_in(&a.text);
+                        let r = w.app.get(&format!("/screen/{token}")).await;
+                        assert_eq!(r.status(), StatusCode::OK);
+                        assert!(r.text().await.unwrap().contains("Dr Matrix"));
+                    })
+                })
+            })
+        }),
+        route(Method::POST, "/queue-screen-links/{link_id}/revoke", Access::Perm(QueueManage), |w, _| {
+            Box::pin(async move {
+                let (id, token) = fresh_screen_link(w).await;
+                Case::form(format!("/queue-screen-links/{id}/revoke"), &[])
+                    .see_other(format!("/queues/{}/board?ok=link_revoked", w.a.queue))
+                    .then(move |w, _| {
+                        Box::pin(async move {
+                            let r = w.app.get(&format!("/screen/{token}")).await;
+                            assert_eq!(r.status(), StatusCode::NOT_FOUND, "a revoked link shows nothing");
+                        })
+                    })
+            })
+        }),
+        route(Method::GET, "/screen/{token}", Access::Public, |w, _| {
+            Box::pin(async move {
+                let (_, token) = fresh_screen_link(w).await;
+                Case::bare(format!("/screen/{token}")).then(|w, a| {
+                    Box::pin(async move {
+                        assert!(a.text.contains("Dr Matrix") && !a.text.contains("Walk-in"), "{}", a.text);
+                        assert_eq!(a.header("referrer-policy"), Some("same-origin"), "the link does not leave the site");
+                        assert_eq!(w.app.get("/screen/fdscr_made_up").await.status(), StatusCode::NOT_FOUND);
+                    })
+                })
+            })
+        }),
+        route(Method::GET, "/screen/{token}/data", Access::Public, |w, _| {
+            Box::pin(async move {
+                let (_, token) = fresh_screen_link(w).await;
+                Case::bare(format!("/screen/{token}/data")).then(|w, a| {
+                    Box::pin(async move {
+                        assert_eq!(a.json()["queue_name"], "Dr Matrix", "{}", a.text);
+                        assert!(!a.text.contains("Walk-in"));
+                        assert_eq!(w.app.get("/screen/fdscr_made_up/data").await.status(), StatusCode::NOT_FOUND);
+                    })
+                })
+            })
+        }),
         route(Method::GET, "/queue-tokens/{token_id}", Access::Perm(QueueRead), |w, _| {
             Box::pin(async move {
                 Case::bare(format!("/queue-tokens/{}", w.a.token)).then(|_, a| {
@@ -4390,6 +4439,37 @@ async fn enable_totp(app: &TestApp, totp: &Totp, u: &ApiUser) -> Vec<u8> {
         .await;
     assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
     secret
+}
+
+/// The screen link a "link created" page shows: its id and token.
+fn screen_link_in(html: &str) -> (String, String) {
+    let at = html
+        .find("data-testid=\"screen-link-url\"")
+        .expect("the screen link");
+    let start = html[..at].rfind('<').unwrap();
+    let tag = &html[start..start + html[start..].find('>').unwrap()];
+    let attr = |name: &str| {
+        let from = tag.find(&format!("{name}=\"")).unwrap() + name.len() + 2;
+        tag[from..].split('"').next().unwrap().to_owned()
+    };
+    let url = attr("value");
+    let token = url.rsplit('/').next().unwrap().to_owned();
+    assert!(token.starts_with("fdscr_"), "{url}");
+    (attr("data-link-id"), token)
+}
+
+/// A fresh screen link to org A's standing queue, made on the board as its admin.
+async fn fresh_screen_link(w: &World) -> (String, String) {
+    let r = w
+        .app
+        .web_post(
+            &w.a.web,
+            &format!("/queues/{}/screen-links", w.a.queue),
+            &[("name", "Matrix TV")],
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    screen_link_in(&r.text().await.unwrap())
 }
 
 /// A queue of the admin's organisation on a channel, with one walk-in waiting: their ids.

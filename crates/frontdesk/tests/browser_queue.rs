@@ -1,10 +1,10 @@
 //! A clinic's full morning in a real headless Chromium: three patients join by WhatsApp
 //! through the simulator, the doctor (a custom role) calls and completes them one after
 //! another from the board, each patient's phone receives every message in order, and the
-//! waiting-room screen, left open in another browser, follows along without a reload and
-//! shows tokens only. Then the receptionist checks a walk-in in from the board and the
-//! doctor's open board picks it up. SQLite only: the HTTP tests run the queue on both
-//! backends.
+//! waiting-room TV, opened through a revocable screen link without a session, follows along
+//! without a reload and shows tokens only. Then the receptionist checks a walk-in in from
+//! the board and the doctor's open board picks it up. SQLite only: the HTTP tests run the
+//! queue on both backends.
 
 mod common;
 
@@ -193,9 +193,17 @@ async fn a_full_morning_at_the_clinic() {
     }
 
     let (doctor, tv) = tokio::join!(Browser::start(), Browser::start());
-    // The waiting-room TV, signed in as the receptionist and left on the screen page.
+    // The receptionist makes a screen link on the board and opens it on the waiting-room
+    // TV, which holds no session.
     sign_in(&app, &tv, &desk.email).await;
-    tv.goto(&app.url(&format!("/queues/{queue}/screen"))).await;
+    tv.goto(&app.url(&format!("/queues/{queue}/board"))).await;
+    tv.fill_labelled("Link name", "Waiting room TV").await;
+    tv.click("[data-testid=screen-link-submit]").await;
+    let link = url::Url::parse(&tv.value("[data-testid=screen-link-url]").await).unwrap();
+    assert!(link.path().starts_with("/screen/fdscr_"), "{link}");
+    tv.click("[data-testid=logout]").await;
+    tv.wait_for_path("/login").await;
+    tv.goto(&app.url(link.path())).await;
     assert_eq!(tv.text("[data-testid=screen-queue]").await, "Dr Mehta");
     assert_eq!(labels(&tv, "#screen-now").await, Vec::<String>::new());
     assert_eq!(
@@ -335,6 +343,7 @@ async fn a_full_morning_at_the_clinic() {
         .await;
 
     // The receptionist checks a walk-in in from the board, without a phone number.
+    sign_in(&app, &tv, &desk.email).await;
     tv.goto(&app.url(&format!("/queues/{queue}/board"))).await;
     tv.fill_labelled("Name", "Gopal Iyer").await;
     tv.click("[data-testid=check-in-submit]").await;
@@ -370,6 +379,13 @@ async fn a_full_morning_at_the_clinic() {
         .goto(&app.url(&format!("/queues/{other}/board")))
         .await;
     assert_eq!(doctor.text("main h1").await, "Not Found");
+
+    // Revoked, the link shows nothing any more.
+    tv.click("[data-testid=screen-link-revoke]").await;
+    assert!(tv.accept_dialog().await.starts_with("Revoke this link?"));
+    until_text(&tv, "[data-testid=notice]", "The screen link is revoked.").await;
+    let r = app.get(link.path()).await;
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
 
     doctor.close().await;
     tv.close().await;

@@ -17,6 +17,7 @@ pub mod members;
 pub mod messaging;
 pub mod orgs;
 pub mod queue;
+mod queue_screens;
 pub mod secrets;
 mod settings;
 pub mod simulator;
@@ -54,6 +55,7 @@ pub use queue::{
     Board, DayReport, JoinOutcome, Patient, QueueSettings, QueueTemplates, QueueView, Screen,
     TemplateRef, TokenView,
 };
+pub use queue_screens::{SCREEN_TOKEN_PREFIX, ScreenLink};
 pub use secrets::{Place, RewrapReport, SecretMeta, SecretName, SecretNameError};
 pub use simulator::{
     NewSimNumber, SimCustomer, SimCustomerId, SimDirection, SimMedia, SimMessage, SimNumber,

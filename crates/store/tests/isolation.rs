@@ -72,6 +72,11 @@ const NARROW_POLICIES: &[(&str, &str, &str)] = &[
         "sim_number_by_token",
         "frontdesk_presented_token()",
     ),
+    (
+        "queue_screen_links",
+        "screen_link_by_token",
+        "frontdesk_presented_token()",
+    ),
 ];
 
 async fn org(store: &Store, slug: &str) -> TenantCtx {
@@ -214,6 +219,10 @@ async fn populate(store: &Store, ctx: &TenantCtx, tag: &str) {
             templates: Default::default(),
             doctors: vec![ctx.user_id().unwrap()],
         })
+        .await
+        .unwrap();
+    // A waiting-room screen link to it.
+    tx.create_screen_link(queue.id, &format!("TV {tag}"))
         .await
         .unwrap();
     tx.join_queue(

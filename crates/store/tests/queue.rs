@@ -321,4 +321,50 @@ both_backends! {
         assert_eq!(tx.queue_for_keyword(ch, "JOIN").await.unwrap(), None, "the old keyword is free again");
         tx.commit().await.unwrap();
     }
+
+    async fn a_screen_link_shows_its_queue_only_until_revoked(db) {
+        let store = &db.store;
+        let (ctx, ch) = org_with_channel(store, "screen-a").await;
+        let (other, other_ch) = org_with_channel(store, "screen-b").await;
+        let mut tx = store.begin(&ctx).await.unwrap();
+        let q = tx.create_queue(&settings(ch, "Dr Screen", "SCREEN")).await.unwrap();
+        let (link, token) = tx.create_screen_link(q.id, "  Waiting room TV ").await.unwrap();
+        assert!(matches!(tx.create_screen_link(q.id, " ").await, Err(StoreError::Invalid(_))));
+        tx.commit().await.unwrap();
+        assert_eq!(link.name, "Waiting room TV");
+        let mut tx = store.begin(&other).await.unwrap();
+        let oq = tx.create_queue(&settings(other_ch, "Dr Other", "OTHER")).await.unwrap();
+        tx.commit().await.unwrap();
+        let c = contact(store, &ctx, 7).await;
+        join(store, &ctx, q.id, c, OffsetDateTime::now_utc()).await;
+
+        let (queue, screen) = store.screen_for_link(&token).await.unwrap().expect("the link works");
+        assert_eq!((queue, screen.queue_name.as_str(), screen.up_next.as_slice()), (q.id, "Dr Screen", &["A-001".to_owned()][..]));
+        // Another tenant cannot list or revoke it; a made-up or foreign-prefixed token finds nothing.
+        let mut tx = store.begin(&other).await.unwrap();
+        assert!(matches!(tx.screen_links(q.id).await, Err(StoreError::NotFound)));
+        assert!(matches!(tx.revoke_screen_link(link.id).await, Err(StoreError::NotFound)));
+        assert!(tx.screen_links(oq.id).await.unwrap().is_empty());
+        tx.commit().await.unwrap();
+        for bad in ["fdscr_nothing", "fdw_x", ""] {
+            assert!(store.screen_for_link(&SecretString::from(bad.to_owned())).await.unwrap().is_none(), "{bad}");
+        }
+
+        let mut tx = store.begin(&ctx).await.unwrap();
+        assert_eq!(tx.screen_links(q.id).await.unwrap(), vec![link.clone()]);
+        assert_eq!(tx.revoke_screen_link(link.id).await.unwrap(), q.id);
+        assert!(tx.screen_links(q.id).await.unwrap().is_empty());
+        tx.commit().await.unwrap();
+        assert!(store.screen_for_link(&token).await.unwrap().is_none(), "a revoked link shows nothing");
+        let page = store
+            .audit_events(&ctx, &frontdesk_store::AuditQuery {
+                actor: None, action: None, target_type: Some("queue".into()), target_id: Some(q.id.to_string()),
+                since: None, until: None, before_seq: None, limit: 50,
+            })
+            .await
+            .unwrap();
+        let actions: Vec<&str> = page.events.iter().rev().map(|e| e.action.as_str()).collect();
+        assert_eq!(actions, ["queue.created", "queue.screen_link_created", "queue.screen_link_revoked"]);
+        assert!(!page.events.iter().any(|e| e.data.to_string().contains("fdscr_")), "no token in the audit log");
+    }
 }

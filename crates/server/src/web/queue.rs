@@ -20,11 +20,12 @@ use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use frontdesk_domain::queue::{QueueText, QueueTexts, Span, TokenState, WeeklyHours};
-use frontdesk_domain::{E164, Permission, QueueId, QueueTokenId};
+use frontdesk_domain::{E164, Permission, QueueId, QueueTokenId, ScreenLinkId};
 use frontdesk_store::{
     ChannelView, Member, QueueTemplates, QueueView, TemplateRef, TenantCtx, TenantTx, TokenView,
 };
 use maud::{DOCTYPE, Markup, PreEscaped, html};
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
@@ -103,6 +104,32 @@ pub(crate) fn routes(b: RouteTableBuilder) -> RouteTableBuilder {
         Access::Perm(QueueCallNext),
     )
     .page(
+        Method::POST,
+        "/queues/{queue_id}/screen-links",
+        post(screen_link_create),
+        Access::Perm(QueueManage),
+    )
+    .page(
+        Method::POST,
+        "/queue-screen-links/{link_id}/revoke",
+        post(screen_link_revoke),
+        Access::Perm(QueueManage),
+    )
+    // The waiting-room TV: public to the guard, the unguessable link is the credential
+    // (checked by its hash; revoked or unknown: 404).
+    .page(
+        Method::GET,
+        "/screen/{token}",
+        get(linked_screen_page),
+        Access::Public,
+    )
+    .other(
+        Method::GET,
+        "/screen/{token}/data",
+        get(linked_screen_data),
+        Access::Public,
+    )
+    .page(
         Method::GET,
         "/queue-tokens/{token_id}",
         get(token_page),
@@ -167,6 +194,7 @@ fn notice(q: &Notice) -> Markup {
         Some("done") => Some(format!("{}: done.", token.unwrap_or("Token"))),
         Some("queue_paused") => Some("Paused; waiting patients were told.".to_owned()),
         Some("queue_resumed") => Some("Resumed.".to_owned()),
+        Some("link_revoked") => Some("The screen link is revoked.".to_owned()),
         _ => None,
     };
     html! { @if let Some(t) = text { p.notice role="status" data-testid="notice" { (t) } } }
@@ -709,6 +737,11 @@ async fn board_page(
     {
         people.insert(t.id, who_of(&mut tx, t, full_numbers).await?);
     }
+    let links = if ctx.can(Permission::QueueManage) {
+        tx.screen_links(id).await?
+    } else {
+        Vec::new()
+    };
     let others: Vec<QueueView> = if ctx.can(Permission::QueueManage) {
         tx.queues()
             .await?
@@ -874,6 +907,31 @@ async fn board_page(
                 label { "Phone number (optional: they get the WhatsApp messages too)" input type="tel" name="phone" maxlength="20" placeholder="+91 98765 43210"; }
                 button type="submit" data-testid="check-in-submit" { "Check in" }
             }
+            h2 { "Waiting-room screen links" }
+            p.muted { "A link shows this queue's screen (tokens only) without signing in: open it on the waiting-room TV. Revoke it when the TV is replaced or the link leaks." }
+            @if !links.is_empty() {
+                table data-testid="screen-links" {
+                    tbody {
+                        @for l in &links {
+                            tr data-link-id=(l.id) {
+                                td { (l.name) }
+                                td.muted { "created " (when(l.created_at)) }
+                                td {
+                                    form.inline method="post" action={ "/queue-screen-links/" (l.id) "/revoke" } data-confirm="Revoke this link? The screen showing it stops updating." {
+                                        (page.csrf_field())
+                                        button.small.danger type="submit" data-testid="screen-link-revoke" { "Revoke" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            form method="post" action={ "/queues/" (id) "/screen-links" } data-testid="screen-link-create" {
+                (page.csrf_field())
+                label { "Link name" input type="text" name="name" required maxlength="80" placeholder="Waiting room TV"; }
+                button type="submit" data-testid="screen-link-submit" { "Create a screen link" }
+            }
             h2 { @if queue.paused { "Resume" } @else { "Pause" } }
             form method="post" action={ "/queues/" (id) "/pause" } data-testid="pause" {
                 (page.csrf_field())
@@ -1026,6 +1084,83 @@ async fn manage_form(
     };
     let t = manage(&state, &ctx, id, &body).await?;
     Ok(see_board(back, "done", Some(&t.label)))
+}
+
+// -- screen links ------------------------------------------------------------------------
+
+#[derive(Deserialize)]
+struct ScreenLinkForm {
+    name: String,
+}
+
+/// Creates a link and shows it this once (only its hash is kept).
+async fn screen_link_create(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    Tenant(ctx): Tenant,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    super::PageForm(f): super::PageForm<ScreenLinkForm>,
+) -> Result<Response, PageError> {
+    let id = queue_id(&id)?;
+    let mut tx = state.store().begin(&ctx).await?;
+    let queue = tx.queue(id).await?;
+    let (link, token) = tx.create_screen_link(id, &f.name).await?;
+    tx.commit().await?;
+    let url = state
+        .auth()
+        .base_url
+        .join(&format!("/screen/{}", token.expose_secret()))
+        .map_err(ApiError::internal)?;
+    let page = PageCtx::new(&state, Some(caller), &headers, NAV_PATH).await;
+    Ok(page.render("Screen link created", html! {
+        p { "Open this address on the waiting-room TV for " strong { (queue.name) } " (" (link.name) "). It is shown only now." }
+        p { input.copy type="text" readonly value=(url) data-testid="screen-link-url" data-link-id=(link.id); }
+        p.muted { "Anyone with the link sees the tokens called and waiting (no names or numbers). Revoke it on the board when it is no longer needed." }
+        p { a href={ "/queues/" (id) "/board" } { "Back to the board" } }
+    }))
+}
+
+async fn screen_link_revoke(
+    State(state): State<AppState>,
+    Tenant(ctx): Tenant,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    let id = ScreenLinkId::parse(&id).map_err(|_| PageError(ApiError::NotFound))?;
+    let mut tx = state.store().begin(&ctx).await?;
+    let queue = tx.revoke_screen_link(id).await?;
+    tx.commit().await?;
+    Ok(see_board(queue, "link_revoked", None))
+}
+
+/// The token of a screen link in a path, as a secret (never logged).
+fn link_token(token: String) -> SecretString {
+    SecretString::from(token)
+}
+
+async fn linked_screen_page(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+) -> Result<Response, PageError> {
+    let token = link_token(token);
+    let Some((queue, screen)) = state.store().screen_for_link(&token).await? else {
+        return Err(PageError(ApiError::NotFound));
+    };
+    let data_url = format!("/screen/{}/data", token.expose_secret());
+    // The link is the credential: the site-wide `Referrer-Policy: same-origin` keeps it
+    // from other sites, and the page links nowhere else.
+    Ok(screen_html(&screen, &data_url, queue))
+}
+
+async fn linked_screen_data(
+    State(state): State<AppState>,
+    Path(token): Path<String>,
+) -> Result<Response, ApiError> {
+    let token = link_token(token);
+    let Some((_, screen)) = state.store().screen_for_link(&token).await? else {
+        return Err(ApiError::NotFound);
+    };
+    Ok(([(header::CACHE_CONTROL, "no-store")], axum::Json(screen)).into_response())
 }
 
 // -- a token's history -------------------------------------------------------------------
