@@ -296,6 +296,8 @@ document.addEventListener("focusin", (event) => {
   window.setInterval(() => {
     if (!events || events.readyState !== EventSource.OPEN) refresh();
   }, 3000);
+})();
+
 // Clinic queue board and waiting-room screen: kept current without a reload. A
 // `queue.changed` event for this queue on the event stream refreshes at once; while the
 // stream is not open (no endpoint, a buffering proxy, reconnecting) the page refreshes every
