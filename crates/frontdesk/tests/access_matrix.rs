@@ -228,10 +228,25 @@ struct Answer {
 }
 
 impl Answer {
-    async fn read(r: reqwest::Response) -> Self {
+    async fn read(mut r: reqwest::Response) -> Self {
         let status = r.status();
         let headers = r.headers().clone();
-        let text = r.text().await.unwrap();
+        let streaming = headers
+            .get("content-type")
+            .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+        let text = if streaming {
+            // An event stream never ends: its first frame is the answer.
+            let mut buf = Vec::new();
+            while !buf.windows(2).any(|w| w == b"\n\n") {
+                match tokio::time::timeout(Duration::from_secs(10), r.chunk()).await {
+                    Ok(Ok(Some(c))) => buf.extend_from_slice(&c),
+                    other => panic!("event stream ended before its first frame: {other:?}"),
+                }
+            }
+            String::from_utf8(buf).unwrap()
+        } else {
+            r.text().await.unwrap()
+        };
         Answer {
             status,
             headers,
@@ -348,6 +363,34 @@ struct World {
 }
 
 /// The conversation of org A's seeded customer message.
+/// A new label of org A's: its id.
+async fn fresh_label(w: &World) -> String {
+    let name = w.uniq("label");
+    w.ok(
+        Method::POST,
+        "/api/v1/labels",
+        Some(json!({ "name": name, "color": "#123456" })),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// A new quick reply of org A's: its id.
+async fn fresh_quick_reply(w: &World) -> String {
+    let shortcut = format!("q{}", w.uniq_digits());
+    w.ok(
+        Method::POST,
+        "/api/v1/quick-replies",
+        Some(json!({ "shortcut": shortcut, "body": "Hello {{contact.first_name}}" })),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 async fn a_conversation(w: &World) -> String {
     w.get_a(&format!("/api/v1/messages/{}", w.a.message)).await["conversation_id"]
         .as_str()
@@ -1764,6 +1807,16 @@ fn matrix() -> Vec<Entry> {
                 })
             },
         ),
+        route(Method::GET, "/api/v1/events", Access::Member, |_, _| {
+            Box::pin(async move {
+                Case::bare("/api/v1/events").then(|_, a| {
+                    Box::pin(async move {
+                        assert_eq!(a.header("content-type"), Some("text/event-stream"));
+                        assert!(a.text.starts_with("retry: "), "{:?}", a.text);
+                    })
+                })
+            })
+        }),
         route(Method::GET, "/api/v1/conversations", Access::Perm(InboxRead), |_, _| {
             Box::pin(async move {
                 Case::bare("/api/v1/conversations?view=all&status=any").then(|w, a| {
@@ -1855,6 +1908,253 @@ fn matrix() -> Vec<Entry> {
                                 assert!(v["notes"].as_array().unwrap().iter().any(|n| n["id"] == id && n["body"] == body.as_str()));
                             })
                         })
+                })
+            },
+        ),
+        route(Method::GET, "/api/v1/labels", Access::Perm(InboxRead), |w, _| {
+            Box::pin(async move {
+                let label = fresh_label(w).await;
+                Case::bare("/api/v1/labels").then(move |_, a| {
+                    Box::pin(async move {
+                        assert!(a.json().as_array().unwrap().iter().any(|l| l["id"] == label.as_str()), "{}", a.text);
+                    })
+                })
+            })
+        }),
+        route(Method::POST, "/api/v1/labels", Access::Perm(InboxConfigure), |w, _| {
+            Box::pin(async move {
+                let name = w.uniq("label");
+                Case::json("/api/v1/labels", json!({ "name": name, "color": "#aa3300" }))
+                    .status(201)
+                    .then(move |w, a| {
+                        Box::pin(async move {
+                            let all = w.get_a("/api/v1/labels").await;
+                            assert!(all.as_array().unwrap().iter().any(|l| l["id"] == a.json()["id"] && l["name"] == name.as_str()));
+                        })
+                    })
+            })
+        }),
+        route(Method::PATCH, "/api/v1/labels/{label_id}", Access::Perm(InboxConfigure), |w, _| {
+            Box::pin(async move {
+                let label = fresh_label(w).await;
+                let name = w.uniq("renamed");
+                Case::json(format!("/api/v1/labels/{label}"), json!({ "name": name, "color": "#00ff00" })).then(move |w, _| {
+                    Box::pin(async move {
+                        let all = w.get_a("/api/v1/labels").await;
+                        assert!(all.as_array().unwrap().iter().any(|l| l["id"] == label.as_str() && l["name"] == name.as_str() && l["color"] == "#00ff00"));
+                    })
+                })
+            })
+        }),
+        route(Method::DELETE, "/api/v1/labels/{label_id}", Access::Perm(InboxConfigure), |w, _| {
+            Box::pin(async move {
+                let label = fresh_label(w).await;
+                Case::bare(format!("/api/v1/labels/{label}")).status(204).then(move |w, _| {
+                    Box::pin(async move {
+                        let all = w.get_a("/api/v1/labels").await;
+                        assert!(!all.as_array().unwrap().iter().any(|l| l["id"] == label.as_str()));
+                    })
+                })
+            })
+        }),
+        route(
+            Method::PUT,
+            "/api/v1/conversations/{conversation_id}/labels/{label_id}",
+            Access::Perm(InboxAssign),
+            |w, _| {
+                Box::pin(async move {
+                    let conv = a_conversation(w).await;
+                    let label = fresh_label(w).await;
+                    Case::bare(format!("/api/v1/conversations/{conv}/labels/{label}")).status(204).then(move |w, _| {
+                        Box::pin(async move {
+                            let v = w.get_a(&format!("/api/v1/conversations/{}", a_conversation(w).await)).await;
+                            assert!(v["labels"].as_array().unwrap().iter().any(|l| l["id"] == label.as_str()), "{v}");
+                        })
+                    })
+                })
+            },
+        ),
+        route(
+            Method::DELETE,
+            "/api/v1/conversations/{conversation_id}/labels/{label_id}",
+            Access::Perm(InboxAssign),
+            |w, _| {
+                Box::pin(async move {
+                    let conv = a_conversation(w).await;
+                    let label = fresh_label(w).await;
+                    w.ok(Method::PUT, &format!("/api/v1/conversations/{conv}/labels/{label}"), None).await;
+                    Case::bare(format!("/api/v1/conversations/{conv}/labels/{label}")).status(204).then(move |w, _| {
+                        Box::pin(async move {
+                            let v = w.get_a(&format!("/api/v1/conversations/{}", a_conversation(w).await)).await;
+                            assert!(!v["labels"].as_array().unwrap().iter().any(|l| l["id"] == label.as_str()), "{v}");
+                        })
+                    })
+                })
+            },
+        ),
+        route(Method::GET, "/api/v1/quick-replies", Access::Perm(InboxReply), |w, _| {
+            Box::pin(async move {
+                let qr = fresh_quick_reply(w).await;
+                Case::bare("/api/v1/quick-replies").then(move |_, a| {
+                    Box::pin(async move {
+                        assert!(a.json().as_array().unwrap().iter().any(|q| q["id"] == qr.as_str()), "{}", a.text);
+                    })
+                })
+            })
+        }),
+        route(Method::POST, "/api/v1/quick-replies", Access::Perm(InboxConfigure), |w, _| {
+            Box::pin(async move {
+                let shortcut = format!("qr{}", w.uniq_digits());
+                Case::json("/api/v1/quick-replies", json!({ "shortcut": shortcut, "body": "Hello {{contact.first_name}}" }))
+                    .status(201)
+                    .then(move |w, a| {
+                        Box::pin(async move {
+                            let all = w.get_a("/api/v1/quick-replies").await;
+                            assert!(all.as_array().unwrap().iter().any(|q| q["id"] == a.json()["id"] && q["shortcut"] == shortcut.as_str()));
+                        })
+                    })
+            })
+        }),
+        route(
+            Method::PUT,
+            "/api/v1/quick-replies/{quick_reply_id}",
+            Access::Perm(InboxConfigure),
+            |w, _| {
+                Box::pin(async move {
+                    let qr = fresh_quick_reply(w).await;
+                    let shortcut = format!("re{}", w.uniq_digits());
+                    Case::json(format!("/api/v1/quick-replies/{qr}"), json!({ "shortcut": shortcut, "body": "Changed" })).then(move |w, _| {
+                        Box::pin(async move {
+                            let all = w.get_a("/api/v1/quick-replies").await;
+                            assert!(all.as_array().unwrap().iter().any(|q| q["id"] == qr.as_str() && q["shortcut"] == shortcut.as_str() && q["body"] == "Changed"));
+                        })
+                    })
+                })
+            },
+        ),
+        route(
+            Method::DELETE,
+            "/api/v1/quick-replies/{quick_reply_id}",
+            Access::Perm(InboxConfigure),
+            |w, _| {
+                Box::pin(async move {
+                    let qr = fresh_quick_reply(w).await;
+                    Case::bare(format!("/api/v1/quick-replies/{qr}")).status(204).then(move |w, _| {
+                        Box::pin(async move {
+                            let all = w.get_a("/api/v1/quick-replies").await;
+                            assert!(!all.as_array().unwrap().iter().any(|q| q["id"] == qr.as_str()));
+                        })
+                    })
+                })
+            },
+        ),
+        route(
+            Method::GET,
+            "/api/v1/conversations/{conversation_id}/quick-replies/{quick_reply_id}",
+            Access::Perm(InboxReply),
+            |w, _| {
+                Box::pin(async move {
+                    let conv = a_conversation(w).await;
+                    let qr = fresh_quick_reply(w).await;
+                    Case::bare(format!("/api/v1/conversations/{conv}/quick-replies/{qr}")).then(|_, a| {
+                        Box::pin(async move {
+                            let text = a.json()["text"].as_str().unwrap().to_owned();
+                            assert!(text.starts_with("Hello ") && !text.contains("{{"), "{text}");
+                        })
+                    })
+                })
+            },
+        ),
+        route(Method::GET, "/api/v1/notifications", Access::Member, |_, _| {
+            Box::pin(async move {
+                Case::bare("/api/v1/notifications").then(|_, a| {
+                    Box::pin(async move {
+                        assert!(a.json()["items"].is_array() && a.json()["unread"].is_i64(), "{}", a.text);
+                    })
+                })
+            })
+        }),
+        route(Method::POST, "/api/v1/notifications/read", Access::Member, |_, _| {
+            Box::pin(async move {
+                Case::json("/api/v1/notifications/read", json!({})).then(|w, a| {
+                    Box::pin(async move {
+                        assert!(a.json()["marked"].is_u64(), "{}", a.text);
+                        assert_eq!(w.get_a("/api/v1/notifications").await["unread"], 0);
+                    })
+                })
+            })
+        }),
+        route(Method::PUT, "/api/v1/me/availability", Access::Member, |_, _| {
+            Box::pin(async move {
+                Case::json("/api/v1/me/availability", json!({ "availability": "online" })).then(|w, _| {
+                    Box::pin(async move {
+                        let key = w.a.channel_url.rsplit('/').next().unwrap();
+                        let t = w.app.db.store.webhook_target(key).await.unwrap().unwrap();
+                        let mut tx = w.app.db.store.begin_read(&t.ctx).await.unwrap();
+                        let me = frontdesk_domain::UserId::parse(&w.a.admin.user_id).unwrap();
+                        let a = tx.availability(me, time::OffsetDateTime::now_utc()).await.unwrap();
+                        assert_eq!(a, frontdesk_store::inbox::Availability::Online);
+                    })
+                })
+            })
+        }),
+        route(
+            Method::GET,
+            "/api/v1/channels/{channel_id}/inbox",
+            Access::Perm(InboxConfigure),
+            |w, _| {
+                Box::pin(async move {
+                    Case::bare(format!("/api/v1/channels/{}/inbox", w.a.channel)).then(|w, a| {
+                        Box::pin(async move {
+                            assert_eq!(a.json()["channel_id"], w.a.channel.as_str());
+                            assert!(a.json()["team_ids"].is_array());
+                        })
+                    })
+                })
+            },
+        ),
+        route(
+            Method::PUT,
+            "/api/v1/channels/{channel_id}/inbox",
+            Access::Perm(InboxConfigure),
+            |w, _| {
+                Box::pin(async move {
+                    let (channel, _) = w.fresh_channel().await;
+                    Case::json(
+                        format!("/api/v1/channels/{channel}/inbox"),
+                        json!({ "team_ids": [w.a.team], "auto_assign": "round_robin", "assign_team_id": w.a.team }),
+                    )
+                    .then(move |w, _| {
+                        Box::pin(async move {
+                            let v = w.get_a(&format!("/api/v1/channels/{channel}/inbox")).await;
+                            assert_eq!((v["auto_assign"].as_str(), v["team_ids"][0].as_str()), (Some("round_robin"), Some(w.a.team.as_str())), "{v}");
+                        })
+                    })
+                })
+            },
+        )
+        .cross(|w| {
+            Box::pin(async move {
+                // Org A's team named in org B's own inbox settings: not found, nothing set.
+                vec![Case::json(
+                    format!("/api/v1/channels/{}/inbox", w.b.channel),
+                    json!({ "team_ids": [w.a.team], "auto_assign": "off" }),
+                )]
+            })
+        }),
+        route(
+            Method::POST,
+            "/api/v1/messages/{message_id}/retry",
+            Access::Perm(InboxReply),
+            |w, _| {
+                Box::pin(async move {
+                    // The guard lets the admin through to the store's rule: an inbound message
+                    // is not a failed send (retries that send are in tests/inbox.rs).
+                    Case::bare(format!("/api/v1/messages/{}/retry", w.a.message)).status(409).then(|_, a| {
+                        Box::pin(async move {
+                            assert_eq!(a.json()["error"]["code"], "not_failed", "{}", a.text);
+                        })
+                    })
                 })
             },
         ),

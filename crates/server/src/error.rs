@@ -186,6 +186,9 @@ fn conflict_message(code: &str) -> &'static str {
         "token_changed" => "the token changed meanwhile; reload and try again",
         "already_in_queue" => "the patient already holds a token in that queue",
         "reorder_no_room" => "no room at that place in the line; move a neighbour first",
+        "label_exists" => "a label with this name exists",
+        "shortcut_taken" => "a quick reply with this shortcut exists",
+        "not_failed" => "only a failed outgoing message can be retried",
         _ => "the request conflicts with the current state",
     }
 }

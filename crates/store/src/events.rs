@@ -11,7 +11,7 @@
 //! (organisation, conversation, number, assignee, team, or the one user it is for) and a
 //! JSON payload. Payloads never carry a contact's phone number: they name the contact by id.
 
-use frontdesk_domain::{ChannelId, ConversationId, OrgId, TeamId, UserId};
+use frontdesk_domain::{ChannelId, ConversationId, OrgId, QueueId, TeamId, UserId};
 use serde::Serialize;
 use std::sync::Arc;
 use tokio::sync::broadcast;
@@ -37,6 +37,10 @@ pub enum EventKind {
     /// A notification for one user (a mention).
     #[serde(rename = "notification")]
     Notification,
+    /// A clinic queue's board changed (a token joined, was called, moved…, or the queue's
+    /// settings changed): staff with `queue.read` refetch it. Carries only the queue id.
+    #[serde(rename = "queue.changed")]
+    QueueChanged,
 }
 
 impl EventKind {
@@ -47,6 +51,7 @@ impl EventKind {
             EventKind::ConversationUpdated => "conversation.updated",
             EventKind::NoteNew => "note.new",
             EventKind::Notification => "notification",
+            EventKind::QueueChanged => "queue.changed",
         }
     }
 }
@@ -97,5 +102,31 @@ impl EventBus {
         for e in events {
             let _ = self.tx.send(Arc::new(e));
         }
+    }
+}
+
+impl crate::TenantTx {
+    /// Announces, once this transaction commits, that a queue's board changed. Several
+    /// announcements of one queue in one transaction make one event.
+    pub fn announce_queue_changed(&mut self, queue: QueueId) {
+        let org_id = self.ctx().org_id();
+        let data = serde_json::json!({ "queue_id": queue });
+        if self
+            .pending_events()
+            .iter()
+            .any(|e| e.kind == EventKind::QueueChanged && e.data == data)
+        {
+            return;
+        }
+        self.emit(Event {
+            org_id,
+            kind: EventKind::QueueChanged,
+            conversation_id: None,
+            channel_id: None,
+            assignee_id: None,
+            team_id: None,
+            for_user: None,
+            data,
+        });
     }
 }

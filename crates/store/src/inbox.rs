@@ -1026,6 +1026,46 @@ impl TenantTx {
         })
     }
 
+    /// Renames or recolours a label; audited.
+    pub async fn update_label(
+        &mut self,
+        id: LabelId,
+        name: &str,
+        color: &str,
+    ) -> Result<Label, StoreError> {
+        validate_label(name, color)?;
+        let org = self.org();
+        let name = name.trim().to_owned();
+        let exists: Option<Uuid> = with_conn!(self.tx, c => {
+            sqlx::query_scalar("SELECT id FROM labels WHERE org_id = $1 AND id = $2").bind(org).bind(id.as_uuid()).fetch_optional(c).await?
+        });
+        if exists.is_none() {
+            return Err(StoreError::NotFound);
+        }
+        let taken: Option<Uuid> = with_conn!(self.tx, c => {
+            sqlx::query_scalar("SELECT id FROM labels WHERE org_id = $1 AND name = $2 AND id <> $3").bind(org).bind(&name).bind(id.as_uuid()).fetch_optional(c).await?
+        });
+        if taken.is_some() {
+            return Err(StoreError::Conflict("label_exists"));
+        }
+        with_conn!(self.tx, c => {
+            sqlx::query("UPDATE labels SET name = $3, color = $4 WHERE org_id = $1 AND id = $2")
+                .bind(org).bind(id.as_uuid()).bind(&name).bind(color).execute(c).await?;
+        });
+        self.audit(AuditRecord::new(
+            "label.updated",
+            "label",
+            id.to_string(),
+            serde_json::json!({ "name": name, "color": color }),
+        ))
+        .await?;
+        Ok(Label {
+            id,
+            name,
+            color: color.to_owned(),
+        })
+    }
+
     pub async fn delete_label(&mut self, id: LabelId) -> Result<(), StoreError> {
         let org = self.org();
         let n = with_conn!(self.tx, c => {

@@ -182,6 +182,11 @@ impl TenantTx {
         self.pending.push(e);
     }
 
+    /// The events queued so far (published at commit).
+    pub(crate) fn pending_events(&self) -> &[crate::events::Event] {
+        &self.pending
+    }
+
     /// Continues the same transaction outside any tenant (global tables only).
     pub(crate) async fn into_global(mut self) -> Result<GlobalTx, StoreError> {
         set_scope(&mut self.tx, Scope::None).await?;

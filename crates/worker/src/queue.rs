@@ -4,8 +4,8 @@
 //! approved template outside it (and nothing, logged, when the queue has none).
 //!
 //! The functions here run inside the transaction of the change they report, so a message
-//! is queued exactly when its change commits. Live updates for staff (the board's SSE) are
-//! to be published by the callers after that commit.
+//! is queued exactly when its change commits. A change to a queue's line also announces
+//! `queue.changed` on the same transaction, published to the boards' SSE when it commits.
 
 use frontdesk_domain::queue::{
     PatientCommand, QueueText, estimated_wait_minutes, position_update_due, render, text_for,
@@ -188,6 +188,7 @@ pub async fn handle_patient_text(
                 let avg = tx.avg_consult_secs(q.id).await?;
                 if cmd == PatientCommand::Cancel {
                     let t = tx.cancel_token(t.id, now).await?;
+                    tx.announce_queue_changed(q.id);
                     send(
                         tx,
                         &q,
@@ -273,6 +274,7 @@ async fn join_by_whatsapp(
     if let JoinOutcome::Joined(t) = out {
         tx.mark_told(t.id, t.position, t.position == Some(1))
             .await?;
+        tx.announce_queue_changed(queue);
     }
     Ok(())
 }

@@ -4,6 +4,7 @@ pub(crate) mod account;
 pub(crate) mod admin;
 pub(crate) mod audit;
 pub(crate) mod channels;
+mod events;
 mod inbox;
 mod messages;
 pub(crate) mod queue;
@@ -24,6 +25,7 @@ pub(crate) fn routes(b: RouteTableBuilder) -> RouteTableBuilder {
     let b = messages::routes(b);
     let b = queue::routes(b);
     let b = inbox::routes(b);
+    let b = events::routes(b);
     audit::routes(b)
 }
 

@@ -3,8 +3,9 @@
 //! transaction (messages through the outbox). Doctors (may call, may not manage) see only
 //! their own queues: the store enforces it, other queues answer 404.
 //!
-//! Live updates: after each commit below is where a queue event is to be published on the
-//! event bus (for the board's SSE), once it exists.
+//! Live updates: every change announces `queue.changed` for the queues it touched on its
+//! transaction (`TenantTx::announce_queue_changed`), so the event reaches the boards
+//! listening on `GET /api/v1/events` exactly when the change commits.
 
 use super::{ApiJson, path_id};
 use crate::AppState;
@@ -176,6 +177,7 @@ pub(crate) async fn save_queue(
         None => tx.create_queue(&s).await?,
         Some(id) => tx.update_queue(id, &s).await?,
     };
+    tx.announce_queue_changed(q.id);
     tx.commit().await?;
     Ok(q)
 }
@@ -301,6 +303,7 @@ pub(crate) async fn pause_or_resume(
     if paused {
         patients::notify_paused(&mut tx, id, now).await?;
     }
+    tx.announce_queue_changed(id);
     tx.commit().await?;
     state.signals().outbox.notify_one();
     Ok(q)
@@ -370,6 +373,7 @@ pub(crate) async fn check_in_walk_in(
     let answer = match out {
         JoinOutcome::Joined(t) => {
             patients::notify_line(&mut tx, id, now).await?;
+            tx.announce_queue_changed(id);
             (
                 StatusCode::CREATED,
                 JoinAnswer {
@@ -444,6 +448,7 @@ pub(crate) async fn call_next_patient(
         return Ok(None);
     };
     patients::notify_called(&mut tx, &t, now).await?;
+    tx.announce_queue_changed(id);
     tx.commit().await?;
     state.signals().outbox.notify_one();
     Ok(Some(t))
@@ -522,6 +527,7 @@ pub(crate) async fn consult(
             ));
         }
     };
+    tx.announce_queue_changed(t.queue_id);
     tx.commit().await?;
     state.signals().outbox.notify_one();
     Ok(t)
@@ -588,6 +594,8 @@ pub(crate) async fn manage(
         }
     };
     patients::notify_line(&mut tx, before.queue_id, now).await?;
+    tx.announce_queue_changed(before.queue_id);
+    tx.announce_queue_changed(t.queue_id);
     tx.commit().await?;
     state.signals().outbox.notify_one();
     Ok(t)
@@ -706,6 +714,10 @@ async fn set_time_zone(
 ) -> Result<Json<TimeZoneBody>, ApiError> {
     let mut tx = state.store().begin(&ctx).await?;
     tx.set_time_zone(&body.time_zone).await?;
+    // Opening hours are read in the time zone: every board's "open now" may change.
+    for q in tx.queues().await? {
+        tx.announce_queue_changed(q.id);
+    }
     tx.commit().await?;
     Ok(Json(body))
 }

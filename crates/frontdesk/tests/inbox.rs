@@ -1,0 +1,319 @@
+//! The team inbox over HTTP, on both backends, through the simulator: live events on
+//! `GET /api/v1/events` reach exactly the agents who may see the conversation, masked
+//! numbers stay masked in streams and answers, actions are announced and audited, a
+//! conversation outside one's teams is 404 on every action, and a failed send is retried.
+
+mod common;
+
+use common::TestApp;
+use common::simulator::SimChannel;
+use common::users::{ApiUser, WebSession};
+use frontdesk_store::both_backends;
+use frontdesk_store::testing::TestDb;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const PHONE: &str = "+14155550100";
+/// The number's digits as they could appear anywhere, unmasked.
+const DIGITS: &str = "4155550100";
+
+struct World {
+    app: TestApp,
+    admin: ApiUser,
+    web: WebSession,
+    ch: SimChannel,
+}
+
+async fn world(db: TestDb) -> World {
+    let app = TestApp::spawn(db).await;
+    let admin = app.signup("Inbox clinic", "admin@inbox.example").await;
+    let web = app.web_login(&admin.email, common::users::PASSWORD).await;
+    let ch = app.provision_sim(&admin, "Front desk", None).await;
+    World {
+        app,
+        admin,
+        web,
+        ch,
+    }
+}
+
+impl World {
+    async fn call(
+        &self,
+        who: &ApiUser,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        self.app.api(method, path, Some(&who.access), body).await
+    }
+
+    async fn ok(&self, method: Method, path: &str, body: Option<Value>) -> Value {
+        let (s, v) = self.call(&self.admin, method.clone(), path, body).await;
+        assert!(s.is_success(), "{method} {path}: {s} {v}");
+        v
+    }
+
+    /// A team with one new agent in it.
+    async fn team_with_agent(&self, name: &str, email: &str) -> (String, ApiUser) {
+        let team = self
+            .ok(Method::POST, "/api/v1/teams", Some(json!({ "name": name })))
+            .await["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let agent = self.app.add_member(&self.admin, email, "agent").await;
+        self.ok(
+            Method::PUT,
+            &format!("/api/v1/teams/{team}/members/{}", agent.user_id),
+            None,
+        )
+        .await;
+        (team, agent)
+    }
+
+    /// Runs the worker until `check` holds (webhooks arrive over HTTP, asynchronously).
+    async fn until<T>(&self, what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+        for _ in 0..600 {
+            self.app.drain().await;
+            if let Some(v) = check().await {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("timed out waiting for {what}");
+    }
+
+    async fn conversation_of_customer(&self) -> String {
+        self.until("the conversation", async || {
+            let (_, v) = self
+                .call(
+                    &self.admin,
+                    Method::GET,
+                    "/api/v1/conversations?status=any",
+                    None,
+                )
+                .await;
+            v["items"][0]["id"].as_str().map(str::to_owned)
+        })
+        .await
+    }
+
+    async fn audit_actions(&self) -> Vec<String> {
+        let v = self
+            .ok(Method::GET, "/api/v1/audit-events?limit=100", None)
+            .await;
+        v["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["action"].as_str().unwrap().to_owned())
+            .collect()
+    }
+}
+
+/// An open event stream, read as a client would: lines, frames, `event:` and `data:`.
+struct Stream {
+    resp: reqwest::Response,
+    pending: String,
+    /// Everything received, to check what never appeared.
+    raw: String,
+}
+
+impl Stream {
+    async fn open(app: &TestApp, who: &ApiUser) -> Self {
+        let resp = app
+            .client
+            .get(app.url("/api/v1/events"))
+            .bearer_auth(&who.access)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        assert_eq!(resp.headers()["content-type"], "text/event-stream");
+        let mut s = Stream {
+            resp,
+            pending: String::new(),
+            raw: String::new(),
+        };
+        // The first frame is the reconnection hint.
+        let first = s
+            .frame(Duration::from_secs(10))
+            .await
+            .expect("the retry hint");
+        assert!(first.starts_with("retry: "), "{first:?}");
+        s
+    }
+
+    /// The next frame (up to the blank line), or None after `wait`.
+    async fn frame(&mut self, wait: Duration) -> Option<String> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if let Some(end) = self.pending.find("\n\n") {
+                let f = self.pending[..end].to_owned();
+                self.pending.drain(..end + 2);
+                return Some(f);
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.resp.chunk())
+                .await
+                .ok()?
+                .unwrap()?;
+            let text = String::from_utf8(chunk.to_vec()).unwrap();
+            self.raw.push_str(&text);
+            self.pending.push_str(&text);
+        }
+    }
+
+    /// The next event (comments and hints skipped): its type and data.
+    async fn event(&mut self, wait: Duration) -> Option<(String, Value)> {
+        loop {
+            let f = self.frame(wait).await?;
+            let kind = f.lines().find_map(|l| l.strip_prefix("event: "));
+            let data = f.lines().find_map(|l| l.strip_prefix("data: "));
+            if let (Some(k), Some(d)) = (kind, data) {
+                let v: Value = serde_json::from_str(d).unwrap();
+                assert_eq!(v["type"], k, "the data names its type");
+                return Some((k.to_owned(), v));
+            }
+        }
+    }
+
+    /// Events until one of `kind` matching `pred`; the ones before it are returned too.
+    async fn until(&mut self, kind: &str, pred: impl Fn(&Value) -> bool) -> Vec<(String, Value)> {
+        let mut seen = Vec::new();
+        loop {
+            let e = self
+                .event(Duration::from_secs(30))
+                .await
+                .unwrap_or_else(|| panic!("no {kind} event; got {seen:?}"));
+            let done = e.0 == kind && pred(&e.1);
+            seen.push(e);
+            if done {
+                return seen;
+            }
+        }
+    }
+}
+
+both_backends! {
+    async fn live_events_reach_only_agents_who_may_see_the_conversation_and_numbers_stay_masked(db) {
+        let w = world(db).await;
+        let (front, alice) = w.team_with_agent("Front", "alice@inbox.example").await;
+        let (_back, bob) = w.team_with_agent("Back", "bob@inbox.example").await;
+        w.ok(Method::PUT, &format!("/api/v1/channels/{}/inbox", w.ch.id), Some(json!({ "team_ids": [front], "auto_assign": "off" }))).await;
+
+        let mut alice_events = Stream::open(&w.app, &alice).await;
+        let mut bob_events = Stream::open(&w.app, &bob).await;
+        let mut admin_events = Stream::open(&w.app, &w.admin).await;
+
+        let customer = w.app.sim_customer(&w.web, &w.ch.id, "Asha Rao", PHONE, "").await;
+        w.app.sim_customer_sends(&w.web, &customer, &[("kind", "text"), ("body", "my tooth hurts")]).await;
+        let conv = w.conversation_of_customer().await;
+
+        // Alice's team serves the number: the message arrives live, its number masked.
+        let got = alice_events.until("message.new", |d| d["message"]["preview"] == "my tooth hurts").await;
+        let (_, new) = got.last().unwrap();
+        assert_eq!(new["conversation_id"], conv.as_str());
+        // The admin sees numbers: the provider's `from` is whole there.
+        let got = admin_events.until("message.new", |d| d["conversation_id"] == conv.as_str()).await;
+        assert!(got.last().unwrap().1["message"]["content"]["from"].as_str().unwrap().contains(DIGITS), "{got:?}");
+
+        // Actions are announced to who may see them, and audited.
+        w.ok(Method::POST, &format!("/api/v1/conversations/{conv}/assign"), Some(json!({ "assignee_id": alice.user_id, "team_id": front }))).await;
+        alice_events.until("conversation.updated", |d| d["change"] == "assigned" && d["conversation"]["assignee_id"] == alice.user_id.as_str()).await;
+        let label = w.ok(Method::POST, "/api/v1/labels", Some(json!({ "name": "urgent", "color": "#ff0000" }))).await["id"].as_str().unwrap().to_owned();
+        w.ok(Method::PUT, &format!("/api/v1/conversations/{conv}/labels/{label}"), None).await;
+        alice_events.until("conversation.updated", |d| d["change"] == "label_added" && d["conversation"]["label_ids"][0] == label.as_str()).await;
+        // A note that mentions Bob: Bob is notified, but the note itself is not his to see.
+        let (s, note) = w.call(&alice, Method::POST, &format!("/api/v1/conversations/{conv}/notes"), Some(json!({ "body": "call her back", "mentions": [bob.user_id] }))).await;
+        assert_eq!(s, StatusCode::CREATED, "{note}");
+        alice_events.until("note.new", |d| d["note"]["body"] == "call her back").await;
+        let bob_got = bob_events.until("notification", |d| d["note_id"] == note["id"]).await;
+        assert_eq!(bob_got.len(), 1, "Bob received nothing about the conversation before: {bob_got:?}");
+        let actions = w.audit_actions().await;
+        for a in ["conversation.assigned", "label.created", "conversation.labelled", "note.created", "inbox.updated"] {
+            assert!(actions.iter().any(|x| x == a), "{a} audited: {actions:?}");
+        }
+        let (_, notes) = w.call(&bob, Method::GET, "/api/v1/notifications", None).await;
+        assert_eq!((notes["unread"].as_i64(), notes["items"][0]["note_id"].clone()), (Some(1), note["id"].clone()), "{notes}");
+        let (s, v) = w.call(&bob, Method::POST, "/api/v1/notifications/read", Some(json!({}))).await;
+        assert_eq!((s, v["marked"].as_u64()), (StatusCode::OK, Some(1)), "{v}");
+
+        // Alice's answers mask the number too; her stream never carried it.
+        let (s, view) = w.call(&alice, Method::GET, &format!("/api/v1/conversations/{conv}"), None).await;
+        assert_eq!(s, StatusCode::OK, "{view}");
+        assert_eq!(view["contact"]["phone_masked"], true);
+        let (_, list) = w.call(&alice, Method::GET, "/api/v1/conversations", None).await;
+        for text in [view.to_string(), list.to_string(), alice_events.raw.clone()] {
+            assert!(!text.contains(DIGITS), "the number leaked to a masked agent: {text}");
+        }
+        assert!(alice_events.raw.contains("•"), "the number is shown masked");
+
+        // Bob's team does not serve the number: every action on the conversation is 404.
+        let qr = w.ok(Method::POST, "/api/v1/quick-replies", Some(json!({ "shortcut": "hi", "body": "Hi {{contact.first_name}}, {{agent.name}} here" }))).await["id"].as_str().unwrap().to_owned();
+        let c = format!("/api/v1/conversations/{conv}");
+        let tries: Vec<(Method, String, Option<Value>)> = vec![
+            (Method::GET, c.clone(), None),
+            (Method::POST, format!("{c}/assign"), Some(json!({ "assignee_id": bob.user_id }))),
+            (Method::POST, format!("{c}/status"), Some(json!({ "action": "resolve" }))),
+            (Method::POST, format!("{c}/notes"), Some(json!({ "body": "x" }))),
+            (Method::PUT, format!("{c}/labels/{label}"), None),
+            (Method::DELETE, format!("{c}/labels/{label}"), None),
+            (Method::GET, format!("{c}/quick-replies/{qr}"), None),
+            (Method::POST, format!("/api/v1/messages/{}/retry", new["message"]["id"].as_str().unwrap()), None),
+        ];
+        for (m, path, body) in tries {
+            let (s, v) = w.call(&bob, m.clone(), &path, body).await;
+            assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")), "{m} {path}: {v}");
+        }
+        // Alice may: the quick reply is filled in for her.
+        let (s, r) = w.call(&alice, Method::GET, &format!("{c}/quick-replies/{qr}"), None).await;
+        assert_eq!((s, r["text"].as_str()), (StatusCode::OK, Some("Hi Asha, Member alice@inbox.example here")), "{r}");
+
+        // Nothing about the conversation ever reached Bob: a later event of his own comes
+        // with nothing before it.
+        w.call(&alice, Method::POST, &format!("{c}/notes"), Some(json!({ "body": "again", "mentions": [bob.user_id] }))).await;
+        let later = bob_events.until("notification", |_| true).await;
+        assert_eq!(later.len(), 1, "{later:?}");
+        assert!(!bob_events.raw.contains("my tooth hurts") && !bob_events.raw.contains("message.new"), "{}", bob_events.raw);
+    }
+
+    async fn a_failed_send_is_retried_through_the_outbox_and_delivered(db) {
+        let w = world(db).await;
+        let customer = w.app.sim_customer(&w.web, &w.ch.id, "Asha Rao", PHONE, "").await;
+        w.app.sim_customer_sends(&w.web, &customer, &[("kind", "text"), ("body", "hello")]).await;
+        let conv = w.conversation_of_customer().await;
+        let mut events = Stream::open(&w.app, &w.admin).await;
+
+        // A template the simulator does not know yet: refused with 132001, failed.
+        let (s, m) = w.call(&w.admin, Method::POST, "/api/v1/messages", Some(json!({ "channel_id": w.ch.id, "to": { "phone": PHONE },
+            "message": { "type": "template", "name": "visit_reminder", "language": "en" } }))).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{m}");
+        let id = m["id"].as_str().unwrap().to_owned();
+        let status = async |w: &World| w.ok(Method::GET, &format!("/api/v1/messages/{id}"), None).await;
+        w.until("the failure", async || (status(&w).await["status"] == "failed").then_some(())).await;
+        events.until("message.status", |d| d["message_id"] == id.as_str() && d["status"] == "failed").await;
+        let (s, v) = w.call(&w.admin, Method::POST, "/api/v1/messages/not-an-id/retry", None).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+
+        // The template gets approved; the retry queues the same message again and it goes out.
+        let (s, t) = w.app.graph_call(Method::POST, &format!("/{}/message_templates", w.ch.waba_id), Some(&w.ch.access_token),
+            Some(json!({ "name": "visit_reminder", "language": "en", "category": "UTILITY", "components": [{ "type": "BODY", "text": "See you tomorrow." }] }))).await;
+        assert!(s.is_success(), "{t}");
+        let (s, v) = w.call(&w.admin, Method::POST, &format!("/api/v1/messages/{id}/retry"), None).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+        events.until("message.status", |d| d["message_id"] == id.as_str() && d["status"] == "queued").await;
+        let sent = w.until("the retried send", async || {
+            let m = status(&w).await;
+            ["sent", "delivered", "read"].contains(&m["status"].as_str().unwrap()).then_some(m)
+        }).await;
+        assert_eq!(sent["error_code"], Value::Null, "{sent}");
+        // Retrying what did not fail is a conflict; the retry was audited.
+        let (s, v) = w.call(&w.admin, Method::POST, &format!("/api/v1/messages/{id}/retry"), None).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("not_failed")), "{v}");
+        assert!(w.audit_actions().await.iter().any(|a| a == "message.retried"));
+        let view = w.ok(Method::GET, &format!("/api/v1/conversations/{conv}"), None).await;
+        assert!(view["messages"].as_array().unwrap().iter().any(|m| m["id"] == id.as_str()));
+    }
+}
