@@ -316,4 +316,38 @@ both_backends! {
         let view = w.ok(Method::GET, &format!("/api/v1/conversations/{conv}"), None).await;
         assert!(view["messages"].as_array().unwrap().iter().any(|m| m["id"] == id.as_str()));
     }
+    async fn queue_boards_hear_queue_changed_from_the_desk_and_from_whatsapp(db) {
+        let w = world(db).await;
+        w.ok(Method::POST, "/api/v1/roles", Some(json!({ "name": "reader", "permissions": ["inbox.read", "inbox.read_all"] }))).await;
+        let reader = w.app.add_member(&w.admin, "reader@inbox.example", "reader").await;
+        let desk = w.app.add_member(&w.admin, "desk@inbox.example", "agent").await;
+        let mut desk_events = Stream::open(&w.app, &desk).await;
+        let mut reader_events = Stream::open(&w.app, &reader).await;
+
+        // The desk configures a queue: its boards hear it.
+        let (s, q) = w.call(&w.admin, Method::POST, "/api/v1/queues", Some(json!({
+            "channel_id": w.ch.id, "name": "OPD", "keywords": ["JOIN"], "token_prefix": "A",
+            "daily_cap": 50, "position_step": 1 }))).await;
+        assert_eq!(s, StatusCode::CREATED, "{q}");
+        let queue = q["id"].as_str().unwrap().to_owned();
+        desk_events.until("queue.changed", |d| d["queue_id"] == queue.as_str()).await;
+
+        // A patient joins over WhatsApp: the worker's join announces it when it commits.
+        let customer = w.app.sim_customer(&w.web, &w.ch.id, "Asha Rao", PHONE, "").await;
+        w.app.sim_customer_sends(&w.web, &customer, &[("kind", "text"), ("body", "JOIN")]).await;
+        w.until("the token", async || {
+            let (_, b) = w.call(&w.admin, Method::GET, &format!("/api/v1/queues/{queue}/board"), None).await;
+            (b.to_string().contains("A-001")).then_some(())
+        }).await;
+        desk_events.until("queue.changed", |d| d["queue_id"] == queue.as_str()).await;
+        w.ok(Method::POST, &format!("/api/v1/queues/{queue}/call-next"), None).await;
+        desk_events.until("queue.changed", |d| d["queue_id"] == queue.as_str()).await;
+
+        // Without queue.read, nothing about queues arrives, though the inbox's events do.
+        let conv = w.conversation_of_customer().await;
+        w.ok(Method::POST, &format!("/api/v1/conversations/{conv}/notes"), Some(json!({ "body": "seen at the desk" }))).await;
+        let got = reader_events.until("note.new", |d| d["note"]["body"] == "seen at the desk").await;
+        assert!(got.iter().all(|(k, _)| k != "queue.changed"), "{got:?}");
+        assert!(got.iter().any(|(k, _)| k == "message.new"), "{got:?}");
+    }
 }
