@@ -573,3 +573,293 @@ pub async fn run_dispatch(opts: DispatchOptions) -> anyhow::Result<()> {
     println!("sends the provider refused as too fast (130429, then retried): {refusals}");
     Ok(())
 }
+
+/// What `bench inbox` was asked to do.
+#[derive(Debug, Clone)]
+pub struct InboxOptions {
+    pub organisations: usize,
+    pub conversations: usize,
+    pub messages: usize,
+    /// Requests per second, open loop.
+    pub rate: u32,
+    pub seconds: u64,
+    pub database_url: Option<String>,
+}
+
+/// One agent who loads the inbox: their token and the conversations they may open.
+struct Agent {
+    token: String,
+    conversations: Arc<Vec<String>>,
+}
+
+/// A JSON call for the benchmark's setup; fails unless it succeeds.
+async fn setup_call(
+    client: &reqwest::Client,
+    method: reqwest::Method,
+    url: String,
+    token: Option<&str>,
+    body: serde_json::Value,
+) -> anyhow::Result<serde_json::Value> {
+    let mut req = client.request(method.clone(), &url);
+    if let Some(t) = token {
+        req = req.bearer_auth(t);
+    }
+    if !body.is_null() {
+        req = req.json(&body);
+    }
+    let r = req
+        .send()
+        .await
+        .with_context(|| format!("{method} {url}"))?;
+    let status = r.status();
+    let text = r.text().await?;
+    ensure!(status.is_success(), "{method} {url}: {status} {text}");
+    Ok(if text.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_str(&text)?
+    })
+}
+
+fn str_of(v: &serde_json::Value, key: &str) -> anyhow::Result<String> {
+    v[key]
+        .as_str()
+        .map(str::to_owned)
+        .with_context(|| format!("no {key} in {v}"))
+}
+
+/// Fills a database with organisations, agents, conversations and messages (bulk inserts,
+/// not the API), then loads the conversation list and view at a fixed rate with the agents'
+/// own tokens; prints the achieved rate and latency percentiles.
+pub async fn run_inbox(opts: InboxOptions) -> anyhow::Result<()> {
+    ensure!(
+        (1..=100).contains(&opts.organisations),
+        "--organisations must be 1–100"
+    );
+    ensure!(
+        opts.conversations >= opts.organisations,
+        "--conversations must be at least one per organisation"
+    );
+    ensure!((1..=20_000).contains(&opts.rate), "--rate must be 1–20000");
+    ensure!(
+        (1..=3600).contains(&opts.seconds),
+        "--seconds must be 1–3600"
+    );
+    let bench = BenchServer::start(opts.database_url.clone(), 16).await?;
+    let store = bench.store.clone();
+    let base = format!("http://{}", bench.addr);
+    let client = reqwest::Client::builder()
+        .no_proxy()
+        .pool_max_idle_per_host(1024)
+        .timeout(Duration::from_secs(30))
+        .build()?;
+    let per_org = opts.conversations / opts.organisations;
+    let msgs_per = (opts.messages / opts.conversations.max(1)).max(1);
+    println!(
+        "backend: {}; filling {} organisations × {per_org} conversations × {msgs_per} messages",
+        store.backend(),
+        opts.organisations
+    );
+    let run = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+    let password = format!("bench inbox password {run:x}");
+    let filling = Instant::now();
+    let mut agents = Vec::new();
+    let mut total_msgs = 0usize;
+    for o in 0..opts.organisations {
+        use reqwest::Method as M;
+        let admin_email = format!("admin{o}-{run:x}@bench.example");
+        let tokens = setup_call(&client, M::POST, format!("{base}/api/v1/auth/signup"), None, serde_json::json!({
+            "organisation_name": format!("Bench clinic {o}"), "name": format!("Admin {o}"), "email": admin_email, "password": password })).await?;
+        let admin = str_of(&tokens, "access_token")?;
+        let team = str_of(
+            &setup_call(
+                &client,
+                M::POST,
+                format!("{base}/api/v1/teams"),
+                Some(&admin),
+                serde_json::json!({ "name": "Front desk" }),
+            )
+            .await?,
+            "id",
+        )?;
+        let roles = setup_call(
+            &client,
+            M::GET,
+            format!("{base}/api/v1/roles"),
+            Some(&admin),
+            serde_json::Value::Null,
+        )
+        .await?;
+        let agent_role = roles
+            .as_array()
+            .and_then(|rs| rs.iter().find(|r| r["name"] == "agent"))
+            .context("no agent role")?["id"]
+            .clone();
+        let mut org_agents = Vec::new();
+        for a in 0..2 {
+            let email = format!("agent{o}-{a}-{run:x}@bench.example");
+            let inv = setup_call(
+                &client,
+                M::POST,
+                format!("{base}/api/v1/invitations"),
+                Some(&admin),
+                serde_json::json!({ "email": email, "role_id": agent_role }),
+            )
+            .await?;
+            let url = url::Url::parse(&str_of(&inv, "invite_url")?)?;
+            let token = url
+                .query_pairs()
+                .find(|(k, _)| k == "token")
+                .context("no invitation token")?
+                .1
+                .into_owned();
+            let t = setup_call(&client, M::POST, format!("{base}/api/v1/invitations/accept"), None, serde_json::json!({ "token": token, "name": format!("Agent {o}.{a}"), "password": password })).await?;
+            let access = str_of(&t, "access_token")?;
+            let me = setup_call(
+                &client,
+                M::GET,
+                format!("{base}/api/v1/me"),
+                Some(&access),
+                serde_json::Value::Null,
+            )
+            .await?;
+            let id = me["user"]["id"].as_str().context("no user id")?.to_owned();
+            setup_call(
+                &client,
+                M::PUT,
+                format!("{base}/api/v1/teams/{team}/members/{id}"),
+                Some(&admin),
+                serde_json::Value::Null,
+            )
+            .await?;
+            org_agents.push((access, frontdesk_domain::UserId::parse(&id)?));
+        }
+        // The number, served by the team (so agents see its conversations by the rule,
+        // not by inbox.read_all). Its webhook key gives the store's context for the bulk
+        // load, as a provider's post would.
+        let ch = setup_call(&client, M::POST, format!("{base}/api/v1/channels"), Some(&admin), serde_json::json!({
+            "provider": "cloud", "name": "Benchmark", "phone_number_id": format!("{PHONE_NUMBER_ID}{o:02}"),
+            "access_token": format!("bench-access-token-{run:x}"), "app_secret": format!("bench-app-secret-{run:x}"),
+            "verify_token": format!("bench-verify-token-{run:x}"), "api_base_url": "http://127.0.0.1:9" })).await?;
+        let channel = str_of(&ch["channel"], "id")?;
+        let callback = str_of(&ch["webhook"], "callback_url")?;
+        let key = callback.rsplit('/').next().unwrap_or_default();
+        let ctx = store
+            .webhook_target(key)
+            .await?
+            .context("the new channel's webhook target")?
+            .ctx;
+        setup_call(
+            &client,
+            M::PUT,
+            format!("{base}/api/v1/channels/{channel}/inbox"),
+            Some(&admin),
+            serde_json::json!({ "team_ids": [team], "auto_assign": "off" }),
+        )
+        .await?;
+        let mut tx = store.begin(&ctx).await?;
+        let ids = tx
+            .fill_inbox_for_bench(&frontdesk_store::InboxFill {
+                channel: frontdesk_domain::ChannelId::parse(&channel)?,
+                number_prefix: o as u32,
+                conversations: per_org,
+                messages_per_conversation: msgs_per,
+                agents: org_agents.iter().map(|(_, id)| *id).collect(),
+                team: frontdesk_domain::TeamId::parse(&team).ok(),
+                newest: time::OffsetDateTime::now_utc(),
+            })
+            .await
+            .context("filling the inbox")?;
+        tx.commit().await?;
+        total_msgs += ids.len() * msgs_per;
+        let ids: Arc<Vec<String>> = Arc::new(ids.iter().map(|c| c.to_string()).collect());
+        for (token, _) in org_agents {
+            agents.push(Agent {
+                token,
+                conversations: ids.clone(),
+            });
+        }
+    }
+    store
+        .analyze()
+        .await
+        .context("refreshing planner statistics")?;
+    println!(
+        "filled {} conversations and {total_msgs} messages in {:.1} s",
+        per_org * opts.organisations,
+        filling.elapsed().as_secs_f64()
+    );
+
+    // Open loop: request i is due at start + i/rate whatever happened before, and its
+    // latency counts from that moment, so queueing in the server is measured.
+    let total = opts.rate as u64 * opts.seconds;
+    let interval = Duration::from_secs_f64(1.0 / f64::from(opts.rate));
+    let agents = Arc::new(agents);
+    let started = tokio::time::Instant::now() + Duration::from_millis(100);
+    let mut tasks = Vec::with_capacity(total as usize);
+    let mut rng_state = run as u64 | 1;
+    for i in 0..total {
+        // xorshift: a cheap, reproducible spread over agents and conversations.
+        rng_state ^= rng_state << 13;
+        rng_state ^= rng_state >> 7;
+        rng_state ^= rng_state << 17;
+        let agent = &agents[(rng_state % agents.len() as u64) as usize];
+        let path = if i % 2 == 0 {
+            "/api/v1/conversations?view=all".to_owned()
+        } else {
+            let c = &agent.conversations
+                [((rng_state >> 20) % agent.conversations.len() as u64) as usize];
+            format!("/api/v1/conversations/{c}")
+        };
+        let due = started + interval.mul_f64(i as f64);
+        let (client, url, token, list) = (
+            client.clone(),
+            format!("{base}{path}"),
+            agent.token.clone(),
+            i % 2 == 0,
+        );
+        tasks.push(tokio::spawn(async move {
+            tokio::time::sleep_until(due).await;
+            let ok = match client.get(&url).bearer_auth(&token).send().await {
+                Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
+                Err(_) => false,
+            };
+            (list, ok, due.elapsed())
+        }));
+    }
+    let (mut lists, mut views, mut failed) = (Vec::new(), Vec::new(), 0usize);
+    for t in tasks {
+        let (list, ok, latency) = t.await.context("a request task failed")?;
+        if !ok {
+            failed += 1;
+        } else if list {
+            lists.push(latency);
+        } else {
+            views.push(latency);
+        }
+    }
+    let elapsed = started.elapsed();
+    let mut all: Vec<Duration> = lists.iter().chain(views.iter()).copied().collect();
+    for v in [&mut lists, &mut views, &mut all] {
+        v.sort_unstable();
+    }
+    println!(
+        "offered {} req/s for {} s: {} answered in {:.2} s = {:.0} req/s ({failed} failed)",
+        opts.rate,
+        opts.seconds,
+        all.len(),
+        elapsed.as_secs_f64(),
+        all.len() as f64 / elapsed.as_secs_f64()
+    );
+    for (name, l) in [("all", &all), ("list", &lists), ("view", &views)] {
+        println!(
+            "{name:>4} latency: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms",
+            ms(percentile(l, 0.50)),
+            ms(percentile(l, 0.99)),
+            ms(l.last().copied().unwrap_or_default())
+        );
+    }
+    bench.stop().await;
+    ensure!(failed == 0, "{failed} requests failed");
+    Ok(())
+}

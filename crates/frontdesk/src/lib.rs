@@ -62,6 +62,24 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 60)]
         process_timeout_secs: u64,
     },
+    /// Fill a database with O organisations, C conversations and M messages (bulk
+    /// inserts), then request the conversation list and view at R requests/s (open loop,
+    /// agents' own tokens) for S seconds; print the achieved rate and p50/p99/max.
+    Inbox {
+        #[arg(long, default_value_t = 10)]
+        organisations: usize,
+        #[arg(long, default_value_t = 100_000)]
+        conversations: usize,
+        #[arg(long, default_value_t = 1_000_000)]
+        messages: usize,
+        #[arg(long, default_value_t = 500)]
+        rate: u32,
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        /// Database to run on; default: a SQLite file in a temporary directory.
+        #[arg(long)]
+        database_url: Option<String>,
+    },
     /// Queue M template sends for one simulated number with throughput R and let the
     /// dispatcher send them to the built-in simulator; print the achieved rate and its
     /// deviation from R.
@@ -152,6 +170,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     concurrency,
                     database_url,
                     process_timeout: Duration::from_secs(process_timeout_secs),
+                })
+                .await
+            }
+            BenchCommand::Inbox {
+                organisations,
+                conversations,
+                messages,
+                rate,
+                seconds,
+                database_url,
+            } => {
+                bench::run_inbox(bench::InboxOptions {
+                    organisations,
+                    conversations,
+                    messages,
+                    rate,
+                    seconds,
+                    database_url,
                 })
                 .await
             }

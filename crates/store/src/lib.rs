@@ -13,6 +13,7 @@ pub mod events;
 mod gate;
 pub mod identity;
 pub mod inbox;
+mod inbox_fill;
 pub mod members;
 pub mod messaging;
 pub mod orgs;
@@ -42,6 +43,7 @@ pub use identity::{
     Credentials, EmailTokenPurpose, IssuedSession, NewSession, Principal, Refreshed, SessionInfo,
     SessionKind, SessionPolicy, SessionSummary, TotpState, User,
 };
+pub use inbox_fill::InboxFill;
 pub use members::{
     Invitation, InvitationPreview, InvitationState, Member, OrgMembership, RoleRecord, SignUp, Team,
 };
@@ -385,6 +387,16 @@ impl Store {
             .fetch_one(&mut *conn)
             .await?;
         Ok((fk, busy, sync))
+    }
+
+    /// Refreshes SQLite's query planner statistics after bulk loads (benchmarks). On
+    /// PostgreSQL only the tables' owner may analyze, which the application role is not:
+    /// autovacuum's analyze does it there.
+    pub async fn analyze(&self) -> Result<(), StoreError> {
+        if let Pool::Sqlite(p) = &self.pool {
+            sqlx::query("ANALYZE").execute(p).await?;
+        }
+        Ok(())
     }
 
     /// Waits for checked-out connections to return, then closes the pool.
