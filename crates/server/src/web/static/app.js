@@ -266,8 +266,13 @@ document.addEventListener("focusin", (event) => {
   };
 
   let pending = null;
+  let again = false;
   const refresh = () => {
-    if (pending) return;
+    // One fetch at a time; a change announced while one runs fetches again after it.
+    if (pending) {
+      again = true;
+      return;
+    }
     pending = window.setTimeout(async () => {
       try {
         const [l, c] = await Promise.all([
@@ -280,6 +285,10 @@ document.addEventListener("focusin", (event) => {
         // The next event or poll tries again.
       } finally {
         pending = null;
+        if (again) {
+          again = false;
+          refresh();
+        }
       }
     }, 100);
   };
@@ -290,6 +299,9 @@ document.addEventListener("focusin", (event) => {
     for (const kind of ["message.new", "message.status", "conversation.updated", "note.new", "notification", "resync"]) {
       events.addEventListener(kind, refresh);
     }
+    // Whatever changed between rendering the page and the stream opening (or while it
+    // reconnected) is fetched once it is open.
+    events.addEventListener("open", refresh);
     // A 404 (no endpoint) closes it for good; polling carries on below.
     events.onerror = () => {};
   }
