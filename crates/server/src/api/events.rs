@@ -21,9 +21,8 @@ use crate::auth::{Access, Authed, resolve};
 use crate::error::ApiError;
 use crate::routes::RouteTableBuilder;
 use axum::body::Body;
-use axum::http::{HeaderMap, HeaderValue, Method, header};
+use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::Response;
-use axum::routing::get;
 use bytes::Bytes;
 use frontdesk_domain::{ChannelId, Permission, TeamId};
 use frontdesk_store::inbox::{Viewer, mask_phones_in_json};
@@ -43,12 +42,7 @@ const RETRY_MS: u64 = 3000;
 const PRESENCE_EVERY: u32 = 4;
 
 pub(crate) fn routes(b: RouteTableBuilder) -> RouteTableBuilder {
-    b.other(
-        Method::GET,
-        "/api/v1/events",
-        get(stream_events),
-        Access::Member,
-    )
+    b.json(utoipa_axum::routes!(stream_events), Access::Member)
 }
 
 /// Who listens and what they may see.
@@ -191,6 +185,9 @@ impl Outlet {
 
 /// Streams the organisation's events the caller may see (`text/event-stream`): each is
 /// `event: <type>` with `data: <json>`; a `resync` event means some were missed.
+#[utoipa::path(get, path = "/api/v1/events", tag = "events",
+    responses((status = 200, description = "Server-sent events: `message.new`, `message.status`, `conversation.updated`, `note.new`, `notification`, `queue.changed`, `resync`", content_type = "text/event-stream", body = String),
+        (status = 401, description = "Not signed in", body = crate::error::ErrorEnvelope)))]
 async fn stream_events(
     axum::extract::State(state): axum::extract::State<AppState>,
     Authed(caller): Authed,
