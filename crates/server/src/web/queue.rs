@@ -962,14 +962,11 @@ async fn check_in_form(
     super::PageForm(f): super::PageForm<CheckInForm>,
 ) -> Result<Response, PageError> {
     let id = queue_id(&id)?;
-    let phone: String = f
-        .phone
-        .chars()
-        .filter(|c| !matches!(c, ' ' | '-' | '(' | ')'))
-        .collect();
+    // Spaces, dashes and brackets are the number parser's business (`E164::parse`).
+    let phone = f.phone.trim();
     let body = CheckInBody {
         name: f.name.trim().to_owned(),
-        phone: (!phone.is_empty()).then_some(phone),
+        phone: (!phone.is_empty()).then(|| phone.to_owned()),
         language: None,
     };
     let (_, answer) = check_in_walk_in(&state, &ctx, id, &body).await?;
