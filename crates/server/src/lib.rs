@@ -81,6 +81,7 @@ impl AppState {
         let blobs = frontdesk_worker::BlobStore::new(settings.media_dir.clone());
         let metrics = Arc::new(metrics::Metrics::default());
         let ingest = webhooks::ingest::Ingest::new(store.clone(), metrics.clone());
+        let outbox_wakeup = store.events().outbox_wakeup();
         Self(Arc::new(Inner {
             store,
             settings,
@@ -90,7 +91,8 @@ impl AppState {
             mailer,
             signals: Arc::new(frontdesk_worker::Signals {
                 inbox: ingest.wakeup(),
-                outbox: Arc::default(),
+                // Transactions that queue outbox work wake the dispatcher on commit.
+                outbox: outbox_wakeup,
             }),
             blobs,
             // No proxy: the simulator posts to this server (or a test's), never out.

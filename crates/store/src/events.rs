@@ -70,16 +70,21 @@ pub struct Event {
     pub data: serde_json::Value,
 }
 
-/// The in-process event bus. Cheap to clone.
+/// The in-process event bus, and the dispatcher's wake-up: both are signalled after a
+/// commit, by the transaction that made the change. Cheap to clone.
 #[derive(Clone)]
 pub struct EventBus {
     tx: Arc<broadcast::Sender<Arc<Event>>>,
+    outbox: Arc<tokio::sync::Notify>,
 }
 
 impl Default for EventBus {
     fn default() -> Self {
         let (tx, _) = broadcast::channel(BUS_CAPACITY);
-        Self { tx: Arc::new(tx) }
+        Self {
+            tx: Arc::new(tx),
+            outbox: Arc::default(),
+        }
     }
 }
 
@@ -92,6 +97,16 @@ impl std::fmt::Debug for EventBus {
 }
 
 impl EventBus {
+    /// Notified after each commit that queued outbox work (sends, read receipts, media
+    /// downloads): the dispatcher waits on it.
+    pub fn outbox_wakeup(&self) -> Arc<tokio::sync::Notify> {
+        self.outbox.clone()
+    }
+
+    pub(crate) fn wake_outbox(&self) {
+        self.outbox.notify_one();
+    }
+
     /// Every event published from now on (all organisations: the subscriber filters).
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
         self.tx.subscribe()

@@ -696,6 +696,7 @@ impl TenantTx {
                 .bind(id.as_uuid()).bind(org).bind(channel.as_uuid()).bind(target).bind(action.as_str()).bind(at)
                 .execute(c).await?;
         });
+        self.queued_outbox_work();
         Ok(id)
     }
 

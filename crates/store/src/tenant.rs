@@ -158,6 +158,8 @@ pub struct TenantTx {
     gate: WriteTurn,
     /// Events announced when (and only if) the transaction commits.
     pending: Vec<crate::events::Event>,
+    /// Outbox rows were queued: the dispatcher is woken after commit.
+    queued_work: bool,
     bus: crate::events::EventBus,
 }
 
@@ -169,12 +171,21 @@ impl TenantTx {
         &self.ctx
     }
 
-    /// Commits, then publishes the events the transaction queued.
+    /// Commits, then publishes the events the transaction queued and wakes the dispatcher
+    /// when it queued outbox work.
     pub async fn commit(self) -> Result<(), StoreError> {
         self.tx.commit().await?;
         drop(self.gate);
         self.bus.publish(self.pending);
+        if self.queued_work {
+            self.bus.wake_outbox();
+        }
         Ok(())
+    }
+
+    /// Outbox work was queued in this transaction.
+    pub(crate) fn queued_outbox_work(&mut self) {
+        self.queued_work = true;
     }
 
     /// Queues an event to publish after commit.
@@ -232,6 +243,7 @@ impl GlobalTx {
             vault: self.vault,
             gate: self.gate,
             pending: Vec::new(),
+            queued_work: false,
             bus: self.bus,
         })
     }
@@ -301,6 +313,7 @@ impl Store {
             vault: self.vault().clone(),
             gate,
             pending: Vec::new(),
+            queued_work: false,
             bus: self.events.clone(),
         })
     }

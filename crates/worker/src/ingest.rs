@@ -58,8 +58,6 @@ impl Worker {
             for (ctx, ids) in batch {
                 for chunk in ids.chunks(APPLY_CHUNK) {
                     done += self.process_org_batch(&ctx, chunk).await?;
-                    // a queue answer may have been queued with the batch
-                    self.signals.outbox.notify_one();
                     tokio::task::yield_now().await;
                 }
             }

@@ -725,6 +725,5 @@ async fn retry_message(
     let mut tx = state.store().begin(&ctx).await?;
     tx.retry_message(&Viewer::of(&ctx), id, state.now()).await?;
     tx.commit().await?;
-    state.signals().outbox.notify_one();
     Ok(StatusCode::ACCEPTED)
 }

@@ -265,7 +265,6 @@ async fn send_message(
         )
         .await?;
     tx.commit().await?;
-    state.signals().outbox.notify_one();
     Ok((StatusCode::ACCEPTED, Json(queued)))
 }
 
@@ -298,7 +297,6 @@ async fn mark_read(
     let mut tx = state.store().begin(&ctx).await?;
     tx.queue_mark_read(id).await?;
     tx.commit().await?;
-    state.signals().outbox.notify_one();
     Ok(StatusCode::ACCEPTED)
 }
 

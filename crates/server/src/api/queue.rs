@@ -305,7 +305,6 @@ pub(crate) async fn pause_or_resume(
     }
     tx.announce_queue_changed(id);
     tx.commit().await?;
-    state.signals().outbox.notify_one();
     Ok(q)
 }
 
@@ -412,7 +411,6 @@ pub(crate) async fn check_in_walk_in(
         ),
     };
     tx.commit().await?;
-    state.signals().outbox.notify_one();
     Ok(answer)
 }
 
@@ -450,7 +448,6 @@ pub(crate) async fn call_next_patient(
     patients::notify_called(&mut tx, &t, now).await?;
     tx.announce_queue_changed(id);
     tx.commit().await?;
-    state.signals().outbox.notify_one();
     Ok(Some(t))
 }
 
@@ -529,7 +526,6 @@ pub(crate) async fn consult(
     };
     tx.announce_queue_changed(t.queue_id);
     tx.commit().await?;
-    state.signals().outbox.notify_one();
     Ok(t)
 }
 
@@ -597,7 +593,6 @@ pub(crate) async fn manage(
     tx.announce_queue_changed(before.queue_id);
     tx.announce_queue_changed(t.queue_id);
     tx.commit().await?;
-    state.signals().outbox.notify_one();
     Ok(t)
 }
 

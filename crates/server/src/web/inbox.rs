@@ -820,7 +820,6 @@ async fn reply(
     )
     .await?;
     tx.commit().await?;
-    state.signals().outbox.notify_one();
     Ok(back(id))
 }
 
@@ -913,7 +912,6 @@ async fn send_template(
     let m = template_message(&mut tx, &channel.waba_id, &f).await?;
     queue(&state, &ctx, &mut tx, item.channel_id, item.contact.id, &m).await?;
     tx.commit().await?;
-    state.signals().outbox.notify_one();
     Ok(back(id))
 }
 
@@ -982,7 +980,6 @@ async fn new_chat(
         .await?;
     let queued = queue(&state, &ctx, &mut tx, channel, contact, &m).await?;
     tx.commit().await?;
-    state.signals().outbox.notify_one();
     Ok(back(queued.conversation_id))
 }
 
@@ -1113,6 +1110,5 @@ async fn retry(
     tx.retry_message(&Viewer::of(&ctx), message, state.now())
         .await?;
     tx.commit().await?;
-    state.signals().outbox.notify_one();
     Ok(back(id))
 }
