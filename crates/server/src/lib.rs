@@ -8,11 +8,13 @@ mod account;
 pub mod api;
 pub mod auth;
 pub mod error;
+mod group_commit;
 mod health;
 pub mod mail;
 pub mod metrics;
 mod middleware;
 mod openapi;
+mod read_marks;
 pub mod routes;
 pub mod settings;
 pub mod simulator;
@@ -55,6 +57,7 @@ struct Inner {
     sim_http: reqwest::Client,
     ingest: webhooks::ingest::Ingest,
     webhook_targets: webhooks::targets::TargetCache,
+    read_marks: read_marks::ReadMarks,
 }
 
 /// Everything handlers share. Cheap to clone.
@@ -82,6 +85,7 @@ impl AppState {
         let metrics = Arc::new(metrics::Metrics::default());
         let ingest = webhooks::ingest::Ingest::new(store.clone(), metrics.clone());
         let outbox_wakeup = store.events().outbox_wakeup();
+        let store_for_marks = store.clone();
         Self(Arc::new(Inner {
             store,
             settings,
@@ -104,6 +108,7 @@ impl AppState {
                 .expect("the HTTP client builds"),
             ingest,
             webhook_targets: webhooks::targets::TargetCache::default(),
+            read_marks: read_marks::ReadMarks::new(store_for_marks),
         }))
     }
 
@@ -168,6 +173,11 @@ impl AppState {
 
     pub(crate) fn webhook_targets(&self) -> &webhooks::targets::TargetCache {
         &self.0.webhook_targets
+    }
+
+    /// The conversation view's group-committed read marks.
+    pub(crate) fn read_marks(&self) -> &read_marks::ReadMarks {
+        &self.0.read_marks
     }
 
     pub(crate) fn ingest(&self) -> &webhooks::ingest::Ingest {

@@ -688,6 +688,8 @@ impl Store {
                 });
             }
         }
+        // Raw bodies only: the conversations change when the worker processes them.
+        tx.keeps_unread_counts();
         tx.commit().await?;
         Ok(out)
     }

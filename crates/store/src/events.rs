@@ -76,6 +76,8 @@ pub struct Event {
 pub struct EventBus {
     tx: Arc<broadcast::Sender<Arc<Event>>>,
     outbox: Arc<tokio::sync::Notify>,
+    /// Dropped or adjusted by the same commits that announce changes.
+    unread: Arc<crate::unread::UnreadCache>,
 }
 
 impl Default for EventBus {
@@ -84,6 +86,7 @@ impl Default for EventBus {
         Self {
             tx: Arc::new(tx),
             outbox: Arc::default(),
+            unread: Arc::default(),
         }
     }
 }
@@ -101,6 +104,11 @@ impl EventBus {
     /// downloads): the dispatcher waits on it.
     pub fn outbox_wakeup(&self) -> Arc<tokio::sync::Notify> {
         self.outbox.clone()
+    }
+
+    /// The inbox sidebar's cached unread counts (see [`crate::unread`]).
+    pub(crate) fn unread(&self) -> &crate::unread::UnreadCache {
+        &self.unread
     }
 
     pub(crate) fn wake_outbox(&self) {

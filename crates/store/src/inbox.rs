@@ -457,15 +457,16 @@ struct ItemRow {
 
 /// The list's SQL around the backend's label aggregation and search clause. Parameters:
 /// `$1..$3` visibility, `$4` view, `$5` team, `$6` channel, `$7` status, `$8` label,
-/// `$9`/`$10` search (message / contact), `$11`/`$12` cursor, `$13` limit.
+/// `$9`/`$10` search (message / contact), `$11`/`$12` cursor, `$13` limit. The viewer's read
+/// mark is looked up per row, not joined: PostgreSQL, guessing one read per user, otherwise
+/// materialised all of a user's reads and compared every row of the page with each.
 macro_rules! list_sql {
     ($labels:literal, $search:literal) => {
         concat!(
             "SELECT c.id, c.channel_id, c.contact_id, c.status, c.snoozed_until, c.last_message_at, c.last_preview, c.assignee_id, c.team_id, \
-             CAST(c.inbound_count - coalesce(r.read_count, 0) AS INTEGER) AS unread, k.phone, k.bsuid, k.username, k.profile_name, ",
+             CAST(c.inbound_count - coalesce((SELECT r.read_count FROM conversation_reads r WHERE r.org_id = c.org_id AND r.user_id = $2 AND r.conversation_id = c.id), 0) AS INTEGER) AS unread, k.phone, k.bsuid, k.username, k.profile_name, ",
             $labels,
             " AS labels FROM conversations c JOIN contacts k ON k.org_id = c.org_id AND k.id = c.contact_id \
-             LEFT JOIN conversation_reads r ON r.org_id = c.org_id AND r.user_id = $2 AND r.conversation_id = c.id \
              WHERE c.org_id = $1 AND ",
             visible!(),
             " AND ($4 = 'all' OR ($4 = 'mine' AND c.assignee_id = $2) OR ($4 = 'unassigned' AND c.assignee_id IS NULL)) \
@@ -496,9 +497,8 @@ macro_rules! one_sql {
     () => {
         concat!(
             "SELECT c.id, c.channel_id, c.contact_id, c.status, c.snoozed_until, c.last_message_at, c.last_preview, c.assignee_id, c.team_id, \
-             CAST(c.inbound_count - coalesce(r.read_count, 0) AS INTEGER) AS unread, k.phone, k.bsuid, k.username, k.profile_name, NULL AS labels \
+             CAST(c.inbound_count - coalesce((SELECT r.read_count FROM conversation_reads r WHERE r.org_id = c.org_id AND r.user_id = $2 AND r.conversation_id = c.id), 0) AS INTEGER) AS unread, k.phone, k.bsuid, k.username, k.profile_name, NULL AS labels \
              FROM conversations c JOIN contacts k ON k.org_id = c.org_id AND k.id = c.contact_id \
-             LEFT JOIN conversation_reads r ON r.org_id = c.org_id AND r.user_id = $2 AND r.conversation_id = c.id \
              WHERE c.org_id = $1 AND c.id = $4 AND ",
             visible!()
         )
@@ -1221,21 +1221,39 @@ impl TenantTx {
         })
     }
 
-    /// Conversations (not resolved) with customer messages the viewer has not read.
+    /// Conversations (not resolved) with customer messages the viewer has not read. In a
+    /// read transaction the counts come from (and go to) the cache in [`crate::unread`].
     pub async fn unread_counts(&mut self, v: &Viewer) -> Result<UnreadCounts, StoreError> {
+        let org_id = self.ctx().org_id();
+        let key = crate::unread::ViewerKey {
+            user: v.user,
+            read_all: v.read_all,
+        };
+        if self.ticket.is_some()
+            && let Some(counts) = self.unread_cache().get(org_id, key)
+        {
+            return Ok(counts);
+        }
         let org = self.org();
-        let (mine, unassigned, all): (i64, i64, i64) = with_conn!(self.tx, c => {
+        // One statement, so the read-mark number is of the same snapshot as the counts.
+        let (mine, unassigned, all, read_seq): (i64, i64, i64, i64) = with_conn!(self.tx, c => {
             sqlx::query_as(concat!(
-                "SELECT coalesce(sum(CASE WHEN c.assignee_id = $2 THEN 1 ELSE 0 END), 0), coalesce(sum(CASE WHEN c.assignee_id IS NULL THEN 1 ELSE 0 END), 0), count(*) \
+                "SELECT coalesce(sum(CASE WHEN c.assignee_id = $2 THEN 1 ELSE 0 END), 0), coalesce(sum(CASE WHEN c.assignee_id IS NULL THEN 1 ELSE 0 END), 0), count(*), \
+                 coalesce((SELECT s.seq FROM conversation_read_seq s WHERE s.org_id = $1 AND s.user_id = $2), 0) \
                  FROM conversations c LEFT JOIN conversation_reads r ON r.org_id = c.org_id AND r.user_id = $2 AND r.conversation_id = c.id \
                  WHERE c.org_id = $1 AND c.status <> 'resolved' AND c.inbound_count > coalesce(r.read_count, 0) AND ", visible!()))
                 .bind(org).bind(v.me()).bind(v.read_all).fetch_one(c).await?
         });
-        Ok(UnreadCounts {
+        let counts = UnreadCounts {
             mine,
             unassigned,
             all,
-        })
+        };
+        if let Some(ticket) = self.ticket {
+            self.unread_cache()
+                .put(org_id, ticket, key, read_seq, counts);
+        }
+        Ok(counts)
     }
 
     /// One conversation as a list row, if the viewer may see it.
@@ -1357,19 +1375,62 @@ impl TenantTx {
         v: &Viewer,
         id: ConversationId,
     ) -> Result<bool, StoreError> {
-        self.visible_core(v, id).await?;
+        let (changed, _) = self.mark_read(v, &[id]).await?;
+        Ok(changed.first().copied().unwrap_or(false))
+    }
+
+    /// Marks conversations read by the viewer (each one they may see): which marks changed
+    /// something, and, when any did, the user's new read-mark number with what the marks
+    /// took off their unread counts. Raising the number tells cached counts which reads
+    /// they reflect (see [`crate::unread`]).
+    pub(crate) async fn mark_read(
+        &mut self,
+        v: &Viewer,
+        ids: &[ConversationId],
+    ) -> Result<(Vec<bool>, Option<(i64, crate::unread::ReadDelta)>), StoreError> {
         let Some(user) = v.user else {
-            return Ok(false);
+            return Ok((vec![false; ids.len()], None));
         };
         let org = self.org();
-        let n = with_conn!(self.tx, c => {
-            sqlx::query("INSERT INTO conversation_reads (org_id, conversation_id, user_id, read_count, read_at) \
-                         SELECT org_id, id, $3, inbound_count, $4 FROM conversations WHERE org_id = $1 AND id = $2 \
-                         ON CONFLICT (org_id, user_id, conversation_id) DO UPDATE SET read_count = excluded.read_count, read_at = excluded.read_at \
-                         WHERE conversation_reads.read_count <> excluded.read_count")
-                .bind(org).bind(id.as_uuid()).bind(user.as_uuid()).bind(now_micros()).execute(c).await?.rows_affected()
+        let now = now_micros();
+        let mut changed = Vec::with_capacity(ids.len());
+        let mut delta = crate::unread::ReadDelta::default();
+        for id in ids {
+            let core = match self.visible_core(v, *id).await {
+                Ok(core) => core,
+                Err(StoreError::NotFound) => {
+                    changed.push(false);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
+            // read_count only ever rises to inbound_count, so a change means it was unread.
+            let n = with_conn!(self.tx, c => {
+                sqlx::query("INSERT INTO conversation_reads (org_id, conversation_id, user_id, read_count, read_at) \
+                             SELECT org_id, id, $3, inbound_count, $4 FROM conversations WHERE org_id = $1 AND id = $2 \
+                             ON CONFLICT (org_id, user_id, conversation_id) DO UPDATE SET read_count = excluded.read_count, read_at = excluded.read_at \
+                             WHERE conversation_reads.read_count <> excluded.read_count")
+                    .bind(org).bind(id.as_uuid()).bind(user.as_uuid()).bind(now).execute(c).await?.rows_affected()
+            });
+            changed.push(n > 0);
+            if n > 0 && core.status_is_counted {
+                delta.all += 1;
+                match core.assignee {
+                    Some(a) if a == user => delta.mine += 1,
+                    None => delta.unassigned += 1,
+                    Some(_) => {}
+                }
+            }
+        }
+        if !changed.contains(&true) {
+            return Ok((changed, None));
+        }
+        let seq: i64 = with_conn!(self.tx, c => {
+            sqlx::query_scalar("INSERT INTO conversation_read_seq (org_id, user_id, seq) VALUES ($1, $2, 1) \
+                                ON CONFLICT (org_id, user_id) DO UPDATE SET seq = conversation_read_seq.seq + 1 RETURNING seq")
+                .bind(org).bind(user.as_uuid()).fetch_one(c).await?
         });
-        Ok(n > 0)
+        Ok((changed, Some((seq, delta))))
     }
 
     // ---- actions ----
@@ -1797,6 +1858,55 @@ impl TenantTx {
             channels.into_iter().map(ChannelId::from_uuid).collect(),
             teams.into_iter().map(TeamId::from_uuid).collect(),
         ))
+    }
+}
+
+/// A conversation a user opened, to mark read for them (see [`Store::mark_read_batch`]).
+#[derive(Debug, Clone)]
+pub struct ReadMark {
+    pub ctx: TenantCtx,
+    pub conversation: ConversationId,
+}
+
+impl Store {
+    /// Marks many users' opened conversations read in one transaction (group commit: the
+    /// conversation view's writes share one durable write). Returns, in order, whether
+    /// each mark changed anything. Cached unread counts are adjusted, not dropped.
+    pub async fn mark_read_batch(&self, marks: &[ReadMark]) -> Result<Vec<bool>, StoreError> {
+        let mut order: Vec<usize> = (0..marks.len()).collect();
+        let viewer_of = |i: &usize| {
+            let v = Viewer::of(&marks[*i].ctx);
+            (marks[*i].ctx.org_id(), v.user, v.read_all)
+        };
+        order.sort_by_key(viewer_of);
+        let Some(first) = order.first() else {
+            return Ok(Vec::new());
+        };
+        let mut tx = self.begin(&marks[*first].ctx).await?;
+        let mut out = vec![false; marks.len()];
+        let mut adjust = Vec::new();
+        for group in order.chunk_by(|a, b| viewer_of(a) == viewer_of(b)) {
+            let ctx = &marks[group[0]].ctx;
+            if ctx.org_id() != tx.ctx().org_id() {
+                tx = tx.into_global().await?.into_tenant(ctx.clone()).await?;
+            }
+            let ids: Vec<ConversationId> = group.iter().map(|i| marks[*i].conversation).collect();
+            let v = Viewer::of(ctx);
+            let (changed, seq) = tx.mark_read(&v, &ids).await?;
+            for (i, c) in group.iter().zip(changed) {
+                out[*i] = c;
+            }
+            if let (Some((seq, delta)), Some(user)) = (seq, v.user) {
+                adjust.push((ctx.org_id(), user, seq, delta));
+            }
+        }
+        // Only read marks were written: the counts are adjusted below, not dropped.
+        tx.keeps_unread_counts();
+        tx.commit().await?;
+        for (org, user, seq, delta) in adjust {
+            self.events.unread().read_marked(org, user, seq, delta);
+        }
+        Ok(out)
     }
 }
 

@@ -25,6 +25,7 @@ pub mod simulator;
 mod tenant;
 pub mod throttle;
 pub mod tokens;
+mod unread;
 mod url;
 pub mod vault;
 
@@ -296,12 +297,7 @@ impl Store {
                 Ok((after - before).max(0) as usize)
             }
             Pool::Postgres(_) => {
-                let backend = Backend::Postgres;
-                let owner = PgPoolOptions::new()
-                    .max_connections(1)
-                    .connect(self.owner_url.expose())
-                    .await
-                    .map_err(|source| StoreError::Connect { backend, source })?;
+                let owner = self.connect_owner().await?;
                 let before: i64 = sqlx::query_scalar(COUNT)
                     .fetch_one(&owner)
                     .await
@@ -313,6 +309,18 @@ impl Store {
                 Ok((after? - before).max(0) as usize)
             }
         }
+    }
+
+    /// One connection as the tables' owner (migrations, planner statistics).
+    async fn connect_owner(&self) -> Result<PgPool, StoreError> {
+        PgPoolOptions::new()
+            .max_connections(1)
+            .connect(self.owner_url.expose())
+            .await
+            .map_err(|source| StoreError::Connect {
+                backend: Backend::Postgres,
+                source,
+            })
     }
 
     /// Versions recorded in the migrations table, with whether each succeeded.
@@ -389,12 +397,21 @@ impl Store {
         Ok((fk, busy, sync))
     }
 
-    /// Refreshes SQLite's query planner statistics after bulk loads (benchmarks). On
-    /// PostgreSQL only the tables' owner may analyze, which the application role is not:
-    /// autovacuum's analyze does it there.
+    /// Refreshes the query planner's statistics after bulk loads (benchmarks, imports). On
+    /// PostgreSQL only the tables' owner may analyze, so it connects as the owner (as
+    /// migrations do); without it the planner guesses a few hundred rows per organisation
+    /// and picks nested loops that cost a hundred times more.
     pub async fn analyze(&self) -> Result<(), StoreError> {
-        if let Pool::Sqlite(p) = &self.pool {
-            sqlx::query("ANALYZE").execute(p).await?;
+        match &self.pool {
+            Pool::Sqlite(p) => {
+                sqlx::query("ANALYZE").execute(p).await?;
+            }
+            Pool::Postgres(_) => {
+                let owner = self.connect_owner().await?;
+                let result = sqlx::query("ANALYZE").execute(&owner).await;
+                owner.close().await;
+                result?;
+            }
         }
         Ok(())
     }

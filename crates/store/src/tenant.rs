@@ -161,6 +161,12 @@ pub struct TenantTx {
     /// Outbox rows were queued: the dispatcher is woken after commit.
     queued_work: bool,
     bus: crate::events::EventBus,
+    /// The transaction may write: its commit drops these organisations' cached unread
+    /// counts (see [`crate::unread`]).
+    writes: bool,
+    counts_changed: Vec<OrgId>,
+    /// A read transaction's unread-count cache ticket, taken before it read anything.
+    pub(crate) ticket: Option<crate::unread::Ticket>,
 }
 
 /// Held by a SQLite write transaction for its whole life (see [`crate::gate`]).
@@ -176,11 +182,26 @@ impl TenantTx {
     pub async fn commit(self) -> Result<(), StoreError> {
         self.tx.commit().await?;
         drop(self.gate);
+        for org in &self.counts_changed {
+            self.bus.unread().changed(*org);
+        }
         self.bus.publish(self.pending);
         if self.queued_work {
             self.bus.wake_outbox();
         }
         Ok(())
+    }
+
+    /// Nothing this transaction wrote changes what the inbox counts as unread (the caller
+    /// wrote only webhook bodies, or adjusts the cached counts itself): its commit keeps
+    /// them.
+    pub(crate) fn keeps_unread_counts(&mut self) {
+        self.counts_changed.clear();
+    }
+
+    /// The unread-count cache this transaction's commit updates.
+    pub(crate) fn unread_cache(&self) -> &crate::unread::UnreadCache {
+        self.bus.unread()
     }
 
     /// Outbox work was queued in this transaction.
@@ -206,6 +227,8 @@ impl TenantTx {
             vault: self.vault,
             gate: self.gate,
             bus: self.bus,
+            writes: self.writes,
+            counts_changed: self.counts_changed,
         })
     }
 }
@@ -227,6 +250,9 @@ pub(crate) struct GlobalTx {
     pub(crate) vault: std::sync::Arc<crate::Vault>,
     gate: WriteTurn,
     bus: crate::events::EventBus,
+    writes: bool,
+    /// Organisations this transaction wrote in as a tenant before (see [`TenantTx`]).
+    counts_changed: Vec<OrgId>,
 }
 
 impl GlobalTx {
@@ -237,6 +263,11 @@ impl GlobalTx {
     /// Continues the same transaction as `ctx`'s organisation.
     pub(crate) async fn into_tenant(mut self, ctx: TenantCtx) -> Result<TenantTx, StoreError> {
         set_scope(&mut self.tx, Scope::Tenant(ctx.org_id())).await?;
+        let mut counts_changed = self.counts_changed;
+        if self.writes && !counts_changed.contains(&ctx.org_id()) {
+            counts_changed.push(ctx.org_id());
+        }
+        let ticket = (!self.writes).then(|| self.bus.unread().ticket(ctx.org_id()));
         Ok(TenantTx {
             ctx,
             tx: self.tx,
@@ -245,11 +276,18 @@ impl GlobalTx {
             pending: Vec::new(),
             queued_work: false,
             bus: self.bus,
+            writes: self.writes,
+            counts_changed,
+            ticket,
         })
     }
 
     pub(crate) async fn commit(self) -> Result<(), StoreError> {
-        self.tx.commit().await
+        self.tx.commit().await?;
+        for org in &self.counts_changed {
+            self.bus.unread().changed(*org);
+        }
+        Ok(())
     }
 }
 
@@ -305,6 +343,8 @@ impl Store {
     }
 
     async fn begin_scoped(&self, ctx: &TenantCtx, write: Write) -> Result<TenantTx, StoreError> {
+        // Before the transaction exists, so it cannot have read anything older.
+        let ticket = (write == Write::No).then(|| self.events.unread().ticket(ctx.org_id()));
         let (mut tx, gate) = self.begin_tx(write).await?;
         set_scope(&mut tx, Scope::Tenant(ctx.org_id())).await?;
         Ok(TenantTx {
@@ -315,6 +355,13 @@ impl Store {
             pending: Vec::new(),
             queued_work: false,
             bus: self.events.clone(),
+            writes: write != Write::No,
+            counts_changed: if write == Write::No {
+                Vec::new()
+            } else {
+                vec![ctx.org_id()]
+            },
+            ticket,
         })
     }
 
@@ -337,6 +384,8 @@ impl Store {
             vault: self.vault().clone(),
             gate,
             bus: self.events.clone(),
+            writes: write != Write::No,
+            counts_changed: Vec::new(),
         })
     }
 

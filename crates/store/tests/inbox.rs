@@ -3,7 +3,8 @@
 
 use frontdesk_domain::{BuiltinRole, ChannelId, ConversationId, E164, Email, TeamId, UserId};
 use frontdesk_store::inbox::{
-    AutoAssign, Availability, Cursor, ListQuery, ListView, StatusChange, Viewer,
+    AutoAssign, Availability, Cursor, ListQuery, ListView, ReadMark, StatusChange, UnreadCounts,
+    Viewer,
 };
 use frontdesk_store::{
     AuditQuery, CustomerIdentity, EventKind, Inbound, InboundRecord, NewChannel, Provider, SignUp,
@@ -126,6 +127,35 @@ async fn inbound(
     match r {
         Inbound::New { conversation, .. } => conversation,
         Inbound::Duplicate => panic!("duplicate"),
+    }
+}
+
+/// The counts as the list shows them (a read transaction: cached when it can be).
+async fn shown_counts(store: &Store, ctx: &TenantCtx) -> UnreadCounts {
+    let mut tx = store.begin_read(ctx).await.unwrap();
+    let counts = tx
+        .list_conversations(&Viewer::of(ctx), &query(ListView::All))
+        .await
+        .unwrap()
+        .unread;
+    tx.commit().await.unwrap();
+    counts
+}
+
+/// The counts counted afresh (a write transaction never uses the cache; rolled back, so it
+/// drops nothing either).
+async fn true_counts(store: &Store, ctx: &TenantCtx) -> UnreadCounts {
+    let mut tx = store.begin(ctx).await.unwrap();
+    let counts = tx.unread_counts(&Viewer::of(ctx)).await.unwrap();
+    drop(tx);
+    counts
+}
+
+fn counts(mine: i64, unassigned: i64, all: i64) -> UnreadCounts {
+    UnreadCounts {
+        mine,
+        unassigned,
+        all,
     }
 }
 
@@ -411,5 +441,67 @@ both_backends! {
         tx.delete_quick_reply(qr.id).await.unwrap();
         assert!(matches!(tx.delete_quick_reply(qr.id).await, Err(StoreError::NotFound)));
         tx.commit().await.unwrap();
+    }
+
+    async fn sidebar_counts_follow_reads_messages_and_assignments_and_are_never_left_stale(db) {
+        let s = &db.store;
+        let boss = admin(s, "alpha").await;
+        let ana = member(s, &boss, "ana", BuiltinRole::Agent).await;
+        let other = admin(s, "beta").await;
+        let ch = channel(s, &boss, "a").await;
+        team(s, &boss, "Desk", &[ana.user_id().unwrap()]).await;
+        let c1 = inbound(s, &boss, ch, "+919876543210", "A", "one", now_micros()).await;
+        let c2 = inbound(s, &boss, ch, "+919876543211", "B", "two", now_micros()).await;
+        let c3 = inbound(s, &boss, ch, "+919876543212", "C", "three", now_micros()).await;
+        let other_c = inbound(s, &other, channel(s, &other, "b").await, "+919876543213", "D", "four", now_micros()).await;
+        let vb = Viewer::of(&boss);
+        let mut tx = s.begin(&boss).await.unwrap();
+        tx.assign_conversation(&vb, c1, boss.user_id(), None).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(shown_counts(s, &boss).await, counts(1, 2, 3));
+        assert_eq!(shown_counts(s, &boss).await, counts(1, 2, 3), "the second load (cached) agrees");
+
+        // One batch across organisations and users: the admin reads c2 and c1, ana cannot
+        // see c3 (no team serves the number), the other organisation reads its own.
+        let marks = [
+            ReadMark { ctx: boss.clone(), conversation: c2 },
+            ReadMark { ctx: ana.clone(), conversation: c3 },
+            ReadMark { ctx: other.clone(), conversation: other_c },
+            ReadMark { ctx: boss.clone(), conversation: c1 },
+            ReadMark { ctx: boss.clone(), conversation: other_c },
+        ];
+        assert_eq!(s.mark_read_batch(&marks).await.unwrap(), vec![true, false, true, true, false]);
+        assert_eq!(shown_counts(s, &boss).await, counts(0, 1, 1));
+        assert_eq!(true_counts(s, &boss).await, counts(0, 1, 1));
+        assert_eq!(shown_counts(s, &other).await, counts(0, 0, 0));
+        assert_eq!(s.mark_read_batch(&marks[..1]).await.unwrap(), vec![false], "nothing new to read");
+        assert_eq!(shown_counts(s, &boss).await, counts(0, 1, 1));
+
+        // A read by someone else leaves the admin's counts alone.
+        let mut tx = s.begin(&boss).await.unwrap();
+        tx.assign_conversation(&vb, c3, ana.user_id(), None).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(shown_counts(s, &boss).await, counts(0, 0, 1));
+        assert_eq!(shown_counts(s, &ana).await, counts(1, 0, 1));
+        assert_eq!(s.mark_read_batch(&[ReadMark { ctx: ana.clone(), conversation: c3 }]).await.unwrap(), vec![true]);
+        assert_eq!(shown_counts(s, &boss).await, counts(0, 0, 1));
+        assert_eq!(shown_counts(s, &ana).await, counts(0, 0, 0));
+        assert_eq!(true_counts(s, &ana).await, counts(0, 0, 0));
+
+        // A new message counts again at once.
+        inbound(s, &boss, ch, "+919876543211", "B", "two again", now_micros()).await;
+        assert_eq!(shown_counts(s, &boss).await, counts(0, 1, 2));
+
+        // A read that began before a change, and counts after it commits, must not leave its
+        // (possibly older) counts for the next load.
+        let mut old = s.begin_read(&boss).await.unwrap();
+        old.conversation_item(&vb, c1).await.unwrap();
+        let mut tx = s.begin(&boss).await.unwrap();
+        tx.change_status(&vb, c2, StatusChange::Resolve, now_micros()).await.unwrap();
+        tx.commit().await.unwrap();
+        old.unread_counts(&vb).await.unwrap();
+        old.commit().await.unwrap();
+        assert_eq!(shown_counts(s, &boss).await, counts(0, 0, 1));
+        assert_eq!(true_counts(s, &boss).await, counts(0, 0, 1));
     }
 }

@@ -159,11 +159,14 @@ async fn get_conversation(
         .conversation_detail(&v, id, before, p.limit.unwrap_or(50), state.now())
         .await?;
     tx.commit().await?;
-    // Only a write when something was unread (SQLite has one writer).
+    // Only a write when something was unread, and that write shares its commit with other
+    // views' (SQLite has one writer).
     if detail.conversation.unread > 0 && v.user.is_some() {
-        let mut tx = state.store().begin(&ctx).await?;
-        tx.mark_conversation_read(&v, id).await?;
-        tx.commit().await?;
+        state
+            .read_marks()
+            .mark(&ctx, id)
+            .await
+            .map_err(ApiError::internal)?;
         detail.conversation.unread = 0;
     }
     Ok(Json(detail))

@@ -408,9 +408,11 @@ async fn conversation_page(
     };
     tx.commit().await?;
     if detail.conversation.unread > 0 && v.user.is_some() {
-        let mut tx = state.store().begin(&ctx).await?;
-        tx.mark_conversation_read(&v, id).await?;
-        tx.commit().await?;
+        state
+            .read_marks()
+            .mark(&ctx, id)
+            .await
+            .map_err(ApiError::internal)?;
     }
     let templates = if ctx.can(Permission::InboxReply) && !detail.window_open {
         let channel = state

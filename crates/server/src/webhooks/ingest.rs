@@ -1,17 +1,14 @@
-//! Group commit of webhook bodies: concurrent requests share one durable transaction.
-//!
-//! Each request pushes its body and a reply channel onto a bounded queue and waits. A
-//! committer task takes whatever is queued (up to [`MAX_BATCH`]), stores it with one
-//! [`Store::store_webhooks`] call, and answers every waiter only after the commit. On
-//! SQLite one batch commits at a time (the database has one writer; while it syncs, the
-//! next batch gathers); on PostgreSQL a few batches may commit side by side.
+//! Group commit of webhook bodies (see [`crate::group_commit`]): each batch of up to
+//! [`MAX_BATCH`] bodies is stored with one [`Store::store_webhooks`] call, and every waiter
+//! is answered only after the commit.
 
+use crate::group_commit::GroupCommit;
 use crate::metrics::Metrics;
 use bytes::Bytes;
 use frontdesk_domain::ChannelId;
 use frontdesk_store::{Backend, Store, StoreError, Stored, TenantCtx};
-use std::sync::{Arc, Mutex};
-use tokio::sync::{Notify, Semaphore, mpsc, oneshot};
+use std::sync::Arc;
+use tokio::sync::{Notify, oneshot};
 
 /// Most bodies one transaction carries.
 pub const MAX_BATCH: usize = 512;
@@ -38,10 +35,7 @@ struct Job {
 
 /// The queue in front of the inbox, and the signal the inbox worker waits on.
 pub(crate) struct Ingest {
-    tx: mpsc::Sender<Job>,
-    /// Taken by the first submission, which starts the committer (so building an
-    /// `AppState` needs no runtime).
-    rx: Mutex<Option<mpsc::Receiver<Job>>>,
+    queue: GroupCommit<Job>,
     store: Store,
     metrics: Arc<Metrics>,
     wakeup: Arc<Notify>,
@@ -49,10 +43,8 @@ pub(crate) struct Ingest {
 
 impl Ingest {
     pub(crate) fn new(store: Store, metrics: Arc<Metrics>) -> Self {
-        let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
         Self {
-            tx,
-            rx: Mutex::new(Some(rx)),
+            queue: GroupCommit::new(QUEUE_CAPACITY),
             store,
             metrics,
             wakeup: Arc::new(Notify::new()),
@@ -73,7 +65,8 @@ impl Ingest {
     ) -> Result<Stored, IngestError> {
         self.start_committer();
         let (reply, answer) = oneshot::channel();
-        self.tx
+        self.queue
+            .sender()
             .try_send(Job {
                 ctx,
                 channel,
@@ -86,53 +79,20 @@ impl Ingest {
     }
 
     fn start_committer(&self) {
-        let Some(rx) = self.rx.lock().unwrap_or_else(|p| p.into_inner()).take() else {
-            return;
-        };
         let parallel = match self.store.backend() {
             Backend::Sqlite => 1,
             Backend::Postgres => 4,
         };
-        tokio::spawn(run_committer(
-            rx,
-            self.store.clone(),
-            self.metrics.clone(),
-            self.wakeup.clone(),
-            parallel,
-        ));
-    }
-}
-
-/// Takes batches off the queue until every sender is gone (the server was dropped).
-async fn run_committer(
-    mut rx: mpsc::Receiver<Job>,
-    store: Store,
-    metrics: Arc<Metrics>,
-    wakeup: Arc<Notify>,
-    parallel: usize,
-) {
-    let slots = Arc::new(Semaphore::new(parallel));
-    loop {
-        // Wait for a free slot first: while every slot is committing, requests pile up
-        // in the queue and the next batch takes them all at once.
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            return;
-        };
-        let Some(first) = rx.recv().await else {
-            return;
-        };
-        let mut batch = Vec::with_capacity(MAX_BATCH.min(rx.len() + 1));
-        batch.push(first);
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(job) => batch.push(job),
-                Err(_) => break,
+        self.queue.start(parallel, MAX_BATCH, || {
+            let (store, metrics, wakeup) = (
+                self.store.clone(),
+                self.metrics.clone(),
+                self.wakeup.clone(),
+            );
+            move |batch| {
+                let (store, metrics, wakeup) = (store.clone(), metrics.clone(), wakeup.clone());
+                async move { commit(&store, batch, &metrics, &wakeup).await }
             }
-        }
-        let (store, metrics, wakeup) = (store.clone(), metrics.clone(), wakeup.clone());
-        tokio::spawn(async move {
-            commit(&store, batch, &metrics, &wakeup).await;
-            drop(slot);
         });
     }
 }
