@@ -467,6 +467,8 @@ pub async fn prepare_server(config: &Config) -> anyhow::Result<PreparedServer> {
     );
     let app = build_app(state.clone());
     let worker = start_worker(&state);
+    // Several processes on one PostgreSQL database see each other's live events.
+    store.relay_events();
     Ok(PreparedServer {
         store,
         listener,

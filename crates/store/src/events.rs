@@ -4,15 +4,21 @@
 //! bus only when that transaction commits, so a rolled-back change is never announced. The
 //! bus is an in-process broadcast channel shared by every clone of the [`crate::Store`], so
 //! the worker and the server of one `serve` process publish to the same subscribers.
-//! (Across processes — the scale-out path — events would need PostgreSQL LISTEN/NOTIFY;
-//! not built yet.)
+//!
+//! Across processes (several `serve` processes on one PostgreSQL database), each committing
+//! transaction also sends its events with `pg_notify` inside the transaction, so they are
+//! delivered exactly when it commits. Each process listens ([`crate::Store::relay_events`])
+//! and republishes other processes' events on its own bus, and drops its cached unread
+//! counts of the organisations they concern. A notification is limited to 8,000 bytes: an
+//! event too large for one carries `{"truncated": true}` as its payload instead (subscribers
+//! refetch what changed anyway).
 //!
 //! An event carries what a subscriber needs to decide whether its user may see it
 //! (organisation, conversation, number, assignee, team, or the one user it is for) and a
 //! JSON payload. Payloads never carry a contact's phone number: they name the contact by id.
 
 use frontdesk_domain::{ChannelId, ConversationId, OrgId, QueueId, TeamId, UserId};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use tokio::sync::broadcast;
 
@@ -20,7 +26,7 @@ use tokio::sync::broadcast;
 const BUS_CAPACITY: usize = 4096;
 
 /// The kinds of event.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum EventKind {
     /// A message was stored (inbound) or queued (outbound).
     #[serde(rename = "message.new")]
@@ -57,7 +63,7 @@ impl EventKind {
 }
 
 /// One event, with what visibility checks need.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Event {
     pub org_id: OrgId,
     pub kind: EventKind,
@@ -78,6 +84,8 @@ pub struct EventBus {
     outbox: Arc<tokio::sync::Notify>,
     /// Dropped or adjusted by the same commits that announce changes.
     unread: Arc<crate::unread::UnreadCache>,
+    /// This bus's name on the PostgreSQL channel, so it skips its own relayed events.
+    origin: uuid::Uuid,
 }
 
 impl Default for EventBus {
@@ -87,6 +95,7 @@ impl Default for EventBus {
             tx: Arc::new(tx),
             outbox: Arc::default(),
             unread: Arc::default(),
+            origin: uuid::Uuid::new_v4(),
         }
     }
 }
@@ -126,7 +135,75 @@ impl EventBus {
             let _ = self.tx.send(Arc::new(e));
         }
     }
+
+    /// The notification payloads that carry `events` to other processes, each within
+    /// PostgreSQL's limit.
+    pub(crate) fn relay_payloads(&self, events: &[Event]) -> Vec<String> {
+        let mut out = Vec::new();
+        let mut batch: Vec<String> = Vec::new();
+        let mut size = 0;
+        for e in events {
+            let mut json = serde_json::to_string(e).unwrap_or_default();
+            if json.len() > MAX_EVENT_BYTES {
+                let mut small = e.clone();
+                small.data = serde_json::json!({ "truncated": true });
+                json = serde_json::to_string(&small).unwrap_or_default();
+            }
+            if !batch.is_empty() && size + json.len() + 1 > MAX_EVENT_BYTES {
+                out.push(self.envelope(&batch));
+                batch.clear();
+                size = 0;
+            }
+            size += json.len() + 1;
+            batch.push(json);
+        }
+        if !batch.is_empty() {
+            out.push(self.envelope(&batch));
+        }
+        out
+    }
+
+    fn envelope(&self, events: &[String]) -> String {
+        format!(
+            "{{\"origin\":\"{}\",\"events\":[{}]}}",
+            self.origin,
+            events.join(",")
+        )
+    }
+
+    /// Republishes another process's events (ignores this bus's own and anything
+    /// unreadable), dropping the cached unread counts of their organisations first.
+    pub(crate) fn receive_relayed(&self, payload: &str) {
+        #[derive(Deserialize)]
+        struct Relayed {
+            origin: uuid::Uuid,
+            events: Vec<Event>,
+        }
+        let relayed: Relayed = match serde_json::from_str(payload) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(error = %e, bytes = payload.len(), "unreadable relayed events");
+                return;
+            }
+        };
+        if relayed.origin == self.origin {
+            return;
+        }
+        let mut orgs: Vec<OrgId> = relayed.events.iter().map(|e| e.org_id).collect();
+        orgs.sort_unstable();
+        orgs.dedup();
+        for org in orgs {
+            self.unread.changed(org);
+        }
+        self.publish(relayed.events);
+    }
 }
+
+/// PostgreSQL's notification payload limit is 8,000 bytes; the envelope takes the rest.
+const MAX_EVENT_BYTES: usize = 7_800;
+
+/// The PostgreSQL notification channel events travel on between processes.
+pub(crate) const RELAY_CHANNEL: &str = "frontdesk_events";
 
 impl crate::TenantTx {
     /// Announces, once this transaction commits, that a queue's board changed. Several
@@ -151,5 +228,54 @@ impl crate::TenantTx {
             for_user: None,
             data,
         });
+    }
+}
+
+#[cfg(test)]
+mod relay_tests {
+    use super::*;
+
+    fn note(org: OrgId, body: &str) -> Event {
+        Event {
+            org_id: org,
+            kind: EventKind::NoteNew,
+            conversation_id: Some(ConversationId::new()),
+            channel_id: None,
+            assignee_id: None,
+            team_id: None,
+            for_user: None,
+            data: serde_json::json!({ "body": body }),
+        }
+    }
+
+    #[test]
+    fn many_events_travel_in_payloads_within_the_limit_and_arrive_in_order_once() {
+        let (sender, receiver) = (EventBus::default(), EventBus::default());
+        let org = OrgId::new();
+        let events: Vec<Event> = (0..40)
+            .map(|i| note(org, &format!("{i} {}", "é".repeat(300))))
+            .collect();
+        let payloads = sender.relay_payloads(&events);
+        assert!(payloads.len() > 1, "{} payloads", payloads.len());
+        assert!(payloads.iter().all(|p| p.len() < 8_000));
+        let mut heard = receiver.subscribe();
+        for p in &payloads {
+            receiver.receive_relayed(p);
+            // A bus ignores its own events.
+            sender.receive_relayed(p);
+        }
+        for e in &events {
+            let got = heard.try_recv().unwrap();
+            assert_eq!(
+                (got.conversation_id, &got.data),
+                (e.conversation_id, &e.data)
+            );
+        }
+        assert!(heard.try_recv().is_err());
+        let mut own = sender.subscribe();
+        sender.receive_relayed(&payloads[0]);
+        assert!(own.try_recv().is_err());
+        receiver.receive_relayed("not json");
+        assert!(heard.try_recv().is_err(), "junk is ignored");
     }
 }

@@ -179,7 +179,19 @@ impl TenantTx {
 
     /// Commits, then publishes the events the transaction queued and wakes the dispatcher
     /// when it queued outbox work.
-    pub async fn commit(self) -> Result<(), StoreError> {
+    pub async fn commit(mut self) -> Result<(), StoreError> {
+        // Other processes hear of the events when (and only if) this commits.
+        if let Tx::Postgres(t) = &mut self.tx
+            && !self.pending.is_empty()
+        {
+            for payload in self.bus.relay_payloads(&self.pending) {
+                sqlx::query("SELECT pg_notify($1, $2)")
+                    .bind(crate::events::RELAY_CHANNEL)
+                    .bind(payload)
+                    .execute(&mut **t)
+                    .await?;
+            }
+        }
         self.tx.commit().await?;
         drop(self.gate);
         for org in &self.counts_changed {

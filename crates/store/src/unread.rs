@@ -150,6 +150,18 @@ impl UnreadCache {
         }
     }
 
+    /// Changes may have been missed (the link to other processes was lost): drop
+    /// everything.
+    pub(crate) fn forget_all(&self) {
+        let mut inner = self.lock();
+        inner.next_generation += 1;
+        let generation = inner.next_generation;
+        for o in inner.orgs.values_mut() {
+            o.generation = generation;
+            o.viewers.clear();
+        }
+    }
+
     /// The user's read marks numbered `read_seq` committed, taking `delta` off their counts:
     /// applied to each cached count that does not reflect them yet.
     pub(crate) fn read_marked(&self, org: OrgId, user: UserId, read_seq: i64, delta: ReadDelta) {

@@ -505,3 +505,63 @@ both_backends! {
         assert_eq!(true_counts(s, &boss).await, counts(0, 0, 1));
     }
 }
+
+/// Two processes on one PostgreSQL database: what one commits reaches the other's live
+/// subscribers (once, and not back to itself), and the other's cached unread counts follow.
+#[tokio::test]
+async fn another_process_hears_committed_events_and_its_counts_follow() {
+    let db = frontdesk_store::testing::TestDb::postgres().await;
+    let a = &db.store;
+    let b = db.store_with_vault(a.vault().clone()).await;
+    let relay_a = a.relay_events().expect("PostgreSQL relays");
+    let relay_b = b.relay_events().expect("PostgreSQL relays");
+    let boss = admin(a, "alpha").await;
+    let ch = channel(a, &boss, "a").await;
+    let c1 = inbound(a, &boss, ch, "+919876543210", "A", "one", now_micros()).await;
+    assert_eq!(shown_counts(&b, &boss).await, counts(0, 1, 1));
+
+    let mut heard_by_a = a.events().subscribe();
+    let mut heard_by_b = b.events().subscribe();
+    // Nothing is heard of a rolled-back change.
+    let mut tx = a.begin(&boss).await.unwrap();
+    tx.add_note(&Viewer::of(&boss), c1, "draft", &[])
+        .await
+        .unwrap();
+    drop(tx);
+    let c2 = inbound(a, &boss, ch, "+919876543211", "B", "two", now_micros()).await;
+    let e = tokio::time::timeout(std::time::Duration::from_secs(10), heard_by_b.recv())
+        .await
+        .expect("the other process hears within 10 s")
+        .unwrap();
+    assert_eq!(
+        (e.kind, e.conversation_id, e.org_id),
+        (EventKind::MessageNew, Some(c2), boss.org_id())
+    );
+    // B's cached counts were dropped by the relayed event, not left for a second.
+    assert_eq!(shown_counts(&b, &boss).await, counts(0, 2, 2));
+    // A heard its own event once, from its own bus only.
+    let own = heard_by_a.recv().await.unwrap();
+    assert_eq!(
+        (own.kind, own.conversation_id),
+        (EventKind::MessageNew, Some(c2))
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert!(heard_by_a.try_recv().is_err(), "no echo of its own events");
+    assert!(heard_by_b.try_recv().is_err(), "each event once");
+
+    // A note with a body too large for one notification still arrives (without its body).
+    let mut tx = a.begin(&boss).await.unwrap();
+    tx.add_note(&Viewer::of(&boss), c1, &"€".repeat(4_000), &[])
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let e = tokio::time::timeout(std::time::Duration::from_secs(10), heard_by_b.recv())
+        .await
+        .expect("a large event is relayed too")
+        .unwrap();
+    assert_eq!((e.kind, e.conversation_id), (EventKind::NoteNew, Some(c1)));
+    assert_eq!(e.data, serde_json::json!({ "truncated": true }));
+    b.close().await;
+    relay_b.await.unwrap();
+    relay_a.abort();
+}

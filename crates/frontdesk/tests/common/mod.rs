@@ -68,6 +68,7 @@ impl TestApp {
             Clock::offset(clock_offset.clone()),
         );
         let worker = frontdesk::start_worker(&state);
+        db.store.relay_events();
         let (stop_worker, stopped) = tokio::sync::watch::channel(false);
         worker.spawn(stopped);
         let app = build_app(state.clone());
