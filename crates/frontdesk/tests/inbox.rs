@@ -197,6 +197,39 @@ impl Stream {
 }
 
 both_backends! {
+    async fn a_snooze_typed_on_the_page_is_the_organisations_wall_clock_time(db) {
+        let w = world(db).await;
+        w.ok(Method::PUT, "/api/v1/queue-time-zone", Some(json!({ "time_zone": "Asia/Kolkata" }))).await;
+        let customer = w.app.sim_customer(&w.web, &w.ch.id, "Asha Rao", PHONE, "").await;
+        w.app.sim_customer_sends(&w.web, &customer, &[("kind", "text"), ("body", "later please")]).await;
+        let conv = w.conversation_of_customer().await;
+        let page = w.app.web_get(&w.web, &format!("/inbox/{conv}")).await.text().await.unwrap();
+        assert!(page.contains("Snooze until (Asia/Kolkata time)"), "the field names its zone");
+        // A month ahead, 18:30 in India, which is 13:00 UTC.
+        let day = time::OffsetDateTime::now_utc().date() + time::Duration::days(30);
+        let typed = format!("{day}T18:30");
+        let r = w.app.web_post(&w.web, &format!("/inbox/{conv}/status"), &[("action", "snooze"), ("until", &typed)]).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER, "{}", r.text().await.unwrap());
+        let v = w.ok(Method::GET, &format!("/api/v1/conversations/{conv}"), None).await;
+        assert_eq!(v["snoozed_until"], format!("{day}T13:00:00Z"), "{v}");
+        let page = w.app.web_get(&w.web, &format!("/inbox/{conv}")).await.text().await.unwrap();
+        assert!(page.contains(&format!("{day} 18:30 Asia/Kolkata")), "shown as typed");
+        // 02:30 on the coming second Sunday of March does not exist in New York (clocks go
+        // forward): refused, nothing changed.
+        w.ok(Method::PUT, "/api/v1/queue-time-zone", Some(json!({ "time_zone": "America/New_York" }))).await;
+        let today = time::OffsetDateTime::now_utc().date();
+        let spring_forward = [today.year(), today.year() + 1].into_iter().map(|y| {
+            let first = time::Date::from_calendar_date(y, time::Month::March, 1).unwrap();
+            let to_sunday = (7 - first.weekday().number_days_from_sunday()) % 7;
+            first + time::Duration::days(i64::from(to_sunday) + 7)
+        }).find(|d| *d > today + time::Duration::days(1) && *d < today + time::Duration::days(360)).unwrap();
+        let skipped = format!("{spring_forward}T02:30");
+        let r = w.app.web_post(&w.web, &format!("/inbox/{conv}/status"), &[("action", "snooze"), ("until", &skipped)]).await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let v = w.ok(Method::GET, &format!("/api/v1/conversations/{conv}"), None).await;
+        assert_eq!(v["snoozed_until"], format!("{day}T13:00:00Z"));
+    }
+
     async fn live_events_reach_only_agents_who_may_see_the_conversation_and_numbers_stay_masked(db) {
         let w = world(db).await;
         let (front, alice) = w.team_with_agent("Front", "alice@inbox.example").await;

@@ -397,6 +397,36 @@ pub enum StatusChange {
     Snooze(OffsetDateTime),
 }
 
+/// The instant a wall-clock time in an IANA time zone names (a time skipped by a clock
+/// change is refused; one that occurs twice is taken the first time).
+pub fn utc_of_local(
+    local: time::PrimitiveDateTime,
+    tz: &str,
+) -> Result<OffsetDateTime, StoreError> {
+    let zone = jiff::tz::TimeZone::get(tz)
+        .map_err(|_| StoreError::Invalid(format!("unknown time zone {tz:?}")))?;
+    let civil = jiff::civil::datetime(
+        local.year() as i16,
+        u8::from(local.month()) as i8,
+        local.day() as i8,
+        local.hour() as i8,
+        local.minute() as i8,
+        local.second() as i8,
+        0,
+    );
+    let ambiguous = zone.to_ambiguous_timestamp(civil);
+    if matches!(ambiguous.offset(), jiff::tz::AmbiguousOffset::Gap { .. }) {
+        return Err(StoreError::Invalid(format!(
+            "{civil} does not exist in {tz}"
+        )));
+    }
+    let ts = ambiguous
+        .earlier()
+        .map_err(|e| StoreError::Invalid(e.to_string()))?;
+    OffsetDateTime::from_unix_timestamp(ts.as_second())
+        .map_err(|e| StoreError::Invalid(e.to_string()))
+}
+
 /// The variables a quick reply may use.
 pub const QUICK_REPLY_VARIABLES: &[&str] = &["contact.first_name", "contact.name", "agent.name"];
 
@@ -1928,6 +1958,28 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wall_clock_times_become_instants_in_the_organisations_zone() {
+        let at = |s: &str| {
+            let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]");
+            time::PrimitiveDateTime::parse(s, &fmt).unwrap()
+        };
+        let t = utc_of_local(at("2026-11-24 18:30"), "Asia/Kolkata").unwrap();
+        assert_eq!(t, time::macros::datetime!(2026-11-24 13:00 UTC));
+        assert_eq!(
+            utc_of_local(at("2026-11-24 18:30"), "UTC").unwrap(),
+            time::macros::datetime!(2026-11-24 18:30 UTC)
+        );
+        // 02:30 is skipped when New York's clocks go forward; 01:30 happens twice when
+        // they go back, and the first is taken.
+        assert!(utc_of_local(at("2026-03-08 02:30"), "America/New_York").is_err());
+        assert_eq!(
+            utc_of_local(at("2026-11-01 01:30"), "America/New_York").unwrap(),
+            time::macros::datetime!(2026-11-01 05:30 UTC)
+        );
+        assert!(utc_of_local(at("2026-11-24 18:30"), "Mars/Olympus").is_err());
+    }
 
     #[test]
     fn quick_replies_fill_known_variables_only() {

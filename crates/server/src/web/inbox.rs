@@ -6,7 +6,7 @@
 //! number masking are the store's, not the page's. `app.js` keeps the open page current
 //! from `GET /api/v1/events` (or by polling the JSON API while the stream is not open).
 
-use super::{PageCtx, PageError, PageForm, see_other, when};
+use super::{PageCtx, PageError, PageForm, local_when, see_other, when};
 use crate::AppState;
 use crate::auth::{Access, Authed, Tenant};
 use crate::error::ApiError;
@@ -198,6 +198,8 @@ struct Catalogue {
     teams: Vec<Team>,
     labels: Vec<Label>,
     channels: Vec<frontdesk_store::ChannelView>,
+    /// The organisation's time zone: snoozes are typed and shown in it.
+    time_zone: String,
 }
 
 async fn catalogue(state: &AppState, ctx: &TenantCtx) -> Result<Catalogue, PageError> {
@@ -206,12 +208,14 @@ async fn catalogue(state: &AppState, ctx: &TenantCtx) -> Result<Catalogue, PageE
     let channels = state.store().list_channels(ctx).await?;
     let mut tx = state.store().begin_read(ctx).await?;
     let labels = tx.labels().await?;
+    let time_zone = tx.time_zone().await?;
     tx.commit().await?;
     Ok(Catalogue {
         members,
         teams,
         labels,
         channels,
+        time_zone,
     })
 }
 
@@ -487,7 +491,9 @@ fn conversation_pane(
                 @if let Some(p) = &c.contact.phone { span data-testid="contact-phone" { (p) } " · " }
                 @if let Some(u) = &c.contact.username { "@" (u) " · " }
                 span data-testid="conversation-status" { (c.status) }
-                @if let Some(t) = c.snoozed_until { " until " (when(t)) }
+                @if let Some(t) = c.snoozed_until {
+                    " until " span data-testid="snoozed-until" { (local_when(t, &cat.time_zone)) }
+                }
                 " · "
                 span data-testid="conversation-assignee" {
                     @match (cat.member_name(c.assignee_id), cat.team_name(c.team_id)) {
@@ -533,7 +539,7 @@ fn conversation_pane(
                 form.inline method="post" action=(action("status")) data-testid="snooze-form" {
                     (pc.csrf_field())
                     input type="hidden" name="action" value="snooze";
-                    input type="datetime-local" name="until" required aria-label="Snooze until (UTC)";
+                    input type="datetime-local" name="until" required aria-label={ "Snooze until (" (cat.time_zone) " time)" };
                     button type="submit" { "Snooze" }
                 }
                 @if !cat.labels.is_empty() {
@@ -1057,11 +1063,17 @@ async fn change_status(
         "reopen" => StatusChange::Reopen,
         "snooze" => {
             let t = blank(&f.until).ok_or_else(|| invalid("snooze needs a time"))?;
-            // `datetime-local` sends minutes (and sometimes seconds); taken as UTC.
+            // `datetime-local` sends minutes (and sometimes seconds), meant in the
+            // organisation's time zone (the field says which).
             let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]");
-            let t = time::PrimitiveDateTime::parse(t.get(..16).unwrap_or(t), &fmt)
-                .map_err(|_| invalid("snooze until a date and time"))?
-                .assume_utc();
+            let local = time::PrimitiveDateTime::parse(t.get(..16).unwrap_or(t), &fmt)
+                .map_err(|_| invalid("snooze until a date and time"))?;
+            let mut tx = state.store().begin_read(&ctx).await?;
+            let tz = tx.time_zone().await?;
+            tx.commit().await?;
+            let t = frontdesk_store::inbox::utc_of_local(local, &tz).map_err(|_| {
+                invalid("snooze until a time that exists in the organisation's time zone")
+            })?;
             StatusChange::Snooze(t)
         }
         _ => return Err(invalid("resolve, reopen or snooze")),

@@ -411,6 +411,22 @@ pub(crate) fn when(t: time::OffsetDateTime) -> String {
         .unwrap_or_default()
 }
 
+/// A time as the organisation's clocks show it (`2026-11-24 18:30 Asia/Kolkata`); UTC when
+/// the zone is unknown.
+pub(crate) fn local_when(t: time::OffsetDateTime, tz: &str) -> String {
+    match frontdesk_store::queue::local_time(t, tz) {
+        Ok((d, h)) => format!(
+            "{:04}-{:02}-{:02} {:02}:{:02} {tz}",
+            d.year(),
+            u8::from(d.month()),
+            d.day(),
+            h.hour(),
+            h.minute()
+        ),
+        Err(_) => when(t),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
