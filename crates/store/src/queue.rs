@@ -1036,7 +1036,7 @@ impl TenantTx {
                 .execute(&mut **c)
                 .await?;
         }
-        let line: Vec<(uuid::Uuid, i64)> = self
+        let mut line: Vec<(uuid::Uuid, i64)> = self
             .waiting_rows(queue)
             .await?
             .into_iter()
@@ -1044,17 +1044,23 @@ impl TenantTx {
             .map(|t| (t.id, t.position))
             .collect();
         let index = (position.max(1) - 1).min(line.len() as i64) as usize;
-        let before = index.checked_sub(1).map(|i| line[i].1);
-        let after = line.get(index).map(|t| t.1);
-        let new = match (before, after) {
-            (None, None) => r.position,
-            (None, Some(a)) => a - NUMBER_GAP,
-            (Some(b), None) => b + 1,
-            (Some(b), Some(a)) => {
-                if a - b < 2 {
-                    return Err(StoreError::Conflict("reorder_no_room"));
+        let mut renumbered = false;
+        let new = loop {
+            let before = index.checked_sub(1).map(|i| line[i].1);
+            let after = line.get(index).map(|t| t.1);
+            match (before, after) {
+                (None, None) => break r.position,
+                (None, Some(a)) => break a - NUMBER_GAP,
+                (Some(b), None) => break b + 1,
+                (Some(b), Some(a)) if a - b >= 2 => break b + (a - b) / 2,
+                // Midpoints ran out (about 20 reorders into one gap): spread the line out
+                // again, in this transaction, and place the token in the new gap.
+                (Some(_), Some(_)) if !renumbered => {
+                    let tail = r.position.max(line.last().map_or(r.position, |t| t.1));
+                    line = self.renumber_line(&line, tail).await?;
+                    renumbered = true;
                 }
-                b + (a - b) / 2
+                (Some(_), Some(_)) => return Err(StoreError::Conflict("reorder_no_room")),
             }
         };
         with_conn!(self.tx, c => {
@@ -1065,10 +1071,34 @@ impl TenantTx {
             "queue.reordered",
             "queue_token",
             id.to_string(),
-            serde_json::json!({ "queue": queue.to_string(), "label": r.label, "position": index + 1 }),
+            serde_json::json!({ "queue": queue.to_string(), "label": r.label, "position": index + 1, "renumbered": renumbered }),
         ))
         .await?;
         self.token(id).await
+    }
+
+    /// Gives a waiting line (in order) positions `NUMBER_GAP` apart again, ending at `tail`
+    /// (at or after today's last token's position), so every gap has room for about 20
+    /// midpoints and the next join, which lands after `tail`, still appends. Only the
+    /// order of the line matters, so moving the front down changes nothing anyone sees.
+    async fn renumber_line(
+        &mut self,
+        line: &[(uuid::Uuid, i64)],
+        tail: i64,
+    ) -> Result<Vec<(uuid::Uuid, i64)>, StoreError> {
+        let org = self.org_uuid();
+        let n = line.len() as i64;
+        let mut out = Vec::with_capacity(line.len());
+        for (i, (id, _)) in line.iter().enumerate() {
+            // The slot after `tail` is left for the token being placed at the end.
+            let p = tail - (n - i as i64) * NUMBER_GAP;
+            with_conn!(self.tx, c => {
+                sqlx::query("UPDATE queue_tokens SET position = $3 WHERE org_id = $1 AND id = $2 AND state = 'waiting'")
+                    .bind(org).bind(*id).bind(p).execute(c).await?;
+            });
+            out.push((*id, p));
+        }
+        Ok(out)
     }
 
     /// Moves a waiting token to the end of another queue's line, with that queue's next

@@ -305,6 +305,46 @@ both_backends! {
         assert!(tx.queues().await.unwrap().is_empty());
     }
 
+    async fn a_hundred_reorders_into_one_gap_renumber_instead_of_failing(db) {
+        let (a, ch) = org_with_channel(&db.store, "alpha").await;
+        let mut tx = db.store.begin(&a).await.unwrap();
+        let q = tx.create_queue(&settings(ch, "Dr Mehta", "JOIN")).await.unwrap();
+        let mut names = Vec::new();
+        for i in 0..6 {
+            let name = format!("P{i}");
+            tx.check_in(q.id, &name, None, "en", MONDAY_10).await.unwrap();
+            names.push(name);
+        }
+        tx.commit().await.unwrap();
+        // Each round takes the last patient and puts them second: always into the gap right
+        // after P0, which halves every time (midpoints run out after about 20).
+        for round in 0..100 {
+            let mut tx = db.store.begin(&a).await.unwrap();
+            let line = tx.waiting_line(q.id).await.unwrap();
+            let last = line.last().unwrap().clone();
+            let moved = tx.reorder(last.id, 2).await.unwrap_or_else(|e| panic!("round {round}: {e}"));
+            assert_eq!(moved.position, Some(2), "round {round}");
+            tx.commit().await.unwrap();
+            let name = names.pop().unwrap();
+            names.insert(1, name);
+        }
+        let mut tx = db.store.begin(&a).await.unwrap();
+        let line: Vec<String> = tx.waiting_line(q.id).await.unwrap().into_iter().map(|t| t.walk_in_name.unwrap()).collect();
+        assert_eq!(line, names, "the line is in the order the desk asked for");
+        // A join after all that still lands at the end.
+        tx.check_in(q.id, "Late", None, "en", MONDAY_10).await.unwrap();
+        let line = tx.waiting_line(q.id).await.unwrap();
+        assert_eq!(line.last().unwrap().walk_in_name.as_deref(), Some("Late"));
+        // The reorders that had to spread the line out say so in their audit events.
+        let mut renumbered = 0;
+        for t in &line {
+            renumbered += tx.token_history(t.id).await.unwrap().into_iter()
+                .filter(|e| e.action == "queue.reordered" && e.data["renumbered"] == true).count();
+        }
+        assert!(renumbered >= 4, "100 halvings need several renumberings, saw {renumbered}");
+        tx.commit().await.unwrap();
+    }
+
     async fn texts_and_templates_round_trip(db) {
         let (a, ch) = org_with_channel(&db.store, "alpha").await;
         let mut tx = db.store.begin(&a).await.unwrap();
