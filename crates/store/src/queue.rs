@@ -165,6 +165,10 @@ pub struct DayReport {
     pub served: i64,
     pub no_show: i64,
     pub cancelled: i64,
+    /// Still live when the day ended (ended by the worker, not by staff).
+    pub expired: i64,
+    /// Called at least once (the patients the average wait is over).
+    pub called: i64,
     /// No-shows ÷ (served + no-shows); 0 when nobody was seen or missed.
     pub no_show_rate: f64,
     /// Average minutes from joining to being called, of those called.
@@ -770,6 +774,9 @@ impl TenantTx {
             sqlx::query_scalar("INSERT INTO queue_days (org_id, queue_id, day, last_number) VALUES ($1, $2, $3, 0) ON CONFLICT (org_id, queue_id, day) DO UPDATE SET last_number = queue_days.last_number RETURNING last_number")
                 .bind(org).bind(queue.as_uuid()).bind(&day).fetch_one(c).await?
         });
+        // Yesterday's leftovers end here too, should the worker's sweep not have run yet,
+        // so a patient whose token lapsed overnight can join again.
+        self.expire_past_tokens(Some(queue), now).await?;
         let contact = match patient {
             Patient::Contact(c) => Some(*c),
             Patient::WalkIn { contact, .. } => *contact,
@@ -829,6 +836,49 @@ impl TenantTx {
         ))
         .await?;
         Ok(JoinOutcome::Joined(self.token(id).await?))
+    }
+
+    /// Ends the tokens still live (waiting, called or with the doctor) from local days
+    /// before today, in the organisation's time zone, as `expired`, each with a
+    /// `queue.expired` audit event; one queue or all of them. Patients are not told (this
+    /// runs around midnight). Returns the queues whose line changed (announced on commit).
+    pub async fn expire_past_tokens(
+        &mut self,
+        queue: Option<QueueId>,
+        now: OffsetDateTime,
+    ) -> Result<Vec<QueueId>, StoreError> {
+        let (date, _) = self.local_now(now).await?;
+        let today = day_text(date);
+        let org = self.org_uuid();
+        // Bounded per run; the next run takes the rest.
+        let stale: Vec<(uuid::Uuid, uuid::Uuid, String, String, String)> = with_conn!(self.tx, c => {
+            sqlx::query_as("SELECT id, queue_id, state, label, day FROM queue_tokens WHERE org_id = $1 AND state IN ('waiting', 'called', 'serving') AND day < $2 AND ($3 IS NULL OR queue_id = $3) ORDER BY id LIMIT 1000")
+                .bind(org).bind(&today).bind(queue.map(|q| q.as_uuid())).fetch_all(c).await?
+        });
+        let mut touched: Vec<QueueId> = Vec::new();
+        for (id, queue_id, state, label, day) in stale {
+            // Conditional on the state read: a desk action at the same moment wins.
+            let n = with_conn!(self.tx, c => {
+                sqlx::query("UPDATE queue_tokens SET state = 'expired', ended_at = $4 WHERE org_id = $1 AND id = $2 AND state = $3")
+                    .bind(org).bind(id).bind(&state).bind(now).execute(c).await?.rows_affected()
+            });
+            if n == 0 {
+                continue;
+            }
+            let q = QueueId::from_uuid(queue_id);
+            self.audit(AuditRecord::new(
+                "queue.expired",
+                "queue_token",
+                QueueTokenId::from_uuid(id).to_string(),
+                serde_json::json!({ "queue": q.to_string(), "label": label, "from": state, "day": day }),
+            ))
+            .await?;
+            if !touched.contains(&q) {
+                touched.push(q);
+                self.announce_queue_changed(q);
+            }
+        }
+        Ok(touched)
     }
 
     /// Checks a walk-in in at the desk: a name, and a phone number when they have one (then
@@ -1299,6 +1349,8 @@ impl TenantTx {
                     served,
                     no_show,
                     cancelled: count("cancelled"),
+                    expired: count("expired"),
+                    called: waits.len() as i64,
                     no_show_rate: if served + no_show == 0 {
                         0.0
                     } else {
@@ -1311,5 +1363,21 @@ impl TenantTx {
         }
         out.sort_by(|a, b| (&a.day, &a.queue_name).cmp(&(&b.day, &b.queue_name)));
         Ok(out)
+    }
+}
+
+impl crate::Store {
+    /// The day's-end sweep of every organisation: tokens still live from a past local day
+    /// become `expired` (see [`TenantTx::expire_past_tokens`]). Returns how many queues
+    /// changed.
+    pub async fn expire_past_queue_tokens(&self, now: OffsetDateTime) -> Result<usize, StoreError> {
+        let mut n = 0;
+        for org in self.all_org_ids().await? {
+            let ctx = crate::TenantCtx::system(org, "queue-day-end");
+            let mut tx = self.begin(&ctx).await?;
+            n += tx.expire_past_tokens(None, now).await?.len();
+            tx.commit().await?;
+        }
+        Ok(n)
     }
 }

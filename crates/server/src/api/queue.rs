@@ -662,11 +662,11 @@ async fn export_reports(
 ) -> Result<Response, ApiError> {
     let rows = report(&state, &ctx, f).await?;
     let mut out = String::from(
-        "day,queue,joined,served,no_show,cancelled,no_show_rate,avg_wait_minutes,avg_consult_minutes\n",
+        "day,queue,joined,served,no_show,cancelled,no_show_rate,avg_wait_minutes,avg_consult_minutes,expired\n",
     );
     for r in rows {
         out.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{}\n",
+            "{},{},{},{},{},{},{},{},{},{}\n",
             r.day,
             csv_field(&r.queue_name),
             r.joined,
@@ -675,7 +675,8 @@ async fn export_reports(
             r.cancelled,
             r.no_show_rate,
             r.avg_wait_minutes,
-            r.avg_consult_minutes
+            r.avg_consult_minutes,
+            r.expired
         ));
     }
     Ok((

@@ -692,6 +692,7 @@ fn state_label(s: TokenState) -> &'static str {
         TokenState::NoShow => "no-show",
         TokenState::Skipped => "skipped",
         TokenState::Cancelled => "cancelled",
+        TokenState::Expired => "expired (day ended)",
     }
 }
 
