@@ -227,4 +227,55 @@ both_backends! {
         let csv = r.text().await.unwrap();
         assert!(csv.contains("\"Dr Own\",1,0,0,0") && csv.contains("\"Dr Other\",1,0,0,0"), "{csv}");
     }
+
+    async fn reports_page_shows_served_waits_and_no_shows_with_csv_only_for_exporters(db) {
+        let w = world(db).await;
+        let q = w.create_queue("Dr Report", "REPORT", &[]).await;
+        let mut ids = Vec::new();
+        for name in ["Asha", "Ravi", "Sita"] {
+            let (s, v) = w.call(&w.admin, Method::POST, &format!("/api/v1/queues/{q}/check-in"), Some(json!({ "name": name }))).await;
+            assert_eq!(s, StatusCode::CREATED, "{v}");
+            ids.push(v["token"]["id"].as_str().unwrap().to_owned());
+        }
+        // Asha is seen for ten minutes, Ravi does not come, Sita is still waiting.
+        w.call(&w.admin, Method::POST, &format!("/api/v1/queues/{q}/call-next"), None).await;
+        w.app.advance(600);
+        let (s, _) = w.call(&w.admin, Method::POST, &format!("/api/v1/queue-tokens/{}/consult", ids[0]), Some(json!({ "action": "complete" }))).await;
+        assert_eq!(s, StatusCode::OK);
+        w.call(&w.admin, Method::POST, &format!("/api/v1/queues/{q}/call-next"), None).await;
+        let (s, _) = w.call(&w.admin, Method::POST, &format!("/api/v1/queue-tokens/{}/manage", ids[1]), Some(json!({ "action": "no_show" }))).await;
+        assert_eq!(s, StatusCode::OK);
+
+        // The tokens' local day (not the test's clock, which may have crossed midnight).
+        let (_, t) = w.call(&w.admin, Method::GET, &format!("/api/v1/queue-tokens/{}", ids[0]), None).await;
+        let day = t["token"]["day"].as_str().unwrap().to_owned();
+        let r = w.app.web_get(&w.web, &format!("/queues/reports?from={day}&to={day}&queue_id={q}")).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        let html = r.text().await.unwrap();
+        assert!(html.contains(">1 served<"), "{html}");
+        assert!(html.contains("average consultation 10 min"), "{html}");
+        assert!(html.contains("no-shows 50.0 %"), "{html}");
+        assert!(html.contains(&format!("data-day=\"{day}\" data-served=\"1\"")), "one bar for the day: {html}");
+        let csv = format!("/api/v1/queue-reports/export?from={day}&amp;to={day}&amp;queue_id={q}");
+        assert!(html.contains(&csv), "the CSV link keeps the filter: {html}");
+        // The link works with the page's session.
+        let r = w.app.web_get(&w.web, &csv.replace("&amp;", "&")).await;
+        assert_eq!(r.status(), StatusCode::OK);
+        assert!(r.text().await.unwrap().contains("\"Dr Report\",3,1,1,0"));
+
+        // A receptionist reads reports but may not export: no CSV link.
+        let (s, v) = w.call(&w.admin, Method::POST, "/api/v1/roles", Some(json!({ "name": "Receptionist", "permissions": ["queue.read", "queue.manage"] }))).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        let desk = w.app.add_member(&w.admin, "desk@report.example", "Receptionist").await;
+        let desk_web = w.app.web_login(&desk.email, common::users::PASSWORD).await;
+        let html = w.app.web_get(&desk_web, "/queues/reports").await.text().await.unwrap();
+        assert!(html.contains("data-testid=\"served-chart\"") && !html.contains("report-csv"), "{html}");
+
+        // A bad date is shown again beside its field, as typed.
+        let r = w.app.web_get(&w.web, "/queues/reports?from=last+week&to=2026-01-01").await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let html = r.text().await.unwrap();
+        assert!(html.contains("data-testid=\"error-from\"") && html.contains("value=\"last week\"") && html.contains("value=\"2026-01-01\""), "{html}");
+        assert!(!html.contains("served-chart"), "no report for a bad filter");
+    }
 }

@@ -22,7 +22,8 @@ use axum::routing::{get, post};
 use frontdesk_domain::queue::{QueueText, QueueTexts, Span, TokenState, WeeklyHours};
 use frontdesk_domain::{E164, Permission, QueueId, QueueTokenId, ScreenLinkId};
 use frontdesk_store::{
-    ChannelView, Member, QueueTemplates, QueueView, TemplateRef, TenantCtx, TenantTx, TokenView,
+    ChannelView, DayReport, Member, QueueTemplates, QueueView, TemplateRef, TenantCtx, TenantTx,
+    TokenView,
 };
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use secrecy::{ExposeSecret, SecretString};
@@ -41,6 +42,12 @@ pub(crate) fn routes(b: RouteTableBuilder) -> RouteTableBuilder {
         Method::GET,
         "/queues",
         get(queues_page),
+        Access::Perm(QueueRead),
+    )
+    .page(
+        Method::GET,
+        "/queues/reports",
+        get(reports_page),
         Access::Perm(QueueRead),
     )
     .page(
@@ -251,10 +258,227 @@ async fn queues_page(
                 }
             }
         }
-        @if configure {
-            p { a href="/queues/new" data-testid="new-queue" { "New queue" } }
+        p {
+            a href="/queues/reports" data-testid="queue-reports-link" { "Reports" }
+            @if configure { " · " a href="/queues/new" data-testid="new-queue" { "New queue" } }
         }
     }))
+}
+
+// -- reports -----------------------------------------------------------------------------
+
+#[derive(Deserialize, Default)]
+struct ReportQuery {
+    from: Option<String>,
+    to: Option<String>,
+    queue_id: Option<String>,
+}
+
+/// Totals over a report's rows: averages weighted by how many patients each day's average
+/// is over (called for the wait, served for the consultation).
+#[derive(Debug, Default, PartialEq)]
+struct ReportTotals {
+    joined: i64,
+    served: i64,
+    no_show: i64,
+    cancelled: i64,
+    expired: i64,
+    no_show_rate: f64,
+    avg_wait_minutes: f64,
+    avg_consult_minutes: f64,
+}
+
+fn report_totals(rows: &[DayReport]) -> ReportTotals {
+    let mut t = ReportTotals::default();
+    let (mut called, mut wait, mut consult) = (0i64, 0.0, 0.0);
+    for r in rows {
+        t.joined += r.joined;
+        t.served += r.served;
+        t.no_show += r.no_show;
+        t.cancelled += r.cancelled;
+        t.expired += r.expired;
+        called += r.called;
+        wait += r.avg_wait_minutes * r.called as f64;
+        consult += r.avg_consult_minutes * r.served as f64;
+    }
+    let ratio = |a: f64, b: i64| if b == 0 { 0.0 } else { a / b as f64 };
+    t.no_show_rate = ratio(t.no_show as f64, t.served + t.no_show);
+    t.avg_wait_minutes = (ratio(wait, called) * 10.0).round() / 10.0;
+    t.avg_consult_minutes = (ratio(consult, t.served) * 10.0).round() / 10.0;
+    t
+}
+
+/// Patients served on each day of the range (days without any: 0), oldest first.
+fn served_per_day(rows: &[DayReport], from: time::Date, to: time::Date) -> Vec<(String, i64)> {
+    let mut by_day: BTreeMap<&str, i64> = BTreeMap::new();
+    for r in rows {
+        *by_day.entry(r.day.as_str()).or_default() += r.served;
+    }
+    let mut out = Vec::new();
+    let mut d = from;
+    while d <= to {
+        let key = d.to_string();
+        let n = by_day.get(key.as_str()).copied().unwrap_or(0);
+        out.push((key, n));
+        match d.next_day() {
+            Some(n) => d = n,
+            None => break,
+        }
+    }
+    out
+}
+
+/// A bar chart of patients served per day as inline SVG (the CSP allows no script and no
+/// inline style: sizes are SVG attributes, colours come from app.css).
+fn served_chart(days: &[(String, i64)]) -> Markup {
+    let max = days.iter().map(|d| d.1).max().unwrap_or(0).max(1);
+    const BAR: usize = 12;
+    const HEIGHT: i64 = 100;
+    let width = (days.len() * BAR).max(BAR);
+    html! {
+        figure.chart data-testid="served-chart" {
+            svg xmlns="http://www.w3.org/2000/svg" viewBox={ "0 0 " (width) " " (HEIGHT + 14) } preserveAspectRatio="none" role="img" aria-label="Patients served per day" {
+                @for (i, (day, n)) in days.iter().enumerate() {
+                    @let h = (n * HEIGHT) / max;
+                    rect.bar x=(i * BAR + 1) y=(HEIGHT - h) width=(BAR - 2) height=(h) data-day=(day) data-served=(n) {
+                        title { (day) ": " (n) " served" }
+                    }
+                }
+                line.axis x1="0" y1=(HEIGHT) x2=(width) y2=(HEIGHT) {}
+            }
+            figcaption.muted {
+                "Patients served per day, " (days.first().map_or("", |d| d.0.as_str())) " to " (days.last().map_or("", |d| d.0.as_str()))
+                " (highest: " (max) ")"
+            }
+        }
+    }
+}
+
+fn percent(rate: f64) -> String {
+    format!("{:.1} %", rate * 100.0)
+}
+
+async fn reports_page(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    Tenant(ctx): Tenant,
+    headers: HeaderMap,
+    Query(q): Query<ReportQuery>,
+) -> Result<Response, PageError> {
+    let now = state.now();
+    let mut tx = state.store().begin_read(&ctx).await?;
+    let (today, _) = tx.local_now(now).await?;
+    let queues = tx.queues().await?;
+    let fmt = time::macros::format_description!("[year]-[month]-[day]");
+    let from_text = q.from.as_deref().map(str::trim).unwrap_or("").to_owned();
+    let to_text = q.to.as_deref().map(str::trim).unwrap_or("").to_owned();
+    let queue_text = q.queue_id.as_deref().map(str::trim).unwrap_or("").to_owned();
+    let mut errors: BTreeMap<&str, String> = BTreeMap::new();
+    let to = if to_text.is_empty() {
+        Some(today)
+    } else {
+        time::Date::parse(&to_text, &fmt).ok().or_else(|| {
+            errors.insert("to", "a date, YYYY-MM-DD".into());
+            None
+        })
+    };
+    let from = if from_text.is_empty() {
+        to.map(|t| t - time::Duration::days(29))
+    } else {
+        time::Date::parse(&from_text, &fmt).ok().or_else(|| {
+            errors.insert("from", "a date, YYYY-MM-DD".into());
+            None
+        })
+    };
+    if let (Some(f), Some(t)) = (from, to)
+        && (t < f || (t - f).whole_days() > 366)
+    {
+        errors.insert("to", "on or after the first day, at most 366 days later".into());
+    }
+    let queue = if queue_text.is_empty() {
+        None
+    } else {
+        match QueueId::parse(&queue_text)
+            .ok()
+            .filter(|id| queues.iter().any(|q| q.id == *id))
+        {
+            Some(id) => Some(id),
+            None => {
+                errors.insert("queue_id", "no such queue here".into());
+                None
+            }
+        }
+    };
+    let report = match (from, to) {
+        (Some(f), Some(t)) if errors.is_empty() => Some((f, t, tx.queue_report(queue, f, t).await?)),
+        _ => None,
+    };
+    tx.commit().await?;
+    let page = PageCtx::new(&state, Some(caller), &headers, NAV_PATH).await;
+    let export = page.can(Permission::QueueExport);
+    let shown_from = if from_text.is_empty() { from.map(|d| d.to_string()).unwrap_or_default() } else { from_text.clone() };
+    let shown_to = if to_text.is_empty() { to.map(|d| d.to_string()).unwrap_or_default() } else { to_text.clone() };
+    let err = |k: &str| errors.get(k).cloned();
+    // The same filter as the page, for the API's CSV export (a cookie session may use it).
+    let csv_url = report.as_ref().map_or_else(String::new, |(f, t, _)| {
+        let mut u = format!("/api/v1/queue-reports/export?from={f}&to={t}");
+        if let Some(q) = queue {
+            u.push_str(&format!("&queue_id={q}"));
+        }
+        u
+    });
+    let mut r = page.render("Queue reports", html! {
+        form.filters method="get" action="/queues/reports" data-testid="report-filter" {
+            label { "From" input type="date" name="from" value=(shown_from) aria-invalid=[err("from").map(|_| "true")];
+                @if let Some(e) = err("from") { span.field-error data-testid="error-from" { (e) } } }
+            label { "To" input type="date" name="to" value=(shown_to) aria-invalid=[err("to").map(|_| "true")];
+                @if let Some(e) = err("to") { span.field-error data-testid="error-to" { (e) } } }
+            label { "Queue"
+                select name="queue_id" {
+                    option value="" { "All queues" }
+                    @for qv in &queues { option value=(qv.id) selected[queue == Some(qv.id)] { (qv.name) } }
+                }
+                @if let Some(e) = err("queue_id") { span.field-error data-testid="error-queue_id" { (e) } }
+            }
+            button type="submit" data-testid="report-submit" { "Show" }
+        }
+        @if let Some((from, to, rows)) = &report {
+            @let t = report_totals(rows);
+            @let days = served_per_day(rows, *from, *to);
+            @let open_days = days.iter().filter(|d| d.1 > 0).count() as i64;
+            p.stats data-testid="report-summary" {
+                span data-testid="total-served" { (t.served) " served" } " · "
+                span data-testid="served-per-day" { (if open_days == 0 { 0.0 } else { ((t.served as f64 / open_days as f64) * 10.0).round() / 10.0 }) " per day served on" } " · "
+                span data-testid="avg-wait" { "average wait " (t.avg_wait_minutes) " min" } " · "
+                span data-testid="avg-consult" { "average consultation " (t.avg_consult_minutes) " min" } " · "
+                span data-testid="no-show-rate" { "no-shows " (percent(t.no_show_rate)) }
+            }
+            (served_chart(&days))
+            @if export {
+                p { a href=(csv_url) download="queue-report.csv" data-testid="report-csv" { "Download as CSV" } }
+            }
+            @if rows.is_empty() {
+                p.muted data-testid="report-empty" { "No patients in this range." }
+            } @else {
+                table data-testid="report-rows" {
+                    thead { tr { th { "Day" } th { "Queue" } th { "Joined" } th { "Served" } th { "No-shows" } th { "Cancelled" } th { "Expired" } th { "No-show rate" } th { "Avg wait (min)" } th { "Avg consultation (min)" } } }
+                    tbody {
+                        @for r in rows {
+                            tr data-day=(r.day) {
+                                td { (r.day) } td { (r.queue_name) } td { (r.joined) } td data-testid="row-served" { (r.served) }
+                                td { (r.no_show) } td { (r.cancelled) } td { (r.expired) } td { (percent(r.no_show_rate)) }
+                                td { (r.avg_wait_minutes) } td { (r.avg_consult_minutes) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    });
+    if !errors.is_empty() {
+        *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+    }
+    Ok(r)
 }
 
 fn channel_name(channels: &[ChannelView], q: &QueueView) -> String {
