@@ -278,4 +278,80 @@ both_backends! {
         assert!(html.contains("data-testid=\"error-from\"") && html.contains("value=\"last week\"") && html.contains("value=\"2026-01-01\""), "{html}");
         assert!(!html.contains("served-chart"), "no report for a bad filter");
     }
+
+    async fn refused_settings_and_board_forms_come_back_with_the_error_beside_the_field_and_the_input_kept(db) {
+        let w = world(db).await;
+        let q = w.create_queue("Dr Forms", "FORMS", &[]).await;
+        w.create_queue("Dr Taken", "TAKEN", &[]).await;
+        let form = |name: &'static str, keywords: &'static str, mon: &'static str| {
+            vec![("name", name), ("channel_id", w.ch.id.as_str()), ("keywords", keywords), ("token_prefix", "F"),
+                 ("daily_cap", "40"), ("position_step", "2"), ("hours_mon", mon), ("holidays", "2026-12-25"),
+                 ("text:en:joined", "Welcome {token}")]
+        };
+        // Bad hours: Monday's field carries the error; everything typed is still there.
+        let r = w.app.web_post(&w.web, &format!("/queues/{q}"), &form("Dr Forms Renamed", "FORMS", "nine to five")).await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let html = r.text().await.unwrap();
+        assert!(html.contains("data-testid=\"error-hours_mon\""), "{html}");
+        for kept in ["value=\"Dr Forms Renamed\"", "value=\"nine to five\"", "value=\"2026-12-25\"", "Welcome {token}", "value=\"40\""] {
+            assert!(html.contains(kept), "{kept} kept: {html}");
+        }
+        // Close before open is Monday's error too (the store's rule, named by day).
+        let r = w.app.web_post(&w.web, &format!("/queues/{q}"), &form("Dr Forms", "FORMS", "14:00-09:00")).await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(r.text().await.unwrap().contains("data-testid=\"error-hours_mon\""));
+        // A keyword another queue has: beside the keywords; a reserved one too.
+        for kw in ["TAKEN", "status"] {
+            let r = w.app.web_post(&w.web, &format!("/queues/{q}"), &form("Dr Forms", kw, "")).await;
+            assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY, "{kw}");
+            let html = r.text().await.unwrap();
+            assert!(html.contains("data-testid=\"error-keywords\"") && html.contains(&format!("value=\"{kw}\"")), "{kw}: {html}");
+        }
+        // A new queue with a taken name: beside the name, nothing created.
+        let r = w.app.web_post(&w.web, "/queues", &form("Dr Taken", "NEWKW", "")).await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(r.text().await.unwrap().contains("data-testid=\"error-name\""));
+        let (_, list) = w.call(&w.admin, Method::GET, "/api/v1/queues", None).await;
+        assert_eq!(list.as_array().unwrap().len(), 2);
+        let (_, board) = w.call(&w.admin, Method::GET, &format!("/api/v1/queues/{q}/board"), None).await;
+        assert_eq!(board["queue"]["name"], "Dr Forms", "nothing was saved");
+        // And a good form still saves.
+        let r = w.app.web_post(&w.web, &format!("/queues/{q}"), &form("Dr Forms", "FORMS", "09:00-13:00")).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+
+        // The board: a check-in with a bad number, the name kept.
+        let r = w.app.web_post(&w.web, &format!("/queues/{q}/check-in"), &[("name", "Ravi Kumar"), ("phone", "12")]).await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let html = r.text().await.unwrap();
+        assert!(html.contains("data-testid=\"error-phone\"") && html.contains("value=\"Ravi Kumar\"") && html.contains("value=\"12\""), "{html}");
+        assert!(html.contains("data-testid=\"board\""), "the board itself is shown again");
+        let (_, board) = w.call(&w.admin, Method::GET, &format!("/api/v1/queues/{q}/board"), None).await;
+        assert_eq!(board["waiting"].as_array().unwrap().len(), 0, "nobody was checked in");
+        // A blank name.
+        let r = w.app.web_post(&w.web, &format!("/queues/{q}/check-in"), &[("name", "  "), ("phone", "+919800000009")]).await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let html = r.text().await.unwrap();
+        assert!(html.contains("data-testid=\"error-name\"") && html.contains("value=\"+919800000009\""), "{html}");
+        // A pause message that is too long.
+        let long = "x".repeat(501);
+        let r = w.app.web_post(&w.web, &format!("/queues/{q}/pause"), &[("paused", "true"), ("message", &long)]).await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let html = r.text().await.unwrap();
+        assert!(html.contains("data-testid=\"board\"") && html.contains("data-testid=\"error-message\"") && html.contains(&long), "{html}");
+        let (_, board) = w.call(&w.admin, Method::GET, &format!("/api/v1/queues/{q}/board"), None).await;
+        assert_eq!(board["queue"]["paused"], false);
+        // A place in line that is not a number, beside that token's "Move to" only.
+        let (_, a) = w.call(&w.admin, Method::POST, &format!("/api/v1/queues/{q}/check-in"), Some(json!({ "name": "Asha" }))).await;
+        w.call(&w.admin, Method::POST, &format!("/api/v1/queues/{q}/check-in"), Some(json!({ "name": "Sita" }))).await;
+        let asha = a["token"]["id"].as_str().unwrap();
+        let r = w.app.web_post(&w.web, &format!("/queue-tokens/{asha}/manage"), &[("action", "reorder"), ("position", "first")]).await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let html = r.text().await.unwrap();
+        assert_eq!(html.matches("data-testid=\"error-position\"").count(), 1, "{html}");
+        assert!(html.contains("value=\"first\""));
+        // A screen link without a name.
+        let r = w.app.web_post(&w.web, &format!("/queues/{q}/screen-links"), &[("name", " ")]).await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        assert!(r.text().await.unwrap().contains("data-testid=\"error-name\""));
+    }
 }

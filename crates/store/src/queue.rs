@@ -293,48 +293,71 @@ fn token_view(r: TokenRow, position: Option<i64>) -> Result<TokenView, StoreErro
     })
 }
 
+/// A queue setting the store refuses: the field it is about (named as in the API body and
+/// the settings form) and a message that is safe to show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingsProblem {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl From<SettingsProblem> for StoreError {
+    fn from(p: SettingsProblem) -> Self {
+        StoreError::Invalid(p.message)
+    }
+}
+
 fn validate(s: &QueueSettings) -> Result<Vec<String>, StoreError> {
-    let bad = |m: &str| Err(StoreError::Invalid(m.to_owned()));
+    Ok(check_queue_settings(s)?)
+}
+
+/// Checks a queue's settings without touching the database (what `create_queue` and
+/// `update_queue` refuse first), naming the field at fault; returns the normalised
+/// keywords.
+pub fn check_queue_settings(s: &QueueSettings) -> Result<Vec<String>, SettingsProblem> {
+    let problem = |field: &'static str, m: String| SettingsProblem { field, message: m };
     let name = s.name.trim();
     if name.is_empty() || name.chars().count() > 80 {
-        return bad("name must be 1–80 characters");
+        return Err(problem("name", "name must be 1–80 characters".into()));
     }
     if !valid_prefix(&s.token_prefix) {
-        return bad("token_prefix must be 1–4 capital letters");
+        return Err(problem("token_prefix", "token_prefix must be 1–4 capital letters".into()));
     }
     if !(1..=9999).contains(&s.daily_cap) {
-        return bad("daily_cap must be 1–9999");
+        return Err(problem("daily_cap", "daily_cap must be 1–9999".into()));
     }
     if !(0..=100).contains(&s.position_step) {
-        return bad("position_step must be 0–100 (0: no position updates)");
+        return Err(problem("position_step", "position_step must be 0–100 (0: no position updates)".into()));
     }
     if s.keywords.is_empty() || s.keywords.len() > 10 {
-        return bad("a queue has 1–10 join keywords");
+        return Err(problem("keywords", "a queue has 1–10 join keywords".into()));
     }
     let mut keywords = Vec::new();
     for k in &s.keywords {
         let Some(n) = normalize_keyword(k) else {
-            return Err(StoreError::Invalid(format!(
-                "keyword {k:?} must be 1–40 letters, digits, spaces or '-'"
-            )));
+            return Err(problem(
+                "keywords",
+                format!("keyword {k:?} must be 1–40 letters, digits, spaces or '-'"),
+            ));
         };
         if frontdesk_domain::queue::RESERVED_KEYWORDS.contains(&n.as_str()) {
-            return Err(StoreError::Invalid(format!(
-                "{n} is what patients send for their token; choose another keyword"
-            )));
+            return Err(problem(
+                "keywords",
+                format!("{n} is what patients send for their token; choose another keyword"),
+            ));
         }
         if !keywords.contains(&n) {
             keywords.push(n);
         }
     }
     if let Some(h) = &s.hours {
-        h.validate().map_err(StoreError::Invalid)?;
+        h.validate().map_err(|m| problem("hours", m))?;
     }
     if s.holidays.len() > 366 {
-        return bad("at most 366 holidays");
+        return Err(problem("holidays", "at most 366 holidays".into()));
     }
     if s.texts.len() > 20 {
-        return bad("texts in at most 20 languages");
+        return Err(problem("texts", "texts in at most 20 languages".into()));
     }
     for (lang, texts) in &s.texts {
         if !(2..=10).contains(&lang.len())
@@ -342,13 +365,13 @@ fn validate(s: &QueueSettings) -> Result<Vec<String>, StoreError> {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
         {
-            return Err(StoreError::Invalid(format!("language code {lang:?}")));
+            return Err(problem("texts", format!("language code {lang:?}: 2–10 letters, digits, '_' or '-'")));
         }
         if texts
             .values()
             .any(|t| t.is_empty() || t.chars().count() > 1000)
         {
-            return bad("each text must be 1–1000 characters");
+            return Err(problem("texts", "each text must be 1–1000 characters".into()));
         }
     }
     for t in s.templates.values() {
@@ -360,13 +383,15 @@ fn validate(s: &QueueSettings) -> Result<Vec<String>, StoreError> {
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
             || !(2..=15).contains(&t.language.len())
         {
-            return bad(
-                "a template has a name of lower-case letters, digits and '_' and a language code",
-            );
+            return Err(problem(
+                "templates",
+                "a template has a name of lower-case letters, digits and '_' and a language code"
+                    .into(),
+            ));
         }
     }
     if s.doctors.len() > 50 {
-        return bad("at most 50 doctors per queue");
+        return Err(problem("doctors", "at most 50 doctors per queue".into()));
     }
     Ok(keywords)
 }
