@@ -559,4 +559,81 @@ both_backends! {
         let t = w.until_texts(asha, 2).await;
         assert!(t[1].contains("Your token is A-001") && t[1].contains("number 1"), "{t:?}");
     }
+
+    async fn under_concurrent_staff_actions_each_patient_hears_each_message_once_and_in_order(db) {
+        let w = world(db).await;
+        let q = w.create_queue_with(json!({ "name": "Dr Busy", "keywords": ["BUSY"], "position_step": 1 })).await;
+        let mut patients = Vec::new();
+        for i in 0..12 {
+            let phone = format!("+9198000001{i:02}");
+            let c = w.customer(&format!("Patient {i}"), &phone).await;
+            w.says(&c, "busy").await;
+            w.until_texts(&phone, 1).await;
+            patients.push(phone);
+        }
+        let (_, board) = w.call(&w.admin, Method::GET, &format!("/api/v1/queues/{q}/board"), None).await;
+        let tokens: Vec<String> = board["waiting"].as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap().to_owned()).collect();
+        assert_eq!(tokens.len(), 12);
+        let call = format!("/api/v1/queues/{q}/call-next");
+        let manage = |t: &str| format!("/api/v1/queue-tokens/{t}/manage");
+        // Three doctors press "call next" at the same instant while the desk cancels a
+        // patient at the back, then the desk moves the last one to the front; then once
+        // more, and a last round of calls alone.
+        for (round, cancel) in [(0, Some(11)), (1, Some(9)), (2, None)] {
+            let cancel_path = cancel.map(|i: usize| manage(&tokens[i]));
+            let cancel_it = async {
+                match &cancel_path {
+                    Some(p) => w.call(&w.admin, Method::POST, p, Some(json!({ "action": "cancel" }))).await,
+                    None => (StatusCode::OK, Value::Null),
+                }
+            };
+            let (a, b, c, d) = tokio::join!(
+                w.call(&w.admin, Method::POST, &call, None),
+                w.call(&w.admin, Method::POST, &call, None),
+                w.call(&w.admin, Method::POST, &call, None),
+                cancel_it,
+            );
+            for (s, v) in [a, b, c, d] {
+                assert_eq!(s, StatusCode::OK, "round {round}: {v}");
+            }
+            if round == 0 {
+                let (_, board) = w.call(&w.admin, Method::GET, &format!("/api/v1/queues/{q}/board"), None).await;
+                let back = board["waiting"].as_array().unwrap().last().unwrap()["id"].as_str().unwrap().to_owned();
+                let (s, v) = w.call(&w.admin, Method::POST, &manage(&back), Some(json!({ "action": "reorder", "position": 1 }))).await;
+                assert_eq!(s, StatusCode::OK, "{v}");
+            }
+        }
+        w.app.drain().await;
+        let mut come_ins = 0;
+        for (i, phone) in patients.iter().enumerate() {
+            let texts = w.texts_to(phone).await;
+            assert!(texts[0].contains("You joined Dr Busy"), "{phone}: {texts:?}");
+            let mut told: Vec<i64> = Vec::new();
+            let (mut next, mut come_in, mut cancelled) = (0, 0, 0);
+            for t in &texts[1..] {
+                assert_eq!(come_in + cancelled, 0, "{phone}: nothing after 'come in' or 'cancelled': {texts:?}");
+                if let Some(rest) = t.strip_prefix("Dr Busy: token ").and_then(|r| r.split_once(", you are now number ")) {
+                    let n: i64 = rest.1.split(';').next().unwrap().parse().unwrap();
+                    told.push(n);
+                    assert_eq!(next, 0, "{phone}: no position update after 'you are next': {texts:?}");
+                } else if t.ends_with("you are next. Please be ready.") {
+                    next += 1;
+                } else if t.ends_with("please come in now.") {
+                    come_in += 1;
+                } else if t.contains("is cancelled") {
+                    cancelled += 1;
+                } else {
+                    panic!("{phone}: unexpected {t:?} in {texts:?}");
+                }
+            }
+            assert!(told.windows(2).all(|p| p[0] > p[1]), "{phone}: positions told strictly decrease, each once: {told:?} in {texts:?}");
+            assert!(told.iter().all(|p| *p >= 2), "{phone}: {told:?}");
+            assert!(next <= 1, "{phone}: 'you are next' at most once: {texts:?}");
+            if come_in == 1 && i > 0 {
+                assert_eq!(next, 1, "{phone}: told they were next before being called: {texts:?}");
+            }
+            come_ins += come_in;
+        }
+        assert_eq!(come_ins, 9, "nine calls, each patient called told once");
+    }
 }

@@ -676,6 +676,7 @@ impl TenantTx {
         message: &str,
     ) -> Result<QueueView, StoreError> {
         self.queue(id).await?;
+        self.lock_queues(&[id]).await?;
         if message.chars().count() > 500 {
             return Err(StoreError::Invalid(
                 "the pause message is at most 500 characters".into(),
@@ -709,6 +710,18 @@ impl TenantTx {
         let r = r.ok_or(StoreError::NotFound)?;
         if !self.queue_visible(QueueId::from_uuid(r.queue_id)).await? {
             return Err(StoreError::NotFound);
+        }
+        Ok(r)
+    }
+
+    /// A token's row read after its queue is locked (see [`TenantTx::lock_queues`]); a
+    /// token moved to another queue meanwhile is `409 token_changed`.
+    async fn locked_token_row(&mut self, id: QueueTokenId) -> Result<TokenRow, StoreError> {
+        let first = self.token_row(id).await?;
+        self.lock_queues(&[QueueId::from_uuid(first.queue_id)]).await?;
+        let r = self.token_row(id).await?;
+        if r.queue_id != first.queue_id {
+            return Err(StoreError::Conflict("token_changed"));
         }
         Ok(r)
     }
@@ -769,6 +782,29 @@ impl TenantTx {
         Ok(total / rows.len() as i64)
     }
 
+    /// Holds the queues' rows until commit, in id order (PostgreSQL; SQLite's writers take
+    /// turns anyway). Every change to a queue's line takes it first, so such changes — and
+    /// the patient messages each computes from the line it then reads — happen one after
+    /// another: a patient is told each position, "you are next" and "please come in" once,
+    /// in order, however many staff act at once, and two actions never wait on each other
+    /// in a cycle.
+    pub async fn lock_queues(&mut self, ids: &[QueueId]) -> Result<(), StoreError> {
+        let mut ids: Vec<uuid::Uuid> = ids.iter().map(|q| q.as_uuid()).collect();
+        ids.sort();
+        ids.dedup();
+        let org = self.org_uuid();
+        if let Tx::Postgres(c) = &mut self.tx {
+            for id in ids {
+                sqlx::query("SELECT id FROM queues WHERE org_id = $1 AND id = $2 FOR UPDATE")
+                    .bind(org)
+                    .bind(id)
+                    .execute(&mut **c)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Takes a token for a patient: refused while paused, outside hours (unless the desk
     /// checks someone in: `enforce_hours` false), above the daily cap, or when the patient
     /// already holds a live token in the queue (answered with that token).
@@ -780,6 +816,8 @@ impl TenantTx {
         enforce_hours: bool,
         now: OffsetDateTime,
     ) -> Result<JoinOutcome, StoreError> {
+        self.queue(queue).await?;
+        self.lock_queues(&[queue]).await?;
         let q = self.queue(queue).await?;
         if q.paused {
             return Ok(JoinOutcome::Paused(q.pause_message));
@@ -877,11 +915,18 @@ impl TenantTx {
         let org = self.org_uuid();
         // Bounded per run; the next run takes the rest.
         let stale: Vec<(uuid::Uuid, uuid::Uuid, String, String, String)> = with_conn!(self.tx, c => {
-            sqlx::query_as("SELECT id, queue_id, state, label, day FROM queue_tokens WHERE org_id = $1 AND state IN ('waiting', 'called', 'serving') AND day < $2 AND ($3 IS NULL OR queue_id = $3) ORDER BY id LIMIT 1000")
+            sqlx::query_as("SELECT id, queue_id, state, label, day FROM queue_tokens WHERE org_id = $1 AND state IN ('waiting', 'called', 'serving') AND day < $2 AND ($3 IS NULL OR queue_id = $3) ORDER BY queue_id, id LIMIT 1000")
                 .bind(org).bind(&today).bind(queue.map(|q| q.as_uuid())).fetch_all(c).await?
         });
         let mut touched: Vec<QueueId> = Vec::new();
+        let mut locked: Option<uuid::Uuid> = None;
         for (id, queue_id, state, label, day) in stale {
+            // Each queue's line is changed under its lock, queues in id order like
+            // `lock_queues` (a join holds its own queue's already).
+            if locked != Some(queue_id) && queue.is_none() {
+                self.lock_queues(&[QueueId::from_uuid(queue_id)]).await?;
+            }
+            locked = Some(queue_id);
             // Conditional on the state read: a desk action at the same moment wins.
             let n = with_conn!(self.tx, c => {
                 sqlx::query("UPDATE queue_tokens SET state = 'expired', ended_at = $4 WHERE org_id = $1 AND id = $2 AND state = $3")
@@ -952,6 +997,7 @@ impl TenantTx {
         now: OffsetDateTime,
     ) -> Result<Option<TokenView>, StoreError> {
         self.queue(queue).await?;
+        self.lock_queues(&[queue]).await?;
         let org = self.org_uuid();
         let by = self.ctx().user_id().map(|u| u.as_uuid());
         let picked: Option<uuid::Uuid> = match &mut self.tx {
@@ -983,7 +1029,7 @@ impl TenantTx {
         action: &str,
         now: OffsetDateTime,
     ) -> Result<TokenView, StoreError> {
-        let r = self.token_row(id).await?;
+        let r = self.locked_token_row(id).await?;
         let from =
             TokenState::parse(&r.state).ok_or_else(|| StoreError::Corrupt("token state".into()))?;
         if !from.can_become(to) {
@@ -1097,20 +1143,12 @@ impl TenantTx {
         id: QueueTokenId,
         position: i64,
     ) -> Result<TokenView, StoreError> {
-        let r = self.token_row(id).await?;
+        let r = self.locked_token_row(id).await?;
         if r.state != "waiting" {
             return Err(StoreError::Conflict("invalid_transition"));
         }
         let queue = QueueId::from_uuid(r.queue_id);
         let org = self.org_uuid();
-        // Hold the queue's row so two reorders of one queue take turns.
-        if let Tx::Postgres(c) = &mut self.tx {
-            sqlx::query("SELECT id FROM queues WHERE org_id = $1 AND id = $2 FOR UPDATE")
-                .bind(org)
-                .bind(queue.as_uuid())
-                .execute(&mut **c)
-                .await?;
-        }
         let mut line: Vec<(uuid::Uuid, i64)> = self
             .waiting_rows(queue)
             .await?
@@ -1184,7 +1222,14 @@ impl TenantTx {
         to: QueueId,
         now: OffsetDateTime,
     ) -> Result<TokenView, StoreError> {
+        let first = self.token_row(id).await?;
+        self.queue(to).await?;
+        self.lock_queues(&[QueueId::from_uuid(first.queue_id), to])
+            .await?;
         let r = self.token_row(id).await?;
+        if r.queue_id != first.queue_id {
+            return Err(StoreError::Conflict("token_changed"));
+        }
         if r.state != "waiting" {
             return Err(StoreError::Conflict("invalid_transition"));
         }
