@@ -397,15 +397,19 @@ async fn a_full_morning_at_the_clinic() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_mistyped_opening_hour_is_shown_beside_its_field_with_the_input_kept() {
     let app = TestApp::spawn(TestDb::sqlite().await).await;
-    let admin = app.signup("Lakeside Clinic", "admin@lakeside.example").await;
+    let admin = app
+        .signup("Lakeside Clinic", "admin@lakeside.example")
+        .await;
     let ch = app.provision_sim(&admin, "Front desk", None).await;
     let (s, q) = app
         .api(
             Method::POST,
             "/api/v1/queues",
             Some(&admin.access),
-            Some(json!({ "channel_id": ch.id, "name": "Dr Iyer", "keywords": ["IYER"],
-                "token_prefix": "I", "daily_cap": 50, "position_step": 1 })),
+            Some(
+                json!({ "channel_id": ch.id, "name": "Dr Iyer", "keywords": ["IYER"],
+                "token_prefix": "I", "daily_cap": 50, "position_step": 1 }),
+            ),
         )
         .await;
     assert_eq!(s, StatusCode::CREATED, "{q}");
@@ -413,14 +417,21 @@ async fn a_mistyped_opening_hour_is_shown_beside_its_field_with_the_input_kept()
     let browser = Browser::start().await;
     sign_in(&app, &browser, &admin.email).await;
 
-    browser.goto(&app.url(&format!("/queues/{queue}/edit"))).await;
+    browser
+        .goto(&app.url(&format!("/queues/{queue}/edit")))
+        .await;
     browser.fill_labelled("Name", "Dr Iyer (OPD)").await;
     browser.fill_labelled("Monday", "9am till 1").await;
     browser.fill_labelled("Holidays", "2026-12-25").await;
     browser.click("[data-testid=queue-save]").await;
-    let error = browser.wait_for("[data-testid=error-hours_mon]", LIVE_WAIT).await;
+    let error = browser
+        .wait_for("[data-testid=error-hours_mon]", LIVE_WAIT)
+        .await;
     let text = error.text().await.unwrap();
-    assert!(text.contains("09:00-13:00"), "the error says how to write it: {text}");
+    assert!(
+        text.contains("09:00-13:00"),
+        "the error says how to write it: {text}"
+    );
     // The error sits inside Monday's label, and the input is as typed.
     let beside: bool = serde_json::from_value(
         browser
@@ -458,7 +469,10 @@ async fn a_mistyped_opening_hour_is_shown_beside_its_field_with_the_input_kept()
     browser
         .wait_for("[data-testid=served-chart] svg", LIVE_WAIT)
         .await;
-    assert_eq!(browser.count("[data-testid=served-chart] rect.bar").await, 30);
+    assert_eq!(
+        browser.count("[data-testid=served-chart] rect.bar").await,
+        30
+    );
     assert!(browser.count("[data-testid=report-csv]").await == 1);
     assert_eq!(browser.csp_violations().await, Vec::<Value>::new());
     browser.close().await;

@@ -124,14 +124,29 @@ impl World {
             .unwrap()
             .into_iter()
             .filter(|m| m.direction == "out")
-            .map(|m| (m.content, serde_json::to_value(m.status).unwrap().as_str().unwrap_or_default().to_owned()))
+            .map(|m| {
+                (
+                    m.content,
+                    serde_json::to_value(m.status)
+                        .unwrap()
+                        .as_str()
+                        .unwrap_or_default()
+                        .to_owned(),
+                )
+            })
             .collect()
     }
 
     /// New sessions after the test clock jumped past the old ones' lifetime.
     async fn sign_in_again(&mut self) {
-        self.admin = self.app.login(&self.admin.email, common::users::PASSWORD).await;
-        self.web = self.app.web_login(&self.admin.email, common::users::PASSWORD).await;
+        self.admin = self
+            .app
+            .login(&self.admin.email, common::users::PASSWORD)
+            .await;
+        self.web = self
+            .app
+            .web_login(&self.admin.email, common::users::PASSWORD)
+            .await;
     }
 
     async fn create_queue_with(&self, body: Value) -> String {
@@ -139,14 +154,23 @@ impl World {
         for (k, v) in body.as_object().unwrap() {
             b[k] = v.clone();
         }
-        let (s, q) = self.call(&self.admin, Method::POST, "/api/v1/queues", Some(b)).await;
+        let (s, q) = self
+            .call(&self.admin, Method::POST, "/api/v1/queues", Some(b))
+            .await;
         assert_eq!(s, StatusCode::CREATED, "{q}");
         q["id"].as_str().unwrap().to_owned()
     }
 
     /// The actions in a token's history.
     async fn history(&self, token: &str) -> Vec<Value> {
-        let (s, d) = self.call(&self.admin, Method::GET, &format!("/api/v1/queue-tokens/{token}"), None).await;
+        let (s, d) = self
+            .call(
+                &self.admin,
+                Method::GET,
+                &format!("/api/v1/queue-tokens/{token}"),
+                None,
+            )
+            .await;
         assert_eq!(s, StatusCode::OK, "{d}");
         d["history"].as_array().unwrap().clone()
     }

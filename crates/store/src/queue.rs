@@ -321,13 +321,19 @@ pub fn check_queue_settings(s: &QueueSettings) -> Result<Vec<String>, SettingsPr
         return Err(problem("name", "name must be 1–80 characters".into()));
     }
     if !valid_prefix(&s.token_prefix) {
-        return Err(problem("token_prefix", "token_prefix must be 1–4 capital letters".into()));
+        return Err(problem(
+            "token_prefix",
+            "token_prefix must be 1–4 capital letters".into(),
+        ));
     }
     if !(1..=9999).contains(&s.daily_cap) {
         return Err(problem("daily_cap", "daily_cap must be 1–9999".into()));
     }
     if !(0..=100).contains(&s.position_step) {
-        return Err(problem("position_step", "position_step must be 0–100 (0: no position updates)".into()));
+        return Err(problem(
+            "position_step",
+            "position_step must be 0–100 (0: no position updates)".into(),
+        ));
     }
     if s.keywords.is_empty() || s.keywords.len() > 10 {
         return Err(problem("keywords", "a queue has 1–10 join keywords".into()));
@@ -365,13 +371,19 @@ pub fn check_queue_settings(s: &QueueSettings) -> Result<Vec<String>, SettingsPr
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
         {
-            return Err(problem("texts", format!("language code {lang:?}: 2–10 letters, digits, '_' or '-'")));
+            return Err(problem(
+                "texts",
+                format!("language code {lang:?}: 2–10 letters, digits, '_' or '-'"),
+            ));
         }
         if texts
             .values()
             .any(|t| t.is_empty() || t.chars().count() > 1000)
         {
-            return Err(problem("texts", "each text must be 1–1000 characters".into()));
+            return Err(problem(
+                "texts",
+                "each text must be 1–1000 characters".into(),
+            ));
         }
     }
     for t in s.templates.values() {
@@ -718,7 +730,8 @@ impl TenantTx {
     /// token moved to another queue meanwhile is `409 token_changed`.
     async fn locked_token_row(&mut self, id: QueueTokenId) -> Result<TokenRow, StoreError> {
         let first = self.token_row(id).await?;
-        self.lock_queues(&[QueueId::from_uuid(first.queue_id)]).await?;
+        self.lock_queues(&[QueueId::from_uuid(first.queue_id)])
+            .await?;
         let r = self.token_row(id).await?;
         if r.queue_id != first.queue_id {
             return Err(StoreError::Conflict("token_changed"));
