@@ -1,6 +1,7 @@
 //! Frontdesk's background work, run inside `serve` (or as its own process on the
 //! scale-out path): webhook rows become data, the outbox is sent at each number's rate,
-//! media is fetched into the blob store.
+//! media is fetched into the blob store, snoozed conversations wake, and queue tokens
+//! still live when their local day is over end.
 //!
 //! Tests call [`Worker::drain`] to run everything that is due now, so they never sleep
 //! for timing.
