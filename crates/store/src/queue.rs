@@ -1203,8 +1203,8 @@ impl TenantTx {
         self.token(id).await
     }
 
-    /// Gives a waiting line (in order) positions `NUMBER_GAP` apart again, ending at `tail`
-    /// (at or after today's last token's position), so every gap has room for about 20
+    /// Gives a waiting line (in order) positions `NUMBER_GAP` apart again, the last one a
+    /// gap before `tail` (the line's old last position), so every gap has room for about 20
     /// midpoints and the next join, which lands after `tail`, still appends. Only the
     /// order of the line matters, so moving the front down changes nothing anyone sees.
     async fn renumber_line(
@@ -1216,7 +1216,6 @@ impl TenantTx {
         let n = line.len() as i64;
         let mut out = Vec::with_capacity(line.len());
         for (i, (id, _)) in line.iter().enumerate() {
-            // The slot after `tail` is left for the token being placed at the end.
             let p = tail - (n - i as i64) * NUMBER_GAP;
             with_conn!(self.tx, c => {
                 sqlx::query("UPDATE queue_tokens SET position = $3 WHERE org_id = $1 AND id = $2 AND state = 'waiting'")
