@@ -536,10 +536,14 @@ both_backends! {
         assert_eq!((s, called["id"].as_str()), (StatusCode::OK, Some(asha_token.as_str())));
         // "Please come in" went out as the template, with the token as its parameter, and
         // reached the phone; "you are next" (no template for it) did not go out at all.
+        let mut tries = 0;
         let sent = loop {
+            tries += 1;
+            assert!(tries < 600, "the come-in template never left: {:?}", w.sent_to(asha).await);
             w.app.drain().await;
             let sent = w.sent_to(asha).await;
-            if sent.iter().any(|(_, st)| st != "queued") {
+            // Accepted by the Graph API first; sent (or failed) once its status webhook is in.
+            if sent.iter().any(|(_, st)| !["queued", "accepted"].contains(&st.as_str())) {
                 break sent;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
@@ -566,6 +570,16 @@ both_backends! {
         let last = h.last().unwrap();
         assert_eq!((last["action"].as_str(), last["data"]["text"].as_str(), last["data"]["reason"].as_str()),
             (Some("queue.message_not_sent"), Some("come_in"), Some("outside_window_without_template")), "{h:?}");
+        // Called from the board, the desk is told the patient was not reached.
+        check_in(&without, "Asha", asha).await;
+        let r = w.app.web_post(&w.web, &format!("/queues/{without}/call-next"), &[]).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let to = r.headers()["location"].to_str().unwrap().to_owned();
+        assert_eq!(to, format!("/queues/{without}/board?ok=called_untold&token=B-002"));
+        let html = w.app.web_get(&w.web, &to).await.text().await.unwrap();
+        assert!(html.contains("WhatsApp could not tell them"), "{html}");
+        let (_, board) = w.call(&w.admin, Method::GET, &format!("/api/v1/queues/{without}/board"), None).await;
+        assert_eq!(board["current"].as_array().unwrap().len(), 2, "both called: {board}");
 
         // The next day: the worker ends both live tokens without a word to the patients, and
         // a patient who writes the keyword gets the new day's first token.

@@ -331,22 +331,26 @@ pub async fn notify_line(
     Ok(())
 }
 
-/// Tells a called patient to come in, then updates the line behind them.
+/// Tells a called patient to come in, then updates the line behind them. Returns false
+/// when the patient has a number but could not be told (window closed, no `come_in`
+/// template), so the desk knows to call them by name.
 pub async fn notify_called(
     tx: &mut TenantTx,
     token: &TokenView,
     now: OffsetDateTime,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     let q = tx.queue(token.queue_id).await?;
+    let mut told = true;
     if let Some(contact) = token.contact_id {
         let v = Values {
             token_id: Some(token.id),
             token: token.label.clone(),
             ..Default::default()
         };
-        send(tx, &q, contact, QueueText::ComeIn, &token.language, &v, now).await?;
+        told = send(tx, &q, contact, QueueText::ComeIn, &token.language, &v, now).await?;
     }
-    notify_line(tx, token.queue_id, now).await
+    notify_line(tx, token.queue_id, now).await?;
+    Ok(told)
 }
 
 /// Tells every waiting patient that the queue is paused, with the desk's message.

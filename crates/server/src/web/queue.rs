@@ -197,6 +197,10 @@ fn notice(q: &Notice) -> Markup {
         Some("paused") => Some("The queue is paused: nobody can join.".to_owned()),
         Some("cap_reached") => Some("Today's cap is reached: nobody else can join.".to_owned()),
         Some("called") => Some(format!("Called {}.", token.unwrap_or("the next patient"))),
+        Some("called_untold") => Some(format!(
+            "Called {}, but WhatsApp could not tell them: their 24-hour window is closed and the queue has no come_in template. Call them by name.",
+            token.unwrap_or("the next patient")
+        )),
         Some("nobody") => Some("Nobody is waiting.".to_owned()),
         Some("done") => Some(format!("{}: done.", token.unwrap_or("Token"))),
         Some("queue_paused") => Some("Paused; waiting patients were told.".to_owned()),
@@ -992,7 +996,7 @@ fn queue_form(
             details open[errors.contains_key("templates")] {
                 summary { "Templates outside the 24-hour window" }
                 (err("templates"))
-                p.muted { "The approved template (name and language) to use for each text." }
+                p.muted { "The approved template (name and language) to use for each text. Without a come_in template, a walk-in checked in by phone whose 24-hour window is closed is not told when called (the board says so)." }
                 @for t in QueueText::ALL {
                     @let tpl = v.templates.get(&t);
                     label { (t.as_str()) " — template name" input type="text" name={ "tpl:" (t.as_str()) ":name" } maxlength="512" value=(tpl.map_or("", |x| x.0.as_str())); }
@@ -1637,7 +1641,8 @@ async fn call_next_form(
 ) -> Result<Response, PageError> {
     let id = queue_id(&id)?;
     Ok(match call_next_patient(&state, &ctx, id).await? {
-        Some(t) => see_board(id, "called", Some(&t.label)),
+        Some((t, true)) => see_board(id, "called", Some(&t.label)),
+        Some((t, false)) => see_board(id, "called_untold", Some(&t.label)),
         None => see_board(id, "nobody", None),
     })
 }
@@ -1668,11 +1673,11 @@ async fn consult_form(
     super::PageForm(f): super::PageForm<TokenActionForm>,
 ) -> Result<Response, PageError> {
     let id = token_id(&id)?;
-    let t = consult(&state, &ctx, id, &f.action).await?;
-    let ok = if f.action == "recall" {
-        "called"
-    } else {
-        "done"
+    let (t, told) = consult(&state, &ctx, id, &f.action).await?;
+    let ok = match (f.action.as_str(), told) {
+        ("recall", true) => "called",
+        ("recall", false) => "called_untold",
+        _ => "done",
     };
     Ok(see_board(t.queue_id, ok, Some(&t.label)))
 }
