@@ -46,7 +46,8 @@ impl PatientCommand {
 pub const RESERVED_KEYWORDS: &[&str] = &["STATUS", "CANCEL"];
 
 /// Where a token stands. `waiting → called → serving → complete`; a called patient who
-/// does not come is `no_show`; `skipped` goes back to waiting on recall.
+/// does not come is `no_show`; `skipped` goes back to waiting on recall. A token still
+/// live when its local day is over is `expired` by the worker (no staff action leads there).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum TokenState {
@@ -57,10 +58,11 @@ pub enum TokenState {
     NoShow,
     Cancelled,
     Skipped,
+    Expired,
 }
 
 impl TokenState {
-    pub const ALL: [TokenState; 7] = [
+    pub const ALL: [TokenState; 8] = [
         TokenState::Waiting,
         TokenState::Called,
         TokenState::Serving,
@@ -68,6 +70,7 @@ impl TokenState {
         TokenState::NoShow,
         TokenState::Cancelled,
         TokenState::Skipped,
+        TokenState::Expired,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -79,6 +82,7 @@ impl TokenState {
             TokenState::NoShow => "no_show",
             TokenState::Cancelled => "cancelled",
             TokenState::Skipped => "skipped",
+            TokenState::Expired => "expired",
         }
     }
 
@@ -448,6 +452,13 @@ mod tests {
         assert!(TokenState::Waiting.can_become(TokenState::Called));
         assert!(!TokenState::Complete.can_become(TokenState::Called));
         assert!(!TokenState::Cancelled.can_become(TokenState::Waiting));
+        assert!(!TokenState::Expired.is_live());
+        assert!(
+            TokenState::ALL
+                .iter()
+                .all(|s| !s.can_become(TokenState::Expired) && !TokenState::Expired.can_become(*s)),
+            "only the day's end expires a token, and nothing brings it back"
+        );
     }
 
     #[test]

@@ -3528,6 +3528,15 @@ fn matrix() -> Vec<Entry> {
                 })
             })
         }),
+        route(Method::GET, "/queues/reports", Access::Perm(QueueRead), |_, _| {
+            Box::pin(async move {
+                Case::bare("/queues/reports").then(|_, a| {
+                    Box::pin(async move {
+                        assert!(a.text.contains("data-testid=\"served-chart\"") && a.text.contains("Dr Matrix"), "{}", a.text);
+                    })
+                })
+            })
+        }),
         route(Method::GET, "/queues/new", Access::Perm(QueueConfigure), |_, _| {
             Box::pin(async move {
                 Case::bare("/queues/new").then(|w, a| {

@@ -390,3 +390,90 @@ async fn a_full_morning_at_the_clinic() {
     doctor.close().await;
     tv.close().await;
 }
+
+/// A person mistypes Monday's hours in a queue's settings: the form comes back with the
+/// error beside Monday's field and everything they typed still there; fixed, it saves.
+/// The reports page draws its chart without breaking the CSP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mistyped_opening_hour_is_shown_beside_its_field_with_the_input_kept() {
+    let app = TestApp::spawn(TestDb::sqlite().await).await;
+    let admin = app
+        .signup("Lakeside Clinic", "admin@lakeside.example")
+        .await;
+    let ch = app.provision_sim(&admin, "Front desk", None).await;
+    let (s, q) = app
+        .api(
+            Method::POST,
+            "/api/v1/queues",
+            Some(&admin.access),
+            Some(
+                json!({ "channel_id": ch.id, "name": "Dr Iyer", "keywords": ["IYER"],
+                "token_prefix": "I", "daily_cap": 50, "position_step": 1 }),
+            ),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{q}");
+    let queue = q["id"].as_str().unwrap().to_owned();
+    let browser = Browser::start().await;
+    sign_in(&app, &browser, &admin.email).await;
+
+    browser
+        .goto(&app.url(&format!("/queues/{queue}/edit")))
+        .await;
+    browser.fill_labelled("Name", "Dr Iyer (OPD)").await;
+    browser.fill_labelled("Monday", "9am till 1").await;
+    browser.fill_labelled("Holidays", "2026-12-25").await;
+    browser.click("[data-testid=queue-save]").await;
+    let error = browser
+        .wait_for("[data-testid=error-hours_mon]", LIVE_WAIT)
+        .await;
+    let text = error.text().await.unwrap();
+    assert!(
+        text.contains("09:00-13:00"),
+        "the error says how to write it: {text}"
+    );
+    // The error sits inside Monday's label, and the input is as typed.
+    let beside: bool = serde_json::from_value(
+        browser
+            .execute(
+                "const e = document.querySelector('[data-testid=error-hours_mon]'); \
+                 const i = e.closest('label').querySelector('input'); \
+                 return i.name === 'hours_mon' && i.getAttribute('aria-invalid') === 'true';",
+                vec![],
+            )
+            .await,
+    )
+    .unwrap();
+    assert!(beside, "the error is beside Monday's field");
+    assert_eq!(browser.value("input[name=hours_mon]").await, "9am till 1");
+    assert_eq!(browser.value("input[name=name]").await, "Dr Iyer (OPD)");
+    assert_eq!(browser.value("input[name=holidays]").await, "2026-12-25");
+    assert_eq!(browser.count(".field-error").await, 1);
+
+    browser.fill_labelled("Monday", "09:00-13:00").await;
+    browser.click("[data-testid=queue-save]").await;
+    browser.wait_for("[data-testid=notice]", LIVE_WAIT).await;
+    let (_, board) = app
+        .api(
+            Method::GET,
+            &format!("/api/v1/queues/{queue}/board"),
+            Some(&admin.access),
+            None,
+        )
+        .await;
+    assert_eq!(board["queue"]["name"], "Dr Iyer (OPD)");
+    assert_eq!(board["queue"]["hours"]["mon"][0]["open"], "09:00");
+
+    // The reports page: the chart is inline SVG with a bar per day, no CSP violation.
+    browser.goto(&app.url("/queues/reports")).await;
+    browser
+        .wait_for("[data-testid=served-chart] svg", LIVE_WAIT)
+        .await;
+    assert_eq!(
+        browser.count("[data-testid=served-chart] rect.bar").await,
+        30
+    );
+    assert!(browser.count("[data-testid=report-csv]").await == 1);
+    assert_eq!(browser.csp_violations().await, Vec::<Value>::new());
+    browser.close().await;
+}

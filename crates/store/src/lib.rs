@@ -56,7 +56,7 @@ pub use messaging::{
 pub use orgs::{CreateOrgError, Organisation, now_micros};
 pub use queue::{
     Board, DayReport, JoinOutcome, Patient, QueueSettings, QueueTemplates, QueueView, Screen,
-    TemplateRef, TokenView,
+    SettingsProblem, TemplateRef, TokenView, check_queue_settings,
 };
 pub use queue_screens::{SCREEN_TOKEN_PREFIX, ScreenLink};
 pub use secrets::{Place, RewrapReport, SecretMeta, SecretName, SecretNameError};

@@ -165,6 +165,10 @@ pub struct DayReport {
     pub served: i64,
     pub no_show: i64,
     pub cancelled: i64,
+    /// Still live when the day ended (ended by the worker, not by staff).
+    pub expired: i64,
+    /// Called at least once (the patients the average wait is over).
+    pub called: i64,
     /// No-shows ÷ (served + no-shows); 0 when nobody was seen or missed.
     pub no_show_rate: f64,
     /// Average minutes from joining to being called, of those called.
@@ -289,48 +293,77 @@ fn token_view(r: TokenRow, position: Option<i64>) -> Result<TokenView, StoreErro
     })
 }
 
+/// A queue setting the store refuses: the field it is about (named as in the API body and
+/// the settings form) and a message that is safe to show.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingsProblem {
+    pub field: &'static str,
+    pub message: String,
+}
+
+impl From<SettingsProblem> for StoreError {
+    fn from(p: SettingsProblem) -> Self {
+        StoreError::Invalid(p.message)
+    }
+}
+
 fn validate(s: &QueueSettings) -> Result<Vec<String>, StoreError> {
-    let bad = |m: &str| Err(StoreError::Invalid(m.to_owned()));
+    Ok(check_queue_settings(s)?)
+}
+
+/// Checks a queue's settings without touching the database (what `create_queue` and
+/// `update_queue` refuse first), naming the field at fault; returns the normalised
+/// keywords.
+pub fn check_queue_settings(s: &QueueSettings) -> Result<Vec<String>, SettingsProblem> {
+    let problem = |field: &'static str, m: String| SettingsProblem { field, message: m };
     let name = s.name.trim();
     if name.is_empty() || name.chars().count() > 80 {
-        return bad("name must be 1–80 characters");
+        return Err(problem("name", "name must be 1–80 characters".into()));
     }
     if !valid_prefix(&s.token_prefix) {
-        return bad("token_prefix must be 1–4 capital letters");
+        return Err(problem(
+            "token_prefix",
+            "token_prefix must be 1–4 capital letters".into(),
+        ));
     }
     if !(1..=9999).contains(&s.daily_cap) {
-        return bad("daily_cap must be 1–9999");
+        return Err(problem("daily_cap", "daily_cap must be 1–9999".into()));
     }
     if !(0..=100).contains(&s.position_step) {
-        return bad("position_step must be 0–100 (0: no position updates)");
+        return Err(problem(
+            "position_step",
+            "position_step must be 0–100 (0: no position updates)".into(),
+        ));
     }
     if s.keywords.is_empty() || s.keywords.len() > 10 {
-        return bad("a queue has 1–10 join keywords");
+        return Err(problem("keywords", "a queue has 1–10 join keywords".into()));
     }
     let mut keywords = Vec::new();
     for k in &s.keywords {
         let Some(n) = normalize_keyword(k) else {
-            return Err(StoreError::Invalid(format!(
-                "keyword {k:?} must be 1–40 letters, digits, spaces or '-'"
-            )));
+            return Err(problem(
+                "keywords",
+                format!("keyword {k:?} must be 1–40 letters, digits, spaces or '-'"),
+            ));
         };
         if frontdesk_domain::queue::RESERVED_KEYWORDS.contains(&n.as_str()) {
-            return Err(StoreError::Invalid(format!(
-                "{n} is what patients send for their token; choose another keyword"
-            )));
+            return Err(problem(
+                "keywords",
+                format!("{n} is what patients send for their token; choose another keyword"),
+            ));
         }
         if !keywords.contains(&n) {
             keywords.push(n);
         }
     }
     if let Some(h) = &s.hours {
-        h.validate().map_err(StoreError::Invalid)?;
+        h.validate().map_err(|m| problem("hours", m))?;
     }
     if s.holidays.len() > 366 {
-        return bad("at most 366 holidays");
+        return Err(problem("holidays", "at most 366 holidays".into()));
     }
     if s.texts.len() > 20 {
-        return bad("texts in at most 20 languages");
+        return Err(problem("texts", "texts in at most 20 languages".into()));
     }
     for (lang, texts) in &s.texts {
         if !(2..=10).contains(&lang.len())
@@ -338,13 +371,19 @@ fn validate(s: &QueueSettings) -> Result<Vec<String>, StoreError> {
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
         {
-            return Err(StoreError::Invalid(format!("language code {lang:?}")));
+            return Err(problem(
+                "texts",
+                format!("language code {lang:?}: 2–10 letters, digits, '_' or '-'"),
+            ));
         }
         if texts
             .values()
             .any(|t| t.is_empty() || t.chars().count() > 1000)
         {
-            return bad("each text must be 1–1000 characters");
+            return Err(problem(
+                "texts",
+                "each text must be 1–1000 characters".into(),
+            ));
         }
     }
     for t in s.templates.values() {
@@ -356,13 +395,15 @@ fn validate(s: &QueueSettings) -> Result<Vec<String>, StoreError> {
                 .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
             || !(2..=15).contains(&t.language.len())
         {
-            return bad(
-                "a template has a name of lower-case letters, digits and '_' and a language code",
-            );
+            return Err(problem(
+                "templates",
+                "a template has a name of lower-case letters, digits and '_' and a language code"
+                    .into(),
+            ));
         }
     }
     if s.doctors.len() > 50 {
-        return bad("at most 50 doctors per queue");
+        return Err(problem("doctors", "at most 50 doctors per queue".into()));
     }
     Ok(keywords)
 }
@@ -647,6 +688,7 @@ impl TenantTx {
         message: &str,
     ) -> Result<QueueView, StoreError> {
         self.queue(id).await?;
+        self.lock_queues(&[id]).await?;
         if message.chars().count() > 500 {
             return Err(StoreError::Invalid(
                 "the pause message is at most 500 characters".into(),
@@ -680,6 +722,19 @@ impl TenantTx {
         let r = r.ok_or(StoreError::NotFound)?;
         if !self.queue_visible(QueueId::from_uuid(r.queue_id)).await? {
             return Err(StoreError::NotFound);
+        }
+        Ok(r)
+    }
+
+    /// A token's row read after its queue is locked (see [`TenantTx::lock_queues`]); a
+    /// token moved to another queue meanwhile is `409 token_changed`.
+    async fn locked_token_row(&mut self, id: QueueTokenId) -> Result<TokenRow, StoreError> {
+        let first = self.token_row(id).await?;
+        self.lock_queues(&[QueueId::from_uuid(first.queue_id)])
+            .await?;
+        let r = self.token_row(id).await?;
+        if r.queue_id != first.queue_id {
+            return Err(StoreError::Conflict("token_changed"));
         }
         Ok(r)
     }
@@ -740,6 +795,29 @@ impl TenantTx {
         Ok(total / rows.len() as i64)
     }
 
+    /// Holds the queues' rows until commit, in id order (PostgreSQL; SQLite's writers take
+    /// turns anyway). Every change to a queue's line takes it first, so such changes — and
+    /// the patient messages each computes from the line it then reads — happen one after
+    /// another: a patient is told each position, "you are next" and "please come in" once,
+    /// in order, however many staff act at once, and two actions never wait on each other
+    /// in a cycle.
+    pub async fn lock_queues(&mut self, ids: &[QueueId]) -> Result<(), StoreError> {
+        let mut ids: Vec<uuid::Uuid> = ids.iter().map(|q| q.as_uuid()).collect();
+        ids.sort();
+        ids.dedup();
+        let org = self.org_uuid();
+        if let Tx::Postgres(c) = &mut self.tx {
+            for id in ids {
+                sqlx::query("SELECT id FROM queues WHERE org_id = $1 AND id = $2 FOR UPDATE")
+                    .bind(org)
+                    .bind(id)
+                    .execute(&mut **c)
+                    .await?;
+            }
+        }
+        Ok(())
+    }
+
     /// Takes a token for a patient: refused while paused, outside hours (unless the desk
     /// checks someone in: `enforce_hours` false), above the daily cap, or when the patient
     /// already holds a live token in the queue (answered with that token).
@@ -751,6 +829,8 @@ impl TenantTx {
         enforce_hours: bool,
         now: OffsetDateTime,
     ) -> Result<JoinOutcome, StoreError> {
+        self.queue(queue).await?;
+        self.lock_queues(&[queue]).await?;
         let q = self.queue(queue).await?;
         if q.paused {
             return Ok(JoinOutcome::Paused(q.pause_message));
@@ -770,6 +850,9 @@ impl TenantTx {
             sqlx::query_scalar("INSERT INTO queue_days (org_id, queue_id, day, last_number) VALUES ($1, $2, $3, 0) ON CONFLICT (org_id, queue_id, day) DO UPDATE SET last_number = queue_days.last_number RETURNING last_number")
                 .bind(org).bind(queue.as_uuid()).bind(&day).fetch_one(c).await?
         });
+        // Yesterday's leftovers end here too, should the worker's sweep not have run yet,
+        // so a patient whose token lapsed overnight can join again.
+        self.expire_past_tokens(Some(queue), now).await?;
         let contact = match patient {
             Patient::Contact(c) => Some(*c),
             Patient::WalkIn { contact, .. } => *contact,
@@ -831,6 +914,56 @@ impl TenantTx {
         Ok(JoinOutcome::Joined(self.token(id).await?))
     }
 
+    /// Ends the tokens still live (waiting, called or with the doctor) from local days
+    /// before today, in the organisation's time zone, as `expired`, each with a
+    /// `queue.expired` audit event; one queue or all of them. Patients are not told (this
+    /// runs around midnight). Returns the queues whose line changed (announced on commit).
+    pub async fn expire_past_tokens(
+        &mut self,
+        queue: Option<QueueId>,
+        now: OffsetDateTime,
+    ) -> Result<Vec<QueueId>, StoreError> {
+        let (date, _) = self.local_now(now).await?;
+        let today = day_text(date);
+        let org = self.org_uuid();
+        // Bounded per run; the next run takes the rest.
+        let stale: Vec<(uuid::Uuid, uuid::Uuid, String, String, String)> = with_conn!(self.tx, c => {
+            sqlx::query_as("SELECT id, queue_id, state, label, day FROM queue_tokens WHERE org_id = $1 AND state IN ('waiting', 'called', 'serving') AND day < $2 AND ($3 IS NULL OR queue_id = $3) ORDER BY queue_id, id LIMIT 1000")
+                .bind(org).bind(&today).bind(queue.map(|q| q.as_uuid())).fetch_all(c).await?
+        });
+        let mut touched: Vec<QueueId> = Vec::new();
+        let mut locked: Option<uuid::Uuid> = None;
+        for (id, queue_id, state, label, day) in stale {
+            // Each queue's line is changed under its lock, queues in id order like
+            // `lock_queues` (a join holds its own queue's already).
+            if locked != Some(queue_id) && queue.is_none() {
+                self.lock_queues(&[QueueId::from_uuid(queue_id)]).await?;
+            }
+            locked = Some(queue_id);
+            // Conditional on the state read: a desk action at the same moment wins.
+            let n = with_conn!(self.tx, c => {
+                sqlx::query("UPDATE queue_tokens SET state = 'expired', ended_at = $4 WHERE org_id = $1 AND id = $2 AND state = $3")
+                    .bind(org).bind(id).bind(&state).bind(now).execute(c).await?.rows_affected()
+            });
+            if n == 0 {
+                continue;
+            }
+            let q = QueueId::from_uuid(queue_id);
+            self.audit(AuditRecord::new(
+                "queue.expired",
+                "queue_token",
+                QueueTokenId::from_uuid(id).to_string(),
+                serde_json::json!({ "queue": q.to_string(), "label": label, "from": state, "day": day }),
+            ))
+            .await?;
+            if !touched.contains(&q) {
+                touched.push(q);
+                self.announce_queue_changed(q);
+            }
+        }
+        Ok(touched)
+    }
+
     /// Checks a walk-in in at the desk: a name, and a phone number when they have one (then
     /// they get the WhatsApp messages too). Hours do not apply; pause and cap do.
     pub async fn check_in(
@@ -877,6 +1010,7 @@ impl TenantTx {
         now: OffsetDateTime,
     ) -> Result<Option<TokenView>, StoreError> {
         self.queue(queue).await?;
+        self.lock_queues(&[queue]).await?;
         let org = self.org_uuid();
         let by = self.ctx().user_id().map(|u| u.as_uuid());
         let picked: Option<uuid::Uuid> = match &mut self.tx {
@@ -908,7 +1042,7 @@ impl TenantTx {
         action: &str,
         now: OffsetDateTime,
     ) -> Result<TokenView, StoreError> {
-        let r = self.token_row(id).await?;
+        let r = self.locked_token_row(id).await?;
         let from =
             TokenState::parse(&r.state).ok_or_else(|| StoreError::Corrupt("token state".into()))?;
         if !from.can_become(to) {
@@ -1022,21 +1156,13 @@ impl TenantTx {
         id: QueueTokenId,
         position: i64,
     ) -> Result<TokenView, StoreError> {
-        let r = self.token_row(id).await?;
+        let r = self.locked_token_row(id).await?;
         if r.state != "waiting" {
             return Err(StoreError::Conflict("invalid_transition"));
         }
         let queue = QueueId::from_uuid(r.queue_id);
         let org = self.org_uuid();
-        // Hold the queue's row so two reorders of one queue take turns.
-        if let Tx::Postgres(c) = &mut self.tx {
-            sqlx::query("SELECT id FROM queues WHERE org_id = $1 AND id = $2 FOR UPDATE")
-                .bind(org)
-                .bind(queue.as_uuid())
-                .execute(&mut **c)
-                .await?;
-        }
-        let line: Vec<(uuid::Uuid, i64)> = self
+        let mut line: Vec<(uuid::Uuid, i64)> = self
             .waiting_rows(queue)
             .await?
             .into_iter()
@@ -1044,17 +1170,23 @@ impl TenantTx {
             .map(|t| (t.id, t.position))
             .collect();
         let index = (position.max(1) - 1).min(line.len() as i64) as usize;
-        let before = index.checked_sub(1).map(|i| line[i].1);
-        let after = line.get(index).map(|t| t.1);
-        let new = match (before, after) {
-            (None, None) => r.position,
-            (None, Some(a)) => a - NUMBER_GAP,
-            (Some(b), None) => b + 1,
-            (Some(b), Some(a)) => {
-                if a - b < 2 {
-                    return Err(StoreError::Conflict("reorder_no_room"));
+        let mut renumbered = false;
+        let new = loop {
+            let before = index.checked_sub(1).map(|i| line[i].1);
+            let after = line.get(index).map(|t| t.1);
+            match (before, after) {
+                (None, None) => break r.position,
+                (None, Some(a)) => break a - NUMBER_GAP,
+                (Some(b), None) => break b + 1,
+                (Some(b), Some(a)) if a - b >= 2 => break b + (a - b) / 2,
+                // Midpoints ran out (about 20 reorders into one gap): spread the line out
+                // again, in this transaction, and place the token in the new gap.
+                (Some(_), Some(_)) if !renumbered => {
+                    let tail = r.position.max(line.last().map_or(r.position, |t| t.1));
+                    line = self.renumber_line(&line, tail).await?;
+                    renumbered = true;
                 }
-                b + (a - b) / 2
+                (Some(_), Some(_)) => return Err(StoreError::Conflict("reorder_no_room")),
             }
         };
         with_conn!(self.tx, c => {
@@ -1065,10 +1197,33 @@ impl TenantTx {
             "queue.reordered",
             "queue_token",
             id.to_string(),
-            serde_json::json!({ "queue": queue.to_string(), "label": r.label, "position": index + 1 }),
+            serde_json::json!({ "queue": queue.to_string(), "label": r.label, "position": index + 1, "renumbered": renumbered }),
         ))
         .await?;
         self.token(id).await
+    }
+
+    /// Gives a waiting line (in order) positions `NUMBER_GAP` apart again, the last one a
+    /// gap before `tail` (the line's old last position), so every gap has room for about 20
+    /// midpoints and the next join, which lands after `tail`, still appends. Only the
+    /// order of the line matters, so moving the front down changes nothing anyone sees.
+    async fn renumber_line(
+        &mut self,
+        line: &[(uuid::Uuid, i64)],
+        tail: i64,
+    ) -> Result<Vec<(uuid::Uuid, i64)>, StoreError> {
+        let org = self.org_uuid();
+        let n = line.len() as i64;
+        let mut out = Vec::with_capacity(line.len());
+        for (i, (id, _)) in line.iter().enumerate() {
+            let p = tail - (n - i as i64) * NUMBER_GAP;
+            with_conn!(self.tx, c => {
+                sqlx::query("UPDATE queue_tokens SET position = $3 WHERE org_id = $1 AND id = $2 AND state = 'waiting'")
+                    .bind(org).bind(*id).bind(p).execute(c).await?;
+            });
+            out.push((*id, p));
+        }
+        Ok(out)
     }
 
     /// Moves a waiting token to the end of another queue's line, with that queue's next
@@ -1079,7 +1234,14 @@ impl TenantTx {
         to: QueueId,
         now: OffsetDateTime,
     ) -> Result<TokenView, StoreError> {
+        let first = self.token_row(id).await?;
+        self.queue(to).await?;
+        self.lock_queues(&[QueueId::from_uuid(first.queue_id), to])
+            .await?;
         let r = self.token_row(id).await?;
+        if r.queue_id != first.queue_id {
+            return Err(StoreError::Conflict("token_changed"));
+        }
         if r.state != "waiting" {
             return Err(StoreError::Conflict("invalid_transition"));
         }
@@ -1269,6 +1431,8 @@ impl TenantTx {
                     served,
                     no_show,
                     cancelled: count("cancelled"),
+                    expired: count("expired"),
+                    called: waits.len() as i64,
                     no_show_rate: if served + no_show == 0 {
                         0.0
                     } else {
@@ -1281,5 +1445,21 @@ impl TenantTx {
         }
         out.sort_by(|a, b| (&a.day, &a.queue_name).cmp(&(&b.day, &b.queue_name)));
         Ok(out)
+    }
+}
+
+impl crate::Store {
+    /// The day's-end sweep of every organisation: tokens still live from a past local day
+    /// become `expired` (see [`TenantTx::expire_past_tokens`]). Returns how many queues
+    /// changed.
+    pub async fn expire_past_queue_tokens(&self, now: OffsetDateTime) -> Result<usize, StoreError> {
+        let mut n = 0;
+        for org in self.all_org_ids().await? {
+            let ctx = crate::TenantCtx::system(org, "queue-day-end");
+            let mut tx = self.begin(&ctx).await?;
+            n += tx.expire_past_tokens(None, now).await?.len();
+            tx.commit().await?;
+        }
+        Ok(n)
     }
 }

@@ -144,8 +144,11 @@ both_backends! {
         let c3 = contact(&db.store, &a, 3).await;
         let t = joined(join(&db.store, &a, q.id, c3, MONDAY_10 + time::Duration::days(1)).await);
         assert_eq!((t.label.as_str(), t.day.as_str()), ("A-001", "2026-11-24"));
-        // Yesterday's line still comes first.
-        assert_eq!(t.position, Some(4));
+        // Yesterday's leftovers ended with their day: the new patient is first.
+        assert_eq!(t.position, Some(1));
+        let mut tx = db.store.begin_read(&a).await.unwrap();
+        assert_eq!(tx.token(t1.id).await.unwrap().state, TokenState::Expired);
+        tx.commit().await.unwrap();
     }
 
     async fn hours_holidays_and_pause_turn_patients_away(db) {
@@ -303,6 +306,101 @@ both_backends! {
         assert!(matches!(tx.queue(q.id).await, Err(StoreError::NotFound)));
         assert!(matches!(tx.token(ids[0]).await, Err(StoreError::NotFound)));
         assert!(tx.queues().await.unwrap().is_empty());
+    }
+
+    async fn a_hundred_reorders_into_one_gap_renumber_instead_of_failing(db) {
+        let (a, ch) = org_with_channel(&db.store, "alpha").await;
+        let mut tx = db.store.begin(&a).await.unwrap();
+        let q = tx.create_queue(&settings(ch, "Dr Mehta", "JOIN")).await.unwrap();
+        let mut names = Vec::new();
+        for i in 0..6 {
+            let name = format!("P{i}");
+            tx.check_in(q.id, &name, None, "en", MONDAY_10).await.unwrap();
+            names.push(name);
+        }
+        tx.commit().await.unwrap();
+        // Each round takes the last patient and puts them second: always into the gap right
+        // after P0, which halves every time (midpoints run out after about 20).
+        for round in 0..100 {
+            let mut tx = db.store.begin(&a).await.unwrap();
+            let line = tx.waiting_line(q.id).await.unwrap();
+            let last = line.last().unwrap().clone();
+            let moved = tx.reorder(last.id, 2).await.unwrap_or_else(|e| panic!("round {round}: {e}"));
+            assert_eq!(moved.position, Some(2), "round {round}");
+            tx.commit().await.unwrap();
+            let name = names.pop().unwrap();
+            names.insert(1, name);
+        }
+        let mut tx = db.store.begin(&a).await.unwrap();
+        let line: Vec<String> = tx.waiting_line(q.id).await.unwrap().into_iter().map(|t| t.walk_in_name.unwrap()).collect();
+        assert_eq!(line, names, "the line is in the order the desk asked for");
+        // A join after all that still lands at the end.
+        tx.check_in(q.id, "Late", None, "en", MONDAY_10).await.unwrap();
+        let line = tx.waiting_line(q.id).await.unwrap();
+        assert_eq!(line.last().unwrap().walk_in_name.as_deref(), Some("Late"));
+        // The reorders that had to spread the line out say so in their audit events.
+        let mut renumbered = 0;
+        for t in &line {
+            renumbered += tx.token_history(t.id).await.unwrap().into_iter()
+                .filter(|e| e.action == "queue.reordered" && e.data["renumbered"] == true).count();
+        }
+        assert!(renumbered >= 4, "100 halvings need several renumberings, saw {renumbered}");
+        tx.commit().await.unwrap();
+    }
+
+    async fn live_tokens_expire_when_the_local_day_ends_and_patients_can_join_again(db) {
+        let (a, ch) = org_with_channel(&db.store, "alpha").await;
+        let mut tx = db.store.begin(&a).await.unwrap();
+        tx.set_time_zone("Asia/Kolkata").await.unwrap();
+        let q = tx.create_queue(&settings(ch, "Dr Mehta", "JOIN")).await.unwrap();
+        tx.commit().await.unwrap();
+        // Monday 09:30 in Kolkata.
+        let morning = datetime!(2026-11-23 04:00 UTC);
+        let (c1, c2, c3, c4) = (contact(&db.store, &a, 1).await, contact(&db.store, &a, 2).await, contact(&db.store, &a, 3).await, contact(&db.store, &a, 4).await);
+        let t1 = joined(join(&db.store, &a, q.id, c1, morning).await);
+        let t2 = joined(join(&db.store, &a, q.id, c2, morning).await);
+        let t3 = joined(join(&db.store, &a, q.id, c3, morning).await);
+        let t4 = joined(join(&db.store, &a, q.id, c4, morning).await);
+        let mut tx = db.store.begin(&a).await.unwrap();
+        tx.call_next(q.id, morning).await.unwrap();
+        tx.complete(t1.id, morning + time::Duration::minutes(10)).await.unwrap();
+        tx.call_next(q.id, morning).await.unwrap();
+        tx.start_serving(t2.id, morning).await.unwrap();
+        tx.call_next(q.id, morning).await.unwrap();
+        tx.commit().await.unwrap();
+
+        // 23:30 local: still Monday, nothing ends. 00:10 local Tuesday (18:40 UTC Monday):
+        // the three live tokens (with the doctor, called, waiting) expire; the complete one stays.
+        assert_eq!(db.store.expire_past_queue_tokens(datetime!(2026-11-23 18:00 UTC)).await.unwrap(), 0);
+        let midnight = datetime!(2026-11-23 18:40 UTC);
+        assert_eq!(db.store.expire_past_queue_tokens(midnight).await.unwrap(), 1, "one queue changed");
+        assert_eq!(db.store.expire_past_queue_tokens(midnight).await.unwrap(), 0, "a second sweep finds nothing");
+        let mut tx = db.store.begin_read(&a).await.unwrap();
+        let mut got = Vec::new();
+        for id in [t1.id, t2.id, t3.id, t4.id] {
+            got.push(tx.token(id).await.unwrap().state);
+        }
+        assert_eq!(got, [TokenState::Complete, TokenState::Expired, TokenState::Expired, TokenState::Expired]);
+        let h: Vec<String> = tx.token_history(t2.id).await.unwrap().into_iter().map(|e| e.action).collect();
+        assert_eq!(h.last().map(String::as_str), Some("queue.expired"));
+        let ev = tx.token_history(t4.id).await.unwrap().pop().unwrap();
+        assert_eq!((ev.action.as_str(), ev.data["from"].as_str(), ev.data["day"].as_str()), ("queue.expired", Some("waiting"), Some("2026-11-23")));
+        assert!(tx.waiting_line(q.id).await.unwrap().is_empty());
+        let r = tx.queue_report(Some(q.id), time::macros::date!(2026 - 11 - 23), time::macros::date!(2026 - 11 - 23)).await.unwrap();
+        assert_eq!((r[0].served, r[0].expired, r[0].no_show, r[0].called), (1, 3, 0, 3));
+        tx.commit().await.unwrap();
+
+        // Tuesday: the patient whose token lapsed joins again and gets the day's first number.
+        let t = joined(join(&db.store, &a, q.id, c4, datetime!(2026-11-24 04:00 UTC)).await);
+        assert_eq!((t.label.as_str(), t.day.as_str(), t.position), ("A-001", "2026-11-24", Some(1)));
+
+        // Without a sweep in between, a join on the next day ends yesterday's leftovers itself.
+        let wednesday = datetime!(2026-11-25 04:00 UTC);
+        let again = joined(join(&db.store, &a, q.id, c4, wednesday).await);
+        assert_eq!((again.label.as_str(), again.position), ("A-001", Some(1)));
+        let mut tx = db.store.begin_read(&a).await.unwrap();
+        assert_eq!(tx.token(t.id).await.unwrap().state, TokenState::Expired);
+        tx.commit().await.unwrap();
     }
 
     async fn texts_and_templates_round_trip(db) {

@@ -1,6 +1,7 @@
 //! Frontdesk's background work, run inside `serve` (or as its own process on the
 //! scale-out path): webhook rows become data, the outbox is sent at each number's rate,
-//! media is fetched into the blob store.
+//! media is fetched into the blob store, snoozed conversations wake, and queue tokens
+//! still live when their local day is over end.
 //!
 //! Tests call [`Worker::drain`] to run everything that is due now, so they never sleep
 //! for timing.
@@ -61,6 +62,10 @@ pub fn throughput_of_level(level: &str) -> Option<i32> {
 /// How often the worker reopens snoozed conversations whose time has come.
 const SNOOZE_TICK: Duration = Duration::from_secs(15);
 
+/// How often the worker ends queue tokens left live from a past local day: within a
+/// minute of midnight in each organisation's time zone.
+const QUEUE_DAY_END_TICK: Duration = Duration::from_secs(60);
+
 /// The clock the worker reads (tests move it).
 pub type Now = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
 
@@ -106,6 +111,7 @@ impl Worker {
     /// media downloads (including work that one step creates for the next).
     pub async fn drain(self: &Arc<Self>) -> Result<(), StoreError> {
         self.store.wake_snoozed(self.now()).await?;
+        self.store.expire_past_queue_tokens(self.now()).await?;
         loop {
             let a = self.process_inbox(usize::MAX).await?;
             let b = self.dispatch_due(true).await?;
@@ -125,6 +131,7 @@ impl Worker {
             let mut stop = shutdown.clone();
             tokio::spawn(async move {
                 let mut last_wake = std::time::Instant::now();
+                let mut last_day_end: Option<std::time::Instant> = None;
                 loop {
                     if let Err(e) = me.process_inbox(50_000).await {
                         tracing::error!(error = %e, "webhook processing failed; retrying");
@@ -134,6 +141,12 @@ impl Worker {
                         last_wake = std::time::Instant::now();
                         if let Err(e) = me.store.wake_snoozed(me.now()).await {
                             tracing::error!(error = %e, "waking snoozed conversations failed");
+                        }
+                    }
+                    if last_day_end.is_none_or(|t| t.elapsed() >= QUEUE_DAY_END_TICK) {
+                        last_day_end = Some(std::time::Instant::now());
+                        if let Err(e) = me.store.expire_past_queue_tokens(me.now()).await {
+                            tracing::error!(error = %e, "ending past days' queue tokens failed");
                         }
                     }
                     tokio::select! {

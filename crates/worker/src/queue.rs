@@ -10,16 +10,17 @@
 use frontdesk_domain::queue::{
     PatientCommand, QueueText, estimated_wait_minutes, position_update_due, render, text_for,
 };
-use frontdesk_domain::{ChannelId, ContactId, QueueId};
+use frontdesk_domain::{ChannelId, ContactId, QueueId, QueueTokenId};
 use frontdesk_store::{
-    JoinOutcome, NewOutbound, Patient, QueueView, StoreError, TenantTx, TokenView,
+    AuditRecord, JoinOutcome, NewOutbound, Patient, QueueView, StoreError, TenantTx, TokenView,
 };
 use frontdesk_whatsapp::Outbound;
 use time::{Date, OffsetDateTime, Time};
 
-/// Values a text may name.
+/// Values a text may name, and the token it is about (for its history).
 #[derive(Default)]
 struct Values {
+    token_id: Option<QueueTokenId>,
     token: String,
     position: String,
     wait: String,
@@ -31,6 +32,7 @@ impl Values {
     fn of(t: &TokenView, avg_secs: i64) -> Self {
         let pos = t.position.unwrap_or(0);
         Values {
+            token_id: Some(t.id),
             token: t.label.clone(),
             position: pos.to_string(),
             wait: estimated_wait_minutes(avg_secs, (pos - 1).max(0)).to_string(),
@@ -135,6 +137,17 @@ async fn send_on(
             text = key.as_str(),
             "queue message not sent: outside the window and no template set"
         );
+        // Staff see it in the token's history: the patient was not told, and why. (The
+        // action itself stands: the screen still shows the token.)
+        if let Some(id) = v.token_id {
+            tx.audit(AuditRecord::new(
+                "queue.message_not_sent",
+                "queue_token",
+                id.to_string(),
+                serde_json::json!({ "text": key.as_str(), "reason": "outside_window_without_template" }),
+            ))
+            .await?;
+        }
         return Ok(false);
     };
     let content =
@@ -318,21 +331,26 @@ pub async fn notify_line(
     Ok(())
 }
 
-/// Tells a called patient to come in, then updates the line behind them.
+/// Tells a called patient to come in, then updates the line behind them. Returns false
+/// when the patient has a number but could not be told (window closed, no `come_in`
+/// template), so the desk knows to call them by name.
 pub async fn notify_called(
     tx: &mut TenantTx,
     token: &TokenView,
     now: OffsetDateTime,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     let q = tx.queue(token.queue_id).await?;
+    let mut told = true;
     if let Some(contact) = token.contact_id {
         let v = Values {
+            token_id: Some(token.id),
             token: token.label.clone(),
             ..Default::default()
         };
-        send(tx, &q, contact, QueueText::ComeIn, &token.language, &v, now).await?;
+        told = send(tx, &q, contact, QueueText::ComeIn, &token.language, &v, now).await?;
     }
-    notify_line(tx, token.queue_id, now).await
+    notify_line(tx, token.queue_id, now).await?;
+    Ok(told)
 }
 
 /// Tells every waiting patient that the queue is paused, with the desk's message.
@@ -348,6 +366,11 @@ pub async fn notify_paused(
     };
     for t in tx.waiting_line(queue).await? {
         if let Some(contact) = t.contact_id {
+            let v = Values {
+                token_id: Some(t.id),
+                message: v.message.clone(),
+                ..Default::default()
+            };
             send(tx, &q, contact, QueueText::Paused, &t.language, &v, now).await?;
         }
     }
@@ -363,6 +386,7 @@ pub async fn notify_cancelled(
     let q = tx.queue(token.queue_id).await?;
     if let Some(contact) = token.contact_id {
         let v = Values {
+            token_id: Some(token.id),
             token: token.label.clone(),
             ..Default::default()
         };

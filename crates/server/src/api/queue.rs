@@ -428,27 +428,28 @@ async fn call_next(
 ) -> Result<Response, ApiError> {
     let id = path_id(&id, QueueId::parse)?;
     Ok(match call_next_patient(&state, &ctx, id).await? {
-        Some(t) => Json(t).into_response(),
+        Some((t, _)) => Json(t).into_response(),
         None => StatusCode::NO_CONTENT.into_response(),
     })
 }
 
-/// Calls the next waiting patient (none: nobody waits) and tells them to come in.
+/// Calls the next waiting patient (none: nobody waits) and tells them to come in; with
+/// whether they could be told over WhatsApp (see `patients::notify_called`).
 pub(crate) async fn call_next_patient(
     state: &AppState,
     ctx: &TenantCtx,
     id: QueueId,
-) -> Result<Option<TokenView>, ApiError> {
+) -> Result<Option<(TokenView, bool)>, ApiError> {
     let now = state.now();
     let mut tx = state.store().begin(ctx).await?;
     let Some(t) = tx.call_next(id, now).await? else {
         tx.commit().await?;
         return Ok(None);
     };
-    patients::notify_called(&mut tx, &t, now).await?;
+    let told = patients::notify_called(&mut tx, &t, now).await?;
     tx.announce_queue_changed(id);
     tx.commit().await?;
-    Ok(Some(t))
+    Ok(Some((t, told)))
 }
 
 /// A token and its history (its audit events, oldest first).
@@ -497,26 +498,27 @@ async fn consult_action(
     ApiJson(body): ApiJson<ConsultBody>,
 ) -> Result<Json<TokenView>, ApiError> {
     let id = path_id(&id, QueueTokenId::parse)?;
-    Ok(Json(consult(&state, &ctx, id, &body.action).await?))
+    Ok(Json(consult(&state, &ctx, id, &body.action).await?.0))
 }
 
-/// A doctor's action on a token: `recall`, `serve` or `complete`.
+/// A doctor's action on a token: `recall`, `serve` or `complete`; with whether a recalled
+/// patient could be told over WhatsApp (always true for the others).
 pub(crate) async fn consult(
     state: &AppState,
     ctx: &TenantCtx,
     id: QueueTokenId,
     action: &str,
-) -> Result<TokenView, ApiError> {
+) -> Result<(TokenView, bool), ApiError> {
     let now = state.now();
     let mut tx = state.store().begin(ctx).await?;
-    let t = match action {
+    let (t, told) = match action {
         "recall" => {
             let t = tx.recall(id, now).await?;
-            patients::notify_called(&mut tx, &t, now).await?;
-            t
+            let told = patients::notify_called(&mut tx, &t, now).await?;
+            (t, told)
         }
-        "serve" => tx.start_serving(id, now).await?,
-        "complete" => tx.complete(id, now).await?,
+        "serve" => (tx.start_serving(id, now).await?, true),
+        "complete" => (tx.complete(id, now).await?, true),
         _ => {
             return Err(ApiError::unprocessable(
                 "invalid",
@@ -526,7 +528,7 @@ pub(crate) async fn consult(
     };
     tx.announce_queue_changed(t.queue_id);
     tx.commit().await?;
-    Ok(t)
+    Ok((t, told))
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -662,11 +664,11 @@ async fn export_reports(
 ) -> Result<Response, ApiError> {
     let rows = report(&state, &ctx, f).await?;
     let mut out = String::from(
-        "day,queue,joined,served,no_show,cancelled,no_show_rate,avg_wait_minutes,avg_consult_minutes\n",
+        "day,queue,joined,served,no_show,cancelled,no_show_rate,avg_wait_minutes,avg_consult_minutes,expired\n",
     );
     for r in rows {
         out.push_str(&format!(
-            "{},{},{},{},{},{},{},{},{}\n",
+            "{},{},{},{},{},{},{},{},{},{}\n",
             r.day,
             csv_field(&r.queue_name),
             r.joined,
@@ -675,7 +677,8 @@ async fn export_reports(
             r.cancelled,
             r.no_show_rate,
             r.avg_wait_minutes,
-            r.avg_consult_minutes
+            r.avg_consult_minutes,
+            r.expired
         ));
     }
     Ok((
