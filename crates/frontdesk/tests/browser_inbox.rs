@@ -314,3 +314,73 @@ async fn a_role_without_view_phone_never_has_the_number_in_the_page() {
     assert!(!source.contains(digits), "the number reached the page");
     browser.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn older_messages_load_above_the_newest_in_time_order() {
+    let app = TestApp::spawn(TestDb::sqlite().await).await;
+    let admin = app.signup("Hillside Clinic", "admin@older.example").await;
+    let sim = app.provision_sim(&admin, "Reception", None).await;
+    // One long conversation of 130 messages, written straight to the tables.
+    let target = app
+        .db
+        .store
+        .webhook_target(&sim.webhook_key)
+        .await
+        .unwrap()
+        .unwrap();
+    let mut tx = app.db.store.begin(&target.ctx).await.unwrap();
+    let ids = tx
+        .fill_inbox_for_bench(&frontdesk_store::InboxFill {
+            channel: frontdesk_domain::ChannelId::parse(&sim.id).unwrap(),
+            number_prefix: 1,
+            conversations: 1,
+            messages_per_conversation: 130,
+            agents: vec![frontdesk_domain::UserId::parse(&admin.user_id).unwrap()],
+            team: None,
+            newest: time::OffsetDateTime::now_utc(),
+        })
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    let conversation = ids[0].to_string();
+
+    let browser = Browser::start().await;
+    sign_in(&app, &browser, &admin.email).await;
+    browser
+        .goto(&app.url(&format!("/inbox/{conversation}")))
+        .await;
+    browser
+        .wait_for("[data-testid=history]", Duration::from_secs(10))
+        .await;
+    assert_eq!(browser.count("#conv-history li.msg").await, 100);
+    browser.click("[data-testid=older-messages]").await;
+    for _ in 0..100 {
+        if browser.count("#conv-history li.msg").await == 130 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(browser.count("#conv-history li.msg").await, 130);
+    assert_eq!(
+        browser.count("[data-testid=older-messages]").await,
+        0,
+        "no older page left"
+    );
+    // Oldest at the top, each in its place.
+    let times = browser
+        .execute(
+            "return [...document.querySelectorAll('#conv-history li')].map((x) => Number(x.dataset.at));",
+            vec![],
+        )
+        .await;
+    let times: Vec<i64> = times
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_i64().unwrap())
+        .collect();
+    assert_eq!(times.len(), 130);
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+    assert!(browser.csp_violations().await.is_empty());
+    browser.close().await;
+}

@@ -462,6 +462,11 @@ async fn conversation_page(
     ))
 }
 
+/// Milliseconds since the epoch, for ordering items on the page.
+fn millis(t: time::OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
 /// A message or a note, for interleaving by time.
 enum Entry<'a> {
     Message(&'a InboxMessage),
@@ -559,6 +564,9 @@ fn conversation_pane(
                 }
             }
         }
+        @if let Some(cursor) = &d.next_cursor {
+            button.older type="button" data-testid="older-messages" data-cursor=(cursor) { "Older messages" }
+        }
         ol #conv-history.history data-testid="history" data-conversation-id=(c.id) {
             @for (_, e) in &entries {
                 @match e {
@@ -599,7 +607,7 @@ fn message_item(pc: &PageCtx, conv: ConversationId, m: &InboxMessage) -> Markup 
     let status = m.status.as_str();
     let dir = if m.direction == "in" { "in" } else { "out" };
     html! {
-        li class={ "msg " (dir) } data-message-id=(m.id) data-kind=(m.kind) data-status=(status) {
+        li class={ "msg " (dir) } data-message-id=(m.id) data-kind=(m.kind) data-status=(status) data-at=(millis(m.created_at)) {
             @if let Some(q) = &m.quoted {
                 blockquote.quote data-testid="quoted" { (q.preview) }
             }
@@ -688,7 +696,7 @@ fn message_body(m: &InboxMessage) -> Markup {
 
 fn note_item(cat: &Catalogue, n: &Note) -> Markup {
     html! {
-        li.note data-note-id=(n.id) data-testid="note" {
+        li.note data-note-id=(n.id) data-testid="note" data-at=(millis(n.created_at)) {
             span.note-author { "Note by " (cat.member_name(n.author_id).unwrap_or("someone")) }
             p { (n.body) }
             span.msg-meta { (when(n.created_at)) }

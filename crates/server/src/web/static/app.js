@@ -177,6 +177,7 @@ document.addEventListener("focusin", (event) => {
   const messageItem = (m) => {
     const li = el("li", "msg " + (m.direction === "in" ? "in" : "out"));
     li.dataset.messageId = m.id;
+    li.dataset.at = String(Date.parse(m.created_at));
     li.dataset.kind = m.kind;
     if (m.quoted) {
       const q = el("blockquote", "quote", m.quoted.preview);
@@ -264,6 +265,34 @@ document.addEventListener("focusin", (event) => {
       assignee.textContent = user ? user : team ? team : "unassigned";
     }
   };
+
+  // Older messages: the next page before the oldest shown, each put in its place by time
+  // (notes of that time are on the page already).
+  const older = document.querySelector("[data-testid=older-messages]");
+  if (older && history) {
+    older.addEventListener("click", async () => {
+      older.disabled = true;
+      try {
+        const r = await get("/api/v1/conversations/" + encodeURIComponent(history.dataset.conversationId) + "?limit=100&cursor=" + encodeURIComponent(older.dataset.cursor));
+        if (!r.ok) return;
+        const d = await r.json();
+        for (const m of d.messages) {
+          if (history.querySelector(`li[data-message-id="${CSS.escape(m.id)}"]`)) continue;
+          const li = messageItem(m);
+          updateStatus(li, m);
+          const at = Number(li.dataset.at);
+          const after = [...history.children].find((x) => Number(x.dataset.at) > at);
+          history.insertBefore(li, after || null);
+        }
+        if (d.next_cursor) older.dataset.cursor = d.next_cursor;
+        else older.remove();
+      } catch (_) {
+        // Clicking again tries again.
+      } finally {
+        older.disabled = false;
+      }
+    });
+  }
 
   let pending = null;
   let again = false;
