@@ -611,11 +611,11 @@ fn parse_buttons(errs: &mut Errs, field: &str, input: &[ButtonInput], max: usize
                 if !scheme_ok
                     || !host_ok
                     || url.len() > MAX_URL
-                    || url.chars().any(char::is_whitespace)
+                    || !url.bytes().all(|b| b.is_ascii_graphic())
                 {
                     errs.add(
                         format!("{f}.url"),
-                        format!("an http(s) URL of at most {MAX_URL} characters"),
+                        format!("an http(s) URL of at most {MAX_URL} characters, without spaces (non-ASCII characters percent-encoded)"),
                     );
                     ok = false;
                 } else if var_count > 1 || (var_count == 1 && !url_has_var(&url)) {

@@ -185,6 +185,20 @@ async fn apply_event(
             .await?;
             Ok(())
         }
+        Event::TemplateQuality(q) => {
+            if !q.quality.is_empty() && !q.template_id.is_empty() {
+                tx.set_template_quality(&q.waba_id, &q.template_id, &q.quality)
+                    .await?;
+            }
+            Ok(())
+        }
+        Event::TemplateCategory(c) => {
+            if !c.new_category.is_empty() && !c.template_id.is_empty() {
+                tx.set_template_category(&c.waba_id, &c.template_id, &c.new_category)
+                    .await?;
+            }
+            Ok(())
+        }
         Event::PhoneQuality(q) => {
             let quality = match q.event.as_str() {
                 "FLAGGED" => Some("RED"),

@@ -57,6 +57,12 @@ pub(crate) fn routes(b: RouteTableBuilder) -> RouteTableBuilder {
         Access::Public,
     )
     .other(
+        Method::POST,
+        "/simulator/graph/{version}/{node}",
+        post(edit_template),
+        Access::Public,
+    )
+    .other(
         Method::GET,
         "/simulator/media/{media_id}",
         get(download_media),
@@ -592,13 +598,16 @@ async fn send_message(
                 .sim_customer_by_address(number.channel_id, phone, bsuid)
                 .await?;
             let mut category = "service".to_owned();
+            let mut rendered = None;
             if let Some(c) = &customer {
                 match &template {
                     Some((name, lang)) => {
                         let t = tx.sim_template(number.channel_id, name, lang).await?;
                         match t {
                             Some(t) if t.status == "APPROVED" => {
-                                category = t.category.to_lowercase()
+                                category = t.category.to_lowercase();
+                                let text = render_template(&t.components, &body["template"])?;
+                                rendered = Some(text);
                             }
                             _ => {
                                 return Err(MetaError::new(
@@ -627,6 +636,11 @@ async fn send_message(
             }
             let wamid = new_wamid();
             let failed = customer.is_none();
+            // The phone shows a template filled in, as WhatsApp draws it.
+            let mut body = body;
+            if let Some(text) = rendered {
+                body["sim_rendered"] = json!(text);
+            }
             tx.insert_sim_message(&SimMessage {
                 id: uuid::Uuid::now_v7(),
                 channel_id: number.channel_id,
@@ -1077,6 +1091,13 @@ async fn create_template(
     }
     tx.commit().await?;
     let answer = json!({ "id": t.id, "status": "PENDING", "category": category });
+    spawn_review(&state, ctx, number, t);
+    Ok(Json(answer))
+}
+
+/// Reviews a template by the rule, records the outcome and posts it as a
+/// `message_template_status_update` webhook, in the background (as Meta answers first).
+fn spawn_review(state: &AppState, ctx: TenantCtx, number: SimNumber, t: SimTemplate) {
     let state2 = state.clone();
     tokio::spawn(async move {
         let (status, reason) = match review(&t.components) {
@@ -1109,7 +1130,186 @@ async fn create_template(
         );
         webhooks::deliver(&state2, &ctx, number.channel_id, &payload).await;
     });
-    Ok(Json(answer))
+}
+
+/// `POST /{template-id}`: new components (and category) for a template of this number's
+/// business account; it goes back to review like a new one.
+async fn edit_template(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((version, node)): Path<(String, String)>,
+    body: Bytes,
+) -> GraphResult<Json<Value>> {
+    check_version(&version)?;
+    let (ctx, number) = authenticate(&state, &headers).await?;
+    let v: Value = serde_json::from_slice(&body)
+        .map_err(|e| MetaError::invalid(format!("the body is not JSON: {e}")))?;
+    let mut tx = state.store().begin(&ctx).await?;
+    let Some(mut t) = tx
+        .sim_templates(number.channel_id)
+        .await?
+        .into_iter()
+        .find(|t| t.id == node)
+    else {
+        return Err(MetaError::no_such_object(&node));
+    };
+    let components = v
+        .get("components")
+        .filter(|c| c.as_array().is_some_and(|a| !a.is_empty() && a.len() <= 10))
+        .cloned()
+        .ok_or_else(|| MetaError::required("components"))?;
+    if components.to_string().len() > 32 * 1024 {
+        return Err(MetaError::invalid("components are at most 32 KiB"));
+    }
+    let category = v
+        .get("category")
+        .and_then(Value::as_str)
+        .map(str::to_ascii_uppercase)
+        .filter(|c| ["MARKETING", "UTILITY", "AUTHENTICATION"].contains(&c.as_str()));
+    tx.edit_sim_template(&t.id, &components, category.as_deref())
+        .await?;
+    tx.commit().await?;
+    t.components = components;
+    if let Some(c) = category {
+        t.category = c;
+    }
+    spawn_review(&state, ctx, number, t);
+    Ok(Json(json!({ "success": true })))
+}
+
+/// The text of one template variable's value in a send's parameters.
+fn param_text(p: &Value) -> String {
+    match str_at(p, &["type"]) {
+        Some("text") => str_at(p, &["text"]).unwrap_or_default().to_owned(),
+        Some("coupon_code") => str_at(p, &["coupon_code"]).unwrap_or_default().to_owned(),
+        Some(t) => format!("[{t}]"),
+        None => String::new(),
+    }
+}
+
+/// Counts the variables of a template text.
+fn var_names(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("{{") {
+        let after = &rest[i + 2..];
+        let Some(end) = after.find("}}") else { break };
+        let v = after[..end].trim().to_owned();
+        if !out.contains(&v) {
+            out.push(v);
+        }
+        rest = &after[end + 2..];
+    }
+    out
+}
+
+/// Fills a text's variables from a component's parameters, by name when they carry one,
+/// else in order; a count that does not match is Meta's 132000.
+fn fill_text(text: &str, params: &[Value]) -> GraphResult<String> {
+    let vars = var_names(text);
+    if vars.len() != params.len() {
+        return Err(MetaError::new(
+            StatusCode::BAD_REQUEST,
+            132000,
+            "(#132000) Number of parameters does not match the expected number of params",
+        )
+        .details(format!(
+            "expected {} parameter(s), got {}",
+            vars.len(),
+            params.len()
+        )));
+    }
+    let mut out = text.to_owned();
+    for (i, var) in vars.iter().enumerate() {
+        let p = params
+            .iter()
+            .find(|p| str_at(p, &["parameter_name"]) == Some(var.as_str()))
+            .or_else(|| params.get(i))
+            .map(param_text)
+            .unwrap_or_default();
+        out = out.replace(&format!("{{{{{var}}}}}"), &p);
+    }
+    Ok(out)
+}
+
+/// The text a phone shows for a template send: the approved template's components with
+/// the send's parameters in place (header, body, footer, buttons with their URLs).
+pub(crate) fn render_template(template: &Value, send: &Value) -> GraphResult<String> {
+    let params_of = |kind: &str| -> Vec<Value> {
+        send.get("components")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .find(|c| str_at(c, &["type"]).is_some_and(|t| t.eq_ignore_ascii_case(kind)))
+            .and_then(|c| c.get("parameters"))
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let button_param = |index: usize| -> Option<String> {
+        send.get("components")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .find(|c| {
+                str_at(c, &["type"]) == Some("button")
+                    && str_at(c, &["index"]).and_then(|i| i.parse::<usize>().ok()) == Some(index)
+            })
+            .and_then(|c| c.get("parameters")?.get(0).map(param_text))
+    };
+    let mut parts = Vec::new();
+    for c in template.as_array().into_iter().flatten() {
+        match str_at(c, &["type"]).map(str::to_ascii_uppercase).as_deref() {
+            Some("HEADER") => match str_at(c, &["format"]) {
+                Some(f) if f.eq_ignore_ascii_case("text") => parts.push(fill_text(
+                    str_at(c, &["text"]).unwrap_or_default(),
+                    &params_of("header"),
+                )?),
+                Some(f) => parts.push(format!("[{}]", f.to_ascii_lowercase())),
+                None => {}
+            },
+            Some("BODY") => parts.push(fill_text(
+                str_at(c, &["text"]).unwrap_or_default(),
+                &params_of("body"),
+            )?),
+            Some("FOOTER") => parts.push(str_at(c, &["text"]).unwrap_or_default().to_owned()),
+            Some("BUTTONS") => {
+                let mut labels = Vec::new();
+                for (i, b) in c
+                    .get("buttons")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .enumerate()
+                {
+                    let text = str_at(b, &["text"]).unwrap_or("Copy code");
+                    match str_at(b, &["type"]) {
+                        Some("URL") => {
+                            let url = str_at(b, &["url"]).unwrap_or_default();
+                            let url = match (url.contains("{{"), button_param(i)) {
+                                (true, Some(v)) => url.replace("{{1}}", &v),
+                                (true, None) => {
+                                    return Err(MetaError::new(
+                                        StatusCode::BAD_REQUEST,
+                                        132000,
+                                        "(#132000) Number of parameters does not match the expected number of params",
+                                    )
+                                    .details(format!("button {i} needs its URL parameter")));
+                                }
+                                (false, _) => url.to_owned(),
+                            };
+                            labels.push(format!("[{text} → {url}]"));
+                        }
+                        _ => labels.push(format!("[{text}]")),
+                    }
+                }
+                parts.push(labels.join(" "));
+            }
+            Some("CAROUSEL") => parts.push("[carousel]".into()),
+            _ => {}
+        }
+    }
+    Ok(parts.join("\n"))
 }
 
 #[derive(Deserialize)]
@@ -1149,6 +1349,8 @@ async fn list_templates(
                 "status": t.status,
                 "category": t.category,
                 "id": t.id,
+                "quality_score": { "score": if t.status == "APPROVED" { "GREEN" } else { "UNKNOWN" } },
+                "rejected_reason": t.reason.clone().unwrap_or_else(|| "NONE".into()),
             })
         })
         .collect();
