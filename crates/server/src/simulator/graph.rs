@@ -966,8 +966,21 @@ async fn download_media(
 
 /// The review rule of the fake WABA: a template is approved when its body is 1–1024
 /// characters and its variables are `{{1}}`…`{{n}}` in order, each with an example, and
-/// neither first nor last in the body; otherwise rejected as `INVALID_FORMAT`.
-pub(crate) fn review(components: &Value) -> Result<(), &'static str> {
+/// neither first nor last in the body (otherwise rejected as `INVALID_FORMAT`), and when a
+/// template that is not MARKETING has no promotional words (offer, discount, sale, coupon,
+/// "% off", "free gift"; otherwise `INCORRECT_CATEGORY`).
+pub(crate) fn review(category: &str, components: &Value) -> Result<(), &'static str> {
+    review_format(components)?;
+    // Meta's reviewers refuse a utility or authentication template that advertises.
+    let promotional = ["offer", "discount", "% off", "sale", "coupon", "free gift"];
+    let text = components.to_string().to_lowercase();
+    if category != "MARKETING" && promotional.iter().any(|w| text.contains(w)) {
+        return Err("INCORRECT_CATEGORY");
+    }
+    Ok(())
+}
+
+fn review_format(components: &Value) -> Result<(), &'static str> {
     let body = components
         .as_array()
         .into_iter()
@@ -1091,16 +1104,23 @@ async fn create_template(
     }
     tx.commit().await?;
     let answer = json!({ "id": t.id, "status": "PENDING", "category": category });
-    spawn_review(&state, ctx, number, t);
+    spawn_review(&state, ctx, number, t, false);
     Ok(Json(answer))
 }
 
 /// Reviews a template by the rule, records the outcome and posts it as a
 /// `message_template_status_update` webhook, in the background (as Meta answers first).
-fn spawn_review(state: &AppState, ctx: TenantCtx, number: SimNumber, t: SimTemplate) {
+fn spawn_review(state: &AppState, ctx: TenantCtx, number: SimNumber, t: SimTemplate, edit: bool) {
     let state2 = state.clone();
     tokio::spawn(async move {
-        let (status, reason) = match review(&t.components) {
+        if edit {
+            // An edit's outcome may equal the first review's webhook byte for byte (Meta's
+            // `time` is in seconds), and identical bodies are deduplicated on receipt: the
+            // outcome is posted in the next second, as it would be in reality.
+            let ms = now_ms(&state2).rem_euclid(1000);
+            tokio::time::sleep(std::time::Duration::from_millis((1000 - ms + 5) as u64)).await;
+        }
+        let (status, reason) = match review(&t.category, &t.components) {
             Ok(()) => ("APPROVED", None),
             Err(r) => ("REJECTED", Some(r)),
         };
@@ -1173,7 +1193,7 @@ async fn edit_template(
     if let Some(c) = category {
         t.category = c;
     }
-    spawn_review(&state, ctx, number, t);
+    spawn_review(&state, ctx, number, t, true);
     Ok(Json(json!({ "success": true })))
 }
 
@@ -1367,32 +1387,42 @@ mod tests {
     fn review_rule() {
         let body = |text: &str, ex: Value| json!([{ "type": "BODY", "text": text, "example": { "body_text": [ex] } }]);
         assert_eq!(
-            review(&body(
-                "Hello {{1}}, see you at {{2}}.",
-                json!(["Ana", "10:30"])
-            )),
+            review(
+                "UTILITY",
+                &body("Hello {{1}}, see you at {{2}}.", json!(["Ana", "10:30"]))
+            ),
             Ok(())
         );
         assert_eq!(
-            review(&json!([{ "type": "BODY", "text": "No variables at all." }])),
+            review(
+                "UTILITY",
+                &json!([{ "type": "BODY", "text": "No variables at all." }])
+            ),
             Ok(())
         );
         assert!(
-            review(&body("Hello {{1}}", json!(["Ana"]))).is_err(),
+            review("UTILITY", &body("Hello {{1}}", json!(["Ana"]))).is_err(),
             "variable last"
         );
         assert!(
-            review(&body("Hi {{2}} there", json!(["x", "y"]))).is_err(),
+            review("UTILITY", &body("Hi {{2}} there", json!(["x", "y"]))).is_err(),
             "not numbered from 1"
         );
         assert!(
-            review(&body("Hi {{1}} and {{2}} ok", json!(["x"]))).is_err(),
+            review("UTILITY", &body("Hi {{1}} and {{2}} ok", json!(["x"]))).is_err(),
             "missing example"
         );
         assert!(
-            review(&json!([{ "type": "HEADER", "format": "TEXT", "text": "x" }])).is_err(),
+            review(
+                "UTILITY",
+                &json!([{ "type": "HEADER", "format": "TEXT", "text": "x" }])
+            )
+            .is_err(),
             "no body"
         );
+        let promo = json!([{ "type": "BODY", "text": "A 20% OFF offer for you." }]);
+        assert_eq!(review("UTILITY", &promo), Err("INCORRECT_CATEGORY"));
+        assert_eq!(review("MARKETING", &promo), Ok(()));
     }
 
     #[test]

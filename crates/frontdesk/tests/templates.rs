@@ -1,0 +1,305 @@
+//! Message templates over HTTP, on both backends, through the simulator: written here,
+//! submitted, reviewed by the simulator's rule, approved or rejected by its webhook, sent
+//! with variables to a phone that shows them filled in, tracked buttons counting clicks
+//! behind our redirect, sync of templates made elsewhere, and the provider's quality and
+//! category updates.
+
+mod common;
+
+use common::TestApp;
+use common::simulator::SimChannel;
+use common::users::{ApiUser, WebSession};
+use frontdesk_store::both_backends;
+use frontdesk_store::testing::TestDb;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const PHONE: &str = "+14155550100";
+
+struct World {
+    app: TestApp,
+    admin: ApiUser,
+    web: WebSession,
+    ch: SimChannel,
+}
+
+async fn world(db: TestDb) -> World {
+    let app = TestApp::spawn(db).await;
+    let admin = app
+        .signup("Template clinic", "admin@templates.example")
+        .await;
+    let web = app.web_login(&admin.email, common::users::PASSWORD).await;
+    let ch = app.provision_sim(&admin, "Front desk", None).await;
+    World {
+        app,
+        admin,
+        web,
+        ch,
+    }
+}
+
+impl World {
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        self.app
+            .api(method, path, Some(&self.admin.access), body)
+            .await
+    }
+
+    async fn ok(&self, method: Method, path: &str, body: Option<Value>) -> Value {
+        let (s, v) = self.call(method.clone(), path, body).await;
+        assert!(s.is_success(), "{method} {path}: {s} {v}");
+        v
+    }
+
+    /// Runs the worker until `check` holds (webhooks arrive over HTTP, asynchronously).
+    async fn until<T>(&self, what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+        for _ in 0..600 {
+            self.app.drain().await;
+            if let Some(v) = check().await {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("timed out waiting for {what}");
+    }
+
+    async fn status_becomes(&self, id: &str, want: &str) -> Value {
+        self.until(&format!("template {id} {want}"), async || {
+            let t = self
+                .ok(Method::GET, &format!("/api/v1/templates/{id}"), None)
+                .await;
+            (t["status"] == want).then_some(t)
+        })
+        .await
+    }
+
+    async fn create(&self, template: Value) -> (StatusCode, Value) {
+        self.call(
+            Method::POST,
+            "/api/v1/templates",
+            Some(json!({ "channel_id": self.ch.id, "template": template })),
+        )
+        .await
+    }
+
+    async fn send(&self, name: &str, fill: Option<Value>) -> (StatusCode, Value) {
+        let mut body = json!({ "channel_id": self.ch.id, "to": { "phone": PHONE },
+            "message": { "type": "template", "name": name, "language": "en_US" } });
+        if let Some(f) = fill {
+            body["fill"] = f;
+        }
+        self.call(Method::POST, "/api/v1/messages", Some(body))
+            .await
+    }
+
+    /// The business's messages as the customer's phone shows them.
+    async fn phone_texts(&self, customer: &str) -> Vec<String> {
+        let v = self
+            .app
+            .api(
+                Method::GET,
+                &format!("/api/v1/simulator/customers/{customer}/messages"),
+                Some(&self.admin.access),
+                None,
+            )
+            .await
+            .1;
+        v["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["direction"] == "to_customer")
+            .map(|m| m["text"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    async fn post_webhook(&self, field: &str, value: Value) {
+        let body = serde_json::to_vec(&json!({ "object": "whatsapp_business_account",
+            "entry": [{ "id": self.ch.waba_id, "time": 1_750_000_000, "changes": [{ "field": field, "value": value }] }] }))
+        .unwrap();
+        let sig = frontdesk_whatsapp::sign_meta(self.ch.app_secret.as_bytes(), &body);
+        let r = self
+            .app
+            .client
+            .post(self.app.url(&format!("/webhooks/{}", self.ch.webhook_key)))
+            .header("x-hub-signature-256", sig)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        self.app.drain().await;
+    }
+}
+
+fn reminder() -> Value {
+    json!({
+        "name": "visit_reminder", "language": "en_US", "category": "UTILITY",
+        "header": { "format": "text", "text": "Hi {{1}}", "example": "Ana" },
+        "body": { "text": "Your visit is on {{1}} at {{2}}. Reply to change it.", "examples": ["Monday", "10:30"] },
+        "footer": "Sunrise Clinic",
+        "buttons": [
+            { "type": "quick_reply", "text": "Confirm" },
+            { "type": "url", "text": "Directions", "url": "https://maps.example/sunrise", "track": true }
+        ]
+    })
+}
+
+both_backends! {
+    async fn an_approved_template_reaches_the_phone_filled_in_and_its_tracked_button_counts_clicks(db) {
+        let w = world(db).await;
+        let customer = w.app.sim_customer(&w.web, &w.ch.id, "Asha Rao", PHONE, "").await;
+
+        // Rules are checked before anything is stored, field by field.
+        let mut bad = reminder();
+        bad["body"]["text"] = json!("{{1}} is your day, at {{3}}");
+        bad["footer"] = json!("x".repeat(61));
+        let (s, v) = w.create(bad).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_template")), "{v}");
+        let msg = v["error"]["message"].as_str().unwrap();
+        assert!(msg.contains("body.text") && msg.contains("footer"), "{msg}");
+        assert!(w.ok(Method::GET, "/api/v1/templates", None).await.as_array().unwrap().is_empty(), "nothing stored");
+
+        let (s, t) = w.create(reminder()).await;
+        assert_eq!(s, StatusCode::CREATED, "{t}");
+        let id = t["id"].as_str().unwrap().to_owned();
+        assert_eq!(t["status"], "DRAFT");
+        assert_eq!(t["preview"], "Hi Ana\nYour visit is on Monday at 10:30. Reply to change it.\nSunrise Clinic\n[Confirm] [Directions]");
+        assert_eq!(t["fill_fields"].as_array().unwrap().len(), 3, "{t}");
+        let (s, v) = w.create(reminder()).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("template_exists")));
+
+        // A draft is not sendable.
+        let (s, v) = w.send("visit_reminder", Some(json!({ "header": "Asha", "body": ["Tuesday", "9:00"] }))).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("template_not_approved")), "{v}");
+
+        // Submitted, reviewed by the simulator, approved by its webhook.
+        let (s, v) = w.call(Method::POST, &format!("/api/v1/templates/{id}/submit"), None).await;
+        assert_eq!((s, v["status"].as_str()), (StatusCode::ACCEPTED, Some("PENDING")), "{v}");
+        let approved = w.status_becomes(&id, "APPROVED").await;
+        assert!(approved["provider_template_id"].as_str().is_some_and(|p| !p.is_empty()), "{approved}");
+        let listed = w.ok(Method::GET, "/api/v1/templates?status=APPROVED&category=UTILITY&language=en_US", None).await;
+        assert_eq!(listed.as_array().unwrap().len(), 1);
+        assert!(w.ok(Method::GET, "/api/v1/templates?status=REJECTED", None).await.as_array().unwrap().is_empty());
+
+        // Values are checked against the template.
+        let (s, v) = w.send("visit_reminder", Some(json!({ "header": "Asha", "body": ["Tuesday"] }))).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_fill")), "{v}");
+
+        let (s, m) = w.send("visit_reminder", Some(json!({ "header": "Asha", "body": ["Tuesday", "9:00"] }))).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{m}");
+        assert!(m["preview"].as_str().unwrap().contains("Your visit is on Tuesday at 9:00."), "{m}");
+        let message = m["id"].as_str().unwrap().to_owned();
+        let text = w.until("the template on the phone", async || w.phone_texts(&customer).await.into_iter().find(|t| t.contains("Tuesday"))).await;
+        assert!(text.starts_with("Hi Asha\nYour visit is on Tuesday at 9:00. Reply to change it.\nSunrise Clinic\n[Confirm] [Directions → "), "{text}");
+
+        // The phone's button leads to our redirect, which counts the click and leads on.
+        let link = text.split("[Directions → ").nth(1).unwrap().trim_end_matches(']').to_owned();
+        let base = w.app.url("/r/");
+        assert!(link.starts_with(&base) && link.len() > base.len() + 20, "{link}");
+        for _ in 0..2 {
+            let r = w.app.client.get(&link).send().await.unwrap();
+            assert_eq!(r.status(), StatusCode::FOUND);
+            assert_eq!(r.headers()["location"], "https://maps.example/sunrise");
+        }
+        let r = w.app.client.get(format!("{link}x")).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "a made-up code leads nowhere");
+        let r = w.app.client.get(w.app.url("/r/https%3A%2F%2Fevil.example")).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "no open redirect");
+        let clicks = w.ok(Method::GET, &format!("/api/v1/messages/{message}/clicks"), None).await;
+        assert_eq!((clicks[0]["clicks"].as_i64(), clicks[0]["button_index"].as_i64()), (Some(2), Some(1)), "{clicks}");
+        let per_template = w.ok(Method::GET, &format!("/api/v1/templates/{id}/clicks"), None).await;
+        assert_eq!(per_template.as_array().unwrap().len(), 1);
+        assert_eq!(w.ok(Method::GET, &format!("/api/v1/templates/{id}"), None).await["clicks"], 2);
+
+        // An approved template's edit goes back to review and comes back approved.
+        let mut edited = reminder();
+        edited["footer"] = json!("Sunrise Clinic, Pune");
+        let (s, v) = w.call(Method::PUT, &format!("/api/v1/templates/{id}"), Some(edited)).await;
+        assert_eq!((s, v["status"].as_str()), (StatusCode::OK, Some("PENDING")), "{v}");
+        let again = w.status_becomes(&id, "APPROVED").await;
+        assert_eq!(again["content"]["footer"], "Sunrise Clinic, Pune");
+        let mut renamed = reminder();
+        renamed["name"] = json!("other_name");
+        let (s, v) = w.call(Method::PUT, &format!("/api/v1/templates/{id}"), Some(renamed)).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("template_identity_fixed")), "{v}");
+    }
+
+    async fn a_rejected_template_refuses_to_send_until_fixed_and_resubmitted(db) {
+        let w = world(db).await;
+        w.app.sim_customer(&w.web, &w.ch.id, "Asha Rao", PHONE, "").await;
+        let mut promo = reminder();
+        promo["name"] = json!("spring_offer");
+        promo["body"]["text"] = json!("Our spring offer starts on {{1}} at {{2}}. Come early!");
+        let id = w.create(promo.clone()).await.1["id"].as_str().unwrap().to_owned();
+        w.ok(Method::POST, &format!("/api/v1/templates/{id}/submit"), None).await;
+        let rejected = w.status_becomes(&id, "REJECTED").await;
+        assert_eq!(rejected["reason"], "INCORRECT_CATEGORY", "{rejected}");
+        let (s, v) = w.send("spring_offer", Some(json!({ "header": "Asha", "body": ["May 1", "9:00"] }))).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("template_not_approved")), "{v}");
+        assert!(v["error"]["message"].as_str().unwrap().contains("REJECTED"));
+        // Unknown templates are refused as well: nothing is queued for them.
+        let (s, v) = w.send("never_written", None).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("template_not_approved")), "{v}");
+
+        // Fixed (it is marketing) and submitted again: approved.
+        promo["category"] = json!("MARKETING");
+        let fixed = w.ok(Method::PUT, &format!("/api/v1/templates/{id}"), Some(promo)).await;
+        assert_eq!(fixed["status"], "REJECTED", "a rejected template's edit waits for submit");
+        w.ok(Method::POST, &format!("/api/v1/templates/{id}/submit"), None).await;
+        let approved = w.status_becomes(&id, "APPROVED").await;
+        assert_eq!((approved["category"].as_str(), approved["reason"].as_str()), (Some("MARKETING"), None));
+        let (s, v) = w.send("spring_offer", Some(json!({ "header": "Asha", "body": ["May 1", "9:00"] }))).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+
+        // Deleting it here makes it unknown: refused again.
+        let (s, _) = w.call(Method::DELETE, &format!("/api/v1/templates/{id}"), None).await;
+        assert_eq!(s, StatusCode::NO_CONTENT);
+        let (s, _) = w.send("spring_offer", Some(json!({ "header": "Asha", "body": ["May 1", "9:00"] }))).await;
+        assert_eq!(s, StatusCode::CONFLICT);
+    }
+
+    async fn sync_brings_templates_made_elsewhere_and_quality_and_category_webhooks_update_them(db) {
+        let w = world(db).await;
+        // Made in Meta's manager, not here: the status webhook makes a bare row.
+        let (s, made) = w.app.graph_call(Method::POST, &format!("/{}/message_templates", w.ch.waba_id), Some(&w.ch.access_token),
+            Some(json!({ "name": "lab_results", "language": "en_US", "category": "UTILITY", "components": [
+                { "type": "BODY", "text": "Hello {{1}}, your results are ready.", "example": { "body_text": [["Ana"]] } },
+                { "type": "BUTTONS", "buttons": [{ "type": "PHONE_NUMBER", "text": "Call us", "phone_number": "+14155550199" }] }
+            ] }))).await;
+        assert!(s.is_success(), "{made}");
+        let provider_id = made["id"].as_str().unwrap().to_owned();
+        let bare = w.until("the status webhook", async || {
+            let list = w.ok(Method::GET, "/api/v1/templates", None).await;
+            list.as_array().unwrap().iter().find(|t| t["name"] == "lab_results" && t["status"] == "APPROVED").cloned()
+        }).await;
+        assert_eq!(bare["content"], Value::Null, "{bare}");
+
+        let report = w.ok(Method::POST, &format!("/api/v1/channels/{}/templates/sync", w.ch.id), None).await;
+        assert_eq!((report["listed"].as_i64(), report["updated"].as_i64(), report["unreadable"].as_i64()), (Some(1), Some(1), Some(0)), "{report}");
+        let id = bare["id"].as_str().unwrap().to_owned();
+        let t = w.ok(Method::GET, &format!("/api/v1/templates/{id}"), None).await;
+        assert_eq!((t["quality"].as_str(), t["channel_id"].as_str()), (Some("GREEN"), Some(w.ch.id.as_str())), "{t}");
+        assert_eq!(t["content"]["buttons"][0]["phone_number"], "+14155550199");
+        assert_eq!(t["fill_fields"][0]["label"], "{{1}}");
+
+        // The provider rates it and moves it to marketing.
+        w.post_webhook("message_template_quality_update", json!({ "previous_quality_score": "GREEN", "new_quality_score": "YELLOW",
+            "message_template_id": provider_id.parse::<i64>().unwrap(), "message_template_name": "lab_results", "message_template_language": "en_US" })).await;
+        w.post_webhook("template_category_update", json!({ "message_template_id": provider_id.parse::<i64>().unwrap(),
+            "message_template_name": "lab_results", "message_template_language": "en_US", "previous_category": "UTILITY", "new_category": "MARKETING" })).await;
+        let t = w.until("quality and category", async || {
+            let t = w.ok(Method::GET, &format!("/api/v1/templates/{id}"), None).await;
+            (t["quality"] == "YELLOW" && t["category"] == "MARKETING").then_some(t)
+        }).await;
+        assert_eq!(t["status"], "APPROVED");
+        assert_eq!(w.ok(Method::GET, "/api/v1/templates?category=MARKETING", None).await.as_array().unwrap().len(), 1);
+        let (s, v) = w.call(Method::GET, "/api/v1/templates?category=PROMO", None).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_query")));
+        let actions: Vec<String> = w.ok(Method::GET, "/api/v1/audit-events?limit=50", None).await["events"].as_array().unwrap()
+            .iter().map(|e| e["action"].as_str().unwrap().to_owned()).collect();
+        assert!(actions.iter().any(|a| a == "template.synced"), "{actions:?}");
+    }
+}
