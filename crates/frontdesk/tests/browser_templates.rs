@@ -25,26 +25,38 @@ async fn a_manager_writes_a_template_with_a_live_preview_submits_it_and_sees_it_
     browser.wait_for_path("/").await;
 
     browser.goto(&app.url("/templates")).await;
-    browser.wait_for("[data-testid=no-templates]", Duration::from_secs(5)).await;
+    browser
+        .wait_for("[data-testid=no-templates]", Duration::from_secs(5))
+        .await;
     browser.click("[data-testid=new-template]").await;
     browser.wait_for_path("/templates/new").await;
 
-    browser.fill("[data-testid=tpl-name]", "visit_reminder").await;
+    browser
+        .fill("[data-testid=tpl-name]", "visit_reminder")
+        .await;
     browser
         .click("[data-testid=tpl-header-format] option[value=text]")
         .await;
-    browser.fill("[data-testid=tpl-header-text]", "Hello {{1}}").await;
-    browser.fill("[data-testid=tpl-header-example]", "Ana").await;
+    browser
+        .fill("[data-testid=tpl-header-text]", "Hello {{1}}")
+        .await;
+    browser
+        .fill("[data-testid=tpl-header-example]", "Ana")
+        .await;
     // A body that ends with its variable breaks one of WhatsApp's rules.
     browser
         .fill("[data-testid=tpl-body]", "Your visit is at {{1}}")
         .await;
     browser.fill("[data-testid=tpl-examples]", "10:30").await;
-    browser.fill("[data-testid=tpl-footer]", "Sunrise Clinic").await;
+    browser
+        .fill("[data-testid=tpl-footer]", "Sunrise Clinic")
+        .await;
     browser
         .click("[data-testid=tpl-button-type-0] option[value=quick_reply]")
         .await;
-    browser.fill("[data-testid=tpl-button-text-0]", "Confirm").await;
+    browser
+        .fill("[data-testid=tpl-button-text-0]", "Confirm")
+        .await;
 
     // The preview follows the typing, with the examples in place.
     let expected_draft = "Hello Ana\nYour visit is at 10:30\nSunrise Clinic\n[Confirm]";
@@ -74,7 +86,10 @@ async fn a_manager_writes_a_template_with_a_live_preview_submits_it_and_sees_it_
     );
 
     browser
-        .fill("[data-testid=tpl-body]", "Your visit is at {{1}}. See you soon!")
+        .fill(
+            "[data-testid=tpl-body]",
+            "Your visit is at {{1}}. See you soon!",
+        )
         .await;
     wait_for_text(
         &browser,
