@@ -1,6 +1,7 @@
 //! The template editor in a real headless Chromium: a manager writes a template, sees the
 //! phone preview follow their typing, gets a refusal beside the field without losing what
-//! they typed, saves, submits, and sees the simulator's approval on the page. SQLite only:
+//! they typed, saves, submits, sees the simulator's approval on the page, then starts a
+//! chat from the inbox with one input per variable and the phone shows it filled in. SQLite only:
 //! the template flow is tested on both backends over HTTP (`templates.rs`).
 
 mod common;
@@ -9,13 +10,15 @@ use common::TestApp;
 use common::browser::Browser;
 use common::users::PASSWORD;
 use frontdesk_store::testing::TestDb;
+use reqwest::Method;
 use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_manager_writes_a_template_with_a_live_preview_submits_it_and_sees_it_approved() {
+async fn a_manager_writes_a_template_with_a_live_preview_gets_it_approved_and_sends_it_with_one_input_per_variable()
+ {
     let app = TestApp::spawn(TestDb::sqlite().await).await;
     let admin = app.signup("Editor Clinic", "admin@editor.example").await;
-    app.provision_sim(&admin, "Reception", None).await;
+    let sim = app.provision_sim(&admin, "Reception", None).await;
 
     let browser = Browser::start().await;
     browser.goto(&app.url("/login")).await;
@@ -126,6 +129,60 @@ async fn a_manager_writes_a_template_with_a_live_preview_submits_it_and_sees_it_
         browser.text("[data-testid=template-link]").await,
         "visit_reminder"
     );
+
+    // The inbox's new-chat form asks for one value per variable of the chosen template;
+    // the customer's phone shows the message filled in.
+    let web = app.web_login(&admin.email, PASSWORD).await;
+    let customer = app
+        .sim_customer(&web, &sim.id, "Asha Rao", "+14155550100", "")
+        .await;
+    browser.goto(&app.url("/inbox/new")).await;
+    browser
+        .fill(
+            "[data-testid=new-chat-form] input[name=phone]",
+            "+1 415 555 0100",
+        )
+        .await;
+    browser
+        .fill(
+            "[data-testid=new-chat-form] input[data-field=header]",
+            "Asha",
+        )
+        .await;
+    browser
+        .fill(
+            "[data-testid=new-chat-form] input[data-field='body[0]']",
+            "11:00",
+        )
+        .await;
+    browser.click("[data-testid=template-submit]").await;
+    let mut shown = None;
+    for _ in 0..100 {
+        app.drain().await;
+        let (_, chat) = app
+            .api(
+                Method::GET,
+                &format!("/api/v1/simulator/customers/{customer}/messages"),
+                Some(&admin.access),
+                None,
+            )
+            .await;
+        shown = chat["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["direction"] == "to_customer")
+            .map(|m| m["text"].as_str().unwrap().to_owned());
+        if shown.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        shown.as_deref(),
+        Some("Hello Asha\nYour visit is at 11:00. See you soon!\nSunrise Clinic\n[Confirm]")
+    );
+    assert!(browser.current_url().await.path().starts_with("/inbox/"));
     assert!(browser.csp_violations().await.is_empty());
     browser.close().await;
 }

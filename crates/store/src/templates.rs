@@ -209,6 +209,19 @@ impl TenantTx {
         r.map(record).transpose()
     }
 
+    /// The approved templates of a business account, by name then language (at most 500).
+    pub async fn approved_templates_of(
+        &mut self,
+        waba_id: &str,
+    ) -> Result<Vec<TemplateRecord>, StoreError> {
+        let org = self.ctx().org_id().as_uuid();
+        let rows: Vec<Row> = with_conn!(self.tx, c => {
+            sqlx::query_as(concat!(template_select!(), "WHERE t.org_id = $1 AND t.waba_id = $2 AND t.status = 'APPROVED' ORDER BY t.name, t.language LIMIT $3"))
+                .bind(org).bind(waba_id).bind(MAX_LIST).fetch_all(c).await?
+        });
+        rows.into_iter().map(record).collect()
+    }
+
     /// Templates matching the filter, by name then language (at most 500).
     pub async fn templates(
         &mut self,

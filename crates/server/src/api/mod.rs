@@ -6,7 +6,7 @@ pub(crate) mod audit;
 pub(crate) mod channels;
 mod events;
 mod inbox;
-mod messages;
+pub(crate) mod messages;
 pub(crate) mod queue;
 mod session;
 pub(crate) mod templates;

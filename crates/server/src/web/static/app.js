@@ -438,3 +438,21 @@ document.addEventListener("focusin", (event) => {
   form.addEventListener("change", draw);
   draw();
 })();
+
+// Inbox template form: only the chosen template's inputs are shown (the form carries one
+// set per approved template, named after it, and works without this script).
+(() => {
+  for (const select of document.querySelectorAll("select.template-choice")) {
+    const form = select.form;
+    if (!form) continue;
+    const show = () => {
+      for (const fs of form.querySelectorAll("fieldset.template-fill")) {
+        const on = fs.dataset.template === select.value;
+        fs.hidden = !on;
+        for (const input of fs.querySelectorAll("input, textarea")) input.disabled = !on;
+      }
+    };
+    select.addEventListener("change", show);
+    show();
+  }
+})();
