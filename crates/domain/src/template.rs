@@ -1940,7 +1940,7 @@ mod tests {
             let mut t = basic();
             t.body.text = r.text(30);
             t.body.examples = (0..(r.next() % 4)).map(|_| r.text(4)).collect();
-            if r.next() % 2 == 0 {
+            if r.next().is_multiple_of(2) {
                 t.header.as_mut().unwrap().text = Some(r.text(6));
             }
             t.buttons[1].url = Some(format!("https://x.example/{}", r.text(3)));

@@ -114,7 +114,7 @@ async fn a_manager_writes_a_template_with_a_live_preview_gets_it_approved_and_se
     let mut approved = false;
     for _ in 0..100 {
         app.drain().await;
-        browser.goto(&browser.current_url().await.to_string()).await;
+        browser.goto(browser.current_url().await.as_ref()).await;
         if browser.text("[data-testid=template-status]").await == "APPROVED" {
             approved = true;
             break;
