@@ -213,6 +213,11 @@ both_backends! {
         let per_template = w.ok(Method::GET, &format!("/api/v1/templates/{id}/clicks"), None).await;
         assert_eq!(per_template.as_array().unwrap().len(), 1);
         assert_eq!(w.ok(Method::GET, &format!("/api/v1/templates/{id}"), None).await["clicks"], 2);
+        // The template's page shows the total and the clicks per message.
+        let page = w.app.web_get(&w.web, &format!("/templates/{id}")).await.text().await.unwrap();
+        assert!(page.contains(&message) && page.contains("data-testid=\"link-clicks\">2<"), "{page}");
+        let list = w.app.web_get(&w.web, "/templates").await.text().await.unwrap();
+        assert!(list.contains("data-testid=\"template-clicks\">2<"), "{list}");
 
         // An approved template's edit goes back to review and comes back approved.
         let mut edited = reminder();

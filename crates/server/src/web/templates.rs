@@ -486,14 +486,31 @@ async fn edit_page(
     let id = template_id(&id)?;
     let mut tx = state.store().begin_read(&ctx).await?;
     let t = tx.template(id).await?;
+    let clicks = tx.link_clicks(Some(id), None).await?;
     tx.commit().await?;
     let channels = cloud_channels(&state, &ctx).await?;
     let page = PageCtx::new(&state, Some(caller), &headers, NAV_PATH).await;
     let title = format!("Template {} ({})", t.name, t.language);
-    Ok(page.render(
-        &title,
-        detail(&page, &t, &channels, q.ok.as_deref(), &[], None),
-    ))
+    Ok(page.render(&title, html! {
+        (detail(&page, &t, &channels, q.ok.as_deref(), &[], None))
+        @if !clicks.is_empty() {
+            h2 { "Tracked links sent" }
+            table data-testid="template-link-clicks" {
+                thead { tr { th { "Message" } th { "Button" } th { "Destination" } th { "Clicks" } th { "Last click" } } }
+                tbody {
+                    @for l in &clicks {
+                        tr {
+                            td { code { (l.message_id.map(|m| m.to_string()).unwrap_or_default()) } }
+                            td { @if let Some(c) = l.card_index { "card " (c + 1) ", " } "button " (l.button_index + 1) }
+                            td { (l.destination) }
+                            td data-testid="link-clicks" { (l.clicks) }
+                            td { (l.last_clicked_at.map(when).unwrap_or_default()) }
+                        }
+                    }
+                }
+            }
+        }
+    }))
 }
 
 fn detail(
