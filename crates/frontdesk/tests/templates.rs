@@ -266,6 +266,25 @@ both_backends! {
         assert_eq!(s, StatusCode::CONFLICT);
     }
 
+    async fn named_variables_are_submitted_and_sent_by_name(db) {
+        let w = world(db).await;
+        let customer = w.app.sim_customer(&w.web, &w.ch.id, "Asha Rao", PHONE, "").await;
+        let (s, t) = w.create(json!({ "name": "login_code", "language": "en_US", "category": "AUTHENTICATION",
+            "body": { "text": "Hello {{first_name}}, your code is {{code}}. It expires soon.", "examples": ["Ana", "481516"] },
+            "buttons": [{ "type": "copy_code", "example": "481516" }] })).await;
+        assert_eq!(s, StatusCode::CREATED, "{t}");
+        let id = t["id"].as_str().unwrap().to_owned();
+        assert_eq!(t["fill_fields"][0]["label"], "{{first_name}}");
+        w.ok(Method::POST, &format!("/api/v1/templates/{id}/submit"), None).await;
+        w.status_becomes(&id, "APPROVED").await;
+        let (s, v) = w.send("login_code", Some(json!({ "body": ["Ravi", "271828"], "buttons": { "0": "271828" } }))).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+        let sent = w.ok(Method::GET, &format!("/api/v1/messages/{}", v["id"].as_str().unwrap()), None).await;
+        assert_eq!(sent["content"]["components"][0]["parameters"][1], json!({ "type": "text", "parameter_name": "code", "text": "271828" }), "{sent}");
+        let text = w.until("the code on the phone", async || w.phone_texts(&customer).await.into_iter().next()).await;
+        assert_eq!(text, "Hello Ravi, your code is 271828. It expires soon.\n[Copy code]");
+    }
+
     async fn sync_brings_templates_made_elsewhere_and_quality_and_category_webhooks_update_them(db) {
         let w = world(db).await;
         // Made in Meta's manager, not here: the status webhook makes a bare row.

@@ -965,8 +965,9 @@ async fn download_media(
 }
 
 /// The review rule of the fake WABA: a template is approved when its body is 1–1024
-/// characters and its variables are `{{1}}`…`{{n}}` in order, each with an example, and
-/// neither first nor last in the body (otherwise rejected as `INVALID_FORMAT`), and when a
+/// characters and its variables are `{{1}}`…`{{n}}` in order (or all named, `{{first_name}}`,
+/// each in `body_text_named_params`), each with an example, and neither first nor last in
+/// the body (otherwise rejected as `INVALID_FORMAT`), and when a
 /// template that is not MARKETING has no promotional words (offer, discount, sale, coupon,
 /// "% off", "free gift"; otherwise `INCORRECT_CATEGORY`).
 pub(crate) fn review(category: &str, components: &Value) -> Result<(), &'static str> {
@@ -999,16 +1000,47 @@ fn review_format(components: &Value) -> Result<(), &'static str> {
         vars.push(after[..end].trim().to_owned());
         rest = &after[end + 2..];
     }
-    for (i, v) in vars.iter().enumerate() {
-        if v.parse::<usize>().ok() != Some(i + 1) {
-            return Err("INVALID_FORMAT");
-        }
-    }
+    let named = !vars.is_empty()
+        && vars.iter().all(|v| {
+            v.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
+                && v.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        });
     if !vars.is_empty() {
         let t = text.trim();
         if t.starts_with("{{") || t.ends_with("}}") {
             return Err("INVALID_FORMAT");
         }
+    }
+    if named {
+        // Named parameters (`parameter_format: NAMED`): each name needs its example.
+        let examples: Vec<&str> = body
+            .get("example")
+            .and_then(|e| e.get("body_text_named_params"))
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|p| str_at(p, &["param_name"]))
+            .collect();
+        return if vars.iter().all(|v| examples.contains(&v.as_str())) {
+            Ok(())
+        } else {
+            Err("INVALID_FORMAT")
+        };
+    }
+    let mut distinct: Vec<&String> = Vec::new();
+    for v in &vars {
+        if !distinct.contains(&v) {
+            distinct.push(v);
+        }
+    }
+    for (i, v) in distinct.iter().enumerate() {
+        if v.parse::<usize>().ok() != Some(i + 1) {
+            return Err("INVALID_FORMAT");
+        }
+    }
+    let vars = distinct;
+    if !vars.is_empty() {
         let examples = body
             .get("example")
             .and_then(|e| e.get("body_text"))
@@ -1419,6 +1451,15 @@ mod tests {
             )
             .is_err(),
             "no body"
+        );
+        let named = json!([{ "type": "BODY", "text": "Hi {{first_name}}, code {{code}} works.",
+            "example": { "body_text_named_params": [{ "param_name": "first_name", "example": "Ana" }, { "param_name": "code", "example": "X1" }] } }]);
+        assert_eq!(review("UTILITY", &named), Ok(()));
+        let unnamed_example = json!([{ "type": "BODY", "text": "Hi {{first_name}}, welcome.",
+            "example": { "body_text_named_params": [{ "param_name": "name", "example": "Ana" }] } }]);
+        assert!(
+            review("UTILITY", &unnamed_example).is_err(),
+            "example for another name"
         );
         let promo = json!([{ "type": "BODY", "text": "A 20% OFF offer for you." }]);
         assert_eq!(review("UTILITY", &promo), Err("INCORRECT_CATEGORY"));
