@@ -285,6 +285,40 @@ both_backends! {
         assert_eq!(text, "Hello Ravi, your code is 271828. It expires soon.\n[Copy code]");
     }
 
+    async fn a_carousel_goes_out_card_by_card_with_a_tracked_link_per_card(db) {
+        let w = world(db).await;
+        let customer = w.app.sim_customer(&w.web, &w.ch.id, "Asha Rao", PHONE, "").await;
+        let card = |n: &str| json!({
+            "header": { "format": "image", "example": format!("https://img.example/{n}.jpg") },
+            "body": { "text": format!("The {n} kit, for {{{{1}}}} only."), "examples": ["10 dollars"] },
+            "buttons": [{ "type": "url", "text": "Buy", "url": "https://shop.example/p/{{1}}", "example": "https://shop.example/p/1", "track": true }]
+        });
+        let (s, t) = w.create(json!({ "name": "spring_picks", "language": "en_US", "category": "MARKETING",
+            "body": { "text": "Our spring picks for you, {{1}}:", "examples": ["Ana"] },
+            "cards": [card("garden"), card("kitchen")] })).await;
+        assert_eq!(s, StatusCode::CREATED, "{t}");
+        let id = t["id"].as_str().unwrap().to_owned();
+        w.ok(Method::POST, &format!("/api/v1/templates/{id}/submit"), None).await;
+        w.status_becomes(&id, "APPROVED").await;
+        let fill = json!({ "body": ["Asha"], "cards": [
+            { "header": "https://img.example/g1.jpg", "body": ["12 dollars"], "buttons": { "0": "garden-kit" } },
+            { "header": "https://img.example/k1.jpg", "body": ["15 dollars"], "buttons": { "0": "kitchen-kit" } } ] });
+        let (s, v) = w.send("spring_picks", Some(fill)).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+        let text = w.until("the carousel on the phone", async || w.phone_texts(&customer).await.into_iter().next()).await;
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "Our spring picks for you, Asha:", "{text}");
+        assert!(lines[1].starts_with("[card 1] [image] The garden kit, for 12 dollars only. [Buy → "), "{text}");
+        assert!(lines[2].starts_with("[card 2] [image] The kitchen kit, for 15 dollars only. [Buy → "), "{text}");
+        let link = lines[2].split("[Buy → ").nth(1).unwrap().trim_end_matches(']');
+        let r = w.app.client.get(link).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::FOUND);
+        assert_eq!(r.headers()["location"], "https://shop.example/p/kitchen-kit", "each card leads to its own ending");
+        let clicks = w.ok(Method::GET, &format!("/api/v1/templates/{id}/clicks"), None).await;
+        let by_card: Vec<(i64, i64)> = clicks.as_array().unwrap().iter().map(|l| (l["card_index"].as_i64().unwrap(), l["clicks"].as_i64().unwrap())).collect();
+        assert!(by_card.contains(&(1, 1)) && by_card.contains(&(0, 0)), "{clicks}");
+    }
+
     async fn sync_brings_templates_made_elsewhere_and_quality_and_category_webhooks_update_them(db) {
         let w = world(db).await;
         // Made in Meta's manager, not here: the status webhook makes a bare row.

@@ -1357,7 +1357,40 @@ pub(crate) fn render_template(template: &Value, send: &Value) -> GraphResult<Str
                 }
                 parts.push(labels.join(" "));
             }
-            Some("CAROUSEL") => parts.push("[carousel]".into()),
+            Some("CAROUSEL") => {
+                let sent_cards: Vec<Value> = send
+                    .get("components")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .find(|c| str_at(c, &["type"]) == Some("carousel"))
+                    .and_then(|c| c.get("cards"))
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                for (i, card) in c
+                    .get("cards")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .enumerate()
+                {
+                    let sent = sent_cards
+                        .iter()
+                        .find(|s| s.get("card_index").and_then(Value::as_u64) == Some(i as u64))
+                        .ok_or_else(|| {
+                            MetaError::new(
+                                StatusCode::BAD_REQUEST,
+                                132000,
+                                "(#132000) Number of parameters does not match the expected number of params",
+                            )
+                            .details(format!("card {i} has no parameters"))
+                        })?;
+                    let inner = card.get("components").cloned().unwrap_or(Value::Null);
+                    let text = render_template(&inner, sent)?;
+                    parts.push(format!("[card {}] {}", i + 1, text.replace('\n', " ")));
+                }
+            }
             _ => {}
         }
     }
