@@ -65,7 +65,8 @@ pub use simulator::{
     SimTemplate,
 };
 pub use templates::{
-    LinkClicks, SyncReport, SyncedTemplate, TemplateFilter, TemplateRecord, new_link_code,
+    LinkClicks, PreparedTemplate, SyncReport, SyncedTemplate, TemplateFilter, TemplateRecord,
+    TemplateRefusal, new_link_code,
 };
 pub use tenant::{TenantCtx, TenantTx};
 pub use throttle::{ThrottlePolicy, ThrottleScope};

@@ -12,7 +12,7 @@ use crate::orgs::now_micros;
 use crate::tenant::{Scope, TenantCtx, TenantTx, with_conn};
 use crate::tokens::token_hash;
 use crate::{Store, StoreError};
-use frontdesk_domain::template::{Category, TemplateInput, TemplateSpec, TrackedLink};
+use frontdesk_domain::template::{Category, FillInput, TemplateInput, TemplateSpec, TrackedLink};
 use frontdesk_domain::{ChannelId, ContactId, MessageId, OrgId, TemplateId, TrackedLinkId};
 use serde::Serialize;
 use time::OffsetDateTime;
@@ -568,6 +568,81 @@ impl TenantTx {
                 last_clicked_at: r.7,
             })
             .collect())
+    }
+}
+
+/// Why a template send was refused before anything was queued.
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateRefusal {
+    /// Not approved here (or not known here at all).
+    #[error("{0}")]
+    NotApproved(String),
+    /// The values do not fit the stored template.
+    #[error("{0}")]
+    InvalidFill(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A template send checked and filled: what to store with the queued message.
+#[derive(Debug, Clone)]
+pub struct PreparedTemplate {
+    pub template: TemplateId,
+    /// The text a phone shows (the message's preview).
+    pub text: String,
+    /// Tracked links to store once the message has its id ([`TenantTx::create_tracked_links`]).
+    pub links: Vec<TrackedLink>,
+}
+
+impl TenantTx {
+    /// Refuses a template that is not approved here (unknown ones too: submit or sync them
+    /// first), and fills the stored template's variables into `components` when values are
+    /// given (or none are needed). Answers what to store with the message when it filled;
+    /// `None` when the caller's own `components` go out as given (nothing is checked then).
+    /// The API, the inbox and campaigns all send templates through this.
+    pub async fn prepare_template_send(
+        &mut self,
+        waba_id: &str,
+        name: &str,
+        language: &str,
+        components: &mut Vec<serde_json::Value>,
+        fill: Option<FillInput>,
+    ) -> Result<Option<PreparedTemplate>, TemplateRefusal> {
+        let t = match self.template_named(waba_id, name, language).await? {
+            Some(t) if t.status == "APPROVED" => t,
+            Some(t) => {
+                return Err(TemplateRefusal::NotApproved(format!(
+                    "template {name} ({language}) is {}, not approved",
+                    t.status
+                )));
+            }
+            None => {
+                return Err(TemplateRefusal::NotApproved(format!(
+                    "template {name} ({language}) is not known here: submit it for review, or sync the number's templates"
+                )));
+            }
+        };
+        match (t.spec(), fill, components.is_empty()) {
+            (_, Some(_), false) => Err(TemplateRefusal::InvalidFill(
+                "give either `fill` or the message's `components`, not both".into(),
+            )),
+            (None, Some(_), _) => Err(TemplateRefusal::InvalidFill(
+                "this template's components are not known here (sync the number's templates), so pass `components`".into(),
+            )),
+            (Some(spec), fill, true) => {
+                let filled = spec
+                    .fill(&fill.unwrap_or_default(), new_link_code)
+                    .map_err(|e| TemplateRefusal::InvalidFill(e.to_string()))?;
+                *components = filled.components;
+                Ok(Some(PreparedTemplate {
+                    template: t.id,
+                    text: filled.text,
+                    links: filled.links,
+                }))
+            }
+            // Components written by the caller go out as given.
+            _ => Ok(None),
+        }
     }
 }
 

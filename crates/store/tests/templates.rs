@@ -5,7 +5,7 @@ use frontdesk_domain::template::{Category, TemplateSpec, TrackedLink};
 use frontdesk_domain::{Actor, ChannelId, E164, MessageId, UserId};
 use frontdesk_store::{
     AuditQuery, CustomerIdentity, NewChannel, Provider, Store, StoreError, SyncedTemplate,
-    TemplateFilter, TemplateStatus, TenantCtx, both_backends, new_link_code,
+    TemplateFilter, TemplateRefusal, TemplateStatus, TenantCtx, both_backends, new_link_code,
 };
 use secrecy::SecretString;
 use serde_json::json;
@@ -161,6 +161,33 @@ both_backends! {
         assert!(paused.spec().is_some());
         let otp = tx.template_named(WABA, "otp_login", "en").await.unwrap().unwrap();
         assert!(otp.content.is_none() && otp.spec().is_none(), "unreadable components are not invented");
+        tx.commit().await.unwrap();
+    }
+
+    async fn a_send_is_prepared_only_for_an_approved_template_with_fitting_values(db) {
+        let (a, ch) = org_with_channel(&db.store, "alpha").await;
+        let mut tx = db.store.begin(&a).await.unwrap();
+        let t = tx.create_template(ch, &spec("reminder", "en_US", "UTILITY")).await.unwrap();
+        let fill = || Some(serde_json::from_value(json!({ "body": ["Ravi", "9:00"] })).unwrap());
+        let mut components = Vec::new();
+        let refused = tx.prepare_template_send(WABA, "reminder", "en_US", &mut components, fill()).await.unwrap_err();
+        assert!(matches!(&refused, TemplateRefusal::NotApproved(m) if m.contains("DRAFT")), "{refused}");
+        let unknown = tx.prepare_template_send(WABA, "nothing", "en_US", &mut components, None).await.unwrap_err();
+        assert!(matches!(unknown, TemplateRefusal::NotApproved(_)));
+        tx.mark_template_submitted(t.id).await.unwrap();
+        tx.set_template_status(&webhook("reminder", "APPROVED", "81")).await.unwrap();
+        let short = tx.prepare_template_send(WABA, "reminder", "en_US", &mut components, Some(serde_json::from_value(json!({ "body": ["Ravi"] })).unwrap())).await.unwrap_err();
+        assert!(matches!(short, TemplateRefusal::InvalidFill(_)));
+        assert!(components.is_empty(), "nothing filled on a refusal");
+        let p = tx.prepare_template_send(WABA, "reminder", "en_US", &mut components, fill()).await.unwrap().unwrap();
+        assert_eq!(p.template, t.id);
+        assert_eq!(p.text, "Hello Ravi, your visit is at 9:00.\n[Directions]");
+        assert_eq!(components[0]["parameters"][0]["text"], "Ravi");
+        assert_eq!(components[1]["parameters"][0]["text"], p.links[0].code, "the tracked button carries the link's code");
+        assert_eq!(p.links[0].destination, "https://clinic.example/map");
+        // The caller's own components go out as given, unchecked.
+        let mut raw = vec![json!({ "type": "body", "parameters": [] })];
+        assert!(tx.prepare_template_send(WABA, "reminder", "en_US", &mut raw, None).await.unwrap().is_none());
         tx.commit().await.unwrap();
     }
 

@@ -292,10 +292,8 @@ async fn send_message(
     Ok((StatusCode::ACCEPTED, Json(queued)))
 }
 
-/// Refuses a template that is not approved here (unknown ones too: submit or sync them
-/// first), and fills the stored template's variables into `components` when the send gives
-/// values (or none are needed). Answers the template, the text a phone shows and the tracked
-/// links to store, when it filled.
+/// Checks and fills a template send (see [`frontdesk_store::TenantTx::prepare_template_send`]),
+/// with the store's refusals as API errors.
 pub(crate) async fn fill_template(
     tx: &mut frontdesk_store::TenantTx,
     waba_id: &str,
@@ -304,41 +302,15 @@ pub(crate) async fn fill_template(
     components: &mut Vec<serde_json::Value>,
     fill: Option<FillInput>,
 ) -> Result<Option<(TemplateId, String, Vec<TrackedLink>)>, ApiError> {
-    let t = tx.template_named(waba_id, name, language).await?;
-    let t = match t {
-        Some(t) if t.status == "APPROVED" => t,
-        Some(t) => {
-            return Err(ApiError::conflict(
-                "template_not_approved",
-                format!("template {name} ({language}) is {}, not approved", t.status),
-            ));
-        }
-        None => {
-            return Err(ApiError::conflict(
-                "template_not_approved",
-                format!(
-                    "template {name} ({language}) is not known here: submit it for review, or sync the number's templates"
-                ),
-            ));
-        }
-    };
-    let invalid = |m: String| ApiError::unprocessable("invalid_fill", m);
-    match (t.spec(), fill, components.is_empty()) {
-        (_, Some(_), false) => Err(invalid(
-            "give either `fill` or the message's `components`, not both".into(),
-        )),
-        (None, Some(_), _) => Err(invalid(
-            "this template's components are not known here (sync the number's templates), so pass `components`".into(),
-        )),
-        (Some(spec), fill, true) => {
-            let filled = spec
-                .fill(&fill.unwrap_or_default(), frontdesk_store::new_link_code)
-                .map_err(|e| invalid(e.to_string()))?;
-            *components = filled.components;
-            Ok(Some((t.id, filled.text, filled.links)))
-        }
-        // Components written by the caller go out as given.
-        _ => Ok(None),
+    use frontdesk_store::TemplateRefusal as R;
+    match tx
+        .prepare_template_send(waba_id, name, language, components, fill)
+        .await
+    {
+        Ok(p) => Ok(p.map(|p| (p.template, p.text, p.links))),
+        Err(R::NotApproved(m)) => Err(ApiError::conflict("template_not_approved", m)),
+        Err(R::InvalidFill(m)) => Err(ApiError::unprocessable("invalid_fill", m)),
+        Err(R::Store(e)) => Err(e.into()),
     }
 }
 
