@@ -319,6 +319,47 @@ both_backends! {
         assert!(by_card.contains(&(1, 1)) && by_card.contains(&(0, 0)), "{clicks}");
     }
 
+    async fn a_queue_outside_the_window_sends_its_approved_template_filled_and_never_an_unapproved_one(db) {
+        let mut w = world(db).await;
+        let asha = w.app.sim_customer(&w.web, &w.ch.id, "Asha Rao", PHONE, "").await;
+        let ravi = w.app.sim_customer(&w.web, &w.ch.id, "Ravi Das", "+14155550101", "").await;
+        let come_in = w.create(json!({ "name": "queue_come_in", "language": "en", "category": "UTILITY",
+            "body": { "text": "Token {{1}}, please come in now.", "examples": ["A-001"] } })).await.1;
+        let id = come_in["id"].as_str().unwrap().to_owned();
+        w.ok(Method::POST, &format!("/api/v1/templates/{id}/submit"), None).await;
+        w.status_becomes(&id, "APPROVED").await;
+        // Written but never submitted: a draft the queue must not send.
+        w.create(json!({ "name": "queue_next", "language": "en", "category": "UTILITY",
+            "body": { "text": "Token {{1}}, you are next.", "examples": ["A-002"] } })).await;
+        let q = w.ok(Method::POST, "/api/v1/queues", Some(json!({ "channel_id": w.ch.id, "name": "Dr Rao", "keywords": ["JOIN"],
+            "token_prefix": "A", "daily_cap": 50, "position_step": 0,
+            "templates": { "come_in": { "name": "queue_come_in", "language": "en" }, "you_are_next": { "name": "queue_next", "language": "en" } } }))).await;
+        let q = q["id"].as_str().unwrap().to_owned();
+        for c in [&asha, &ravi] {
+            w.app.sim_customer_sends(&w.web, c, &[("kind", "text"), ("body", "JOIN")]).await;
+            w.until("the token", async || (w.phone_texts(c).await.len() == 1).then_some(())).await;
+        }
+        // A day later nobody's window is open: the queue's texts must be templates.
+        w.app.advance(25 * 3600);
+        w.admin = w.app.login(&w.admin.email, common::users::PASSWORD).await;
+        w.ok(Method::POST, &format!("/api/v1/queues/{q}/call-next"), None).await;
+        let texts = w.until("the come-in template", async || {
+            let t = w.phone_texts(&asha).await;
+            (t.len() == 2).then_some(t)
+        }).await;
+        assert_eq!(texts[1], "Token A-001, please come in now.");
+        w.app.drain().await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        w.app.drain().await;
+        assert_eq!(w.phone_texts(&ravi).await.len(), 1, "the draft template was not sent");
+        // Refused before the outbox: Ravi's conversation has his JOIN and our answer only.
+        let list = w.ok(Method::GET, "/api/v1/conversations?status=any&q=Ravi", None).await;
+        let conv = list["items"][0]["id"].as_str().unwrap().to_owned();
+        let view = w.ok(Method::GET, &format!("/api/v1/conversations/{conv}"), None).await;
+        let kinds: Vec<&str> = view["messages"].as_array().unwrap().iter().map(|m| m["kind"].as_str().unwrap()).collect();
+        assert!(kinds.len() >= 2 && !kinds.contains(&"template"), "{kinds:?}");
+    }
+
     async fn sync_brings_templates_made_elsewhere_and_quality_and_category_webhooks_update_them(db) {
         let w = world(db).await;
         // Made in Meta's manager, not here: the status webhook makes a bare row.
