@@ -360,6 +360,37 @@ both_backends! {
         assert!(kinds.len() >= 2 && !kinds.contains(&"template"), "{kinds:?}");
     }
 
+    async fn an_edit_the_provider_refuses_keeps_the_approved_version(db) {
+        let w = world(db).await;
+        // A Cloud number whose provider does not answer (nothing listens there).
+        let ch = w.ok(Method::POST, "/api/v1/channels", Some(json!({ "provider": "cloud", "name": "Dead line", "phone_number_id": "109999999999999",
+            "access_token": "EAAG-dead-line-token", "app_secret": "dead-line-secret", "verify_token": "dead-line-verify",
+            "api_base_url": "http://127.0.0.1:9" }))).await;
+        let channel = ch["channel"]["id"].as_str().unwrap().to_owned();
+        let key = ch["webhook"]["callback_url"].as_str().unwrap().rsplit('/').next().unwrap().to_owned();
+        let (s, t) = w.call(Method::POST, "/api/v1/templates", Some(json!({ "channel_id": channel, "template": reminder() }))).await;
+        assert_eq!(s, StatusCode::CREATED, "{t}");
+        let id = t["id"].as_str().unwrap().to_owned();
+        // Submitting fails: the draft stays a draft, with the reason.
+        let (s, v) = w.call(Method::POST, &format!("/api/v1/templates/{id}/submit"), None).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::BAD_GATEWAY, Some("provider_error")), "{v}");
+        let t = w.ok(Method::GET, &format!("/api/v1/templates/{id}"), None).await;
+        assert_eq!(t["status"], "DRAFT");
+        assert!(t["reason"].as_str().unwrap().contains("refused the submission"), "{t}");
+        // Approved (as if Meta had approved it earlier), then an edit the provider never gets.
+        let target = w.app.db.store.webhook_target(&key).await.unwrap().unwrap();
+        let mut tx = w.app.db.store.begin(&target.ctx).await.unwrap();
+        tx.set_template_status(&frontdesk_store::TemplateStatus { waba_id: ch["channel"]["waba_id"].as_str().unwrap(), name: "visit_reminder", language: "en_US",
+            provider_template_id: Some("777"), status: "APPROVED", reason: None, category: None }).await.unwrap();
+        tx.commit().await.unwrap();
+        let mut edited = reminder();
+        edited["footer"] = json!("Never approved footer");
+        let (s, _) = w.call(Method::PUT, &format!("/api/v1/templates/{id}"), Some(edited)).await;
+        assert_eq!(s, StatusCode::BAD_GATEWAY);
+        let t = w.ok(Method::GET, &format!("/api/v1/templates/{id}"), None).await;
+        assert_eq!((t["status"].as_str(), t["content"]["footer"].as_str()), (Some("APPROVED"), Some("Sunrise Clinic")), "{t}");
+    }
+
     async fn sync_brings_templates_made_elsewhere_and_quality_and_category_webhooks_update_them(db) {
         let w = world(db).await;
         // Made in Meta's manager, not here: the status webhook makes a bare row.

@@ -273,12 +273,22 @@ pub(crate) async fn update(
     input: &TemplateInput,
 ) -> Result<TemplateRecord, ApiError> {
     let mut tx = state.store().begin(ctx).await?;
-    tx.template(id).await?;
+    let before = tx.template(id).await?;
     let spec = parse_template(input)?;
     let (t, was) = tx.update_template(id, &spec).await?;
     tx.commit().await?;
     if was == "APPROVED" {
-        return submit(state, ctx, id).await;
+        let submitted = submit(state, ctx, id).await;
+        if submitted.is_err()
+            && let Some(approved) = before.spec()
+        {
+            // The provider kept the approved version: so do we, or sends would fill
+            // components it never approved.
+            let mut tx = state.store().begin(ctx).await?;
+            tx.update_template(id, &approved).await?;
+            tx.commit().await?;
+        }
+        return submitted;
     }
     Ok(t)
 }

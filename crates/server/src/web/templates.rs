@@ -182,6 +182,7 @@ struct Editor<'a> {
     errors: &'a [FieldError],
     /// Name and language can change (a draft).
     identity_open: bool,
+    save_label: &'static str,
 }
 
 fn field_error(errors: &[FieldError], field: &str) -> Markup {
@@ -280,7 +281,7 @@ fn editor(page: &PageCtx, e: &Editor<'_>) -> Markup {
                         }
                     }
                 }
-                button type="submit" data-testid="template-save" { "Save draft" }
+                button type="submit" data-testid="template-save" { (e.save_label) }
             }
             aside.phone-preview {
                 h3 { "Preview" }
@@ -383,6 +384,7 @@ async fn new_page(
                 channels: &channels,
                 errors: &[],
                 identity_open: true,
+                save_label: "Save draft",
             },
         )
     };
@@ -466,6 +468,7 @@ async fn create(
         channels: &[],
         errors: &errors,
         identity_open: true,
+        save_label: "Save draft",
     };
     refused(&state, caller, &ctx, &headers, e, "New template").await
 }
@@ -547,12 +550,12 @@ fn detail(
             button.danger type="submit" data-testid="template-delete" { "Delete" }
         }
         @match (&t.content, typed) {
-            (_, Some(input)) => (editor(page, &Editor { action: format!("/templates/{}", t.id), input, channel: t.channel_id, channels, errors, identity_open: t.status == "DRAFT" })),
+            (_, Some(input)) => (editor(page, &Editor { action: format!("/templates/{}", t.id), input, channel: t.channel_id, channels, errors, identity_open: t.status == "DRAFT", save_label: if t.status == "APPROVED" { "Save and submit again for review" } else { "Save" } })),
             (Some(c), None) if !c.cards.is_empty() => {
                 p.muted { "A carousel template: edit it through the API (PUT /api/v1/templates/" (t.id) ")." }
                 div.bubble data-testid="template-preview" { (t.spec().map(|s| s.preview()).unwrap_or_default()) }
             }
-            (Some(c), None) if editable => (editor(page, &Editor { action: format!("/templates/{}", t.id), input: c, channel: t.channel_id, channels, errors, identity_open: t.status == "DRAFT" })),
+            (Some(c), None) if editable => (editor(page, &Editor { action: format!("/templates/{}", t.id), input: c, channel: t.channel_id, channels, errors, identity_open: t.status == "DRAFT", save_label: if t.status == "APPROVED" { "Save and submit again for review" } else { "Save" } })),
             (Some(_), None) => {
                 p.muted { "Not editable while " (t.status) "." }
                 div.bubble data-testid="template-preview" { (t.spec().map(|s| s.preview()).unwrap_or_default()) }
