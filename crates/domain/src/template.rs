@@ -166,6 +166,26 @@ impl MediaKind {
     }
 }
 
+/// What a `message_template_status_update` event means for a template here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusEvent<'a> {
+    /// The template's status becomes this (`APPROVED`, `REJECTED`, `PAUSED`, `DISABLED`…).
+    Status(&'a str),
+    /// Still sendable, but rated down: the quality becomes this.
+    Quality(&'a str),
+}
+
+/// Reads a status event: a reinstated or unarchived template is approved again, a flagged
+/// one keeps its status (it can still be sent) and is rated red; any other event is the
+/// new status as Meta names it.
+pub fn status_event(event: &str) -> StatusEvent<'_> {
+    match event {
+        "REINSTATED" | "UNARCHIVED" => StatusEvent::Status("APPROVED"),
+        "FLAGGED" => StatusEvent::Quality("RED"),
+        other => StatusEvent::Status(other),
+    }
+}
+
 // ---------------------------------------------------------------------------------------
 // What a person writes (the API body, the editor form, and what is stored).
 // ---------------------------------------------------------------------------------------
@@ -1909,6 +1929,14 @@ mod tests {
             )
             .unwrap();
         assert_eq!(f.components[2]["parameters"][0]["coupon_code"], "998877");
+    }
+
+    #[test]
+    fn reinstated_templates_are_approved_again_and_flagged_ones_stay_sendable() {
+        assert_eq!(status_event("REINSTATED"), StatusEvent::Status("APPROVED"));
+        assert_eq!(status_event("UNARCHIVED"), StatusEvent::Status("APPROVED"));
+        assert_eq!(status_event("FLAGGED"), StatusEvent::Quality("RED"));
+        assert_eq!(status_event("PAUSED"), StatusEvent::Status("PAUSED"));
     }
 
     /// A small deterministic generator, so the property tests need no extra dependency.

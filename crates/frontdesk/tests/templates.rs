@@ -426,6 +426,24 @@ both_backends! {
         }).await;
         assert_eq!(t["status"], "APPROVED");
         assert_eq!(w.ok(Method::GET, "/api/v1/templates?category=MARKETING", None).await.as_array().unwrap().len(), 1);
+
+        // Paused for low quality: sends are refused until Meta reinstates it; a flag only rates it.
+        let status = |event: &str| json!({ "event": event, "message_template_id": provider_id.parse::<i64>().unwrap(),
+            "message_template_name": "lab_results", "message_template_language": "en_US", "reason": "NONE" });
+        w.post_webhook("message_template_status_update", status("PAUSED")).await;
+        w.status_becomes(&id, "PAUSED").await;
+        let (s, v) = w.send("lab_results", Some(json!({ "body": ["Asha"] }))).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("template_not_approved")), "{v}");
+        w.post_webhook("message_template_status_update", status("REINSTATED")).await;
+        w.status_becomes(&id, "APPROVED").await;
+        let (s, v) = w.send("lab_results", Some(json!({ "body": ["Asha"] }))).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+        w.post_webhook("message_template_status_update", status("FLAGGED")).await;
+        let t = w.until("the flag", async || {
+            let t = w.ok(Method::GET, &format!("/api/v1/templates/{id}"), None).await;
+            (t["quality"] == "RED").then_some(t)
+        }).await;
+        assert_eq!(t["status"], "APPROVED", "a flagged template can still be sent");
         let (s, v) = w.call(Method::GET, "/api/v1/templates?category=PROMO", None).await;
         assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_query")));
         let actions: Vec<String> = w.ok(Method::GET, "/api/v1/audit-events?limit=50", None).await["events"].as_array().unwrap()

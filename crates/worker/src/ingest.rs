@@ -173,16 +173,25 @@ async fn apply_event(
             apply_status(tx, channel, &s).await
         }
         Event::TemplateStatus(t) => {
-            tx.set_template_status(&frontdesk_store::TemplateStatus {
-                waba_id: &t.waba_id,
-                name: &t.name,
-                language: &t.language,
-                provider_template_id: Some(&t.template_id),
-                status: &t.event,
-                reason: t.reason.as_deref(),
-                category: t.category.as_deref(),
-            })
-            .await?;
+            use frontdesk_domain::template::{StatusEvent, status_event};
+            match status_event(&t.event) {
+                StatusEvent::Status(status) => {
+                    tx.set_template_status(&frontdesk_store::TemplateStatus {
+                        waba_id: &t.waba_id,
+                        name: &t.name,
+                        language: &t.language,
+                        provider_template_id: Some(&t.template_id),
+                        status,
+                        reason: t.reason.as_deref(),
+                        category: t.category.as_deref(),
+                    })
+                    .await?;
+                }
+                StatusEvent::Quality(q) => {
+                    tx.set_template_quality(&t.waba_id, &t.template_id, q)
+                        .await?;
+                }
+            }
             Ok(())
         }
         Event::TemplateQuality(q) => {
