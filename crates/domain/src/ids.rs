@@ -131,3 +131,11 @@ id_type!(
     /// A read-only link to a queue's waiting-room screen (for a TV without a session).
     ScreenLinkId
 );
+id_type!(
+    /// A message template (one name in one language on one business account).
+    TemplateId
+);
+id_type!(
+    /// A tracked link of a template's URL button, sent in one message.
+    TrackedLinkId
+);

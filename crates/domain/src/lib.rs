@@ -5,13 +5,14 @@ mod ids;
 mod permissions;
 mod phone;
 pub mod queue;
+pub mod template;
 mod tenant;
 
 pub use email::{Email, EmailError};
 pub use ids::{
     ApiKeyId, ChannelId, ContactId, ConversationId, InboxId, InvitationId, LabelId, MediaId,
     MessageId, NoteId, NotificationId, OrgId, OutboxId, QueueId, QueueTokenId, QuickReplyId,
-    RoleId, ScreenLinkId, SessionId, TeamId, UserId,
+    RoleId, ScreenLinkId, SessionId, TeamId, TemplateId, TrackedLinkId, UserId,
 };
 pub use permissions::{BuiltinRole, Permission, PermissionSet, UnknownPermission};
 pub use phone::{Bsuid, BsuidError, E164, E164Error};

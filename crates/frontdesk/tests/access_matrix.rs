@@ -1729,7 +1729,8 @@ fn matrix() -> Vec<Entry> {
         }),
         route(Method::POST, "/api/v1/messages", Access::Perm(InboxReply), |w, _| {
             Box::pin(async move {
-                // A template to a new number: no service window needed.
+                // An approved template to a new number: no service window needed.
+                approve_template(w).await;
                 let phone = format!("+9198{}", 10_000_000 + w.seq.fetch_add(1, Ordering::Relaxed));
                 Case::json(
                     "/api/v1/messages",
@@ -4088,7 +4089,302 @@ fn matrix() -> Vec<Entry> {
                 })
             },
         ),
+        // -- message templates (API) --------------------------------------------------------
+        route(Method::GET, "/api/v1/templates", Access::Perm(InboxRead), |w, _| {
+            Box::pin(async move {
+                fresh_template(w, &w.a.channel).await;
+                Case::bare("/api/v1/templates?channel_id=".to_owned() + &w.a.channel).then(|_, a| {
+                    Box::pin(async move {
+                        assert!(a.json().as_array().is_some_and(|l| !l.is_empty()), "{}", a.short());
+                    })
+                })
+            })
+        }),
+        route(Method::POST, "/api/v1/templates", Access::Perm(TemplatesManage), |w, _| {
+            Box::pin(async move {
+                let name = format!("matrix_new_{}", w.uniq_digits());
+                Case::json("/api/v1/templates", json!({ "channel_id": w.a.channel, "template": template_body(&name) }))
+                    .status(201)
+                    .then(move |w, a| {
+                        Box::pin(async move {
+                            let id = a.json()["id"].as_str().unwrap().to_owned();
+                            let t = w.get_a(&format!("/api/v1/templates/{id}")).await;
+                            assert_eq!((t["name"].as_str(), t["status"].as_str()), (Some(name.as_str()), Some("DRAFT")));
+                        })
+                    })
+            })
+        })
+        .cross(|w| {
+            Box::pin(async move {
+                vec![Case::json("/api/v1/templates", json!({ "channel_id": w.a.channel, "template": template_body("matrix_cross") }))]
+            })
+        }),
+        route(Method::GET, "/api/v1/templates/{template_id}", Access::Perm(InboxRead), |w, _| {
+            Box::pin(async move {
+                let id = fresh_template(w, &w.a.channel).await;
+                Case::bare(format!("/api/v1/templates/{id}")).then(|_, a| {
+                    Box::pin(async move {
+                        assert!(a.json()["preview"].as_str().unwrap().contains("Your visit is at 10:30 today."), "{}", a.short());
+                    })
+                })
+            })
+        }),
+        route(Method::PUT, "/api/v1/templates/{template_id}", Access::Perm(TemplatesManage), |w, _| {
+            Box::pin(async move {
+                let id = fresh_template(w, &w.a.channel).await;
+                let name = w.get_a(&format!("/api/v1/templates/{id}")).await["name"].as_str().unwrap().to_owned();
+                let mut body = template_body(&name);
+                body["footer"] = json!("Edited by the matrix");
+                Case::json(format!("/api/v1/templates/{id}"), body).then(|_, a| {
+                    Box::pin(async move {
+                        assert_eq!(a.json()["content"]["footer"], "Edited by the matrix", "{}", a.short());
+                    })
+                })
+            })
+        }),
+        route(Method::DELETE, "/api/v1/templates/{template_id}", Access::Perm(TemplatesManage), |w, _| {
+            Box::pin(async move {
+                let id = fresh_template(w, &w.a.channel).await;
+                Case::bare(format!("/api/v1/templates/{id}")).status(204).then(move |w, _| {
+                    Box::pin(async move {
+                        let (s, _) = w.app.api(Method::GET, &format!("/api/v1/templates/{id}"), Some(&w.a.admin.access), None).await;
+                        assert_eq!(s, StatusCode::NOT_FOUND);
+                    })
+                })
+            })
+        }),
+        route(Method::POST, "/api/v1/templates/{template_id}/submit", Access::Perm(TemplatesManage), |w, p| {
+            Box::pin(async move {
+                let channel = match p {
+                    Purpose::Guard => w.a.channel.clone(),
+                    Purpose::Allowed => w.sim_a().await.id,
+                };
+                let id = fresh_template(w, &channel).await;
+                Case::bare(format!("/api/v1/templates/{id}/submit")).status(202).then(|_, a| {
+                    Box::pin(async move {
+                        assert_eq!(a.json()["status"], "PENDING", "{}", a.short());
+                        assert!(a.json()["provider_template_id"].as_str().is_some());
+                    })
+                })
+            })
+        }),
+        route(Method::GET, "/api/v1/templates/{template_id}/clicks", Access::Perm(TemplatesManage), |w, _| {
+            Box::pin(async move {
+                let (id, _) = tracked_link(w).await;
+                Case::bare(format!("/api/v1/templates/{id}/clicks")).then(|_, a| {
+                    Box::pin(async move {
+                        assert_eq!(a.json()[0]["clicks"], 0, "{}", a.short());
+                    })
+                })
+            })
+        }),
+        route(Method::GET, "/api/v1/messages/{message_id}/clicks", Access::Perm(InboxRead), |w, _| {
+            Box::pin(async move {
+                Case::bare(format!("/api/v1/messages/{}/clicks", w.a.message)).then(|_, a| {
+                    Box::pin(async move { assert!(a.json().is_array(), "{}", a.short()) })
+                })
+            })
+        }),
+        route(Method::POST, "/api/v1/channels/{channel_id}/templates/sync", Access::Perm(TemplatesManage), |w, p| {
+            Box::pin(async move {
+                let channel = match p {
+                    Purpose::Guard => w.a.channel.clone(),
+                    Purpose::Allowed => w.sim_a().await.id,
+                };
+                Case::bare(format!("/api/v1/channels/{channel}/templates/sync")).then(|_, a| {
+                    Box::pin(async move { assert_eq!(a.json()["listed"], 0, "{}", a.short()) })
+                })
+            })
+        }),
+        route(Method::GET, "/r/{code}", Access::Public, |w, _| {
+            Box::pin(async move {
+                let (_, code) = tracked_link(w).await;
+                Case::bare(format!("/r/{code}")).status(302).then(move |w, a| {
+                    Box::pin(async move {
+                        assert_eq!(a.header("location"), Some("https://maps.example/clinic"));
+                        assert_eq!(w.app.get("/r/fdl_made_up_code").await.status(), StatusCode::NOT_FOUND);
+                    })
+                })
+            })
+        }),
+        route(Method::POST, "/simulator/graph/{version}/{node}", Access::Public, |w, _| {
+            Box::pin(async move {
+                let ch = w.sim_a().await;
+                let (_, v) = w.app.graph_call(Method::POST, &format!("/{}/message_templates", ch.waba_id), Some(&ch.access_token),
+                    Some(json!({ "name": "matrix_edit", "language": "en", "category": "UTILITY", "components": [{ "type": "BODY", "text": "Your visit is confirmed." }] }))).await;
+                let id = v["id"].as_str().unwrap().to_owned();
+                Case::json(format!("/simulator/graph/v23.0/{id}"), json!({ "components": [{ "type": "BODY", "text": "Your visit is confirmed again." }] }))
+                    .header("authorization", &format!("Bearer {}", ch.access_token))
+                    .then(|_, a| Box::pin(async move { assert_eq!(a.json()["success"], true, "{}", a.short()) }))
+            })
+        }),
+        // -- message templates (pages) ------------------------------------------------------
+        route(Method::GET, "/templates", Access::Perm(TemplatesManage), |w, _| {
+            Box::pin(async move {
+                fresh_template(w, &w.a.channel).await;
+                Case::bare("/templates").then(|_, a| {
+                    Box::pin(async move { assert!(a.text.contains("data-testid=\"templates\""), "{}", a.short()) })
+                })
+            })
+        }),
+        route(Method::GET, "/templates/new", Access::Perm(TemplatesManage), |_, _| {
+            Box::pin(async move {
+                Case::bare("/templates/new").then(|_, a| {
+                    Box::pin(async move { assert!(a.text.contains("template-preview"), "{}", a.short()) })
+                })
+            })
+        }),
+        route(Method::POST, "/templates", Access::Perm(TemplatesManage), |w, _| {
+            Box::pin(async move {
+                let name = format!("matrix_web_{}", w.uniq_digits());
+                form_case("/templates", template_form(&w.a.channel, &name))
+                    .see_other_starting("/templates/")
+                    .then(move |w, a| {
+                        Box::pin(async move {
+                            let id = a.header("location").unwrap().strip_prefix("/templates/").unwrap().split('?').next().unwrap().to_owned();
+                            assert_eq!(w.get_a(&format!("/api/v1/templates/{id}")).await["name"], name.as_str());
+                        })
+                    })
+            })
+        })
+        .cross(|w| {
+            Box::pin(async move { vec![form_case("/templates", template_form(&w.a.channel, "matrix_cross_web"))] })
+        }),
+        route(Method::GET, "/templates/{template_id}", Access::Perm(TemplatesManage), |w, _| {
+            Box::pin(async move {
+                let id = fresh_template(w, &w.a.channel).await;
+                Case::bare(format!("/templates/{id}")).then(|_, a| {
+                    Box::pin(async move { assert!(a.text.contains("Your visit is at 10:30 today."), "{}", a.short()) })
+                })
+            })
+        }),
+        route(Method::POST, "/templates/{template_id}", Access::Perm(TemplatesManage), |w, _| {
+            Box::pin(async move {
+                let id = fresh_template(w, &w.a.channel).await;
+                let name = w.get_a(&format!("/api/v1/templates/{id}")).await["name"].as_str().unwrap().to_owned();
+                let mut form = template_form(&w.a.channel, &name);
+                form.push(("footer".into(), "Saved on the page".into()));
+                form_case(format!("/templates/{id}"), form)
+                    .see_other(format!("/templates/{id}?ok=saved"))
+                    .then(move |w, _| {
+                        Box::pin(async move {
+                            assert_eq!(w.get_a(&format!("/api/v1/templates/{id}")).await["content"]["footer"], "Saved on the page");
+                        })
+                    })
+            })
+        }),
+        route(Method::POST, "/templates/{template_id}/submit", Access::Perm(TemplatesManage), |w, p| {
+            Box::pin(async move {
+                let channel = match p {
+                    Purpose::Guard => w.a.channel.clone(),
+                    Purpose::Allowed => w.sim_a().await.id,
+                };
+                let id = fresh_template(w, &channel).await;
+                Case::form(format!("/templates/{id}/submit"), &[]).see_other(format!("/templates/{id}?ok=submitted"))
+            })
+        }),
+        route(Method::POST, "/templates/{template_id}/delete", Access::Perm(TemplatesManage), |w, _| {
+            Box::pin(async move {
+                let id = fresh_template(w, &w.a.channel).await;
+                Case::form(format!("/templates/{id}/delete"), &[]).see_other("/templates?ok=deleted").then(move |w, _| {
+                    Box::pin(async move {
+                        let (s, _) = w.app.api(Method::GET, &format!("/api/v1/templates/{id}"), Some(&w.a.admin.access), None).await;
+                        assert_eq!(s, StatusCode::NOT_FOUND);
+                    })
+                })
+            })
+        }),
+        route(Method::POST, "/templates/sync", Access::Perm(TemplatesManage), |w, p| {
+            Box::pin(async move {
+                let channel = match p {
+                    Purpose::Guard => w.a.channel.clone(),
+                    Purpose::Allowed => w.sim_a().await.id,
+                };
+                Case::form("/templates/sync", &[("channel_id", &channel)]).see_other("/templates?ok=synced")
+            })
+        })
+        .cross(|w| Box::pin(async move { vec![Case::form("/templates/sync", &[("channel_id", &w.a.channel)])] })),
     ]
+}
+
+/// A written template's body (a tracked link button, one variable).
+fn template_body(name: &str) -> Value {
+    json!({ "name": name, "language": "en", "category": "UTILITY",
+        "body": { "text": "Your visit is at {{1}} today.", "examples": ["10:30"] },
+        "buttons": [{ "type": "url", "text": "Map", "url": "https://maps.example/clinic", "track": true }] })
+}
+
+/// The editor form for the same template.
+fn template_form(channel: &str, name: &str) -> Vec<(String, String)> {
+    [
+        ("channel_id", channel),
+        ("name", name),
+        ("language", "en"),
+        ("category", "UTILITY"),
+        ("header_format", "none"),
+        ("body_text", "Your visit is at {{1}} today."),
+        ("body_examples", "10:30"),
+    ]
+    .iter()
+    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+    .collect()
+}
+
+/// A form post of owned fields.
+fn form_case(path: impl Into<String>, fields: Vec<(String, String)>) -> Case {
+    Case {
+        body: Body::Form(fields),
+        ..Case::bare(path)
+    }
+}
+
+/// A new draft template of org A's on `channel`: its id.
+async fn fresh_template(w: &World, channel: &str) -> String {
+    let name = format!("matrix_tpl_{}", w.uniq_digits());
+    w.ok(
+        Method::POST,
+        "/api/v1/templates",
+        Some(json!({ "channel_id": channel, "template": template_body(&name) })),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// A template of org A's with one tracked link sent (to a new contact): its id and the code.
+async fn tracked_link(w: &World) -> (String, String) {
+    let id = fresh_template(w, &w.a.channel).await;
+    let key = w.a.channel_url.rsplit('/').next().unwrap();
+    let t = w.app.db.store.webhook_target(key).await.unwrap().unwrap();
+    let mut tx = w.app.db.store.begin(&t.ctx).await.unwrap();
+    let phone = format!(
+        "+1415555{:04}",
+        w.seq.fetch_add(1, Ordering::Relaxed) % 10_000
+    );
+    let contact = tx
+        .upsert_contact(&frontdesk_store::CustomerIdentity {
+            phone: Some(frontdesk_domain::E164::parse(&phone).unwrap()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let code = frontdesk_store::new_link_code();
+    tx.create_tracked_links(
+        frontdesk_domain::TemplateId::parse(&id).unwrap(),
+        frontdesk_domain::MessageId::new(),
+        contact,
+        &[frontdesk_domain::template::TrackedLink {
+            card: None,
+            button: 0,
+            code: code.clone(),
+            destination: "https://maps.example/clinic".into(),
+        }],
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    (id, code)
 }
 
 /// The value of every secret the matrix's channels are given; no answer may carry it.

@@ -313,7 +313,11 @@ both_backends! {
         w.customer_says(&customer, "hello").await;
         w.until("the message", async || w.thread(Some("+14155550100"), None).await.filter(|(_, m)| !m.is_empty())).await;
 
-        // A template the simulator never approved: 132001, permanent, with the reason.
+        // A template approved here (as if synced) that the provider does not have:
+        // 132001, permanent, with the reason.
+        let mut tx = w.app.db.store.begin(&w.ctx).await.unwrap();
+        tx.set_template_status(&frontdesk_store::TemplateStatus { waba_id: &w.ch.waba_id, name: "never_submitted", language: "en", provider_template_id: None, status: "APPROVED", reason: None, category: None }).await.unwrap();
+        tx.commit().await.unwrap();
         let (s, t) = w.send(json!({ "phone": "+14155550100" }), json!({ "type": "template", "name": "never_submitted", "language": "en" })).await;
         assert_eq!(s, StatusCode::ACCEPTED, "{t}");
         let tid = t["id"].as_str().unwrap().to_owned();

@@ -319,7 +319,12 @@ both_backends! {
         let conv = w.conversation_of_customer().await;
         let mut events = Stream::open(&w.app, &w.admin).await;
 
-        // A template the simulator does not know yet: refused with 132001, failed.
+        // A template approved here (as if synced) that the simulator does not know yet:
+        // refused with 132001, failed.
+        let ctx = w.app.db.store.webhook_target(&w.ch.webhook_key).await.unwrap().unwrap().ctx;
+        let mut tx = w.app.db.store.begin(&ctx).await.unwrap();
+        tx.set_template_status(&frontdesk_store::TemplateStatus { waba_id: &w.ch.waba_id, name: "visit_reminder", language: "en", provider_template_id: None, status: "APPROVED", reason: None, category: None }).await.unwrap();
+        tx.commit().await.unwrap();
         let (s, m) = w.call(&w.admin, Method::POST, "/api/v1/messages", Some(json!({ "channel_id": w.ch.id, "to": { "phone": PHONE },
             "message": { "type": "template", "name": "visit_reminder", "language": "en" } }))).await;
         assert_eq!(s, StatusCode::ACCEPTED, "{m}");

@@ -422,7 +422,8 @@ both_backends! {
 
         // An approved template reaches a customer who never wrote; a rejected one does not.
         s.customer(&ch, "Asha", "+14155550100", "").await;
-        let template = |name: &str| json!({ "messaging_product": "whatsapp", "to": "14155550100", "type": "template", "template": { "name": name, "language": { "code": "en_US" }, "components": [] } });
+        let template = |name: &str| json!({ "messaging_product": "whatsapp", "to": "14155550100", "type": "template", "template": { "name": name, "language": { "code": "en_US" },
+            "components": [{ "type": "body", "parameters": [{ "type": "text", "text": "Asha" }, { "type": "text", "text": "11:15" }] }] } });
         let (st, v) = s.send(&ch, template("appointment_reminder")).await;
         assert_eq!(st, StatusCode::OK, "{v}");
         let wamid = v["messages"][0]["id"].as_str().unwrap().to_owned();

@@ -22,6 +22,7 @@ mod queue_screens;
 pub mod secrets;
 mod settings;
 pub mod simulator;
+pub mod templates;
 mod tenant;
 pub mod throttle;
 pub mod tokens;
@@ -63,6 +64,10 @@ pub use secrets::{Place, RewrapReport, SecretMeta, SecretName, SecretNameError};
 pub use simulator::{
     NewSimNumber, SimCustomer, SimCustomerId, SimDirection, SimMedia, SimMessage, SimNumber,
     SimTemplate,
+};
+pub use templates::{
+    LinkClicks, PreparedTemplate, SyncReport, SyncedTemplate, TemplateFilter, TemplateRecord,
+    TemplateRefusal, new_link_code,
 };
 pub use tenant::{TenantCtx, TenantTx};
 pub use throttle::{ThrottlePolicy, ThrottleScope};

@@ -637,6 +637,22 @@ impl TenantTx {
         Ok(())
     }
 
+    /// Takes new components for a template (an edit): it goes back to review.
+    pub async fn edit_sim_template(
+        &mut self,
+        id: &str,
+        components: &serde_json::Value,
+        category: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let org = self.ctx().org_id().as_uuid();
+        let components = components.to_string();
+        with_conn!(self.tx, c => {
+            sqlx::query("UPDATE sim_templates SET components = $3, category = coalesce($4, category), status = 'PENDING', reason = NULL WHERE org_id = $1 AND id = $2")
+                .bind(org).bind(id).bind(components).bind(category).execute(c).await?;
+        });
+        Ok(())
+    }
+
     /// Records a template's review outcome.
     pub async fn set_sim_template_status(
         &mut self,

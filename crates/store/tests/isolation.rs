@@ -77,6 +77,11 @@ const NARROW_POLICIES: &[(&str, &str, &str)] = &[
         "screen_link_by_token",
         "frontdesk_presented_token()",
     ),
+    (
+        "template_links",
+        "template_link_by_code",
+        "frontdesk_presented_token()",
+    ),
 ];
 
 async fn org(store: &Store, slug: &str) -> TenantCtx {
@@ -243,6 +248,26 @@ async fn populate(store: &Store, ctx: &TenantCtx, tag: &str) {
         reason: None,
         category: None,
     })
+    .await
+    .unwrap();
+    let spec = frontdesk_domain::template::TemplateSpec::parse(&serde_json::from_value(serde_json::json!({
+        "name": format!("promo_{tag}"), "language": "en", "category": "MARKETING",
+        "body": { "text": "Hello {{1}}, see our offer." , "examples": ["Ana"] },
+        "buttons": [{ "type": "url", "text": "Open", "url": "https://shop.example/offer", "track": true }]
+    })).unwrap())
+    .unwrap();
+    let template = tx.create_template(channel.id, &spec).await.unwrap();
+    tx.create_tracked_links(
+        template.id,
+        frontdesk_domain::MessageId::new(),
+        contact,
+        &[frontdesk_domain::template::TrackedLink {
+            card: None,
+            button: 0,
+            code: frontdesk_store::new_link_code(),
+            destination: "https://shop.example/offer".into(),
+        }],
+    )
     .await
     .unwrap();
     tx.commit().await.unwrap();

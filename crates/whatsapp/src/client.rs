@@ -434,6 +434,85 @@ impl ProviderClient {
         }
     }
 
+    /// Submits a template for review (`POST /{waba-id}/message_templates`); answers the
+    /// provider's template id. `submission` is the body (name, language, category,
+    /// parameter format, components).
+    pub async fn create_template(&self, submission: &Value) -> Result<String, ProviderError> {
+        let url = self.cloud_only_url(&[&self.cfg.waba_id, "message_templates"])?;
+        let v = self
+            .call(self.http.post(url).json(submission), "create template")
+            .await?;
+        str_field(&v, "id")
+            .or_else(|| v.get("id").and_then(Value::as_i64).map(|i| i.to_string()))
+            .ok_or_else(|| ProviderError::permanent("the provider's answer has no template id"))
+    }
+
+    /// Submits new components for a template the provider has (`POST /{template-id}`); an
+    /// approved template goes back to review.
+    pub async fn edit_template(
+        &self,
+        template_id: &str,
+        submission: &Value,
+    ) -> Result<(), ProviderError> {
+        let url = self.cloud_only_url(&[template_id])?;
+        let body = serde_json::json!({
+            "category": submission.get("category"),
+            "components": submission.get("components"),
+        });
+        self.call(self.http.post(url).json(&body), "edit template")
+            .await
+            .map(drop)
+    }
+
+    /// Every template of the business account (`GET /{waba-id}/message_templates`),
+    /// following the `after` cursor for at most 20 pages of 100.
+    pub async fn list_templates(&self) -> Result<Vec<Value>, ProviderError> {
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        for _ in 0..20 {
+            let mut url = self.cloud_only_url(&[&self.cfg.waba_id, "message_templates"])?;
+            {
+                let mut q = url.query_pairs_mut();
+                q.append_pair(
+                    "fields",
+                    "id,name,language,status,category,quality_score,rejected_reason,components,parameter_format",
+                );
+                q.append_pair("limit", "100");
+                if let Some(a) = &after {
+                    q.append_pair("after", a);
+                }
+            }
+            let v = self.call(self.http.get(url), "list templates").await?;
+            let page = v
+                .get("data")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default();
+            let empty = page.is_empty();
+            out.extend(page);
+            // Meta sends `paging.next` only when another page exists.
+            let next = v.get("paging").and_then(|p| p.get("next")).is_some();
+            after = v
+                .get("paging")
+                .and_then(|p| p.get("cursors"))
+                .and_then(|c| str_field(c, "after"));
+            if empty || !next || after.is_none() {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    /// A Graph API URL for a call only the Cloud API has.
+    fn cloud_only_url(&self, segments: &[&str]) -> Result<Url, ProviderError> {
+        if self.cfg.kind != ProviderKind::Cloud {
+            return Err(ProviderError::permanent(
+                "message templates are a Cloud API feature; this number is on Whapi",
+            ));
+        }
+        self.cloud_url(segments)
+    }
+
     fn base(&self) -> Result<Url, ProviderError> {
         let u = Url::parse(&self.cfg.base_url)
             .ok()

@@ -375,6 +375,28 @@ pub struct TemplateStatusUpdate {
     pub category: Option<String>,
 }
 
+/// A template's quality rating changed (`message_template_quality_update`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateQualityUpdate {
+    pub waba_id: String,
+    pub template_id: String,
+    pub name: String,
+    pub language: String,
+    /// `GREEN`, `YELLOW`, `RED` or `UNKNOWN`.
+    pub quality: String,
+}
+
+/// Meta moved a template to another category (`template_category_update`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateCategoryUpdate {
+    pub waba_id: String,
+    pub template_id: String,
+    pub name: String,
+    pub language: String,
+    pub previous_category: Option<String>,
+    pub new_category: String,
+}
+
 /// A number's quality or messaging-limit change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PhoneQualityUpdate {
@@ -392,6 +414,8 @@ pub enum Event {
     Message(Box<InboundMessage>),
     Status(Box<StatusUpdate>),
     TemplateStatus(TemplateStatusUpdate),
+    TemplateQuality(TemplateQualityUpdate),
+    TemplateCategory(TemplateCategoryUpdate),
     PhoneQuality(PhoneQualityUpdate),
     /// Errors about the number or app, outside any message (`value.errors`).
     NumberErrors {
@@ -656,6 +680,27 @@ pub fn parse_meta(body: &[u8]) -> Result<Vec<Event>, ParseError> {
                         category: s(v, "message_template_category"),
                     }));
                 }
+                "message_template_quality_update" => {
+                    let v = &change.value;
+                    out.push(Event::TemplateQuality(TemplateQualityUpdate {
+                        waba_id: entry.id.clone(),
+                        template_id: s(v, "message_template_id").unwrap_or_default(),
+                        name: s(v, "message_template_name").unwrap_or_default(),
+                        language: s(v, "message_template_language").unwrap_or_default(),
+                        quality: s(v, "new_quality_score").unwrap_or_default(),
+                    }));
+                }
+                "template_category_update" => {
+                    let v = &change.value;
+                    out.push(Event::TemplateCategory(TemplateCategoryUpdate {
+                        waba_id: entry.id.clone(),
+                        template_id: s(v, "message_template_id").unwrap_or_default(),
+                        name: s(v, "message_template_name").unwrap_or_default(),
+                        language: s(v, "message_template_language").unwrap_or_default(),
+                        previous_category: s(v, "previous_category"),
+                        new_category: s(v, "new_category").unwrap_or_default(),
+                    }));
+                }
                 "phone_number_quality_update" => {
                     let v = &change.value;
                     out.push(Event::PhoneQuality(PhoneQualityUpdate {
@@ -894,6 +939,38 @@ mod tests {
         assert_eq!(f.status, DeliveryStatus::Failed);
         assert_eq!(f.errors[0].code, 131047);
         assert!(f.errors[0].details.as_deref().unwrap().contains("24 hours"));
+    }
+
+    #[test]
+    fn template_quality_and_category_updates_are_read() {
+        let body = serde_json::to_vec(&json!({
+            "object": "whatsapp_business_account",
+            "entry": [{ "id": "W1", "time": 1750000000, "changes": [
+                { "field": "message_template_quality_update", "value": { "previous_quality_score": "GREEN", "new_quality_score": "YELLOW", "message_template_id": 806312974732579i64, "message_template_name": "offer", "message_template_language": "en-US" } },
+                { "field": "template_category_update", "value": { "message_template_id": 806312974732579i64, "message_template_name": "offer", "message_template_language": "en_US", "previous_category": "UTILITY", "new_category": "MARKETING" } } ] }]
+        }))
+        .unwrap();
+        let events = parse_meta(&body).unwrap();
+        assert_eq!(
+            events,
+            [
+                Event::TemplateQuality(TemplateQualityUpdate {
+                    waba_id: "W1".into(),
+                    template_id: "806312974732579".into(),
+                    name: "offer".into(),
+                    language: "en-US".into(),
+                    quality: "YELLOW".into(),
+                }),
+                Event::TemplateCategory(TemplateCategoryUpdate {
+                    waba_id: "W1".into(),
+                    template_id: "806312974732579".into(),
+                    name: "offer".into(),
+                    language: "en_US".into(),
+                    previous_category: Some("UTILITY".into()),
+                    new_category: "MARKETING".into(),
+                }),
+            ]
+        );
     }
 
     #[test]

@@ -42,6 +42,8 @@ struct Seen {
     /// Requests to file URLs, and whether they carried our token.
     file_hits: Vec<(String, bool)>,
     whapi: Vec<(String, Value)>,
+    /// Template submissions and edits, as (path id, body).
+    templates: Vec<(String, Value)>,
 }
 
 #[derive(Clone)]
@@ -356,6 +358,71 @@ async fn whapi_health(h: HeaderMap) -> Response {
         .into_response()
 }
 
+/// `POST /{waba-id}/message_templates`: Meta answers the new id, `PENDING` and the category.
+async fn create_template(
+    State(f): State<Fake>,
+    Path((_v, waba)): Path<(String, String)>,
+    h: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    if !authorised(&h) {
+        return bad_token(&h);
+    }
+    if body["name"] == "taken_name" {
+        return graph_error(
+            StatusCode::BAD_REQUEST,
+            100,
+            "Invalid parameter",
+            "Message template \"taken_name\" already exists in en",
+        );
+    }
+    f.seen.lock().unwrap().templates.push((waba, body.clone()));
+    Json(json!({ "id": "594425479261596", "status": "PENDING", "category": body["category"] }))
+        .into_response()
+}
+
+/// `POST /{template-id}`: an edit.
+async fn edit_template(
+    State(f): State<Fake>,
+    Path((_v, id)): Path<(String, String)>,
+    h: HeaderMap,
+    Json(body): Json<Value>,
+) -> Response {
+    if !authorised(&h) {
+        return bad_token(&h);
+    }
+    f.seen.lock().unwrap().templates.push((id, body));
+    Json(json!({ "success": true })).into_response()
+}
+
+/// `GET /{waba-id}/message_templates`: 250 templates, in pages of `limit` with Meta's
+/// cursors; `paging.next` only while more follow.
+async fn list_templates(
+    Path((_v, _waba)): Path<(String, String)>,
+    Query(q): Query<HashMap<String, String>>,
+    h: HeaderMap,
+) -> Response {
+    if !authorised(&h) {
+        return bad_token(&h);
+    }
+    assert!(q["fields"].contains("components") && q["fields"].contains("quality_score"));
+    let limit: usize = q["limit"].parse().unwrap();
+    let from: usize = q
+        .get("after")
+        .map_or(0, |a| a.strip_prefix("c").unwrap().parse().unwrap());
+    let to = (from + limit).min(250);
+    let data: Vec<Value> = (from..to)
+        .map(|i| json!({ "id": i.to_string(), "name": format!("t{i}"), "language": "en", "status": "APPROVED", "category": "UTILITY",
+            "components": [{ "type": "BODY", "text": "Hello." }], "quality_score": { "score": "GREEN" } }))
+        .collect();
+    let mut paging =
+        json!({ "cursors": { "before": format!("c{from}"), "after": format!("c{to}") } });
+    if to < 250 {
+        paging["next"] = json!("https://graph.facebook.com/next-page");
+    }
+    Json(json!({ "data": data, "paging": paging })).into_response()
+}
+
 async fn spawn_fake() -> Fake {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let fake = Fake {
@@ -365,7 +432,11 @@ async fn spawn_fake() -> Fake {
     let app = Router::new()
         .route("/{version}/{pnid}/messages", post(messages))
         .route("/{version}/{pnid}/media", post(upload))
-        .route("/{version}/{id}", get(node))
+        .route("/{version}/{id}", get(node).post(edit_template))
+        .route(
+            "/{version}/{waba}/message_templates",
+            post(create_template).get(list_templates),
+        )
         .route("/files/{name}", get(files))
         .route("/whapi/messages/{*path}", post(whapi_send).put(whapi_put))
         .route("/whapi/media/{id}", get(whapi_media_get))
@@ -796,4 +867,50 @@ async fn whapi_sends_reads_and_moves_media() {
         (ErrorClass::Unauthorized, Some(401), Some(401))
     );
     assert_eq!(e.details.as_deref(), Some("Invalid token"));
+}
+
+#[tokio::test]
+async fn templates_are_submitted_edited_and_listed_across_pages_in_metas_format() {
+    let fake = spawn_fake().await;
+    let c = cloud(&fake);
+    let submission = json!({ "name": "visit_reminder", "language": "en_US", "category": "UTILITY", "parameter_format": "POSITIONAL",
+        "components": [{ "type": "BODY", "text": "See you at {{1}}.", "example": { "body_text": [["10:30"]] } }] });
+    assert_eq!(
+        c.create_template(&submission).await.unwrap(),
+        "594425479261596"
+    );
+    c.edit_template("594425479261596", &submission)
+        .await
+        .unwrap();
+    {
+        let seen = fake.seen.lock().unwrap();
+        assert_eq!(
+            seen.templates[0],
+            ("102290129340398".to_owned(), submission.clone()),
+            "posted to the business account as given"
+        );
+        assert_eq!(seen.templates[1].0, "594425479261596");
+        assert_eq!(
+            seen.templates[1].1,
+            json!({ "category": "UTILITY", "components": submission["components"] }),
+            "an edit sends only what Meta lets change"
+        );
+    }
+    let refused = c
+        .create_template(&json!({ "name": "taken_name" }))
+        .await
+        .unwrap_err();
+    assert_eq!((refused.code, refused.http_status), (Some(100), Some(400)));
+    let all = c.list_templates().await.unwrap();
+    assert_eq!(all.len(), 250, "every page is read");
+    assert_eq!(all[249]["name"], "t249");
+    let whapi = ProviderClient::new(http_client(), config(&fake, ProviderKind::Whapi, TOKEN));
+    assert!(
+        whapi
+            .list_templates()
+            .await
+            .unwrap_err()
+            .title
+            .contains("Cloud API")
+    );
 }

@@ -173,16 +173,39 @@ async fn apply_event(
             apply_status(tx, channel, &s).await
         }
         Event::TemplateStatus(t) => {
-            tx.set_template_status(&frontdesk_store::TemplateStatus {
-                waba_id: &t.waba_id,
-                name: &t.name,
-                language: &t.language,
-                provider_template_id: Some(&t.template_id),
-                status: &t.event,
-                reason: t.reason.as_deref(),
-                category: t.category.as_deref(),
-            })
-            .await?;
+            use frontdesk_domain::template::{StatusEvent, status_event};
+            match status_event(&t.event) {
+                StatusEvent::Status(status) => {
+                    tx.set_template_status(&frontdesk_store::TemplateStatus {
+                        waba_id: &t.waba_id,
+                        name: &t.name,
+                        language: &t.language,
+                        provider_template_id: Some(&t.template_id),
+                        status,
+                        reason: t.reason.as_deref(),
+                        category: t.category.as_deref(),
+                    })
+                    .await?;
+                }
+                StatusEvent::Quality(q) => {
+                    tx.set_template_quality(&t.waba_id, &t.template_id, q)
+                        .await?;
+                }
+            }
+            Ok(())
+        }
+        Event::TemplateQuality(q) => {
+            if !q.quality.is_empty() && !q.template_id.is_empty() {
+                tx.set_template_quality(&q.waba_id, &q.template_id, &q.quality)
+                    .await?;
+            }
+            Ok(())
+        }
+        Event::TemplateCategory(c) => {
+            if !c.new_category.is_empty() && !c.template_id.is_empty() {
+                tx.set_template_category(&c.waba_id, &c.template_id, &c.new_category)
+                    .await?;
+            }
             Ok(())
         }
         Event::PhoneQuality(q) => {

@@ -100,6 +100,7 @@ async fn send_on(
         .is_some_and(|c| frontdesk_store::messaging::window_open(c.last_inbound_at, now));
     let empty = Default::default();
     let texts = q.map_or(&empty, |q| &q.texts);
+    let mut prepared = None;
     let message = if window {
         let queue = q.map_or("", |q| q.name.as_str());
         let body = render(
@@ -118,19 +119,46 @@ async fn send_on(
             preview_url: false,
         }
     } else if let Some(t) = q.and_then(|q| q.templates.get(&key)) {
-        let params: Vec<serde_json::Value> = key
+        let values: Vec<String> = key
             .template_params()
             .iter()
-            .map(|p| serde_json::json!({ "type": "text", "text": v.get(p) }))
+            .map(|p| v.get(p).to_owned())
             .collect();
+        let waba = tx.channel(channel).await?.waba_id;
+        // A template written here is filled (and checked) like any send; one known only by
+        // its status gets the values as body parameters.
+        let known = tx
+            .template_named(&waba, &t.name, &t.language)
+            .await?
+            .is_some_and(|r| r.spec().is_some());
+        let mut components = if known || values.is_empty() {
+            vec![]
+        } else {
+            let params: Vec<serde_json::Value> = values
+                .iter()
+                .map(|v| serde_json::json!({ "type": "text", "text": v }))
+                .collect();
+            vec![serde_json::json!({ "type": "body", "parameters": params })]
+        };
+        let fill = known.then(|| frontdesk_domain::template::FillInput {
+            body: values,
+            ..Default::default()
+        });
+        match tx
+            .prepare_template_send(&waba, &t.name, &t.language, &mut components, fill)
+            .await
+        {
+            Ok(p) => prepared = p,
+            Err(frontdesk_store::TemplateRefusal::Store(e)) => return Err(e),
+            Err(refusal) => {
+                tracing::warn!(text = key.as_str(), template = %t.name, %refusal, "queue message not sent: its template cannot be used");
+                return Ok(false);
+            }
+        }
         Outbound::Template {
             name: t.name.clone(),
             language: t.language.clone(),
-            components: if params.is_empty() {
-                vec![]
-            } else {
-                vec![serde_json::json!({ "type": "body", "parameters": params })]
-            },
+            components,
         }
     } else {
         tracing::info!(
@@ -152,20 +180,30 @@ async fn send_on(
     };
     let content =
         serde_json::to_string(&message).map_err(|e| StoreError::Invalid(e.to_string()))?;
-    tx.queue_message(
-        &NewOutbound {
-            channel,
-            contact,
-            kind: message.type_name().to_owned(),
-            preview: message.preview(),
-            content,
-            reply_to: None,
-            needs_window: message.needs_service_window(),
-            author: None,
-        },
-        now,
-    )
-    .await?;
+    let queued = tx
+        .queue_message(
+            &NewOutbound {
+                channel,
+                contact,
+                kind: message.type_name().to_owned(),
+                preview: prepared.as_ref().map_or_else(
+                    || message.preview(),
+                    |p: &frontdesk_store::PreparedTemplate| p.text.chars().take(300).collect(),
+                ),
+                content,
+                reply_to: None,
+                needs_window: message.needs_service_window(),
+                author: None,
+            },
+            now,
+        )
+        .await?;
+    if let Some(p) = prepared
+        && !p.links.is_empty()
+    {
+        tx.create_tracked_links(p.template, queued.id, contact, &p.links)
+            .await?;
+    }
     Ok(true)
 }
 

@@ -12,7 +12,10 @@ use axum::extract::multipart::{MultipartError, MultipartRejection};
 use axum::extract::{Multipart, Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use frontdesk_domain::{Bsuid, ChannelId, ContactId, E164, MediaId, MessageId, Permission};
+use frontdesk_domain::template::{FillInput, TrackedLink};
+use frontdesk_domain::{
+    Bsuid, ChannelId, ContactId, E164, MediaId, MessageId, Permission, TemplateId,
+};
 use frontdesk_store::{CustomerIdentity, MessageView, NewOutbound, UploadedFile};
 use frontdesk_whatsapp::Outbound;
 use serde::{Deserialize, Serialize};
@@ -170,11 +173,17 @@ pub struct SendMessage {
     pub message: Outbound,
     /// The provider id of a message to quote.
     pub reply_to: Option<String>,
+    /// Templates: values for the stored template's variables, media and button endings,
+    /// turned into the send's `components` (leave `message.components` empty). Tracked
+    /// buttons get their per-message link here.
+    #[schema(value_type = Option<Object>)]
+    pub fill: Option<FillInput>,
 }
 
 /// Queues a message. Free-form messages need the customer to have written in the last 24
-/// hours (`409 outside_service_window`); templates do not, but must not be known as
-/// unapproved (`409 template_not_approved`).
+/// hours (`409 outside_service_window`); templates do not, but must be approved here
+/// (`409 template_not_approved`, also for a template not known here). A template's values
+/// go in `fill` (checked against the stored template: `422 invalid_fill`).
 #[utoipa::path(post, path = "/api/v1/messages", tag = "messages", request_body = SendMessage,
     responses((status = 202, description = "Queued", body = MessageView),
         (status = 404, description = "No such channel or contact here", body = ErrorEnvelope),
@@ -239,33 +248,70 @@ async fn send_message(
             )));
         }
     }
-    if let Outbound::Template { name, language, .. } = &req.message
-        && let Some(status) = tx.template_status(&view.waba_id, name, language).await?
-        && status != "APPROVED"
+    let mut message = req.message;
+    let mut preview = message.preview();
+    let mut tracked = None;
+    if let Outbound::Template {
+        name,
+        language,
+        components,
+    } = &mut message
     {
-        return Err(ApiError::Conflict {
-            code: "template_not_approved",
-            message: format!("template {name} ({language}) is {status}, not approved"),
-        });
+        let filled =
+            fill_template(&mut tx, &view.waba_id, name, language, components, req.fill).await?;
+        if let Some((template, text, links)) = filled {
+            preview = text.chars().take(300).collect();
+            tracked = Some((template, links));
+        }
+    } else if req.fill.is_some() {
+        return Err(invalid("`fill` is for template messages".into()));
     }
-    let content = serde_json::to_string(&req.message).map_err(ApiError::internal)?;
+    let content = serde_json::to_string(&message).map_err(ApiError::internal)?;
     let queued = tx
         .queue_message(
             &NewOutbound {
                 channel,
                 contact,
-                kind: req.message.type_name().to_owned(),
+                kind: message.type_name().to_owned(),
                 content,
-                preview: req.message.preview(),
+                preview,
                 reply_to: req.reply_to,
-                needs_window: req.message.needs_service_window(),
+                needs_window: message.needs_service_window(),
                 author: ctx.user_id(),
             },
             state.now(),
         )
         .await?;
+    if let Some((template, links)) = tracked
+        && !links.is_empty()
+    {
+        tx.create_tracked_links(template, queued.id, contact, &links)
+            .await?;
+    }
     tx.commit().await?;
     Ok((StatusCode::ACCEPTED, Json(queued)))
+}
+
+/// Checks and fills a template send (see [`frontdesk_store::TenantTx::prepare_template_send`]),
+/// with the store's refusals as API errors.
+pub(crate) async fn fill_template(
+    tx: &mut frontdesk_store::TenantTx,
+    waba_id: &str,
+    name: &str,
+    language: &str,
+    components: &mut Vec<serde_json::Value>,
+    fill: Option<FillInput>,
+) -> Result<Option<(TemplateId, String, Vec<TrackedLink>)>, ApiError> {
+    use frontdesk_store::TemplateRefusal as R;
+    match tx
+        .prepare_template_send(waba_id, name, language, components, fill)
+        .await
+    {
+        Ok(p) => Ok(p.map(|p| (p.template, p.text, p.links))),
+        Err(R::NotApproved(m)) => Err(ApiError::conflict("template_not_approved", m)),
+        Err(R::InvalidFill(m)) => Err(ApiError::unprocessable("invalid_fill", m)),
+        Err(R::Store(e)) => Err(e.into()),
+    }
 }
 
 /// One message, with its delivery status and, when it failed, the provider's reason.

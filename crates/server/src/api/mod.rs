@@ -6,9 +6,10 @@ pub(crate) mod audit;
 pub(crate) mod channels;
 mod events;
 mod inbox;
-mod messages;
+pub(crate) mod messages;
 pub(crate) mod queue;
 mod session;
+pub(crate) mod templates;
 
 pub(crate) use session::reset_password;
 
@@ -26,6 +27,7 @@ pub(crate) fn routes(b: RouteTableBuilder) -> RouteTableBuilder {
     let b = queue::routes(b);
     let b = inbox::routes(b);
     let b = events::routes(b);
+    let b = templates::routes(b);
     audit::routes(b)
 }
 

@@ -57,6 +57,12 @@ pub(crate) fn routes(b: RouteTableBuilder) -> RouteTableBuilder {
         Access::Public,
     )
     .other(
+        Method::POST,
+        "/simulator/graph/{version}/{node}",
+        post(edit_template),
+        Access::Public,
+    )
+    .other(
         Method::GET,
         "/simulator/media/{media_id}",
         get(download_media),
@@ -592,13 +598,16 @@ async fn send_message(
                 .sim_customer_by_address(number.channel_id, phone, bsuid)
                 .await?;
             let mut category = "service".to_owned();
+            let mut rendered = None;
             if let Some(c) = &customer {
                 match &template {
                     Some((name, lang)) => {
                         let t = tx.sim_template(number.channel_id, name, lang).await?;
                         match t {
                             Some(t) if t.status == "APPROVED" => {
-                                category = t.category.to_lowercase()
+                                category = t.category.to_lowercase();
+                                let text = render_template(&t.components, &body["template"])?;
+                                rendered = Some(text);
                             }
                             _ => {
                                 return Err(MetaError::new(
@@ -627,6 +636,11 @@ async fn send_message(
             }
             let wamid = new_wamid();
             let failed = customer.is_none();
+            // The phone shows a template filled in, as WhatsApp draws it.
+            let mut body = body;
+            if let Some(text) = rendered {
+                body["sim_rendered"] = json!(text);
+            }
             tx.insert_sim_message(&SimMessage {
                 id: uuid::Uuid::now_v7(),
                 channel_id: number.channel_id,
@@ -951,9 +965,23 @@ async fn download_media(
 }
 
 /// The review rule of the fake WABA: a template is approved when its body is 1–1024
-/// characters and its variables are `{{1}}`…`{{n}}` in order, each with an example, and
-/// neither first nor last in the body; otherwise rejected as `INVALID_FORMAT`.
-pub(crate) fn review(components: &Value) -> Result<(), &'static str> {
+/// characters and its variables are `{{1}}`…`{{n}}` in order (or all named, `{{first_name}}`,
+/// each in `body_text_named_params`), each with an example, and neither first nor last in
+/// the body (otherwise rejected as `INVALID_FORMAT`), and when a
+/// template that is not MARKETING has no promotional words (offer, discount, sale, coupon,
+/// "% off", "free gift"; otherwise `INCORRECT_CATEGORY`).
+pub(crate) fn review(category: &str, components: &Value) -> Result<(), &'static str> {
+    review_format(components)?;
+    // Meta's reviewers refuse a utility or authentication template that advertises.
+    let promotional = ["offer", "discount", "% off", "sale", "coupon", "free gift"];
+    let text = components.to_string().to_lowercase();
+    if category != "MARKETING" && promotional.iter().any(|w| text.contains(w)) {
+        return Err("INCORRECT_CATEGORY");
+    }
+    Ok(())
+}
+
+fn review_format(components: &Value) -> Result<(), &'static str> {
     let body = components
         .as_array()
         .into_iter()
@@ -972,16 +1000,47 @@ pub(crate) fn review(components: &Value) -> Result<(), &'static str> {
         vars.push(after[..end].trim().to_owned());
         rest = &after[end + 2..];
     }
-    for (i, v) in vars.iter().enumerate() {
-        if v.parse::<usize>().ok() != Some(i + 1) {
-            return Err("INVALID_FORMAT");
-        }
-    }
+    let named = !vars.is_empty()
+        && vars.iter().all(|v| {
+            v.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
+                && v.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        });
     if !vars.is_empty() {
         let t = text.trim();
         if t.starts_with("{{") || t.ends_with("}}") {
             return Err("INVALID_FORMAT");
         }
+    }
+    if named {
+        // Named parameters (`parameter_format: NAMED`): each name needs its example.
+        let examples: Vec<&str> = body
+            .get("example")
+            .and_then(|e| e.get("body_text_named_params"))
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|p| str_at(p, &["param_name"]))
+            .collect();
+        return if vars.iter().all(|v| examples.contains(&v.as_str())) {
+            Ok(())
+        } else {
+            Err("INVALID_FORMAT")
+        };
+    }
+    let mut distinct: Vec<&String> = Vec::new();
+    for v in &vars {
+        if !distinct.contains(&v) {
+            distinct.push(v);
+        }
+    }
+    for (i, v) in distinct.iter().enumerate() {
+        if v.parse::<usize>().ok() != Some(i + 1) {
+            return Err("INVALID_FORMAT");
+        }
+    }
+    let vars = distinct;
+    if !vars.is_empty() {
         let examples = body
             .get("example")
             .and_then(|e| e.get("body_text"))
@@ -1077,9 +1136,23 @@ async fn create_template(
     }
     tx.commit().await?;
     let answer = json!({ "id": t.id, "status": "PENDING", "category": category });
+    spawn_review(&state, ctx, number, t, false);
+    Ok(Json(answer))
+}
+
+/// Reviews a template by the rule, records the outcome and posts it as a
+/// `message_template_status_update` webhook, in the background (as Meta answers first).
+fn spawn_review(state: &AppState, ctx: TenantCtx, number: SimNumber, t: SimTemplate, edit: bool) {
     let state2 = state.clone();
     tokio::spawn(async move {
-        let (status, reason) = match review(&t.components) {
+        if edit {
+            // An edit's outcome may equal the first review's webhook byte for byte (Meta's
+            // `time` is in seconds), and identical bodies are deduplicated on receipt: the
+            // outcome is posted in the next second, as it would be in reality.
+            let ms = now_ms(&state2).rem_euclid(1000);
+            tokio::time::sleep(std::time::Duration::from_millis((1000 - ms + 5) as u64)).await;
+        }
+        let (status, reason) = match review(&t.category, &t.components) {
             Ok(()) => ("APPROVED", None),
             Err(r) => ("REJECTED", Some(r)),
         };
@@ -1109,7 +1182,219 @@ async fn create_template(
         );
         webhooks::deliver(&state2, &ctx, number.channel_id, &payload).await;
     });
-    Ok(Json(answer))
+}
+
+/// `POST /{template-id}`: new components (and category) for a template of this number's
+/// business account; it goes back to review like a new one.
+async fn edit_template(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((version, node)): Path<(String, String)>,
+    body: Bytes,
+) -> GraphResult<Json<Value>> {
+    check_version(&version)?;
+    let (ctx, number) = authenticate(&state, &headers).await?;
+    let v: Value = serde_json::from_slice(&body)
+        .map_err(|e| MetaError::invalid(format!("the body is not JSON: {e}")))?;
+    let mut tx = state.store().begin(&ctx).await?;
+    let Some(mut t) = tx
+        .sim_templates(number.channel_id)
+        .await?
+        .into_iter()
+        .find(|t| t.id == node)
+    else {
+        return Err(MetaError::no_such_object(&node));
+    };
+    let components = v
+        .get("components")
+        .filter(|c| c.as_array().is_some_and(|a| !a.is_empty() && a.len() <= 10))
+        .cloned()
+        .ok_or_else(|| MetaError::required("components"))?;
+    if components.to_string().len() > 32 * 1024 {
+        return Err(MetaError::invalid("components are at most 32 KiB"));
+    }
+    let category = v
+        .get("category")
+        .and_then(Value::as_str)
+        .map(str::to_ascii_uppercase)
+        .filter(|c| ["MARKETING", "UTILITY", "AUTHENTICATION"].contains(&c.as_str()));
+    tx.edit_sim_template(&t.id, &components, category.as_deref())
+        .await?;
+    tx.commit().await?;
+    t.components = components;
+    if let Some(c) = category {
+        t.category = c;
+    }
+    spawn_review(&state, ctx, number, t, true);
+    Ok(Json(json!({ "success": true })))
+}
+
+/// The text of one template variable's value in a send's parameters.
+fn param_text(p: &Value) -> String {
+    match str_at(p, &["type"]) {
+        Some("text") => str_at(p, &["text"]).unwrap_or_default().to_owned(),
+        Some("coupon_code") => str_at(p, &["coupon_code"]).unwrap_or_default().to_owned(),
+        Some(t) => format!("[{t}]"),
+        None => String::new(),
+    }
+}
+
+/// Counts the variables of a template text.
+fn var_names(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("{{") {
+        let after = &rest[i + 2..];
+        let Some(end) = after.find("}}") else { break };
+        let v = after[..end].trim().to_owned();
+        if !out.contains(&v) {
+            out.push(v);
+        }
+        rest = &after[end + 2..];
+    }
+    out
+}
+
+/// Fills a text's variables from a component's parameters, by name when they carry one,
+/// else in order; a count that does not match is Meta's 132000.
+fn fill_text(text: &str, params: &[Value]) -> GraphResult<String> {
+    let vars = var_names(text);
+    if vars.len() != params.len() {
+        return Err(MetaError::new(
+            StatusCode::BAD_REQUEST,
+            132000,
+            "(#132000) Number of parameters does not match the expected number of params",
+        )
+        .details(format!(
+            "expected {} parameter(s), got {}",
+            vars.len(),
+            params.len()
+        )));
+    }
+    let mut out = text.to_owned();
+    for (i, var) in vars.iter().enumerate() {
+        let p = params
+            .iter()
+            .find(|p| str_at(p, &["parameter_name"]) == Some(var.as_str()))
+            .or_else(|| params.get(i))
+            .map(param_text)
+            .unwrap_or_default();
+        out = out.replace(&format!("{{{{{var}}}}}"), &p);
+    }
+    Ok(out)
+}
+
+/// The text a phone shows for a template send: the approved template's components with
+/// the send's parameters in place (header, body, footer, buttons with their URLs).
+pub(crate) fn render_template(template: &Value, send: &Value) -> GraphResult<String> {
+    let params_of = |kind: &str| -> Vec<Value> {
+        send.get("components")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .find(|c| str_at(c, &["type"]).is_some_and(|t| t.eq_ignore_ascii_case(kind)))
+            .and_then(|c| c.get("parameters"))
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let button_param = |index: usize| -> Option<String> {
+        send.get("components")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .find(|c| {
+                str_at(c, &["type"]) == Some("button")
+                    && str_at(c, &["index"]).and_then(|i| i.parse::<usize>().ok()) == Some(index)
+            })
+            .and_then(|c| c.get("parameters")?.get(0).map(param_text))
+    };
+    let mut parts = Vec::new();
+    for c in template.as_array().into_iter().flatten() {
+        match str_at(c, &["type"]).map(str::to_ascii_uppercase).as_deref() {
+            Some("HEADER") => match str_at(c, &["format"]) {
+                Some(f) if f.eq_ignore_ascii_case("text") => parts.push(fill_text(
+                    str_at(c, &["text"]).unwrap_or_default(),
+                    &params_of("header"),
+                )?),
+                Some(f) => parts.push(format!("[{}]", f.to_ascii_lowercase())),
+                None => {}
+            },
+            Some("BODY") => parts.push(fill_text(
+                str_at(c, &["text"]).unwrap_or_default(),
+                &params_of("body"),
+            )?),
+            Some("FOOTER") => parts.push(str_at(c, &["text"]).unwrap_or_default().to_owned()),
+            Some("BUTTONS") => {
+                let mut labels = Vec::new();
+                for (i, b) in c
+                    .get("buttons")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .enumerate()
+                {
+                    let text = str_at(b, &["text"]).unwrap_or("Copy code");
+                    match str_at(b, &["type"]) {
+                        Some("URL") => {
+                            let url = str_at(b, &["url"]).unwrap_or_default();
+                            let url = match (url.contains("{{"), button_param(i)) {
+                                (true, Some(v)) => url.replace("{{1}}", &v),
+                                (true, None) => {
+                                    return Err(MetaError::new(
+                                        StatusCode::BAD_REQUEST,
+                                        132000,
+                                        "(#132000) Number of parameters does not match the expected number of params",
+                                    )
+                                    .details(format!("button {i} needs its URL parameter")));
+                                }
+                                (false, _) => url.to_owned(),
+                            };
+                            labels.push(format!("[{text} → {url}]"));
+                        }
+                        _ => labels.push(format!("[{text}]")),
+                    }
+                }
+                parts.push(labels.join(" "));
+            }
+            Some("CAROUSEL") => {
+                let sent_cards: Vec<Value> = send
+                    .get("components")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .find(|c| str_at(c, &["type"]) == Some("carousel"))
+                    .and_then(|c| c.get("cards"))
+                    .and_then(Value::as_array)
+                    .cloned()
+                    .unwrap_or_default();
+                for (i, card) in c
+                    .get("cards")
+                    .and_then(Value::as_array)
+                    .into_iter()
+                    .flatten()
+                    .enumerate()
+                {
+                    let sent = sent_cards
+                        .iter()
+                        .find(|s| s.get("card_index").and_then(Value::as_u64) == Some(i as u64))
+                        .ok_or_else(|| {
+                            MetaError::new(
+                                StatusCode::BAD_REQUEST,
+                                132000,
+                                "(#132000) Number of parameters does not match the expected number of params",
+                            )
+                            .details(format!("card {i} has no parameters"))
+                        })?;
+                    let inner = card.get("components").cloned().unwrap_or(Value::Null);
+                    let text = render_template(&inner, sent)?;
+                    parts.push(format!("[card {}] {}", i + 1, text.replace('\n', " ")));
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok(parts.join("\n"))
 }
 
 #[derive(Deserialize)]
@@ -1149,6 +1434,8 @@ async fn list_templates(
                 "status": t.status,
                 "category": t.category,
                 "id": t.id,
+                "quality_score": { "score": if t.status == "APPROVED" { "GREEN" } else { "UNKNOWN" } },
+                "rejected_reason": t.reason.clone().unwrap_or_else(|| "NONE".into()),
             })
         })
         .collect();
@@ -1165,32 +1452,51 @@ mod tests {
     fn review_rule() {
         let body = |text: &str, ex: Value| json!([{ "type": "BODY", "text": text, "example": { "body_text": [ex] } }]);
         assert_eq!(
-            review(&body(
-                "Hello {{1}}, see you at {{2}}.",
-                json!(["Ana", "10:30"])
-            )),
+            review(
+                "UTILITY",
+                &body("Hello {{1}}, see you at {{2}}.", json!(["Ana", "10:30"]))
+            ),
             Ok(())
         );
         assert_eq!(
-            review(&json!([{ "type": "BODY", "text": "No variables at all." }])),
+            review(
+                "UTILITY",
+                &json!([{ "type": "BODY", "text": "No variables at all." }])
+            ),
             Ok(())
         );
         assert!(
-            review(&body("Hello {{1}}", json!(["Ana"]))).is_err(),
+            review("UTILITY", &body("Hello {{1}}", json!(["Ana"]))).is_err(),
             "variable last"
         );
         assert!(
-            review(&body("Hi {{2}} there", json!(["x", "y"]))).is_err(),
+            review("UTILITY", &body("Hi {{2}} there", json!(["x", "y"]))).is_err(),
             "not numbered from 1"
         );
         assert!(
-            review(&body("Hi {{1}} and {{2}} ok", json!(["x"]))).is_err(),
+            review("UTILITY", &body("Hi {{1}} and {{2}} ok", json!(["x"]))).is_err(),
             "missing example"
         );
         assert!(
-            review(&json!([{ "type": "HEADER", "format": "TEXT", "text": "x" }])).is_err(),
+            review(
+                "UTILITY",
+                &json!([{ "type": "HEADER", "format": "TEXT", "text": "x" }])
+            )
+            .is_err(),
             "no body"
         );
+        let named = json!([{ "type": "BODY", "text": "Hi {{first_name}}, code {{code}} works.",
+            "example": { "body_text_named_params": [{ "param_name": "first_name", "example": "Ana" }, { "param_name": "code", "example": "X1" }] } }]);
+        assert_eq!(review("UTILITY", &named), Ok(()));
+        let unnamed_example = json!([{ "type": "BODY", "text": "Hi {{first_name}}, welcome.",
+            "example": { "body_text_named_params": [{ "param_name": "name", "example": "Ana" }] } }]);
+        assert!(
+            review("UTILITY", &unnamed_example).is_err(),
+            "example for another name"
+        );
+        let promo = json!([{ "type": "BODY", "text": "A 20% OFF offer for you." }]);
+        assert_eq!(review("UTILITY", &promo), Err("INCORRECT_CATEGORY"));
+        assert_eq!(review("MARKETING", &promo), Ok(()));
     }
 
     #[test]

@@ -264,10 +264,12 @@ fn preview(m: &SimMessage) -> String {
             Some("list_reply") => s(&["interactive", "list_reply", "title"]).unwrap_or_default(),
             _ => s(&["interactive", "body", "text"]).unwrap_or_default(),
         },
-        "template" => format!(
-            "[template {}]",
-            s(&["template", "name"]).unwrap_or_default()
-        ),
+        "template" => s(&["sim_rendered"]).unwrap_or_else(|| {
+            format!(
+                "[template {}]",
+                s(&["template", "name"]).unwrap_or_default()
+            )
+        }),
         t => {
             let caption = s(&[t, "caption"]);
             match caption {

@@ -11,18 +11,20 @@ use crate::AppState;
 use crate::auth::{Access, Authed, Tenant};
 use crate::error::ApiError;
 use crate::routes::RouteTableBuilder;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, RawForm, State};
 use axum::http::{HeaderMap, Method};
 use axum::response::Response;
 use axum::routing::{get, post};
+use frontdesk_domain::template::{FillInput, TrackedLink};
 use frontdesk_domain::{
-    ChannelId, ConversationId, E164, LabelId, MessageId, Permission, QuickReplyId, TeamId, UserId,
+    ChannelId, ConversationId, E164, LabelId, MessageId, Permission, QuickReplyId, TeamId,
+    TemplateId, UserId,
 };
 use frontdesk_store::inbox::{
     ConversationDetail, ConversationItem, ConversationPage, Cursor, InboxMessage, Label, ListQuery,
     ListView, Note, StatusChange, Viewer, render_quick_reply,
 };
-use frontdesk_store::{CustomerIdentity, Member, NewOutbound, Team, TenantCtx};
+use frontdesk_store::{CustomerIdentity, Member, NewOutbound, Team, TemplateRecord, TenantCtx};
 use frontdesk_whatsapp::Outbound;
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -428,7 +430,7 @@ async fn conversation_page(
         match channel {
             Some(c) => {
                 let mut tx = state.store().begin_read(&ctx).await?;
-                let t = tx.approved_templates(&c.waba_id).await?;
+                let t = tx.approved_templates_of(&c.waba_id).await?;
                 tx.commit().await?;
                 t
             }
@@ -478,7 +480,7 @@ fn conversation_pane(
     d: &ConversationDetail,
     cat: &Catalogue,
     quick: &[(QuickReplyId, String, String)],
-    templates: &[(String, String)],
+    templates: &[TemplateRecord],
 ) -> Markup {
     let c = &d.conversation;
     let mut entries: Vec<(time::OffsetDateTime, Entry<'_>)> = d
@@ -709,7 +711,7 @@ fn composer(
     d: &ConversationDetail,
     cat: &Catalogue,
     quick: &[(QuickReplyId, String, String)],
-    templates: &[(String, String)],
+    templates: &[TemplateRecord],
 ) -> Markup {
     let c = &d.conversation;
     html! {
@@ -759,19 +761,40 @@ fn composer(
     }
 }
 
-fn template_form(pc: &PageCtx, action: &str, templates: &[(String, String)]) -> Markup {
+fn template_form(pc: &PageCtx, action: &str, templates: &[TemplateRecord]) -> Markup {
     html! {
         (pc.csrf_field())
         @if templates.is_empty() {
             p.muted data-testid="no-templates" { "No approved template is known for this number yet." }
         } @else {
             label { "Template"
-                select name="template" data-testid="template-select" {
-                    @for (name, lang) in templates { option value={ (name) "|" (lang) } { (name) " (" (lang) ")" } }
+                select name="template" data-testid="template-select" .template-choice {
+                    @for t in templates { option value={ (t.name) "|" (t.language) } { (t.name) " (" (t.language) ")" } }
                 }
             }
-            label { "Variables, one per line ({{1}}, {{2}}, …)"
-                textarea name="variables" rows="3" maxlength="4096" {}
+            // One set of inputs per template, named after it, so the form works without
+            // the script; app.js shows only the chosen template's.
+            @for t in templates {
+                @let key = format!("{}|{}", t.name, t.language);
+                fieldset.template-fill data-template=(key) data-testid="template-fill" {
+                    @match t.spec() {
+                        Some(spec) => {
+                            @let fields = crate::api::templates::fill_fields(&spec);
+                            div.bubble.template-preview { (spec.preview()) }
+                            @if fields.is_empty() { p.muted { "No values needed." } }
+                            @for f in &fields {
+                                label { (f.label)
+                                    input type="text" name={ "fill:" (key) ":" (f.field) } maxlength="1024" placeholder=[f.example.as_deref()] data-field=(f.field);
+                                }
+                            }
+                        }
+                        None => {
+                            label { "Body values, one per line ({{1}}, {{2}}, …)"
+                                textarea name={ "fill:" (key) ":lines" } rows="3" maxlength="4096" {}
+                            }
+                        }
+                    }
+                }
             }
             button type="submit" formaction=(action) data-testid="template-submit" { "Send template" }
         }
@@ -865,46 +888,115 @@ async fn queue(
         .await?)
 }
 
-#[derive(Deserialize)]
+/// The composer's template form: the chosen `name|language` and the values typed for it
+/// (inputs named `fill:<name|language>:<field>`; the other templates' inputs are ignored).
 struct TemplateForm {
-    #[serde(default)]
     template: String,
-    #[serde(default)]
-    variables: String,
+    values: Vec<(String, String)>,
 }
 
-/// A template message from the form: `name|language` and body variables, one per line.
-/// Refused when the provider reports the template as not approved.
+const MAX_TEMPLATE_FORM_FIELDS: usize = 400;
+
+fn template_form_of(pairs: &[(String, String)]) -> Result<TemplateForm, PageError> {
+    if pairs.len() > MAX_TEMPLATE_FORM_FIELDS {
+        return Err(invalid("the form has too many fields"));
+    }
+    let template = pairs
+        .iter()
+        .find(|(k, _)| k == "template")
+        .map(|(_, v)| v.trim().to_owned())
+        .unwrap_or_default();
+    let prefix = format!("fill:{template}:");
+    let mut values: Vec<(String, String)> = pairs
+        .iter()
+        .filter_map(|(k, v)| k.strip_prefix(&prefix).map(|f| (f.to_owned(), v.clone())))
+        .collect();
+    // The plain `variables` field (body values, one per line) as API clients post it.
+    if let Some((_, v)) = pairs
+        .iter()
+        .find(|(k, v)| k == "variables" && !v.trim().is_empty())
+    {
+        values.retain(|(k, _)| k != "lines");
+        values.push(("lines".into(), v.clone()));
+    }
+    Ok(TemplateForm { template, values })
+}
+
+/// `body[3]` → 3.
+fn index_of(field: &str, name: &str) -> Option<usize> {
+    field
+        .strip_prefix(name)?
+        .strip_prefix('[')?
+        .strip_suffix(']')?
+        .parse()
+        .ok()
+}
+
+/// A template message from the form, filled and checked against the stored template, with
+/// the text a phone shows and the tracked links to store. Refused unless approved here.
 async fn template_message(
     tx: &mut frontdesk_store::TenantTx,
     waba_id: &str,
     f: &TemplateForm,
-) -> Result<Outbound, PageError> {
+) -> Result<
+    (
+        Outbound,
+        Option<String>,
+        Option<(TemplateId, Vec<TrackedLink>)>,
+    ),
+    PageError,
+> {
     let (name, language) = f
         .template
         .split_once('|')
         .ok_or_else(|| invalid("choose a template"))?;
-    let vars: Vec<&str> = f
-        .variables
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect();
-    if vars.len() > 20 {
-        return Err(invalid("at most 20 variables"));
-    }
-    match tx.template_status(waba_id, name, language).await? {
-        Some(s) if s == "APPROVED" => {}
-        _ => return Err(invalid("that template is not approved")),
-    }
-    let components = if vars.is_empty() {
-        Vec::new()
-    } else {
-        vec![serde_json::json!({
-            "type": "body",
-            "parameters": vars.iter().map(|v| serde_json::json!({ "type": "text", "text": v })).collect::<Vec<_>>(),
-        })]
+    let mut components = Vec::new();
+    let lines: Option<&String> = f.values.iter().find(|(k, _)| k == "lines").map(|(_, v)| v);
+    let fill = match lines {
+        // A template whose components are not known here: body values, one per line.
+        Some(lines) => {
+            let vars: Vec<&str> = lines
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty())
+                .collect();
+            if vars.len() > 20 {
+                return Err(invalid("at most 20 variables"));
+            }
+            if !vars.is_empty() {
+                components.push(serde_json::json!({
+                    "type": "body",
+                    "parameters": vars.iter().map(|v| serde_json::json!({ "type": "text", "text": v })).collect::<Vec<_>>(),
+                }));
+            }
+            None
+        }
+        None if f.values.is_empty() => None,
+        None => {
+            let mut fill = FillInput::default();
+            let mut body: std::collections::BTreeMap<usize, String> = Default::default();
+            for (field, v) in &f.values {
+                if field == "header" {
+                    fill.header = Some(v.clone());
+                } else if let Some(i) = index_of(field, "body") {
+                    body.insert(i, v.clone());
+                } else if let Some(i) = index_of(field, "buttons") {
+                    fill.buttons.insert(i, v.clone());
+                } else {
+                    return Err(invalid("carousel templates are sent through the API"));
+                }
+            }
+            fill.body = body.into_values().collect();
+            Some(fill)
+        }
     };
+    let filled =
+        crate::api::messages::fill_template(tx, waba_id, name, language, &mut components, fill)
+            .await
+            .map_err(|e| match e {
+                ApiError::Conflict { message, .. } => invalid(message),
+                other => PageError(other),
+            })?;
     let m = Outbound::Template {
         name: name.to_owned(),
         language: language.to_owned(),
@@ -912,21 +1004,73 @@ async fn template_message(
     };
     m.validate()
         .map_err(|e| PageError(ApiError::unprocessable("invalid_message", e.to_string())))?;
-    Ok(m)
+    Ok(match filled {
+        Some((t, text, links)) => (m, Some(text.chars().take(300).collect()), Some((t, links))),
+        None => (m, None, None),
+    })
+}
+
+/// Queues a template message and stores its tracked links with it.
+#[allow(clippy::too_many_arguments)]
+async fn queue_template(
+    state: &AppState,
+    ctx: &TenantCtx,
+    tx: &mut frontdesk_store::TenantTx,
+    channel: ChannelId,
+    contact: frontdesk_domain::ContactId,
+    message: &Outbound,
+    preview: Option<String>,
+    tracked: Option<(TemplateId, Vec<TrackedLink>)>,
+) -> Result<frontdesk_store::MessageView, PageError> {
+    let content = serde_json::to_string(message).map_err(ApiError::internal)?;
+    let queued = tx
+        .queue_message(
+            &NewOutbound {
+                channel,
+                contact,
+                kind: message.type_name().to_owned(),
+                content,
+                preview: preview.unwrap_or_else(|| message.preview()),
+                reply_to: None,
+                needs_window: message.needs_service_window(),
+                author: ctx.user_id(),
+            },
+            state.now(),
+        )
+        .await?;
+    if let Some((t, links)) = tracked
+        && !links.is_empty()
+    {
+        tx.create_tracked_links(t, queued.id, contact, &links)
+            .await?;
+    }
+    Ok(queued)
 }
 
 async fn send_template(
     State(state): State<AppState>,
     Tenant(ctx): Tenant,
     Path(id): Path<String>,
-    PageForm(f): PageForm<TemplateForm>,
+    RawForm(raw): RawForm,
 ) -> Result<Response, PageError> {
     let id = conversation_id(&id)?;
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(&raw).into_owned().collect();
+    let f = template_form_of(&pairs)?;
     let mut tx = state.store().begin(&ctx).await?;
     let item = tx.conversation_item(&Viewer::of(&ctx), id).await?;
     let channel = tx.channel(item.channel_id).await?;
-    let m = template_message(&mut tx, &channel.waba_id, &f).await?;
-    queue(&state, &ctx, &mut tx, item.channel_id, item.contact.id, &m).await?;
+    let (m, preview, tracked) = template_message(&mut tx, &channel.waba_id, &f).await?;
+    queue_template(
+        &state,
+        &ctx,
+        &mut tx,
+        item.channel_id,
+        item.contact.id,
+        &m,
+        preview,
+        tracked,
+    )
+    .await?;
     tx.commit().await?;
     Ok(back(id))
 }
@@ -941,13 +1085,17 @@ async fn new_chat_page(
     let mut options = Vec::new();
     let mut tx = state.store().begin_read(&ctx).await?;
     for c in &channels {
-        for t in tx.approved_templates(&c.waba_id).await? {
-            options.push(t);
+        for t in tx.approved_templates_of(&c.waba_id).await? {
+            if !options
+                .iter()
+                .any(|o: &TemplateRecord| o.name == t.name && o.language == t.language)
+            {
+                options.push(t);
+            }
         }
     }
     tx.commit().await?;
-    options.sort();
-    options.dedup();
+    options.sort_by(|a, b| (&a.name, &a.language).cmp(&(&b.name, &b.language)));
     let pc = PageCtx::new(&state, Some(caller), &headers, NAV_PATH).await;
     Ok(pc.render(
         "New chat",
@@ -968,33 +1116,35 @@ async fn new_chat_page(
     ))
 }
 
-#[derive(Deserialize)]
-struct NewChatForm {
-    #[serde(default)]
-    channel_id: String,
-    #[serde(default)]
-    phone: String,
-    #[serde(flatten)]
-    template: TemplateForm,
-}
-
 async fn new_chat(
     State(state): State<AppState>,
     Tenant(ctx): Tenant,
-    PageForm(f): PageForm<NewChatForm>,
+    RawForm(raw): RawForm,
 ) -> Result<Response, PageError> {
-    let channel = ChannelId::parse(f.channel_id.trim()).map_err(not_found)?;
-    let phone = E164::parse(&f.phone).map_err(|e| invalid(e.to_string()))?;
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(&raw).into_owned().collect();
+    let one = |k: &str| {
+        pairs
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.trim().to_owned())
+            .unwrap_or_default()
+    };
+    let channel = ChannelId::parse(&one("channel_id")).map_err(not_found)?;
+    let phone = E164::parse(&one("phone")).map_err(|e| invalid(e.to_string()))?;
+    let f = template_form_of(&pairs)?;
     let mut tx = state.store().begin(&ctx).await?;
     let view = tx.channel(channel).await?;
-    let m = template_message(&mut tx, &view.waba_id, &f.template).await?;
+    let (m, preview, tracked) = template_message(&mut tx, &view.waba_id, &f).await?;
     let contact = tx
         .upsert_contact(&CustomerIdentity {
             phone: Some(phone),
             ..Default::default()
         })
         .await?;
-    let queued = queue(&state, &ctx, &mut tx, channel, contact, &m).await?;
+    let queued = queue_template(
+        &state, &ctx, &mut tx, channel, contact, &m, preview, tracked,
+    )
+    .await?;
     tx.commit().await?;
     Ok(back(queued.conversation_id))
 }

@@ -8,6 +8,7 @@ mod channels;
 mod inbox;
 mod queue;
 mod signin;
+mod templates;
 
 use crate::AppState;
 use crate::auth::{Caller, Via, cookie, presession_cookie_name, set_cookie};
@@ -40,6 +41,7 @@ pub(crate) fn routes(b: RouteTableBuilder) -> RouteTableBuilder {
     let b = admin::routes(b);
     let b = channels::routes(b);
     let b = queue::routes(b);
+    let b = templates::routes(b);
     inbox::routes(b)
 }
 
@@ -91,6 +93,11 @@ const NAV: &[NavItem] = &[
         href: "/queues",
         label: "Queues",
         needs: Some(Permission::QueueRead),
+    },
+    NavItem {
+        href: "/templates",
+        label: "Templates",
+        needs: Some(Permission::TemplatesManage),
     },
     NavItem {
         href: "/team",

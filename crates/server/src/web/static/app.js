@@ -419,3 +419,69 @@ document.addEventListener("focusin", (event) => {
   events.addEventListener("open", () => { stopPolling(); refresh(); });
   events.addEventListener("error", () => { if (events.readyState !== EventSource.OPEN) poll(); });
 })();
+
+// Template editor: the preview redraws the message as a phone shows it while one types,
+// with the examples in place of the variables (the server draws the same on load).
+(() => {
+  const form = document.getElementById("template-form");
+  const preview = document.getElementById("template-preview");
+  if (!form || !preview) return;
+  const value = (name) => {
+    const el = form.elements.namedItem(name);
+    return el && "value" in el ? el.value.trim() : "";
+  };
+  const varsOf = (text) => {
+    const out = [];
+    for (const m of text.matchAll(/\{\{\s*([a-z0-9_]+)\s*\}\}/g)) {
+      if (!out.includes(m[1])) out.push(m[1]);
+    }
+    return out;
+  };
+  const fill = (text, values) => {
+    const vars = varsOf(text);
+    let out = text;
+    vars.forEach((v, i) => {
+      if (values[i] !== undefined && values[i] !== "") out = out.split(`{{${v}}}`).join(values[i]);
+    });
+    return out;
+  };
+  const draw = () => {
+    const parts = [];
+    const format = value("header_format");
+    if (format === "text") parts.push(fill(value("header_text"), [value("header_example")]));
+    else if (format && format !== "none") parts.push(`[${format}]`);
+    const examples = value("body_examples").split("\n").map((s) => s.trim()).filter((s) => s !== "");
+    parts.push(fill(value("body_text"), examples));
+    const footer = value("footer");
+    if (footer) parts.push(footer);
+    const labels = [];
+    for (let n = 0; n < 10; n += 1) {
+      const kind = value(`button_${n}_type`);
+      if (!kind || kind === "none") continue;
+      labels.push(`[${kind === "copy_code" ? "Copy code" : value(`button_${n}_text`)}]`);
+    }
+    if (labels.length) parts.push(labels.join(" "));
+    preview.textContent = parts.join("\n");
+  };
+  form.addEventListener("input", draw);
+  form.addEventListener("change", draw);
+  draw();
+})();
+
+// Inbox template form: only the chosen template's inputs are shown (the form carries one
+// set per approved template, named after it, and works without this script).
+(() => {
+  for (const select of document.querySelectorAll("select.template-choice")) {
+    const form = select.form;
+    if (!form) continue;
+    const show = () => {
+      for (const fs of form.querySelectorAll("fieldset.template-fill")) {
+        const on = fs.dataset.template === select.value;
+        fs.hidden = !on;
+        for (const input of fs.querySelectorAll("input, textarea")) input.disabled = !on;
+      }
+    };
+    select.addEventListener("change", show);
+    show();
+  }
+})();

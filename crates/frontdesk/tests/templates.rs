@@ -1,0 +1,453 @@
+//! Message templates over HTTP, on both backends, through the simulator: written here,
+//! submitted, reviewed by the simulator's rule, approved or rejected by its webhook, sent
+//! with variables to a phone that shows them filled in, tracked buttons counting clicks
+//! behind our redirect, sync of templates made elsewhere, and the provider's quality and
+//! category updates.
+
+mod common;
+
+use common::TestApp;
+use common::simulator::SimChannel;
+use common::users::{ApiUser, WebSession};
+use frontdesk_store::both_backends;
+use frontdesk_store::testing::TestDb;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use std::time::Duration;
+
+const PHONE: &str = "+14155550100";
+
+struct World {
+    app: TestApp,
+    admin: ApiUser,
+    web: WebSession,
+    ch: SimChannel,
+}
+
+async fn world(db: TestDb) -> World {
+    let app = TestApp::spawn(db).await;
+    let admin = app
+        .signup("Template clinic", "admin@templates.example")
+        .await;
+    let web = app.web_login(&admin.email, common::users::PASSWORD).await;
+    let ch = app.provision_sim(&admin, "Front desk", None).await;
+    World {
+        app,
+        admin,
+        web,
+        ch,
+    }
+}
+
+impl World {
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        self.app
+            .api(method, path, Some(&self.admin.access), body)
+            .await
+    }
+
+    async fn ok(&self, method: Method, path: &str, body: Option<Value>) -> Value {
+        let (s, v) = self.call(method.clone(), path, body).await;
+        assert!(s.is_success(), "{method} {path}: {s} {v}");
+        v
+    }
+
+    /// Runs the worker until `check` holds (webhooks arrive over HTTP, asynchronously).
+    async fn until<T>(&self, what: &str, mut check: impl AsyncFnMut() -> Option<T>) -> T {
+        for _ in 0..600 {
+            self.app.drain().await;
+            if let Some(v) = check().await {
+                return v;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("timed out waiting for {what}");
+    }
+
+    async fn status_becomes(&self, id: &str, want: &str) -> Value {
+        self.until(&format!("template {id} {want}"), async || {
+            let t = self
+                .ok(Method::GET, &format!("/api/v1/templates/{id}"), None)
+                .await;
+            (t["status"] == want).then_some(t)
+        })
+        .await
+    }
+
+    async fn create(&self, template: Value) -> (StatusCode, Value) {
+        self.call(
+            Method::POST,
+            "/api/v1/templates",
+            Some(json!({ "channel_id": self.ch.id, "template": template })),
+        )
+        .await
+    }
+
+    async fn send(&self, name: &str, fill: Option<Value>) -> (StatusCode, Value) {
+        let mut body = json!({ "channel_id": self.ch.id, "to": { "phone": PHONE },
+            "message": { "type": "template", "name": name, "language": "en_US" } });
+        if let Some(f) = fill {
+            body["fill"] = f;
+        }
+        self.call(Method::POST, "/api/v1/messages", Some(body))
+            .await
+    }
+
+    /// The business's messages as the customer's phone shows them.
+    async fn phone_texts(&self, customer: &str) -> Vec<String> {
+        let v = self
+            .app
+            .api(
+                Method::GET,
+                &format!("/api/v1/simulator/customers/{customer}/messages"),
+                Some(&self.admin.access),
+                None,
+            )
+            .await
+            .1;
+        v["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|m| m["direction"] == "to_customer")
+            .map(|m| m["text"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    async fn post_webhook(&self, field: &str, value: Value) {
+        let body = serde_json::to_vec(&json!({ "object": "whatsapp_business_account",
+            "entry": [{ "id": self.ch.waba_id, "time": 1_750_000_000, "changes": [{ "field": field, "value": value }] }] }))
+        .unwrap();
+        let sig = frontdesk_whatsapp::sign_meta(self.ch.app_secret.as_bytes(), &body);
+        let r = self
+            .app
+            .client
+            .post(self.app.url(&format!("/webhooks/{}", self.ch.webhook_key)))
+            .header("x-hub-signature-256", sig)
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        self.app.drain().await;
+    }
+}
+
+fn reminder() -> Value {
+    json!({
+        "name": "visit_reminder", "language": "en_US", "category": "UTILITY",
+        "header": { "format": "text", "text": "Hi {{1}}", "example": "Ana" },
+        "body": { "text": "Your visit is on {{1}} at {{2}}. Reply to change it.", "examples": ["Monday", "10:30"] },
+        "footer": "Sunrise Clinic",
+        "buttons": [
+            { "type": "quick_reply", "text": "Confirm" },
+            { "type": "url", "text": "Directions", "url": "https://maps.example/sunrise", "track": true }
+        ]
+    })
+}
+
+both_backends! {
+    async fn an_approved_template_reaches_the_phone_filled_in_and_its_tracked_button_counts_clicks(db) {
+        let w = world(db).await;
+        let customer = w.app.sim_customer(&w.web, &w.ch.id, "Asha Rao", PHONE, "").await;
+
+        // Rules are checked before anything is stored, field by field.
+        let mut bad = reminder();
+        bad["body"]["text"] = json!("{{1}} is your day, at {{3}}");
+        bad["footer"] = json!("x".repeat(61));
+        let (s, v) = w.create(bad).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_template")), "{v}");
+        let msg = v["error"]["message"].as_str().unwrap();
+        assert!(msg.contains("body.text") && msg.contains("footer"), "{msg}");
+        assert!(w.ok(Method::GET, "/api/v1/templates", None).await.as_array().unwrap().is_empty(), "nothing stored");
+
+        let (s, t) = w.create(reminder()).await;
+        assert_eq!(s, StatusCode::CREATED, "{t}");
+        let id = t["id"].as_str().unwrap().to_owned();
+        assert_eq!(t["status"], "DRAFT");
+        assert_eq!(t["preview"], "Hi Ana\nYour visit is on Monday at 10:30. Reply to change it.\nSunrise Clinic\n[Confirm] [Directions]");
+        assert_eq!(t["fill_fields"].as_array().unwrap().len(), 3, "{t}");
+        let (s, v) = w.create(reminder()).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("template_exists")));
+
+        // A draft is not sendable.
+        let (s, v) = w.send("visit_reminder", Some(json!({ "header": "Asha", "body": ["Tuesday", "9:00"] }))).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("template_not_approved")), "{v}");
+
+        // Submitted, reviewed by the simulator, approved by its webhook.
+        let (s, v) = w.call(Method::POST, &format!("/api/v1/templates/{id}/submit"), None).await;
+        assert_eq!((s, v["status"].as_str()), (StatusCode::ACCEPTED, Some("PENDING")), "{v}");
+        let approved = w.status_becomes(&id, "APPROVED").await;
+        assert!(approved["provider_template_id"].as_str().is_some_and(|p| !p.is_empty()), "{approved}");
+        let listed = w.ok(Method::GET, "/api/v1/templates?status=APPROVED&category=UTILITY&language=en_US", None).await;
+        assert_eq!(listed.as_array().unwrap().len(), 1);
+        assert!(w.ok(Method::GET, "/api/v1/templates?status=REJECTED", None).await.as_array().unwrap().is_empty());
+
+        // Values are checked against the template.
+        let (s, v) = w.send("visit_reminder", Some(json!({ "header": "Asha", "body": ["Tuesday"] }))).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_fill")), "{v}");
+
+        let (s, m) = w.send("visit_reminder", Some(json!({ "header": "Asha", "body": ["Tuesday", "9:00"] }))).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{m}");
+        assert!(m["preview"].as_str().unwrap().contains("Your visit is on Tuesday at 9:00."), "{m}");
+        let message = m["id"].as_str().unwrap().to_owned();
+        let text = w.until("the template on the phone", async || w.phone_texts(&customer).await.into_iter().find(|t| t.contains("Tuesday"))).await;
+        assert!(text.starts_with("Hi Asha\nYour visit is on Tuesday at 9:00. Reply to change it.\nSunrise Clinic\n[Confirm] [Directions → "), "{text}");
+
+        // The phone's button leads to our redirect, which counts the click and leads on.
+        let link = text.split("[Directions → ").nth(1).unwrap().trim_end_matches(']').to_owned();
+        let base = w.app.url("/r/");
+        assert!(link.starts_with(&base) && link.len() > base.len() + 20, "{link}");
+        for _ in 0..2 {
+            let r = w.app.client.get(&link).send().await.unwrap();
+            assert_eq!(r.status(), StatusCode::FOUND);
+            assert_eq!(r.headers()["location"], "https://maps.example/sunrise");
+        }
+        let r = w.app.client.get(format!("{link}x")).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "a made-up code leads nowhere");
+        let r = w.app.client.get(w.app.url("/r/https%3A%2F%2Fevil.example")).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "no open redirect");
+        let clicks = w.ok(Method::GET, &format!("/api/v1/messages/{message}/clicks"), None).await;
+        assert_eq!((clicks[0]["clicks"].as_i64(), clicks[0]["button_index"].as_i64()), (Some(2), Some(1)), "{clicks}");
+        let per_template = w.ok(Method::GET, &format!("/api/v1/templates/{id}/clicks"), None).await;
+        assert_eq!(per_template.as_array().unwrap().len(), 1);
+        assert_eq!(w.ok(Method::GET, &format!("/api/v1/templates/{id}"), None).await["clicks"], 2);
+        // The template's page shows the total and the clicks per message.
+        let page = w.app.web_get(&w.web, &format!("/templates/{id}")).await.text().await.unwrap();
+        assert!(page.contains(&message) && page.contains("data-testid=\"link-clicks\">2<"), "{page}");
+        let list = w.app.web_get(&w.web, "/templates").await.text().await.unwrap();
+        assert!(list.contains("data-testid=\"template-clicks\">2<"), "{list}");
+
+        // An approved template's edit goes back to review and comes back approved.
+        let mut edited = reminder();
+        edited["footer"] = json!("Sunrise Clinic, Pune");
+        let (s, v) = w.call(Method::PUT, &format!("/api/v1/templates/{id}"), Some(edited)).await;
+        assert_eq!((s, v["status"].as_str()), (StatusCode::OK, Some("PENDING")), "{v}");
+        let again = w.status_becomes(&id, "APPROVED").await;
+        assert_eq!(again["content"]["footer"], "Sunrise Clinic, Pune");
+        let mut renamed = reminder();
+        renamed["name"] = json!("other_name");
+        let (s, v) = w.call(Method::PUT, &format!("/api/v1/templates/{id}"), Some(renamed)).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("template_identity_fixed")), "{v}");
+    }
+
+    async fn a_rejected_template_refuses_to_send_until_fixed_and_resubmitted(db) {
+        let w = world(db).await;
+        w.app.sim_customer(&w.web, &w.ch.id, "Asha Rao", PHONE, "").await;
+        let mut promo = reminder();
+        promo["name"] = json!("spring_offer");
+        promo["body"]["text"] = json!("Our spring offer starts on {{1}} at {{2}}. Come early!");
+        let id = w.create(promo.clone()).await.1["id"].as_str().unwrap().to_owned();
+        w.ok(Method::POST, &format!("/api/v1/templates/{id}/submit"), None).await;
+        let rejected = w.status_becomes(&id, "REJECTED").await;
+        assert_eq!(rejected["reason"], "INCORRECT_CATEGORY", "{rejected}");
+        let (s, v) = w.send("spring_offer", Some(json!({ "header": "Asha", "body": ["May 1", "9:00"] }))).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("template_not_approved")), "{v}");
+        assert!(v["error"]["message"].as_str().unwrap().contains("REJECTED"));
+        // Unknown templates are refused as well: nothing is queued for them.
+        let (s, v) = w.send("never_written", None).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("template_not_approved")), "{v}");
+
+        // Fixed (it is marketing) and submitted again: approved.
+        promo["category"] = json!("MARKETING");
+        let fixed = w.ok(Method::PUT, &format!("/api/v1/templates/{id}"), Some(promo)).await;
+        assert_eq!(fixed["status"], "REJECTED", "a rejected template's edit waits for submit");
+        w.ok(Method::POST, &format!("/api/v1/templates/{id}/submit"), None).await;
+        let approved = w.status_becomes(&id, "APPROVED").await;
+        assert_eq!((approved["category"].as_str(), approved["reason"].as_str()), (Some("MARKETING"), None));
+        let (s, v) = w.send("spring_offer", Some(json!({ "header": "Asha", "body": ["May 1", "9:00"] }))).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+
+        // Deleting it here makes it unknown: refused again.
+        let (s, _) = w.call(Method::DELETE, &format!("/api/v1/templates/{id}"), None).await;
+        assert_eq!(s, StatusCode::NO_CONTENT);
+        let (s, _) = w.send("spring_offer", Some(json!({ "header": "Asha", "body": ["May 1", "9:00"] }))).await;
+        assert_eq!(s, StatusCode::CONFLICT);
+    }
+
+    async fn named_variables_are_submitted_and_sent_by_name(db) {
+        let w = world(db).await;
+        let customer = w.app.sim_customer(&w.web, &w.ch.id, "Asha Rao", PHONE, "").await;
+        let (s, t) = w.create(json!({ "name": "login_code", "language": "en_US", "category": "AUTHENTICATION",
+            "body": { "text": "Hello {{first_name}}, your code is {{code}}. It expires soon.", "examples": ["Ana", "481516"] },
+            "buttons": [{ "type": "copy_code", "example": "481516" }] })).await;
+        assert_eq!(s, StatusCode::CREATED, "{t}");
+        let id = t["id"].as_str().unwrap().to_owned();
+        assert_eq!(t["fill_fields"][0]["label"], "{{first_name}}");
+        w.ok(Method::POST, &format!("/api/v1/templates/{id}/submit"), None).await;
+        w.status_becomes(&id, "APPROVED").await;
+        let (s, v) = w.send("login_code", Some(json!({ "body": ["Ravi", "271828"], "buttons": { "0": "271828" } }))).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+        let sent = w.ok(Method::GET, &format!("/api/v1/messages/{}", v["id"].as_str().unwrap()), None).await;
+        assert_eq!(sent["content"]["components"][0]["parameters"][1], json!({ "type": "text", "parameter_name": "code", "text": "271828" }), "{sent}");
+        let text = w.until("the code on the phone", async || w.phone_texts(&customer).await.into_iter().next()).await;
+        assert_eq!(text, "Hello Ravi, your code is 271828. It expires soon.\n[Copy code]");
+    }
+
+    async fn a_carousel_goes_out_card_by_card_with_a_tracked_link_per_card(db) {
+        let w = world(db).await;
+        let customer = w.app.sim_customer(&w.web, &w.ch.id, "Asha Rao", PHONE, "").await;
+        let card = |n: &str| json!({
+            "header": { "format": "image", "example": format!("https://img.example/{n}.jpg") },
+            "body": { "text": format!("The {n} kit, for {{{{1}}}} only."), "examples": ["10 dollars"] },
+            "buttons": [{ "type": "url", "text": "Buy", "url": "https://shop.example/p/{{1}}", "example": "https://shop.example/p/1", "track": true }]
+        });
+        let (s, t) = w.create(json!({ "name": "spring_picks", "language": "en_US", "category": "MARKETING",
+            "body": { "text": "Our spring picks for you, {{1}}:", "examples": ["Ana"] },
+            "cards": [card("garden"), card("kitchen")] })).await;
+        assert_eq!(s, StatusCode::CREATED, "{t}");
+        let id = t["id"].as_str().unwrap().to_owned();
+        w.ok(Method::POST, &format!("/api/v1/templates/{id}/submit"), None).await;
+        w.status_becomes(&id, "APPROVED").await;
+        let fill = json!({ "body": ["Asha"], "cards": [
+            { "header": "https://img.example/g1.jpg", "body": ["12 dollars"], "buttons": { "0": "garden-kit" } },
+            { "header": "https://img.example/k1.jpg", "body": ["15 dollars"], "buttons": { "0": "kitchen-kit" } } ] });
+        let (s, v) = w.send("spring_picks", Some(fill)).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+        let text = w.until("the carousel on the phone", async || w.phone_texts(&customer).await.into_iter().next()).await;
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], "Our spring picks for you, Asha:", "{text}");
+        assert!(lines[1].starts_with("[card 1] [image] The garden kit, for 12 dollars only. [Buy → "), "{text}");
+        assert!(lines[2].starts_with("[card 2] [image] The kitchen kit, for 15 dollars only. [Buy → "), "{text}");
+        let link = lines[2].split("[Buy → ").nth(1).unwrap().trim_end_matches(']');
+        let r = w.app.client.get(link).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::FOUND);
+        assert_eq!(r.headers()["location"], "https://shop.example/p/kitchen-kit", "each card leads to its own ending");
+        let clicks = w.ok(Method::GET, &format!("/api/v1/templates/{id}/clicks"), None).await;
+        let by_card: Vec<(i64, i64)> = clicks.as_array().unwrap().iter().map(|l| (l["card_index"].as_i64().unwrap(), l["clicks"].as_i64().unwrap())).collect();
+        assert!(by_card.contains(&(1, 1)) && by_card.contains(&(0, 0)), "{clicks}");
+    }
+
+    async fn a_queue_outside_the_window_sends_its_approved_template_filled_and_never_an_unapproved_one(db) {
+        let mut w = world(db).await;
+        let asha = w.app.sim_customer(&w.web, &w.ch.id, "Asha Rao", PHONE, "").await;
+        let ravi = w.app.sim_customer(&w.web, &w.ch.id, "Ravi Das", "+14155550101", "").await;
+        let come_in = w.create(json!({ "name": "queue_come_in", "language": "en", "category": "UTILITY",
+            "body": { "text": "Token {{1}}, please come in now.", "examples": ["A-001"] } })).await.1;
+        let id = come_in["id"].as_str().unwrap().to_owned();
+        w.ok(Method::POST, &format!("/api/v1/templates/{id}/submit"), None).await;
+        w.status_becomes(&id, "APPROVED").await;
+        // Written but never submitted: a draft the queue must not send.
+        w.create(json!({ "name": "queue_next", "language": "en", "category": "UTILITY",
+            "body": { "text": "Token {{1}}, you are next.", "examples": ["A-002"] } })).await;
+        let q = w.ok(Method::POST, "/api/v1/queues", Some(json!({ "channel_id": w.ch.id, "name": "Dr Rao", "keywords": ["JOIN"],
+            "token_prefix": "A", "daily_cap": 50, "position_step": 0,
+            "templates": { "come_in": { "name": "queue_come_in", "language": "en" }, "you_are_next": { "name": "queue_next", "language": "en" } } }))).await;
+        let q = q["id"].as_str().unwrap().to_owned();
+        for c in [&asha, &ravi] {
+            w.app.sim_customer_sends(&w.web, c, &[("kind", "text"), ("body", "JOIN")]).await;
+            w.until("the token", async || (w.phone_texts(c).await.len() == 1).then_some(())).await;
+        }
+        // A day later nobody's window is open: the queue's texts must be templates.
+        w.app.advance(25 * 3600);
+        w.admin = w.app.login(&w.admin.email, common::users::PASSWORD).await;
+        w.ok(Method::POST, &format!("/api/v1/queues/{q}/call-next"), None).await;
+        let texts = w.until("the come-in template", async || {
+            let t = w.phone_texts(&asha).await;
+            (t.len() == 2).then_some(t)
+        }).await;
+        assert_eq!(texts[1], "Token A-001, please come in now.");
+        w.app.drain().await;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        w.app.drain().await;
+        assert_eq!(w.phone_texts(&ravi).await.len(), 1, "the draft template was not sent");
+        // Refused before the outbox: Ravi's conversation has his JOIN and our answer only.
+        let list = w.ok(Method::GET, "/api/v1/conversations?status=any&q=Ravi", None).await;
+        let conv = list["items"][0]["id"].as_str().unwrap().to_owned();
+        let view = w.ok(Method::GET, &format!("/api/v1/conversations/{conv}"), None).await;
+        let kinds: Vec<&str> = view["messages"].as_array().unwrap().iter().map(|m| m["kind"].as_str().unwrap()).collect();
+        assert!(kinds.len() >= 2 && !kinds.contains(&"template"), "{kinds:?}");
+    }
+
+    async fn an_edit_the_provider_refuses_keeps_the_approved_version(db) {
+        let w = world(db).await;
+        // A Cloud number whose provider does not answer (nothing listens there).
+        let ch = w.ok(Method::POST, "/api/v1/channels", Some(json!({ "provider": "cloud", "name": "Dead line", "phone_number_id": "109999999999999",
+            "access_token": "EAAG-dead-line-token", "app_secret": "dead-line-secret", "verify_token": "dead-line-verify",
+            "api_base_url": "http://127.0.0.1:9" }))).await;
+        let channel = ch["channel"]["id"].as_str().unwrap().to_owned();
+        let key = ch["webhook"]["callback_url"].as_str().unwrap().rsplit('/').next().unwrap().to_owned();
+        let (s, t) = w.call(Method::POST, "/api/v1/templates", Some(json!({ "channel_id": channel, "template": reminder() }))).await;
+        assert_eq!(s, StatusCode::CREATED, "{t}");
+        let id = t["id"].as_str().unwrap().to_owned();
+        // Submitting fails: the draft stays a draft, with the reason.
+        let (s, v) = w.call(Method::POST, &format!("/api/v1/templates/{id}/submit"), None).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::BAD_GATEWAY, Some("provider_error")), "{v}");
+        let t = w.ok(Method::GET, &format!("/api/v1/templates/{id}"), None).await;
+        assert_eq!(t["status"], "DRAFT");
+        assert!(t["reason"].as_str().unwrap().contains("refused the submission"), "{t}");
+        // Approved (as if Meta had approved it earlier), then an edit the provider never gets.
+        let target = w.app.db.store.webhook_target(&key).await.unwrap().unwrap();
+        let mut tx = w.app.db.store.begin(&target.ctx).await.unwrap();
+        tx.set_template_status(&frontdesk_store::TemplateStatus { waba_id: ch["channel"]["waba_id"].as_str().unwrap(), name: "visit_reminder", language: "en_US",
+            provider_template_id: Some("777"), status: "APPROVED", reason: None, category: None }).await.unwrap();
+        tx.commit().await.unwrap();
+        let mut edited = reminder();
+        edited["footer"] = json!("Never approved footer");
+        let (s, _) = w.call(Method::PUT, &format!("/api/v1/templates/{id}"), Some(edited)).await;
+        assert_eq!(s, StatusCode::BAD_GATEWAY);
+        let t = w.ok(Method::GET, &format!("/api/v1/templates/{id}"), None).await;
+        assert_eq!((t["status"].as_str(), t["content"]["footer"].as_str()), (Some("APPROVED"), Some("Sunrise Clinic")), "{t}");
+    }
+
+    async fn sync_brings_templates_made_elsewhere_and_quality_and_category_webhooks_update_them(db) {
+        let w = world(db).await;
+        // Made in Meta's manager, not here: the status webhook makes a bare row.
+        let (s, made) = w.app.graph_call(Method::POST, &format!("/{}/message_templates", w.ch.waba_id), Some(&w.ch.access_token),
+            Some(json!({ "name": "lab_results", "language": "en_US", "category": "UTILITY", "components": [
+                { "type": "BODY", "text": "Hello {{1}}, your results are ready.", "example": { "body_text": [["Ana"]] } },
+                { "type": "BUTTONS", "buttons": [{ "type": "PHONE_NUMBER", "text": "Call us", "phone_number": "+14155550199" }] }
+            ] }))).await;
+        assert!(s.is_success(), "{made}");
+        let provider_id = made["id"].as_str().unwrap().to_owned();
+        let bare = w.until("the status webhook", async || {
+            let list = w.ok(Method::GET, "/api/v1/templates", None).await;
+            list.as_array().unwrap().iter().find(|t| t["name"] == "lab_results" && t["status"] == "APPROVED").cloned()
+        }).await;
+        assert_eq!(bare["content"], Value::Null, "{bare}");
+
+        let report = w.ok(Method::POST, &format!("/api/v1/channels/{}/templates/sync", w.ch.id), None).await;
+        assert_eq!((report["listed"].as_i64(), report["updated"].as_i64(), report["unreadable"].as_i64()), (Some(1), Some(1), Some(0)), "{report}");
+        let id = bare["id"].as_str().unwrap().to_owned();
+        let t = w.ok(Method::GET, &format!("/api/v1/templates/{id}"), None).await;
+        assert_eq!((t["quality"].as_str(), t["channel_id"].as_str()), (Some("GREEN"), Some(w.ch.id.as_str())), "{t}");
+        assert_eq!(t["content"]["buttons"][0]["phone_number"], "+14155550199");
+        assert_eq!(t["fill_fields"][0]["label"], "{{1}}");
+
+        // The provider rates it and moves it to marketing.
+        w.post_webhook("message_template_quality_update", json!({ "previous_quality_score": "GREEN", "new_quality_score": "YELLOW",
+            "message_template_id": provider_id.parse::<i64>().unwrap(), "message_template_name": "lab_results", "message_template_language": "en_US" })).await;
+        w.post_webhook("template_category_update", json!({ "message_template_id": provider_id.parse::<i64>().unwrap(),
+            "message_template_name": "lab_results", "message_template_language": "en_US", "previous_category": "UTILITY", "new_category": "MARKETING" })).await;
+        let t = w.until("quality and category", async || {
+            let t = w.ok(Method::GET, &format!("/api/v1/templates/{id}"), None).await;
+            (t["quality"] == "YELLOW" && t["category"] == "MARKETING").then_some(t)
+        }).await;
+        assert_eq!(t["status"], "APPROVED");
+        assert_eq!(w.ok(Method::GET, "/api/v1/templates?category=MARKETING", None).await.as_array().unwrap().len(), 1);
+
+        // Paused for low quality: sends are refused until Meta reinstates it; a flag only rates it.
+        let status = |event: &str| json!({ "event": event, "message_template_id": provider_id.parse::<i64>().unwrap(),
+            "message_template_name": "lab_results", "message_template_language": "en_US", "reason": "NONE" });
+        w.post_webhook("message_template_status_update", status("PAUSED")).await;
+        w.status_becomes(&id, "PAUSED").await;
+        let (s, v) = w.send("lab_results", Some(json!({ "body": ["Asha"] }))).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("template_not_approved")), "{v}");
+        w.post_webhook("message_template_status_update", status("REINSTATED")).await;
+        w.status_becomes(&id, "APPROVED").await;
+        let (s, v) = w.send("lab_results", Some(json!({ "body": ["Asha"] }))).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+        w.post_webhook("message_template_status_update", status("FLAGGED")).await;
+        let t = w.until("the flag", async || {
+            let t = w.ok(Method::GET, &format!("/api/v1/templates/{id}"), None).await;
+            (t["quality"] == "RED").then_some(t)
+        }).await;
+        assert_eq!(t["status"], "APPROVED", "a flagged template can still be sent");
+        let (s, v) = w.call(Method::GET, "/api/v1/templates?category=PROMO", None).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_query")));
+        let actions: Vec<String> = w.ok(Method::GET, "/api/v1/audit-events?limit=50", None).await["events"].as_array().unwrap()
+            .iter().map(|e| e["action"].as_str().unwrap().to_owned()).collect();
+        assert!(actions.iter().any(|a| a == "template.synced"), "{actions:?}");
+    }
+}
