@@ -554,7 +554,7 @@ both_backends! {
         assert_eq!(content["components"][0]["parameters"][0]["text"], "A-001", "{content}");
         assert!(["sent", "delivered", "read"].contains(&status.as_str()), "{status}");
         let phone = w.app.api(Method::GET, &format!("/api/v1/simulator/customers/{ca}/messages"), Some(&w.admin.access), None).await.1;
-        assert!(phone["messages"].as_array().unwrap().iter().any(|m| m["direction"] == "to_customer" && m["text"] == "[template queue_come_in]"), "{phone}");
+        assert!(phone["messages"].as_array().unwrap().iter().any(|m| m["direction"] == "to_customer" && m["type"] == "template" && m["text"] == "Token A-001, please come in now."), "{phone}");
         let not_sent: Vec<String> = w.history(&asha_token).await.into_iter()
             .filter(|e| e["action"] == "queue.message_not_sent").map(|e| e["data"]["text"].as_str().unwrap().to_owned()).collect();
         assert_eq!(not_sent, ["you_are_next"]);
