@@ -412,13 +412,9 @@ impl TenantTx {
         provider_template_id: &str,
         quality: &str,
     ) -> Result<bool, StoreError> {
-        let org = self.ctx().org_id().as_uuid();
-        let n = with_conn!(self.tx, c => {
-            sqlx::query("UPDATE templates SET quality = $4, updated_at = $5 WHERE org_id = $1 AND waba_id = $2 AND provider_template_id = $3")
-                .bind(org).bind(waba_id).bind(provider_template_id).bind(trunc(quality, 20)).bind(now_micros())
-                .execute(c).await?.rows_affected()
-        });
-        Ok(n > 0)
+        const SQL: &str = "UPDATE templates SET quality = $4, updated_at = $5 WHERE org_id = $1 AND waba_id = $2 AND provider_template_id = $3";
+        self.set_provider_fact(SQL, waba_id, provider_template_id, trunc(quality, 20))
+            .await
     }
 
     /// The provider moved a template to another category (`template_category_update`).
@@ -428,10 +424,23 @@ impl TenantTx {
         provider_template_id: &str,
         category: &str,
     ) -> Result<bool, StoreError> {
+        const SQL: &str = "UPDATE templates SET category = $4, updated_at = $5 WHERE org_id = $1 AND waba_id = $2 AND provider_template_id = $3";
+        self.set_provider_fact(SQL, waba_id, provider_template_id, trunc(category, 40))
+            .await
+    }
+
+    /// Runs one of the updates above (`$4` the new value); whether a template matched.
+    async fn set_provider_fact(
+        &mut self,
+        sql: &'static str,
+        waba_id: &str,
+        provider_template_id: &str,
+        value: String,
+    ) -> Result<bool, StoreError> {
         let org = self.ctx().org_id().as_uuid();
         let n = with_conn!(self.tx, c => {
-            sqlx::query("UPDATE templates SET category = $4, updated_at = $5 WHERE org_id = $1 AND waba_id = $2 AND provider_template_id = $3")
-                .bind(org).bind(waba_id).bind(provider_template_id).bind(trunc(category, 40)).bind(now_micros())
+            sqlx::query(sql)
+                .bind(org).bind(waba_id).bind(provider_template_id).bind(value).bind(now_micros())
                 .execute(c).await?.rows_affected()
         });
         Ok(n > 0)
