@@ -131,3 +131,23 @@ id_type!(
     /// A read-only link to a queue's waiting-room screen (for a TV without a session).
     ScreenLinkId
 );
+id_type!(
+    /// A custom contact field defined by an organisation.
+    FieldId
+);
+id_type!(
+    /// A tag of the organisation's contact catalogue.
+    TagId
+);
+id_type!(
+    /// One event of the marketing consent ledger.
+    ConsentEventId
+);
+id_type!(
+    /// A saved audience rule.
+    SegmentId
+);
+id_type!(
+    /// A CSV import of contacts.
+    ImportId
+);

@@ -1,5 +1,6 @@
 //! Pure types and rules of Frontdesk: ids, actors and roles. No I/O.
 
+pub mod audience;
 mod email;
 mod ids;
 mod permissions;
@@ -9,9 +10,9 @@ mod tenant;
 
 pub use email::{Email, EmailError};
 pub use ids::{
-    ApiKeyId, ChannelId, ContactId, ConversationId, InboxId, InvitationId, LabelId, MediaId,
-    MessageId, NoteId, NotificationId, OrgId, OutboxId, QueueId, QueueTokenId, QuickReplyId,
-    RoleId, ScreenLinkId, SessionId, TeamId, UserId,
+    ApiKeyId, ChannelId, ConsentEventId, ContactId, ConversationId, FieldId, ImportId, InboxId,
+    InvitationId, LabelId, MediaId, MessageId, NoteId, NotificationId, OrgId, OutboxId, QueueId,
+    QueueTokenId, QuickReplyId, RoleId, ScreenLinkId, SegmentId, SessionId, TagId, TeamId, UserId,
 };
 pub use permissions::{BuiltinRole, Permission, PermissionSet, UnknownPermission};
 pub use phone::{Bsuid, BsuidError, E164, E164Error};

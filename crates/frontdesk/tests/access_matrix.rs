@@ -391,6 +391,46 @@ async fn fresh_quick_reply(w: &World) -> String {
         .to_owned()
 }
 
+/// A new contact of org A's: its id.
+async fn fresh_contact(w: &World) -> String {
+    let phone = w.uniq_phone("+1415");
+    w.ok(
+        Method::POST,
+        "/api/v1/contacts",
+        Some(json!({ "name": w.uniq("Contact"), "phone": phone })),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// A new tag of org A's: its id.
+async fn fresh_tag(w: &World) -> String {
+    w.ok(
+        Method::POST,
+        "/api/v1/tags",
+        Some(json!({ "name": w.uniq("tag") })),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// A new custom field of org A's: its id.
+async fn fresh_field(w: &World) -> String {
+    w.ok(
+        Method::POST,
+        "/api/v1/contact-fields",
+        Some(json!({ "key": format!("f{}", w.uniq_digits()), "label": "Field", "kind": "text" })),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 async fn a_conversation(w: &World) -> String {
     w.get_a(&format!("/api/v1/messages/{}", w.a.message)).await["conversation_id"]
         .as_str()
@@ -4079,6 +4119,246 @@ fn matrix() -> Vec<Entry> {
                 })
             },
         ),
+        // -- the audience: contacts, custom fields, tags ------------------------------------
+        route(Method::GET, "/api/v1/contacts", Access::Perm(ContactsRead), |w, _| {
+            Box::pin(async move {
+                let c = fresh_contact(w).await;
+                Case::bare("/api/v1/contacts?limit=100").then(move |_, a| {
+                    Box::pin(async move {
+                        assert!(a.json()["items"].as_array().unwrap().iter().any(|x| x["id"] == c.as_str()), "{}", a.short());
+                    })
+                })
+            })
+        }),
+        route(Method::POST, "/api/v1/contacts", Access::Perm(ContactsWrite), |w, _| {
+            Box::pin(async move {
+                let phone = w.uniq_phone("+1415");
+                Case::json("/api/v1/contacts", json!({ "name": "Matrix contact", "phone": phone, "language": "pt-br" }))
+                    .status(201)
+                    .then(move |w, a| {
+                        Box::pin(async move {
+                            let id = a.json()["id"].as_str().unwrap().to_owned();
+                            let c = w.get_a(&format!("/api/v1/contacts/{id}")).await;
+                            assert_eq!((c["phone"].as_str(), c["language"].as_str()), (Some(phone.as_str()), Some("pt_BR")), "{c}");
+                        })
+                    })
+            })
+        }),
+        route(Method::GET, "/api/v1/contacts/{contact_id}", Access::Perm(ContactsRead), |w, _| {
+            Box::pin(async move {
+                let c = fresh_contact(w).await;
+                Case::bare(format!("/api/v1/contacts/{c}")).then(move |_, a| {
+                    Box::pin(async move { assert_eq!(a.json()["id"], c.as_str(), "{}", a.short()) })
+                })
+            })
+        }),
+        route(Method::PATCH, "/api/v1/contacts/{contact_id}", Access::Perm(ContactsWrite), |w, _| {
+            Box::pin(async move {
+                let c = fresh_contact(w).await;
+                Case::json(format!("/api/v1/contacts/{c}"), json!({ "company": "Renamed Ltd" })).then(move |w, _| {
+                    Box::pin(async move {
+                        assert_eq!(w.get_a(&format!("/api/v1/contacts/{c}")).await["company"], "Renamed Ltd");
+                    })
+                })
+            })
+        }),
+        route(Method::PUT, "/api/v1/contacts/{contact_id}/tags/{tag_id}", Access::Perm(ContactsWrite), |w, _| {
+            Box::pin(async move {
+                let c = fresh_contact(w).await;
+                let t = fresh_tag(w).await;
+                Case::bare(format!("/api/v1/contacts/{c}/tags/{t}")).status(204).then(move |w, _| {
+                    Box::pin(async move {
+                        let v = w.get_a(&format!("/api/v1/contacts/{c}")).await;
+                        assert!(v["tags"].as_array().unwrap().iter().any(|x| x["id"] == t.as_str()), "{v}");
+                    })
+                })
+            })
+        }),
+        route(Method::DELETE, "/api/v1/contacts/{contact_id}/tags/{tag_id}", Access::Perm(ContactsWrite), |w, _| {
+            Box::pin(async move {
+                let c = fresh_contact(w).await;
+                let t = fresh_tag(w).await;
+                w.ok(Method::PUT, &format!("/api/v1/contacts/{c}/tags/{t}"), None).await;
+                Case::bare(format!("/api/v1/contacts/{c}/tags/{t}")).status(204).then(move |w, _| {
+                    Box::pin(async move {
+                        let v = w.get_a(&format!("/api/v1/contacts/{c}")).await;
+                        assert!(v["tags"].as_array().unwrap().is_empty(), "{v}");
+                    })
+                })
+            })
+        }),
+        route(Method::GET, "/api/v1/contact-fields", Access::Perm(ContactsRead), |w, _| {
+            Box::pin(async move {
+                let f = fresh_field(w).await;
+                Case::bare("/api/v1/contact-fields").then(move |_, a| {
+                    Box::pin(async move {
+                        assert!(a.json().as_array().unwrap().iter().any(|x| x["id"] == f.as_str()), "{}", a.short());
+                    })
+                })
+            })
+        }),
+        route(Method::POST, "/api/v1/contact-fields", Access::Perm(ContactsConfigure), |w, _| {
+            Box::pin(async move {
+                let key = format!("k{}", w.uniq_digits());
+                Case::json("/api/v1/contact-fields", json!({ "key": key, "label": "City", "kind": "choice", "options": ["Pune", "Goa"] }))
+                    .status(201)
+                    .then(move |w, _| {
+                        Box::pin(async move {
+                            let all = w.get_a("/api/v1/contact-fields").await;
+                            assert!(all.as_array().unwrap().iter().any(|x| x["key"] == key.as_str() && x["options"] == json!(["Pune", "Goa"])), "{all}");
+                        })
+                    })
+            })
+        }),
+        route(Method::PATCH, "/api/v1/contact-fields/{field_id}", Access::Perm(ContactsConfigure), |w, _| {
+            Box::pin(async move {
+                let f = fresh_field(w).await;
+                Case::json(format!("/api/v1/contact-fields/{f}"), json!({ "label": "Renamed" })).then(move |w, _| {
+                    Box::pin(async move {
+                        let all = w.get_a("/api/v1/contact-fields").await;
+                        assert!(all.as_array().unwrap().iter().any(|x| x["id"] == f.as_str() && x["label"] == "Renamed"), "{all}");
+                    })
+                })
+            })
+        }),
+        route(Method::DELETE, "/api/v1/contact-fields/{field_id}", Access::Perm(ContactsConfigure), |w, _| {
+            Box::pin(async move {
+                let f = fresh_field(w).await;
+                Case::bare(format!("/api/v1/contact-fields/{f}")).status(204).then(move |w, _| {
+                    Box::pin(async move {
+                        let all = w.get_a("/api/v1/contact-fields").await;
+                        assert!(!all.as_array().unwrap().iter().any(|x| x["id"] == f.as_str()), "{all}");
+                    })
+                })
+            })
+        }),
+        route(Method::GET, "/api/v1/tags", Access::Perm(ContactsRead), |w, _| {
+            Box::pin(async move {
+                let t = fresh_tag(w).await;
+                Case::bare("/api/v1/tags").then(move |_, a| {
+                    Box::pin(async move {
+                        assert!(a.json().as_array().unwrap().iter().any(|x| x["id"] == t.as_str()), "{}", a.short());
+                    })
+                })
+            })
+        }),
+        route(Method::POST, "/api/v1/tags", Access::Perm(ContactsConfigure), |w, _| {
+            Box::pin(async move {
+                let name = w.uniq("tag");
+                Case::json("/api/v1/tags", json!({ "name": name })).status(201).then(move |w, _| {
+                    Box::pin(async move {
+                        let all = w.get_a("/api/v1/tags").await;
+                        assert!(all.as_array().unwrap().iter().any(|x| x["name"] == name.as_str()), "{all}");
+                    })
+                })
+            })
+        }),
+        route(Method::PATCH, "/api/v1/tags/{tag_id}", Access::Perm(ContactsConfigure), |w, _| {
+            Box::pin(async move {
+                let t = fresh_tag(w).await;
+                let name = w.uniq("renamed tag");
+                Case::json(format!("/api/v1/tags/{t}"), json!({ "name": name })).then(move |w, _| {
+                    Box::pin(async move {
+                        let all = w.get_a("/api/v1/tags").await;
+                        assert!(all.as_array().unwrap().iter().any(|x| x["id"] == t.as_str() && x["name"] == name.as_str()), "{all}");
+                    })
+                })
+            })
+        }),
+        route(Method::DELETE, "/api/v1/tags/{tag_id}", Access::Perm(ContactsConfigure), |w, _| {
+            Box::pin(async move {
+                let t = fresh_tag(w).await;
+                Case::bare(format!("/api/v1/tags/{t}")).status(204).then(move |w, _| {
+                    Box::pin(async move {
+                        let all = w.get_a("/api/v1/tags").await;
+                        assert!(!all.as_array().unwrap().iter().any(|x| x["id"] == t.as_str()), "{all}");
+                    })
+                })
+            })
+        }),
+        route(Method::GET, "/contacts", Access::Perm(ContactsRead), |w, _| {
+            Box::pin(async move {
+                let c = fresh_contact(w).await;
+                Case::bare("/contacts?limit=100").then(move |_, a| {
+                    Box::pin(async move {
+                        assert!(a.text.contains(&format!("data-contact-id=\"{c}\"")), "{}", a.short());
+                    })
+                })
+            })
+        }),
+        route(Method::GET, "/contacts/new", Access::Perm(ContactsWrite), |_, _| {
+            Box::pin(async move {
+                Case::bare("/contacts/new").then(|_, a| {
+                    Box::pin(async move { assert!(a.text.contains("data-testid=\"contact-form\""), "{}", a.short()) })
+                })
+            })
+        }),
+        route(Method::POST, "/contacts", Access::Perm(ContactsWrite), |w, _| {
+            Box::pin(async move {
+                let phone = w.uniq_phone("+1415");
+                let name = w.uniq("Paged contact");
+                Case::form("/contacts", &[("name", &name), ("phone", &phone), ("email", "")])
+                    .see_other_starting("/contacts/")
+                    .then(move |w, a| {
+                        Box::pin(async move {
+                            let to = a.header("location").unwrap().trim_start_matches("/contacts/");
+                            let id = to.split('?').next().unwrap();
+                            let c = w.get_a(&format!("/api/v1/contacts/{id}")).await;
+                            assert_eq!(c["name"], name.as_str(), "{c}");
+                        })
+                    })
+            })
+        }),
+        route(Method::GET, "/contacts/{contact_id}", Access::Perm(ContactsRead), |w, _| {
+            Box::pin(async move {
+                let c = fresh_contact(w).await;
+                Case::bare(format!("/contacts/{c}")).then(|_, a| {
+                    Box::pin(async move { assert!(a.text.contains("data-testid=\"contact-summary\""), "{}", a.short()) })
+                })
+            })
+        }),
+        route(Method::POST, "/contacts/{contact_id}", Access::Perm(ContactsWrite), |w, _| {
+            Box::pin(async move {
+                let c = fresh_contact(w).await;
+                Case::form(format!("/contacts/{c}"), &[("name", "Edited on the page"), ("company", "Paged Ltd")])
+                    .see_other(format!("/contacts/{c}?ok=saved"))
+                    .then(move |w, _| {
+                        Box::pin(async move {
+                            let v = w.get_a(&format!("/api/v1/contacts/{c}")).await;
+                            assert_eq!((v["name"].as_str(), v["company"].as_str()), (Some("Edited on the page"), Some("Paged Ltd")), "{v}");
+                        })
+                    })
+            })
+        }),
+        route(Method::POST, "/contacts/{contact_id}/tags", Access::Perm(ContactsWrite), |w, _| {
+            Box::pin(async move {
+                let c = fresh_contact(w).await;
+                let t = fresh_tag(w).await;
+                Case::form(format!("/contacts/{c}/tags"), &[("tag_id", &t), ("action", "add")])
+                    .see_other(format!("/contacts/{c}?ok=tagged"))
+                    .then(move |w, _| {
+                        Box::pin(async move {
+                            let v = w.get_a(&format!("/api/v1/contacts/{c}")).await;
+                            assert!(v["tags"].as_array().unwrap().iter().any(|x| x["id"] == t.as_str()), "{v}");
+                        })
+                    })
+            })
+        })
+        .cross(|w| {
+            Box::pin(async move {
+                // Org B's own contact with org A's tag: the tag is not found there.
+                let b_contact = w
+                    .app
+                    .api(Method::POST, "/api/v1/contacts", Some(&w.b.admin.access), Some(json!({ "phone": w.uniq_phone("+1416") })))
+                    .await
+                    .1["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned();
+                let t = fresh_tag(w).await;
+                vec![Case::form(format!("/contacts/{b_contact}/tags"), &[("tag_id", &t), ("action", "add")])]
+            })
+        }),
     ]
 }
 
@@ -4299,6 +4579,11 @@ impl World {
     }
 
     /// Digits nothing else in the world has (a phone number id).
+    /// A phone number nothing else in the world has, after `prefix` (`+1415`).
+    fn uniq_phone(&self, prefix: &str) -> String {
+        format!("{prefix}{:07}", self.seq.fetch_add(1, Ordering::Relaxed))
+    }
+
     fn uniq_digits(&self) -> String {
         format!("9000{}", self.seq.fetch_add(1, Ordering::Relaxed))
     }

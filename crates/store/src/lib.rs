@@ -6,6 +6,7 @@
 //! sqlx only accepts `'static` SQL text, so SQL cannot be assembled from input.
 
 pub mod api_keys;
+pub mod audience;
 pub mod audit;
 pub mod channels;
 mod error;

@@ -247,6 +247,7 @@ async fn populate(store: &Store, ctx: &TenantCtx, tag: &str) {
     .unwrap();
     tx.commit().await.unwrap();
     populate_inbox(store, ctx, tag, channel.id, team.id, inbound).await;
+    populate_audience(store, ctx, tag).await;
     let body = format!("{{\"object\":\"whatsapp_business_account\",\"tag\":\"{tag}\"}}");
     store
         .store_webhooks(&[(ctx, channel.id, body.as_bytes())])
@@ -315,6 +316,28 @@ async fn populate_inbox(
     tx.save_quick_reply(None, &format!("hi-{tag}"), "Hello {{contact.first_name}}")
         .await
         .unwrap();
+    tx.commit().await.unwrap();
+}
+
+/// The audience's rows: a custom field with a value, a tag on a contact.
+async fn populate_audience(store: &Store, ctx: &TenantCtx, tag: &str) {
+    use frontdesk_domain::audience::FieldKind;
+    use frontdesk_store::audience::ContactInput;
+    let mut tx = store.begin(ctx).await.unwrap();
+    tx.create_field("city", "City", FieldKind::Text, &[])
+        .await
+        .unwrap();
+    let contact = tx
+        .create_contact(&ContactInput {
+            name: Some(format!("Audience {tag}")),
+            phone: Some("+14155550177".into()),
+            fields: [("city".to_string(), serde_json::json!(format!("City {tag}")))].into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let t = tx.create_tag(&format!("vip {tag}")).await.unwrap();
+    tx.set_contact_tag(contact.id, t.id, true).await.unwrap();
     tx.commit().await.unwrap();
 }
 

@@ -4,6 +4,7 @@ pub(crate) mod account;
 pub(crate) mod admin;
 pub(crate) mod audit;
 pub(crate) mod channels;
+pub(crate) mod contacts;
 mod events;
 mod inbox;
 mod messages;
@@ -25,6 +26,7 @@ pub(crate) fn routes(b: RouteTableBuilder) -> RouteTableBuilder {
     let b = messages::routes(b);
     let b = queue::routes(b);
     let b = inbox::routes(b);
+    let b = contacts::routes(b);
     let b = events::routes(b);
     audit::routes(b)
 }

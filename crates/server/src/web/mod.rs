@@ -5,6 +5,7 @@
 mod account;
 mod admin;
 mod channels;
+mod contacts;
 mod inbox;
 mod queue;
 mod signin;
@@ -40,6 +41,7 @@ pub(crate) fn routes(b: RouteTableBuilder) -> RouteTableBuilder {
     let b = admin::routes(b);
     let b = channels::routes(b);
     let b = queue::routes(b);
+    let b = contacts::routes(b);
     inbox::routes(b)
 }
 
@@ -86,6 +88,11 @@ const NAV: &[NavItem] = &[
         href: "/inbox",
         label: "Inbox",
         needs: Some(Permission::InboxRead),
+    },
+    NavItem {
+        href: "/contacts",
+        label: "Contacts",
+        needs: Some(Permission::ContactsRead),
     },
     NavItem {
         href: "/queues",

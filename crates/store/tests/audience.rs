@@ -1,0 +1,228 @@
+//! The audience's store on both backends: contacts with validated and normalised values,
+//! one contact per number or user id, masking and search by role, cursor pages, custom
+//! fields checked against their type, tags, audit rows without personal data.
+
+use frontdesk_domain::audience::FieldKind;
+use frontdesk_domain::{BuiltinRole, Email};
+use frontdesk_store::audience::{ContactInput, ContactQuery};
+use frontdesk_store::inbox::Cursor;
+use frontdesk_store::{
+    AuditQuery, SignUp, Store, StoreError, TenantCtx, both_backends, now_micros,
+};
+use secrecy::ExposeSecret;
+use serde_json::json;
+use time::Duration;
+
+const HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA";
+
+async fn admin(store: &Store, slug: &str) -> TenantCtx {
+    let email = Email::parse(&format!("admin@{slug}.example")).unwrap();
+    store
+        .sign_up(SignUp {
+            org_name: &format!("Shop {slug}"),
+            org_slug: Some(slug),
+            user_name: "Admin",
+            email: &email,
+            password_hash: HASH,
+            now: now_micros(),
+        })
+        .await
+        .unwrap()
+        .2
+}
+
+async fn member(store: &Store, admin: &TenantCtx, name: &str, role: BuiltinRole) -> TenantCtx {
+    let mut tx = store.begin(admin).await.unwrap();
+    let role_id = tx
+        .roles()
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.builtin == Some(role))
+        .unwrap()
+        .id;
+    let email = Email::parse(&format!("{name}@people.example")).unwrap();
+    let (_, token) = tx
+        .create_invitation(&email, role_id, Duration::days(1), now_micros())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    store
+        .accept_invitation_as_new_user(token.expose_secret(), name, HASH, now_micros())
+        .await
+        .unwrap()
+        .1
+}
+
+fn person(name: &str, phone: &str) -> ContactInput {
+    ContactInput {
+        name: Some(name.into()),
+        phone: Some(phone.into()),
+        ..Default::default()
+    }
+}
+
+both_backends! {
+    async fn a_contact_is_stored_normalised_with_its_fields_and_tags(db) {
+        let ctx = admin(&db.store, "normal").await;
+        let mut tx = db.store.begin(&ctx).await.unwrap();
+        tx.create_field("city", "City", FieldKind::Choice, &["Pune".into(), "Mumbai".into()]).await.unwrap();
+        tx.create_field("visits", "Visits", FieldKind::Number, &[]).await.unwrap();
+        tx.create_field("member", "Member", FieldKind::Boolean, &[]).await.unwrap();
+        tx.create_field("birthday", "Birthday", FieldKind::Date, &[]).await.unwrap();
+        let c = tx.create_contact(&ContactInput {
+            name: Some("  Asha Rao ".into()),
+            phone: Some("+91 98765-43210".into()),
+            email: Some("Asha@Example.COM".into()),
+            language: Some("pt-br".into()),
+            company: Some("Rao & Sons".into()),
+            fields: [
+                ("city".to_string(), json!("pune")),
+                ("visits".to_string(), json!("3")),
+                ("member".to_string(), json!("yes")),
+                ("birthday".to_string(), json!("1990-04-01")),
+            ].into(),
+            ..Default::default()
+        }).await.unwrap();
+        let vip = tx.create_tag("vip").await.unwrap();
+        tx.set_contact_tag(c.id, vip.id, true).await.unwrap();
+        tx.set_contact_tag(c.id, vip.id, true).await.unwrap();
+        tx.commit().await.unwrap();
+
+        let mut tx = db.store.begin_read(&ctx).await.unwrap();
+        let c = tx.contact_record(c.id).await.unwrap();
+        assert_eq!(c.name.as_deref(), Some("Asha Rao"));
+        assert_eq!(c.phone.as_deref(), Some("+919876543210"));
+        assert!(!c.phone_masked);
+        assert_eq!(c.email.as_deref(), Some("asha@example.com"));
+        assert_eq!(c.language.as_deref(), Some("pt_BR"));
+        assert_eq!(c.fields["city"], json!("Pune"));
+        assert_eq!(c.fields["visits"], json!(3.0));
+        assert_eq!(c.fields["member"], json!(true));
+        assert_eq!(c.fields["birthday"], json!("1990-04-01"));
+        assert_eq!(c.tags.iter().map(|t| t.name.as_str()).collect::<Vec<_>>(), ["vip"]);
+        assert_eq!(tx.tags().await.unwrap()[0].contacts, 1);
+        drop(tx);
+        let audit = db.store.audit_events(&ctx, &AuditQuery { limit: 50, ..Default::default() }).await.unwrap();
+        let created = audit.events.iter().find(|e| e.action == "contact.created").unwrap();
+        let text = created.data.to_string();
+        assert!(!text.contains("9876543210") && !text.contains("asha"), "audit data holds no personal data: {text}");
+    }
+
+    async fn every_bad_value_is_reported_with_its_field_and_nothing_is_stored(db) {
+        let ctx = admin(&db.store, "bad").await;
+        let mut tx = db.store.begin(&ctx).await.unwrap();
+        tx.create_field("visits", "Visits", FieldKind::Number, &[]).await.unwrap();
+        let err = tx.create_contact(&ContactInput {
+            phone: Some("98765".into()),
+            email: Some("asha at example".into()),
+            language: Some("klingon".into()),
+            fields: [("visits".to_string(), json!("many"))].into(),
+            ..Default::default()
+        }).await.unwrap_err();
+        let StoreError::InvalidFields(ps) = err else { panic!("{err:?}") };
+        let fields: Vec<&str> = ps.iter().map(|p| p.field.as_str()).collect();
+        assert_eq!(fields, ["phone", "email", "language", "fields.visits"]);
+        let err = tx.create_contact(&ContactInput { name: Some("Nobody".into()), ..Default::default() }).await.unwrap_err();
+        assert!(matches!(err, StoreError::InvalidFields(ref p) if p[0].field == "phone"), "{err:?}");
+        let page = tx.list_contacts(&ContactQuery { limit: 10, ..Default::default() }).await.unwrap();
+        assert!(page.items.is_empty());
+    }
+
+    async fn one_contact_per_number_and_per_user_id(db) {
+        let ctx = admin(&db.store, "unique").await;
+        let mut tx = db.store.begin(&ctx).await.unwrap();
+        let a = tx.create_contact(&person("A", "+14155550100")).await.unwrap();
+        let err = tx.create_contact(&person("B", "+1 415 555 0100")).await.unwrap_err();
+        assert!(matches!(err, StoreError::Conflict("contact_exists")), "{err:?}");
+        // A WhatsApp user with a username and no visible number.
+        let u = tx.create_contact(&ContactInput {
+            user_id: Some("US.1234567890123456789".into()),
+            username: Some("asha.r".into()),
+            ..Default::default()
+        }).await.unwrap();
+        assert_eq!(u.phone, None);
+        let err = tx.create_contact(&ContactInput { user_id: Some("US.1234567890123456789".into()), ..Default::default() }).await.unwrap_err();
+        assert!(matches!(err, StoreError::Conflict("contact_exists")));
+        let err = tx.update_contact(u.id, &ContactInput { phone: Some("+14155550100".into()), ..Default::default() }).await.unwrap_err();
+        assert!(matches!(err, StoreError::Conflict("contact_exists")));
+        // Clearing the only identifier is refused; clearing one of two is fine.
+        let err = tx.update_contact(a.id, &ContactInput { phone: Some(String::new()), ..Default::default() }).await.unwrap_err();
+        assert!(matches!(err, StoreError::InvalidFields(_)));
+        let a = tx.update_contact(a.id, &ContactInput { user_id: Some("US.9999999999999999999".into()), ..Default::default() }).await.unwrap();
+        let a = tx.update_contact(a.id, &ContactInput { phone: Some(String::new()), ..Default::default() }).await.unwrap();
+        assert_eq!((a.phone, a.name.as_deref()), (None, Some("A")), "unlisted values are kept");
+        tx.commit().await.unwrap();
+    }
+
+    async fn agents_see_masked_numbers_and_cannot_search_by_them(db) {
+        let ctx = admin(&db.store, "mask").await;
+        let agent = member(&db.store, &ctx, "agent", BuiltinRole::Agent).await;
+        let mut tx = db.store.begin(&ctx).await.unwrap();
+        let c = tx.create_contact(&person("Ravi", "+919876543210")).await.unwrap();
+        tx.commit().await.unwrap();
+        let mut tx = db.store.begin_read(&agent).await.unwrap();
+        let seen = tx.contact_record(c.id).await.unwrap();
+        assert!(seen.phone_masked);
+        assert!(!seen.phone.as_deref().unwrap().contains("8765432"), "{:?}", seen.phone);
+        let by_number = tx.list_contacts(&ContactQuery { search: Some("98765".into()), limit: 10, ..Default::default() }).await.unwrap();
+        assert!(by_number.items.is_empty(), "a masked viewer cannot search by number");
+        let by_name = tx.list_contacts(&ContactQuery { search: Some("rav".into()), limit: 10, ..Default::default() }).await.unwrap();
+        assert_eq!(by_name.items.len(), 1);
+        assert!(by_name.items[0].phone_masked);
+        drop(tx);
+        let mut tx = db.store.begin_read(&ctx).await.unwrap();
+        let by_number = tx.list_contacts(&ContactQuery { search: Some("98765".into()), limit: 10, ..Default::default() }).await.unwrap();
+        assert_eq!(by_number.items.len(), 1);
+    }
+
+    async fn pages_follow_the_cursor_and_filter_by_tag(db) {
+        let ctx = admin(&db.store, "pages").await;
+        let mut tx = db.store.begin(&ctx).await.unwrap();
+        let vip = tx.create_tag("vip").await.unwrap();
+        let mut ids = Vec::new();
+        for i in 0..5 {
+            let c = tx.create_contact(&person(&format!("P{i}"), &format!("+1415555010{i}"))).await.unwrap();
+            if i % 2 == 0 {
+                tx.set_contact_tag(c.id, vip.id, true).await.unwrap();
+            }
+            ids.push(c.id);
+        }
+        tx.commit().await.unwrap();
+        let mut tx = db.store.begin_read(&ctx).await.unwrap();
+        let mut seen = Vec::new();
+        let mut after = None;
+        loop {
+            let page = tx.list_contacts(&ContactQuery { after, limit: 2, ..Default::default() }).await.unwrap();
+            seen.extend(page.items.iter().map(|c| c.id));
+            match page.next_cursor {
+                Some(c) => after = Some(Cursor::decode(&c).unwrap()),
+                None => break,
+            }
+        }
+        ids.reverse();
+        assert_eq!(seen, ids, "newest first, each once");
+        let tagged = tx.list_contacts(&ContactQuery { tag: Some(vip.id), limit: 10, ..Default::default() }).await.unwrap();
+        assert_eq!(tagged.items.len(), 3);
+    }
+
+    async fn a_choice_option_in_use_cannot_be_removed_and_keys_are_unique(db) {
+        let ctx = admin(&db.store, "fields").await;
+        let mut tx = db.store.begin(&ctx).await.unwrap();
+        let city = tx.create_field("city", "City", FieldKind::Choice, &["Pune".into(), "Goa".into()]).await.unwrap();
+        let err = tx.create_field("city", "Town", FieldKind::Text, &[]).await.unwrap_err();
+        assert!(matches!(err, StoreError::Conflict("field_key_taken")));
+        let err = tx.create_field("Bad Key", "", FieldKind::Text, &["x".into()]).await.unwrap_err();
+        let StoreError::InvalidFields(ps) = err else { panic!() };
+        assert_eq!(ps.iter().map(|p| p.field.as_str()).collect::<Vec<_>>(), ["key", "label", "options"]);
+        tx.create_contact(&ContactInput { phone: Some("+14155550100".into()), fields: [("city".to_string(), json!("Pune"))].into(), ..Default::default() }).await.unwrap();
+        let err = tx.update_field(city.id, "City", &["Goa".into()]).await.unwrap_err();
+        assert!(matches!(err, StoreError::Conflict("option_in_use")));
+        let city = tx.update_field(city.id, "Home city", &["Pune".into(), "Delhi".into()]).await.unwrap();
+        assert_eq!(city.options, ["Pune", "Delhi"]);
+        tx.delete_field(city.id).await.unwrap();
+        let c = tx.list_contacts(&ContactQuery { limit: 1, ..Default::default() }).await.unwrap();
+        assert!(c.items[0].fields.is_empty(), "a deleted field's values go with it");
+        tx.commit().await.unwrap();
+    }
+}
