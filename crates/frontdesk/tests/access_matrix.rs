@@ -4276,6 +4276,55 @@ fn matrix() -> Vec<Entry> {
                 })
             })
         }),
+        route(Method::GET, "/api/v1/contacts/{contact_id}/consent", Access::Perm(ContactsRead), |w, _| {
+            Box::pin(async move {
+                let c = fresh_contact(w).await;
+                Case::bare(format!("/api/v1/contacts/{c}/consent")).then(|_, a| {
+                    Box::pin(async move { assert!(a.json()["events"].is_array(), "{}", a.short()) })
+                })
+            })
+        }),
+        route(Method::POST, "/api/v1/contacts/{contact_id}/consent", Access::Perm(ContactsWrite), |w, _| {
+            Box::pin(async move {
+                let c = fresh_contact(w).await;
+                Case::json(format!("/api/v1/contacts/{c}/consent"), json!({ "state": "opt_in", "source": "form", "evidence": "Signed up at the counter" }))
+                    .status(201)
+                    .then(move |w, _| {
+                        Box::pin(async move {
+                            assert_eq!(w.get_a(&format!("/api/v1/contacts/{c}")).await["consent"], "opt_in");
+                        })
+                    })
+            })
+        }),
+        route(Method::GET, "/api/v1/audience/settings", Access::Perm(ContactsConfigure), |_, _| {
+            Box::pin(async move {
+                Case::bare("/api/v1/audience/settings").then(|_, a| {
+                    Box::pin(async move { assert!(a.json()["opt_out_keywords"].as_array().is_some_and(|k| !k.is_empty()), "{}", a.short()) })
+                })
+            })
+        }),
+        route(Method::PUT, "/api/v1/audience/settings", Access::Perm(ContactsConfigure), |_, _| {
+            Box::pin(async move {
+                Case::json("/api/v1/audience/settings", json!({ "opt_out_keywords": ["STOP", "unsubscribe"], "opt_in_keywords": ["START"], "opt_out_reply": "Bye.", "opt_in_reply": "Hello again." }))
+                    .then(|w, _| {
+                        Box::pin(async move {
+                            assert_eq!(w.get_a("/api/v1/audience/settings").await["opt_out_keywords"], json!(["STOP", "UNSUBSCRIBE"]));
+                        })
+                    })
+            })
+        }),
+        route(Method::POST, "/contacts/{contact_id}/consent", Access::Perm(ContactsWrite), |w, _| {
+            Box::pin(async move {
+                let c = fresh_contact(w).await;
+                Case::form(format!("/contacts/{c}/consent"), &[("state", "opt_out"), ("source", "agent"), ("evidence", "Asked on the phone")])
+                    .see_other(format!("/contacts/{c}?ok=consent"))
+                    .then(move |w, _| {
+                        Box::pin(async move {
+                            assert_eq!(w.get_a(&format!("/api/v1/contacts/{c}")).await["consent"], "opt_out");
+                        })
+                    })
+            })
+        }),
         route(Method::GET, "/contacts", Access::Perm(ContactsRead), |w, _| {
             Box::pin(async move {
                 let c = fresh_contact(w).await;

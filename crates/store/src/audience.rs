@@ -13,8 +13,8 @@ use crate::inbox::{Cursor, MAX_PAGE, mask_phone};
 use crate::orgs::now_micros;
 use crate::tenant::{TenantTx, Tx, with_conn};
 use frontdesk_domain::audience::{
-    FieldKind, MAX_FIELDS, MAX_TAGS, MAX_TEXT, StoredValue, parse_field_key, parse_field_value,
-    parse_language, parse_options, parse_tag_name, parse_text,
+    ConsentState, FieldKind, MAX_FIELDS, MAX_TAGS, MAX_TEXT, StoredValue, parse_field_key,
+    parse_field_value, parse_language, parse_options, parse_tag_name, parse_text,
 };
 use frontdesk_domain::{Bsuid, ContactId, E164, Email, FieldId, Permission, TagId};
 use serde::Serialize;
@@ -98,6 +98,8 @@ pub struct ContactRecord {
     /// When the customer last wrote, on any number.
     #[serde(with = "time::serde::rfc3339::option")]
     pub last_inbound_at: Option<OffsetDateTime>,
+    /// Marketing consent from the ledger's latest event; absent: unknown.
+    pub consent: Option<ConsentState>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
@@ -283,15 +285,31 @@ struct ContactRow {
     last_inbound_at: Option<OffsetDateTime>,
     created_at: OffsetDateTime,
     updated_at: OffsetDateTime,
+    consent: Option<String>,
 }
+
+/// The latest consent event's state of contact `k` (SQL), for lists and segments.
+macro_rules! consent_state_sql {
+    () => {
+        "(SELECT e.state FROM consent_events e WHERE e.org_id = k.org_id AND e.contact_id = k.id ORDER BY e.created_at DESC, e.id DESC LIMIT 1)"
+    };
+}
+#[allow(unused_imports)] // segments use it
+pub(crate) use consent_state_sql;
 
 macro_rules! contact_cols {
     () => {
-        "k.id, k.phone, k.bsuid, k.username, k.profile_name, k.name, k.email, k.language, k.company, \
-         (SELECT max(c.last_inbound_at) FROM conversations c WHERE c.org_id = k.org_id AND c.contact_id = k.id) AS last_inbound_at, \
-         k.created_at, k.updated_at"
+        concat!(
+            "k.id, k.phone, k.bsuid, k.username, k.profile_name, k.name, k.email, k.language, k.company, \
+             (SELECT max(c.last_inbound_at) FROM conversations c WHERE c.org_id = k.org_id AND c.contact_id = k.id) AS last_inbound_at, \
+             k.created_at, k.updated_at, ",
+            consent_state_sql!(),
+            " AS consent"
+        )
     };
 }
+#[allow(unused_imports)] // segments use it
+pub(crate) use contact_cols;
 
 /// The list: `$1` org, `$2` search pattern (or NULL), `$3` whether numbers are searched,
 /// `$4` tag (or NULL), `$5`/`$6` cursor (or NULL), `$7` limit.
@@ -377,6 +395,7 @@ impl TenantTx {
                 .map(|(k, kind, t, n)| (k, field_json(&kind, t, n)))
                 .collect(),
             last_inbound_at: r.last_inbound_at,
+            consent: r.consent.as_deref().and_then(ConsentState::parse),
             created_at: r.created_at,
             updated_at: r.updated_at,
         })

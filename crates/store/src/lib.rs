@@ -9,6 +9,7 @@ pub mod api_keys;
 pub mod audience;
 pub mod audit;
 pub mod channels;
+pub mod consent;
 mod error;
 pub mod events;
 mod gate;

@@ -226,3 +226,71 @@ both_backends! {
         tx.commit().await.unwrap();
     }
 }
+
+both_backends! {
+    async fn the_latest_consent_event_decides_and_the_ledger_cannot_be_rewritten(db) {
+        use frontdesk_domain::audience::{ConsentSource, ConsentState};
+        let ctx = admin(&db.store, "ledger").await;
+        let mut tx = db.store.begin(&ctx).await.unwrap();
+        let c = tx.create_contact(&person("Asha", "+14155550100")).await.unwrap();
+        assert_eq!(tx.consent(c.id).await.unwrap().state, None);
+        tx.record_consent(c.id, ConsentState::OptIn, ConsentSource::Form, "paper form").await.unwrap();
+        tx.record_consent(c.id, ConsentState::OptOut, ConsentSource::Agent, "asked on the phone").await.unwrap();
+        tx.commit().await.unwrap();
+        let mut tx = db.store.begin_read(&ctx).await.unwrap();
+        let v = tx.consent(c.id).await.unwrap();
+        assert_eq!(v.state, Some(ConsentState::OptOut));
+        assert_eq!(v.events.len(), 2);
+        assert_eq!(v.events[0].source, ConsentSource::Agent);
+        assert_eq!(tx.contact_record(c.id).await.unwrap().consent, Some(ConsentState::OptOut));
+        drop(tx);
+        let err = db.raw_execute(&["UPDATE consent_events SET state = 'opt_in'".into()]).await;
+        assert!(err.is_err(), "an event cannot be changed");
+        let err = db.raw_execute(&["DELETE FROM consent_events".into()]).await;
+        if db.store.backend() == frontdesk_store::Backend::Sqlite {
+            assert!(err.is_err(), "an event cannot be deleted while its contact exists");
+        }
+    }
+
+    async fn a_merged_contact_keeps_the_other_ones_opt_out(db) {
+        use frontdesk_domain::audience::{ConsentSource, ConsentState};
+        use frontdesk_domain::{Bsuid, E164};
+        let ctx = admin(&db.store, "merge").await;
+        let mut tx = db.store.begin(&ctx).await.unwrap();
+        let by_phone = tx.create_contact(&person("Phone", "+14155550100")).await.unwrap();
+        let by_user = tx.create_contact(&ContactInput { user_id: Some("US.1234567890123456789".into()), ..Default::default() }).await.unwrap();
+        tx.record_consent(by_user.id, ConsentState::OptOut, ConsentSource::Keyword, "STOP").await.unwrap();
+        let vip = tx.create_tag("vip").await.unwrap();
+        tx.set_contact_tag(by_user.id, vip.id, true).await.unwrap();
+        // A payload naming both links them into one contact.
+        let kept = tx.upsert_contact(&frontdesk_store::CustomerIdentity {
+            phone: Some(E164::parse("+14155550100").unwrap()),
+            bsuid: Some(Bsuid::parse("US.1234567890123456789").unwrap()),
+            ..Default::default()
+        }).await.unwrap();
+        tx.commit().await.unwrap();
+        assert!(kept == by_phone.id || kept == by_user.id);
+        let mut tx = db.store.begin_read(&ctx).await.unwrap();
+        let c = tx.contact_record(kept).await.unwrap();
+        assert_eq!(c.consent, Some(ConsentState::OptOut), "the opt-out survives the merge");
+        assert_eq!(c.tags.len(), 1);
+    }
+
+    async fn keywords_are_normalised_and_matched_on_the_whole_message(db) {
+        use frontdesk_domain::audience::ConsentState;
+        use frontdesk_store::consent::AudienceSettings;
+        let ctx = admin(&db.store, "keywords").await;
+        let mut tx = db.store.begin(&ctx).await.unwrap();
+        assert_eq!(tx.consent_keyword(" Stop ").await.unwrap(), Some(ConsentState::OptOut));
+        assert_eq!(tx.consent_keyword("please stop").await.unwrap(), None);
+        tx.set_audience_settings(AudienceSettings {
+            opt_out_keywords: vec!["stop".into(), "no  more".into()],
+            ..Default::default()
+        }).await.unwrap();
+        assert_eq!(tx.consent_keyword("NO MORE").await.unwrap(), Some(ConsentState::OptOut));
+        assert_eq!(tx.consent_keyword("start").await.unwrap(), Some(ConsentState::OptIn));
+        let err = tx.set_audience_settings(AudienceSettings { opt_in_keywords: vec!["STOP".into()], ..Default::default() }).await;
+        assert!(matches!(err, Err(StoreError::Invalid(_))), "a word cannot go both ways");
+        tx.commit().await.unwrap();
+    }
+}

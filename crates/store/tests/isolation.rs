@@ -338,6 +338,17 @@ async fn populate_audience(store: &Store, ctx: &TenantCtx, tag: &str) {
         .unwrap();
     let t = tx.create_tag(&format!("vip {tag}")).await.unwrap();
     tx.set_contact_tag(contact.id, t.id, true).await.unwrap();
+    tx.record_consent(
+        contact.id,
+        frontdesk_domain::audience::ConsentState::OptIn,
+        frontdesk_domain::audience::ConsentSource::Form,
+        &format!("form {tag}"),
+    )
+    .await
+    .unwrap();
+    tx.set_audience_settings(frontdesk_store::consent::AudienceSettings::default())
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
 }
 
@@ -815,8 +826,8 @@ async fn writing_another_tenants_rows_is_rejected_by_the_database() {
         assert!(err.to_string().contains("row-level security"), "{t}: {err}");
         tx.rollback().await.unwrap();
 
-        if t == "audit_events" {
-            continue; // not even granted UPDATE or DELETE (see the audit tests)
+        if t == "audit_events" || t == "consent_events" {
+            continue; // append-only: not even granted UPDATE or DELETE (audit and audience tests)
         }
         // Moving A's row to B is refused; B's rows cannot be touched from A.
         let mut tx = app.begin().await.unwrap();

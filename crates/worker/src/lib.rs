@@ -6,6 +6,7 @@
 //! for timing.
 
 pub mod blob;
+pub mod consent;
 mod dispatch;
 mod ingest;
 pub mod queue;

@@ -12,10 +12,12 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use frontdesk_domain::audience::FieldKind;
+use frontdesk_domain::audience::{ConsentSource, ConsentState};
 use frontdesk_domain::{ContactId, FieldId, Permission, TagId};
 use frontdesk_store::audience::{
     ContactInput, ContactPage, ContactQuery, ContactRecord, FieldDef, Tag,
 };
+use frontdesk_store::consent::{AudienceSettings, ConsentEvent, ConsentView};
 use frontdesk_store::inbox::Cursor;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -38,6 +40,16 @@ pub(crate) fn routes(b: RouteTableBuilder) -> RouteTableBuilder {
         .json(routes!(create_tag), Access::Perm(ContactsConfigure))
         .json(routes!(rename_tag), Access::Perm(ContactsConfigure))
         .json(routes!(delete_tag), Access::Perm(ContactsConfigure))
+        .json(routes!(get_consent), Access::Perm(ContactsRead))
+        .json(routes!(record_consent), Access::Perm(ContactsWrite))
+        .json(
+            routes!(get_audience_settings),
+            Access::Perm(ContactsConfigure),
+        )
+        .json(
+            routes!(put_audience_settings),
+            Access::Perm(ContactsConfigure),
+        )
 }
 
 /// The list's filters.
@@ -392,4 +404,99 @@ async fn delete_tag(
     tx.delete_tag(id).await?;
     tx.commit().await?;
     Ok(StatusCode::NO_CONTENT)
+}
+
+/// A contact's marketing consent: the current state (absent: unknown) and the ledger.
+#[utoipa::path(get, path = "/api/v1/contacts/{contact_id}/consent", tag = "audience",
+    params(("contact_id" = String, Path, description = "Contact id")),
+    responses((status = 200, description = "State and ledger, newest first", body = ConsentView),
+        (status = 404, description = "No such contact here", body = ErrorEnvelope)))]
+async fn get_consent(
+    State(state): State<AppState>,
+    Tenant(ctx): Tenant,
+    Path(id): Path<String>,
+) -> Result<Json<ConsentView>, ApiError> {
+    let id = path_id(&id, ContactId::parse)?;
+    let mut tx = state.store().begin_read(&ctx).await?;
+    let v = tx.consent(id).await?;
+    tx.commit().await?;
+    Ok(Json(v))
+}
+
+/// A consent event to record.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConsentBody {
+    pub state: ConsentState,
+    /// `form`, `agent` or `api` (keywords and imports are recorded by Frontdesk itself).
+    pub source: ConsentSource,
+    /// What shows the customer's choice, up to 1000 characters.
+    pub evidence: String,
+}
+
+/// Checks a consent body from a person or a client: evidence required, no system sources.
+pub(crate) fn check_consent_body(b: &ConsentBody) -> Result<(), ApiError> {
+    if matches!(b.source, ConsentSource::Keyword | ConsentSource::Import) {
+        return Err(ApiError::unprocessable(
+            "invalid_source",
+            "keyword and import events are recorded by Frontdesk itself; use form, agent or api",
+        ));
+    }
+    if b.evidence.trim().is_empty() {
+        return Err(ApiError::unprocessable(
+            "evidence_required",
+            "say what shows the customer's choice (the form, the call, the message)",
+        ));
+    }
+    Ok(())
+}
+
+/// Appends an opt-in or opt-out event to a contact's ledger; the latest event decides.
+#[utoipa::path(post, path = "/api/v1/contacts/{contact_id}/consent", tag = "audience",
+    params(("contact_id" = String, Path, description = "Contact id")), request_body = ConsentBody,
+    responses((status = 201, description = "Recorded", body = ConsentEvent),
+        (status = 404, description = "No such contact here", body = ErrorEnvelope),
+        (status = 422, description = "Source or evidence not accepted", body = ErrorEnvelope)))]
+async fn record_consent(
+    State(state): State<AppState>,
+    Tenant(ctx): Tenant,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<ConsentBody>,
+) -> Result<(StatusCode, Json<ConsentEvent>), ApiError> {
+    let id = path_id(&id, ContactId::parse)?;
+    check_consent_body(&req)?;
+    let mut tx = state.store().begin(&ctx).await?;
+    let e = tx
+        .record_consent(id, req.state, req.source, &req.evidence)
+        .await?;
+    tx.commit().await?;
+    Ok((StatusCode::CREATED, Json(e)))
+}
+
+/// The consent keywords (whole message, any case) and the confirmations sent back.
+#[utoipa::path(get, path = "/api/v1/audience/settings", tag = "audience",
+    responses((status = 200, description = "Settings", body = AudienceSettings)))]
+async fn get_audience_settings(
+    State(state): State<AppState>,
+    Tenant(ctx): Tenant,
+) -> Result<Json<AudienceSettings>, ApiError> {
+    let mut tx = state.store().begin_read(&ctx).await?;
+    let s = tx.audience_settings().await?;
+    tx.commit().await?;
+    Ok(Json(s))
+}
+
+/// Replaces the consent keywords and confirmations (at least one opt-out keyword).
+#[utoipa::path(put, path = "/api/v1/audience/settings", tag = "audience", request_body = AudienceSettings,
+    responses((status = 200, description = "Settings", body = AudienceSettings),
+        (status = 422, description = "Invalid keyword or text", body = ErrorEnvelope)))]
+async fn put_audience_settings(
+    State(state): State<AppState>,
+    Tenant(ctx): Tenant,
+    ApiJson(req): ApiJson<AudienceSettings>,
+) -> Result<Json<AudienceSettings>, ApiError> {
+    let mut tx = state.store().begin(&ctx).await?;
+    let s = tx.set_audience_settings(req).await?;
+    tx.commit().await?;
+    Ok(Json(s))
 }

@@ -6,7 +6,7 @@
 
 use super::{PageCtx, PageError, PageForm, see_other, when};
 use crate::AppState;
-use crate::api::contacts::{ContactListParams, contact_query};
+use crate::api::contacts::{ConsentBody, ContactListParams, check_consent_body, contact_query};
 use crate::auth::{Access, Authed, Tenant};
 use crate::error::ApiError;
 use crate::routes::RouteTableBuilder;
@@ -14,10 +14,11 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use frontdesk_domain::audience::FieldKind;
+use frontdesk_domain::audience::{ConsentSource, ConsentState, FieldKind};
 use frontdesk_domain::{ContactId, Permission, TagId};
 use frontdesk_store::StoreError;
 use frontdesk_store::audience::{ContactInput, ContactRecord, FieldDef, FieldProblem, Tag};
+use frontdesk_store::consent::ConsentView;
 use maud::{Markup, html};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -66,6 +67,12 @@ pub(crate) fn routes(b: RouteTableBuilder) -> RouteTableBuilder {
         post(contact_tags),
         Access::Perm(ContactsWrite),
     )
+    .page(
+        Method::POST,
+        "/contacts/{contact_id}/consent",
+        post(contact_consent),
+        Access::Perm(ContactsWrite),
+    )
 }
 
 fn contact_id(s: &str) -> Result<ContactId, PageError> {
@@ -82,6 +89,7 @@ fn notice(code: &Option<String>) -> Markup {
         Some("created") => Some("Contact created."),
         Some("saved") => Some("Saved."),
         Some("tagged") => Some("Tags updated."),
+        Some("consent") => Some("Consent recorded."),
         _ => None,
     };
     html! { @if let Some(t) = text { p.notice role="status" data-testid="notice" { (t) } } }
@@ -459,17 +467,13 @@ async fn contact_page(
     let c = tx.contact_record(id).await?;
     let defs = tx.fields().await?;
     let catalogue = tx.tags().await?;
+    let consent = tx.consent(id).await?;
     tx.commit().await?;
     let page = PageCtx::new(&state, Some(caller), &headers, NAV_PATH).await;
-    let body = contact_body(
-        &page,
-        &c,
-        &defs,
-        &catalogue,
-        &FormValues::of(&c),
-        &[],
-        &q.ok,
-    );
+    let body = html! {
+        (contact_body(&page, &c, &defs, &catalogue, &FormValues::of(&c), &[], &q.ok))
+        (consent_section(&page, &c, &consent))
+    };
     Ok(page.render(&display_name(&c), body))
 }
 
@@ -488,6 +492,7 @@ fn contact_body(
         dl data-testid="contact-summary" {
             dt { "Number" } dd data-testid="contact-phone" { (c.phone.as_deref().unwrap_or("—")) }
             @if let Some(p) = &c.profile_name { dt { "WhatsApp name" } dd { (p) } }
+            dt { "Marketing consent" } dd { (consent_label(c.consent)) }
             dt { "Last message from them" } dd { (c.last_inbound_at.map(when).unwrap_or_else(|| "never".into())) }
         }
         (tags_section(page, c, catalogue))
@@ -537,6 +542,82 @@ async fn contact_update(
             Ok(unprocessable(page.render(&display_name(&c), body)))
         }
     }
+}
+
+fn consent_label(s: Option<ConsentState>) -> &'static str {
+    match s {
+        Some(ConsentState::OptIn) => "opted in",
+        Some(ConsentState::OptOut) => "opted out",
+        None => "unknown",
+    }
+}
+
+fn consent_section(page: &PageCtx, c: &ContactRecord, v: &ConsentView) -> Markup {
+    html! {
+        h2 { "Marketing consent" }
+        p { "Now: " strong data-testid="consent-state" { (consent_label(v.state)) } }
+        @if !v.events.is_empty() {
+            table data-testid="consent-ledger" {
+                thead { tr { th { "When" } th { "Choice" } th { "Source" } th { "Evidence" } } }
+                tbody {
+                    @for e in &v.events {
+                        tr {
+                            td { (when(e.created_at)) }
+                            td { (consent_label(Some(e.state))) }
+                            td { (e.source.as_str()) }
+                            td { (e.evidence) }
+                        }
+                    }
+                }
+            }
+        }
+        @if page.can(Permission::ContactsWrite) {
+            form method="post" action={ "/contacts/" (c.id) "/consent" } data-testid="consent-form" {
+                (page.csrf_field())
+                label { "Choice"
+                    select name="state" {
+                        option value="opt_in" { "Opted in" }
+                        option value="opt_out" { "Opted out" }
+                    }
+                }
+                label { "How we know"
+                    select name="source" {
+                        option value="agent" { "Told an agent" }
+                        option value="form" { "Filled in a form" }
+                    }
+                }
+                label { "Evidence" input type="text" name="evidence" required maxlength="1000" placeholder="Phone call on 3 May, ticket 1234"; }
+                button type="submit" { "Record" }
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+struct ConsentForm {
+    state: ConsentState,
+    source: ConsentSource,
+    evidence: String,
+}
+
+async fn contact_consent(
+    State(state): State<AppState>,
+    Tenant(ctx): Tenant,
+    Path(id): Path<String>,
+    PageForm(form): PageForm<ConsentForm>,
+) -> Result<Response, PageError> {
+    let id = contact_id(&id)?;
+    let body = ConsentBody {
+        state: form.state,
+        source: form.source,
+        evidence: form.evidence,
+    };
+    check_consent_body(&body)?;
+    let mut tx = state.store().begin(&ctx).await?;
+    tx.record_consent(id, body.state, body.source, &body.evidence)
+        .await?;
+    tx.commit().await?;
+    Ok(see_other(&format!("/contacts/{id}?ok=consent"), &[]))
 }
 
 #[derive(Deserialize)]
