@@ -431,6 +431,19 @@ async fn fresh_field(w: &World) -> String {
         .to_owned()
 }
 
+/// A new segment of org A's: its id.
+async fn fresh_segment(w: &World) -> String {
+    w.ok(
+        Method::POST,
+        "/api/v1/segments",
+        Some(json!({ "name": w.uniq("segment"), "rule": { "and": [] } })),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 async fn a_conversation(w: &World) -> String {
     w.get_a(&format!("/api/v1/messages/{}", w.a.message)).await["conversation_id"]
         .as_str()
@@ -4321,6 +4334,125 @@ fn matrix() -> Vec<Entry> {
                     .then(move |w, _| {
                         Box::pin(async move {
                             assert_eq!(w.get_a(&format!("/api/v1/contacts/{c}")).await["consent"], "opt_out");
+                        })
+                    })
+            })
+        }),
+        route(Method::GET, "/api/v1/segments", Access::Perm(ContactsRead), |w, _| {
+            Box::pin(async move {
+                let s = fresh_segment(w).await;
+                Case::bare("/api/v1/segments").then(move |_, a| {
+                    Box::pin(async move { assert!(a.json().as_array().unwrap().iter().any(|x| x["id"] == s.as_str()), "{}", a.short()) })
+                })
+            })
+        }),
+        route(Method::POST, "/api/v1/segments", Access::Perm(ContactsWrite), |w, _| {
+            Box::pin(async move {
+                let name = w.uniq("segment");
+                Case::json("/api/v1/segments", json!({ "name": name, "rule": { "consent": "opt_in" } })).status(201).then(move |w, a| {
+                    Box::pin(async move {
+                        let id = a.json()["id"].as_str().unwrap().to_owned();
+                        assert_eq!(w.get_a(&format!("/api/v1/segments/{id}")).await["name"], name.as_str());
+                    })
+                })
+            })
+        }),
+        route(Method::POST, "/api/v1/segments/preview", Access::Perm(ContactsRead), |w, _| {
+            Box::pin(async move {
+                let c = fresh_contact(w).await;
+                let t = fresh_tag(w).await;
+                w.ok(Method::PUT, &format!("/api/v1/contacts/{c}/tags/{t}"), None).await;
+                Case::json("/api/v1/segments/preview", json!({ "rule": { "has_tag": t } })).then(move |_, a| {
+                    Box::pin(async move {
+                        assert_eq!(a.json()["count"], 1, "{}", a.short());
+                        assert_eq!(a.json()["contacts"][0]["id"], c.as_str());
+                    })
+                })
+            })
+        })
+        .cross(|w| {
+            Box::pin(async move {
+                // Org A's tag in org B's rule is not a tag there.
+                let t = fresh_tag(w).await;
+                vec![Case::json("/api/v1/segments/preview", json!({ "rule": { "has_tag": t } }))]
+            })
+        }),
+        route(Method::GET, "/api/v1/segments/{segment_id}", Access::Perm(ContactsRead), |w, _| {
+            Box::pin(async move {
+                let s = fresh_segment(w).await;
+                Case::bare(format!("/api/v1/segments/{s}")).then(|_, a| {
+                    Box::pin(async move { assert!(a.json()["count"].is_i64(), "{}", a.short()) })
+                })
+            })
+        }),
+        route(Method::PUT, "/api/v1/segments/{segment_id}", Access::Perm(ContactsWrite), |w, _| {
+            Box::pin(async move {
+                let s = fresh_segment(w).await;
+                let name = w.uniq("renamed segment");
+                Case::json(format!("/api/v1/segments/{s}"), json!({ "name": name, "rule": { "open_conversation": true } })).then(move |w, _| {
+                    Box::pin(async move {
+                        let v = w.get_a(&format!("/api/v1/segments/{s}")).await;
+                        assert_eq!((v["name"].as_str(), &v["rule"]), (Some(name.as_str()), &json!({ "open_conversation": true })), "{v}");
+                    })
+                })
+            })
+        }),
+        route(Method::DELETE, "/api/v1/segments/{segment_id}", Access::Perm(ContactsWrite), |w, _| {
+            Box::pin(async move {
+                let s = fresh_segment(w).await;
+                Case::bare(format!("/api/v1/segments/{s}")).status(204).then(move |w, _| {
+                    Box::pin(async move {
+                        let all = w.get_a("/api/v1/segments").await;
+                        assert!(!all.as_array().unwrap().iter().any(|x| x["id"] == s.as_str()));
+                    })
+                })
+            })
+        }),
+        route(Method::GET, "/segments", Access::Perm(ContactsRead), |w, _| {
+            Box::pin(async move {
+                let s = fresh_segment(w).await;
+                Case::bare("/segments").then(move |_, a| {
+                    Box::pin(async move { assert!(a.text.contains(&format!("data-segment-id=\"{s}\"")), "{}", a.short()) })
+                })
+            })
+        }),
+        route(Method::GET, "/segments/new", Access::Perm(ContactsWrite), |_, _| {
+            Box::pin(async move {
+                Case::bare("/segments/new").then(|_, a| {
+                    Box::pin(async move { assert!(a.text.contains("id=\"segment-builder\""), "{}", a.short()) })
+                })
+            })
+        }),
+        route(Method::POST, "/segments", Access::Perm(ContactsWrite), |w, _| {
+            Box::pin(async move {
+                let name = w.uniq("paged segment");
+                Case::form("/segments", &[("name", &name), ("rule", r#"{"consent":"unknown"}"#)])
+                    .see_other_starting("/segments/")
+                    .then(move |w, _| {
+                        Box::pin(async move {
+                            let all = w.get_a("/api/v1/segments").await;
+                            assert!(all.as_array().unwrap().iter().any(|x| x["name"] == name.as_str()), "{all}");
+                        })
+                    })
+            })
+        }),
+        route(Method::GET, "/segments/{segment_id}", Access::Perm(ContactsRead), |w, _| {
+            Box::pin(async move {
+                let s = fresh_segment(w).await;
+                Case::bare(format!("/segments/{s}")).then(|_, a| {
+                    Box::pin(async move { assert!(a.text.contains("data-testid=\"segment-count\""), "{}", a.short()) })
+                })
+            })
+        }),
+        route(Method::POST, "/segments/{segment_id}", Access::Perm(ContactsWrite), |w, _| {
+            Box::pin(async move {
+                let s = fresh_segment(w).await;
+                let name = w.uniq("edited segment");
+                Case::form(format!("/segments/{s}"), &[("name", &name), ("rule", r#"{"open_conversation":false}"#)])
+                    .see_other(format!("/segments/{s}"))
+                    .then(move |w, _| {
+                        Box::pin(async move {
+                            assert_eq!(w.get_a(&format!("/api/v1/segments/{s}")).await["name"], name.as_str());
                         })
                     })
             })

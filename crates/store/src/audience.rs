@@ -272,7 +272,7 @@ fn like_pattern(q: &str) -> String {
 }
 
 #[derive(sqlx::FromRow)]
-struct ContactRow {
+pub(crate) struct ContactRow {
     id: Uuid,
     phone: Option<String>,
     bsuid: Option<String>,
@@ -294,7 +294,6 @@ macro_rules! consent_state_sql {
         "(SELECT e.state FROM consent_events e WHERE e.org_id = k.org_id AND e.contact_id = k.id ORDER BY e.created_at DESC, e.id DESC LIMIT 1)"
     };
 }
-#[allow(unused_imports)] // segments use it
 pub(crate) use consent_state_sql;
 
 macro_rules! contact_cols {
@@ -308,7 +307,6 @@ macro_rules! contact_cols {
         )
     };
 }
-#[allow(unused_imports)] // segments use it
 pub(crate) use contact_cols;
 
 /// The list: `$1` org, `$2` search pattern (or NULL), `$3` whether numbers are searched,
@@ -358,7 +356,7 @@ impl TenantTx {
         self.ctx().can(Permission::ContactsViewPhone)
     }
 
-    async fn record_of(&mut self, r: ContactRow) -> Result<ContactRecord, StoreError> {
+    pub(crate) async fn record_of(&mut self, r: ContactRow) -> Result<ContactRecord, StoreError> {
         let org = self.org();
         let tags: Vec<(Uuid, String)> = with_conn!(self.tx, c => {
             sqlx::query_as("SELECT t.id, t.name FROM contact_tags ct JOIN tags t ON t.org_id = ct.org_id AND t.id = ct.tag_id WHERE ct.org_id = $1 AND ct.contact_id = $2 ORDER BY t.name")

@@ -22,6 +22,7 @@ pub mod orgs;
 pub mod queue;
 mod queue_screens;
 pub mod secrets;
+pub mod segments;
 mod settings;
 pub mod simulator;
 mod tenant;

@@ -294,3 +294,156 @@ both_backends! {
         tx.commit().await.unwrap();
     }
 }
+
+async fn channel(store: &Store, ctx: &TenantCtx) -> frontdesk_domain::ChannelId {
+    use secrecy::SecretString;
+    let mut tx = store.begin(ctx).await.unwrap();
+    let (view, _) = tx
+        .create_channel(frontdesk_store::NewChannel {
+            name: "Shop number".into(),
+            provider: frontdesk_store::Provider::Cloud,
+            phone_number_id: "pn1".into(),
+            waba_id: "waba1".into(),
+            display_number: "+15550001111".into(),
+            api_base_url: "http://127.0.0.1:1/graph".into(),
+            api_version: "v23.0".into(),
+            simulated: false,
+            access_token: SecretString::from("token".to_string()),
+            app_secret: Some(SecretString::from("secret".to_string())),
+            verify_token: None,
+            throughput_mps: 80,
+        })
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    view.id
+}
+
+/// The customer wrote `days_ago` days ago.
+async fn wrote(
+    store: &Store,
+    ctx: &TenantCtx,
+    ch: frontdesk_domain::ChannelId,
+    contact: frontdesk_domain::ContactId,
+    days_ago: i64,
+) {
+    let mut tx = store.begin(ctx).await.unwrap();
+    tx.record_inbound(
+        ch,
+        contact,
+        &frontdesk_store::InboundRecord {
+            provider_message_id: format!("wamid.{}", uuid::Uuid::now_v7()),
+            kind: "text".into(),
+            content: "{}".into(),
+            preview: "hi".into(),
+            reply_to: None,
+            provider_at: now_micros() - Duration::days(days_ago),
+            media: None,
+        },
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+}
+
+both_backends! {
+    async fn a_segment_selects_by_tag_last_inbound_and_a_choice_field(db) {
+        use frontdesk_domain::audience::{ConsentSource, ConsentState, Rule};
+        let ctx = admin(&db.store, "segments").await;
+        let ch = channel(&db.store, &ctx).await;
+        let mut tx = db.store.begin(&ctx).await.unwrap();
+        let city = tx.create_field("city", "City", FieldKind::Choice, &["Pune".into(), "Mumbai".into(), "Goa".into()]).await.unwrap();
+        let vip = tx.create_tag("vip").await.unwrap();
+        let mut people = Vec::new();
+        // (tagged vip, city, wrote days ago)
+        for (i, (is_vip, town, days)) in [(true, "Pune", Some(40)), (true, "Mumbai", Some(45)), (true, "Goa", Some(50)),
+                                           (true, "Pune", Some(3)), (false, "Pune", Some(40)), (true, "Pune", None)].into_iter().enumerate() {
+            let c = tx.create_contact(&ContactInput {
+                name: Some(format!("P{i}")),
+                phone: Some(format!("+1415555010{i}")),
+                fields: [("city".to_string(), json!(town))].into(),
+                ..Default::default()
+            }).await.unwrap();
+            if is_vip { tx.set_contact_tag(c.id, vip.id, true).await.unwrap(); }
+            people.push((c.id, days));
+        }
+        tx.commit().await.unwrap();
+        for (id, days) in &people {
+            if let Some(d) = days { wrote(&db.store, &ctx, ch, *id, *d).await; }
+        }
+        // tag = vip AND last_inbound > 30 days ago AND city IN (Pune, Mumbai)
+        let rule: Rule = serde_json::from_value(json!({ "and": [
+            { "has_tag": vip.id },
+            { "last_inbound": { "older_than_days": 30 } },
+            { "field": { "id": city.id, "op": "in", "value": ["pune", "Mumbai"] } },
+        ]})).unwrap();
+        let mut tx = db.store.begin(&ctx).await.unwrap();
+        let p = tx.preview_rule(&rule, now_micros()).await.unwrap();
+        assert_eq!(p.count, 2, "P0 and P1");
+        let mut names: Vec<_> = p.contacts.iter().map(|c| c.name.clone().unwrap()).collect();
+        names.sort();
+        assert_eq!(names, ["P0", "P1"]);
+        // NOT is exact (no NULL leaks): everyone else.
+        let p = tx.preview_rule(&Rule::Not(Box::new(rule.clone())), now_micros()).await.unwrap();
+        assert_eq!(p.count, 4);
+        let never: Rule = serde_json::from_value(json!({ "last_inbound": { "never": true } })).unwrap();
+        assert_eq!(tx.preview_rule(&never, now_micros()).await.unwrap().count, 1);
+        let not_set: Rule = serde_json::from_value(json!({ "not": { "consent": "opt_out" } })).unwrap();
+        assert_eq!(tx.preview_rule(&not_set, now_micros()).await.unwrap().count, 6, "unknown consent is not opted out");
+
+        // Saved, read back, and the marketing audience never holds an opted-out contact.
+        let saved = tx.save_segment(None, "Lapsed VIPs", &rule).await.unwrap();
+        assert_eq!(tx.segment(saved.id).await.unwrap().rule, rule);
+        tx.record_consent(people[0].0, ConsentState::OptOut, ConsentSource::Keyword, "STOP").await.unwrap();
+        tx.record_consent(people[1].0, ConsentState::OptIn, ConsentSource::Form, "form").await.unwrap();
+        let reach = tx.marketing_audience(&rule, frontdesk_store::segments::ConsentRequirement::NotOptedOut, None, 100, now_micros()).await.unwrap();
+        assert_eq!(reach, vec![people[1].0]);
+        // Even a rule that asks for opted-out contacts gets none of them.
+        let opted_out: Rule = serde_json::from_value(json!({ "consent": "opt_out" })).unwrap();
+        assert_eq!(tx.preview_rule(&opted_out, now_micros()).await.unwrap().count, 1);
+        let reach = tx.marketing_audience(&opted_out, frontdesk_store::segments::ConsentRequirement::NotOptedOut, None, 100, now_micros()).await.unwrap();
+        assert!(reach.is_empty());
+        let everyone = Rule::all();
+        let reach = tx.marketing_audience(&everyone, frontdesk_store::segments::ConsentRequirement::OptedIn, None, 100, now_micros()).await.unwrap();
+        assert_eq!(reach, vec![people[1].0], "opted in only");
+        let reach = tx.marketing_audience(&everyone, frontdesk_store::segments::ConsentRequirement::NotOptedOut, None, 2, now_micros()).await.unwrap();
+        let more = tx.marketing_audience(&everyone, frontdesk_store::segments::ConsentRequirement::NotOptedOut, reach.last().copied(), 100, now_micros()).await.unwrap();
+        assert_eq!(reach.len() + more.len(), 5, "pages by id, each once, without the opted-out one");
+        assert!(!reach.iter().chain(&more).any(|c| *c == people[0].0));
+        tx.commit().await.unwrap();
+    }
+
+    async fn rules_with_unknown_references_or_bad_values_are_refused(db) {
+        use frontdesk_domain::audience::Rule;
+        let ctx = admin(&db.store, "badrules").await;
+        let mut tx = db.store.begin(&ctx).await.unwrap();
+        let visits = tx.create_field("visits", "Visits", FieldKind::Number, &[]).await.unwrap();
+        for unknown in [
+            json!({ "has_tag": uuid::Uuid::now_v7() }),
+            json!({ "field": { "id": uuid::Uuid::now_v7(), "op": "is_set" } }),
+        ] {
+            let rule: Rule = serde_json::from_value(unknown.clone()).unwrap();
+            let err = tx.preview_rule(&rule, now_micros()).await.unwrap_err();
+            assert!(matches!(err, StoreError::NotFound), "{unknown}: {err:?}");
+        }
+        for bad in [
+            json!({ "field": { "id": visits.id, "op": "gt", "value": "lots" } }),
+            json!({ "attr": { "name": "language", "op": "in", "value": [] } }),
+        ] {
+            let rule: Rule = serde_json::from_value(bad.clone()).unwrap();
+            let err = tx.preview_rule(&rule, now_micros()).await.unwrap_err();
+            assert!(matches!(err, StoreError::Invalid(ref m) if m.starts_with("rule:")), "{bad}: {err:?}");
+            assert!(tx.save_segment(None, "Bad", &rule).await.is_err());
+        }
+        tx.create_contact(&ContactInput { phone: Some("+14155550100".into()), language: Some("en".into()), fields: [("visits".to_string(), json!(7))].into(), ..Default::default() }).await.unwrap();
+        let rule: Rule = serde_json::from_value(json!({ "and": [
+            { "field": { "id": visits.id, "op": "gte", "value": 7 } },
+            { "attr": { "name": "language", "op": "eq", "value": "EN" } },
+        ]})).unwrap();
+        assert_eq!(tx.preview_rule(&rule, now_micros()).await.unwrap().count, 1);
+        tx.save_segment(None, "Regulars", &rule).await.unwrap();
+        let err = tx.save_segment(None, "Regulars", &rule).await.unwrap_err();
+        assert!(matches!(err, StoreError::Conflict("segment_name_taken")));
+        tx.commit().await.unwrap();
+    }
+}

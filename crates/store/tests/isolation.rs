@@ -349,6 +349,10 @@ async fn populate_audience(store: &Store, ctx: &TenantCtx, tag: &str) {
     tx.set_audience_settings(frontdesk_store::consent::AudienceSettings::default())
         .await
         .unwrap();
+    let rule = frontdesk_domain::audience::Rule::HasTag(t.id);
+    tx.save_segment(None, &format!("VIPs {tag}"), &rule)
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
 }
 

@@ -9,6 +9,7 @@ mod events;
 mod inbox;
 mod messages;
 pub(crate) mod queue;
+pub(crate) mod segments;
 mod session;
 
 pub(crate) use session::reset_password;
@@ -27,6 +28,7 @@ pub(crate) fn routes(b: RouteTableBuilder) -> RouteTableBuilder {
     let b = queue::routes(b);
     let b = inbox::routes(b);
     let b = contacts::routes(b);
+    let b = segments::routes(b);
     let b = events::routes(b);
     audit::routes(b)
 }

@@ -8,6 +8,7 @@ mod channels;
 mod contacts;
 mod inbox;
 mod queue;
+mod segments;
 mod signin;
 
 use crate::AppState;
@@ -42,6 +43,7 @@ pub(crate) fn routes(b: RouteTableBuilder) -> RouteTableBuilder {
     let b = channels::routes(b);
     let b = queue::routes(b);
     let b = contacts::routes(b);
+    let b = segments::routes(b);
     inbox::routes(b)
 }
 
@@ -92,6 +94,11 @@ const NAV: &[NavItem] = &[
     NavItem {
         href: "/contacts",
         label: "Contacts",
+        needs: Some(Permission::ContactsRead),
+    },
+    NavItem {
+        href: "/segments",
+        label: "Segments",
         needs: Some(Permission::ContactsRead),
     },
     NavItem {
