@@ -567,3 +567,123 @@ mod tests {
         assert!(empty_in.check_shape().is_err());
     }
 }
+
+// ---- CSV import ----
+
+/// Largest CSV file an import takes.
+pub const MAX_IMPORT_BYTES: usize = 2 * 1024 * 1024;
+/// Most data rows an import takes.
+pub const MAX_IMPORT_ROWS: usize = 10_000;
+/// Most columns an import takes.
+pub const MAX_IMPORT_COLUMNS: usize = 60;
+
+/// Parses CSV (RFC 4180: commas, double quotes with `""` inside, CRLF or LF line ends; a
+/// UTF-8 byte order mark is skipped). Blank lines are dropped. Returns the header and the
+/// rows, each row as long as the header (short rows padded, long ones refused).
+pub fn parse_csv(text: &str) -> Result<(Vec<String>, Vec<Vec<String>>), String> {
+    if text.len() > MAX_IMPORT_BYTES {
+        return Err(format!(
+            "the file is larger than {} MB",
+            MAX_IMPORT_BYTES / 1024 / 1024
+        ));
+    }
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    let mut row: Vec<String> = Vec::new();
+    let mut cell = String::new();
+    let mut quoted = false;
+    let mut chars = text.chars().peekable();
+    let end_row = |row: &mut Vec<String>, cell: &mut String, rows: &mut Vec<Vec<String>>| {
+        row.push(std::mem::take(cell));
+        let r = std::mem::take(row);
+        if !(r.len() == 1 && r[0].trim().is_empty()) {
+            rows.push(r);
+        }
+    };
+    while let Some(c) = chars.next() {
+        if quoted {
+            match c {
+                '"' if chars.peek() == Some(&'"') => {
+                    chars.next();
+                    cell.push('"');
+                }
+                '"' => quoted = false,
+                _ => cell.push(c),
+            }
+            continue;
+        }
+        match c {
+            '"' if cell.is_empty() => quoted = true,
+            ',' => row.push(std::mem::take(&mut cell)),
+            '\r' if chars.peek() == Some(&'\n') => {}
+            '\n' | '\r' => {
+                end_row(&mut row, &mut cell, &mut rows);
+                if rows.len() > MAX_IMPORT_ROWS + 1 {
+                    return Err(format!("more than {MAX_IMPORT_ROWS} rows"));
+                }
+            }
+            _ => cell.push(c),
+        }
+    }
+    if quoted {
+        return Err("a quoted value is not closed".into());
+    }
+    if !cell.is_empty() || !row.is_empty() {
+        end_row(&mut row, &mut cell, &mut rows);
+    }
+    if rows.len() > MAX_IMPORT_ROWS + 1 {
+        return Err(format!("more than {MAX_IMPORT_ROWS} rows"));
+    }
+    let mut it = rows.into_iter();
+    let header: Vec<String> = it
+        .next()
+        .ok_or("the file is empty")?
+        .into_iter()
+        .map(|h| h.trim().to_owned())
+        .collect();
+    if header.len() > MAX_IMPORT_COLUMNS {
+        return Err(format!("more than {MAX_IMPORT_COLUMNS} columns"));
+    }
+    if header
+        .iter()
+        .any(|h| h.is_empty() || h.chars().count() > 100)
+    {
+        return Err("every column needs a name (1 to 100 characters) in the first row".into());
+    }
+    for (i, h) in header.iter().enumerate() {
+        if header[..i].contains(h) {
+            return Err(format!("column {h:?} appears twice"));
+        }
+    }
+    let mut out = Vec::new();
+    for (i, mut r) in it.enumerate() {
+        if r.len() > header.len() {
+            return Err(format!(
+                "row {} has more values than the header has columns",
+                i + 2
+            ));
+        }
+        r.resize(header.len(), String::new());
+        out.push(r);
+    }
+    Ok((header, out))
+}
+
+#[cfg(test)]
+mod csv_tests {
+    use super::*;
+
+    #[test]
+    fn csv_quotes_line_ends_and_bounds() {
+        let (h, rows) =
+            parse_csv("\u{feff}name,phone\r\n\"Rao, Asha\",\"+91 \"\"98\"\"\"\n\nRavi\n").unwrap();
+        assert_eq!(h, ["name", "phone"]);
+        assert_eq!(rows, [vec!["Rao, Asha", "+91 \"98\""], vec!["Ravi", ""]]);
+        assert!(parse_csv("a,b\n1,2,3\n").is_err());
+        assert!(parse_csv("a,a\n").is_err());
+        assert!(parse_csv("a\n\"open\n").is_err());
+        assert!(parse_csv("").is_err());
+        let big = format!("a\n{}", "1\n".repeat(MAX_IMPORT_ROWS + 1));
+        assert!(parse_csv(&big).is_err());
+    }
+}

@@ -444,6 +444,20 @@ async fn fresh_segment(w: &World) -> String {
         .to_owned()
 }
 
+/// A new CSV import of org A's (one row, not started): its id.
+async fn fresh_import(w: &World) -> String {
+    let csv = format!("name,phone\nImported,{}\n", w.uniq_phone("+1415"));
+    w.ok(
+        Method::POST,
+        "/api/v1/contact-imports",
+        Some(json!({ "filename": "people.csv", "csv": csv })),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 async fn a_conversation(w: &World) -> String {
     w.get_a(&format!("/api/v1/messages/{}", w.a.message)).await["conversation_id"]
         .as_str()
@@ -4455,6 +4469,89 @@ fn matrix() -> Vec<Entry> {
                             assert_eq!(w.get_a(&format!("/api/v1/segments/{s}")).await["name"], name.as_str());
                         })
                     })
+            })
+        }),
+        route(Method::POST, "/api/v1/contact-imports", Access::Perm(ContactsWrite), |w, _| {
+            Box::pin(async move {
+                let csv = format!("name,phone\nMatrix,{}\n", w.uniq_phone("+1415"));
+                Case::json("/api/v1/contact-imports", json!({ "filename": "m.csv", "csv": csv })).status(201).then(|w, a| {
+                    Box::pin(async move {
+                        let id = a.json()["id"].as_str().unwrap().to_owned();
+                        let v = w.get_a(&format!("/api/v1/contact-imports/{id}")).await;
+                        assert_eq!((v["status"].as_str(), v["total_rows"].as_i64()), (Some("uploaded"), Some(1)), "{v}");
+                    })
+                })
+            })
+        }),
+        route(Method::GET, "/api/v1/contact-imports/{import_id}", Access::Perm(ContactsWrite), |w, _| {
+            Box::pin(async move {
+                let i = fresh_import(w).await;
+                Case::bare(format!("/api/v1/contact-imports/{i}")).then(|_, a| {
+                    Box::pin(async move { assert_eq!(a.json()["columns"], json!(["name", "phone"]), "{}", a.short()) })
+                })
+            })
+        }),
+        route(Method::POST, "/api/v1/contact-imports/{import_id}/dry-run", Access::Perm(ContactsWrite), |w, _| {
+            Box::pin(async move {
+                let i = fresh_import(w).await;
+                Case::json(format!("/api/v1/contact-imports/{i}/dry-run"), json!({ "mapping": { "columns": { "name": "name", "phone": "phone" } } })).then(|_, a| {
+                    Box::pin(async move { assert_eq!(a.json()["created"], 1, "{}", a.short()) })
+                })
+            })
+        }),
+        route(Method::POST, "/api/v1/contact-imports/{import_id}/run", Access::Perm(ContactsWrite), |w, _| {
+            Box::pin(async move {
+                let i = fresh_import(w).await;
+                Case::json(format!("/api/v1/contact-imports/{i}/run"), json!({ "mapping": { "columns": { "name": "name", "phone": "phone" } } }))
+                    .status(202)
+                    .then(move |w, _| {
+                        Box::pin(async move {
+                            w.app.drain().await;
+                            let v = w.get_a(&format!("/api/v1/contact-imports/{i}")).await;
+                            assert_eq!((v["status"].as_str(), v["created"].as_i64()), (Some("done"), Some(1)), "{v}");
+                        })
+                    })
+            })
+        }),
+        route(Method::GET, "/contacts/import", Access::Perm(ContactsWrite), |_, _| {
+            Box::pin(async move {
+                Case::bare("/contacts/import").then(|_, a| {
+                    Box::pin(async move { assert!(a.text.contains("data-testid=\"import-upload\""), "{}", a.short()) })
+                })
+            })
+        }),
+        route(Method::POST, "/contacts/import", Access::Perm(ContactsWrite), |w, _| {
+            Box::pin(async move {
+                let csv = format!("Name,Mobile\nPaged,{}\n", w.uniq_phone("+1415"));
+                Case::form("/contacts/import", &[("csv", &csv), ("filename", "paged.csv")])
+                    .see_other_starting("/contacts/import/")
+                    .then(|w, a| {
+                        Box::pin(async move {
+                            let id = a.header("location").unwrap().trim_start_matches("/contacts/import/").to_owned();
+                            let v = w.get_a(&format!("/api/v1/contact-imports/{id}")).await;
+                            assert_eq!(v["columns"], json!(["Name", "Mobile"]), "{v}");
+                        })
+                    })
+            })
+        }),
+        route(Method::GET, "/contacts/import/{import_id}", Access::Perm(ContactsWrite), |w, _| {
+            Box::pin(async move {
+                let i = fresh_import(w).await;
+                Case::bare(format!("/contacts/import/{i}")).then(|_, a| {
+                    Box::pin(async move { assert!(a.text.contains("data-testid=\"import-mapping\""), "{}", a.short()) })
+                })
+            })
+        }),
+        route(Method::POST, "/contacts/import/{import_id}", Access::Perm(ContactsWrite), |w, _| {
+            Box::pin(async move {
+                let i = fresh_import(w).await;
+                Case::form(format!("/contacts/import/{i}"), &[("col.0", "name"), ("col.1", "phone"), ("action", "dry_run")]).then(move |w, a| {
+                    Box::pin(async move {
+                        assert!(a.text.contains("data-testid=\"dry-run-report\""), "{}", a.short());
+                        let v = w.get_a(&format!("/api/v1/contact-imports/{i}")).await;
+                        assert_eq!(v["dry_run"]["created"], 1, "{v}");
+                    })
+                })
             })
         }),
         route(Method::GET, "/contacts", Access::Perm(ContactsRead), |w, _| {

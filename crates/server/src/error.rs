@@ -201,6 +201,7 @@ fn conflict_message(code: &str) -> &'static str {
         }
         "tag_exists" => "a tag with this name exists",
         "too_many_tags" => "the tag catalogue is full",
+        "import_started" => "this import has already been started",
         "segment_name_taken" => "a segment with this name exists",
         "too_many_segments" => "the organisation has the most segments allowed",
         _ => "the request conflicts with the current state",

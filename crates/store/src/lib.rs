@@ -14,6 +14,7 @@ mod error;
 pub mod events;
 mod gate;
 pub mod identity;
+pub mod imports;
 pub mod inbox;
 mod inbox_fill;
 pub mod members;

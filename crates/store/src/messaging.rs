@@ -1190,10 +1190,11 @@ macro_rules! leased_claim {
         )
     };
 }
+pub(crate) use leased_claim;
 
 /// Runs a leased claim (`(postgres, sqlite)` SQL) with `$1` now, `$2` the lease's end and
 /// `$3` the limit.
-async fn claim<R>(
+pub(crate) async fn claim<R>(
     g: &mut crate::tenant::GlobalTx,
     (postgres, sqlite): (&'static str, &'static str),
     (now, until, limit): (OffsetDateTime, OffsetDateTime, i64),

@@ -447,3 +447,109 @@ both_backends! {
         tx.commit().await.unwrap();
     }
 }
+
+fn mapping(
+    pairs: &[(&str, &str)],
+    evidence: Option<&str>,
+) -> frontdesk_store::imports::ImportMapping {
+    frontdesk_store::imports::ImportMapping {
+        columns: pairs
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect(),
+        consent_evidence: evidence.map(String::from),
+    }
+}
+
+both_backends! {
+    async fn a_dry_run_reports_every_rejected_row_and_the_import_does_what_it_said(db) {
+        use frontdesk_domain::audience::{ConsentSource, ConsentState};
+        let ctx = admin(&db.store, "import").await;
+        let mut tx = db.store.begin(&ctx).await.unwrap();
+        tx.create_field("city", "City", FieldKind::Choice, &["Pune".into(), "Goa".into()]).await.unwrap();
+        tx.create_tag("vip").await.unwrap();
+        let existing = tx.create_contact(&person("Old name", "+14155550101")).await.unwrap();
+        let stopped = tx.create_contact(&person("Stopped", "+14155550109")).await.unwrap();
+        tx.record_consent(stopped.id, ConsentState::OptOut, ConsentSource::Keyword, "STOP").await.unwrap();
+        let csv = "Name,Mobile,City,Tags,Opt in\n\
+                   Asha,+1 415 555 0100,Pune,vip,yes\n\
+                   Ravi,+1 415 555 0101,goa,,no\n\
+                   Bad number,12345,Pune,,\n\
+                   Twin,+14155550100,Goa,,\n\
+                   Nowhere,+14155550102,Delhi,,\n\
+                   Tagged,+14155550103,,gold,\n\
+                   Back in,+14155550109,,,yes\n\
+                   Nobody,,Pune,,\n";
+        let up = tx.upload_import("people.csv", csv).await.unwrap();
+        assert_eq!((up.total_rows, up.columns.len()), (8, 5));
+        let m = mapping(&[("Name", "name"), ("Mobile", "phone"), ("City", "field:city"), ("Tags", "tags"), ("Opt in", "consent")], Some("Shop sign-up sheet, May"));
+        let report = tx.dry_run_import(up.id, &m).await.unwrap();
+        let lines: Vec<usize> = report.rejected.iter().map(|r| r.line).collect();
+        assert_eq!(lines, [4, 5, 6, 7, 8, 9], "{:?}", report.rejected);
+        let reasons: Vec<&str> = report.rejected.iter().map(|r| r.reason.as_str()).collect();
+        assert!(reasons[0].starts_with("phone"), "{reasons:?}");
+        assert!(reasons[1].contains("duplicate of line 2"), "{reasons:?}");
+        assert!(reasons[2].contains("fields.city"), "{reasons:?}");
+        assert!(reasons[3].contains("gold"), "{reasons:?}");
+        assert!(reasons[4].contains("opted out"), "{reasons:?}");
+        assert!(reasons[5].contains("no phone"), "{reasons:?}");
+        assert_eq!((report.created, report.updated), (1, 1));
+        assert_eq!(tx.list_contacts(&ContactQuery { limit: 100, ..Default::default() }).await.unwrap().items.len(), 2, "a dry run writes no contact");
+        // A mapping without evidence for its consent column is refused.
+        assert!(tx.start_import(up.id, &mapping(&[("Mobile", "phone"), ("Opt in", "consent")], None)).await.is_err());
+        tx.start_import(up.id, &m).await.unwrap();
+        let err = tx.start_import(up.id, &m).await.unwrap_err();
+        assert!(matches!(err, StoreError::Conflict("import_started")));
+        tx.commit().await.unwrap();
+
+        // The worker's side: claim, chunk, done.
+        let (wctx, id) = db.store.claim_import(now_micros(), Duration::seconds(60)).await.unwrap().unwrap();
+        assert_eq!(id, up.id);
+        let mut tx = db.store.begin(&wctx).await.unwrap();
+        assert!(!tx.import_next_chunk(id).await.unwrap(), "eight rows fit one chunk");
+        tx.commit().await.unwrap();
+        assert!(db.store.claim_import(now_micros(), Duration::seconds(60)).await.unwrap().is_none());
+
+        let mut tx = db.store.begin_read(&ctx).await.unwrap();
+        let v = tx.contact_import(up.id).await.unwrap();
+        assert_eq!((v.status.as_str(), v.processed_rows, v.created, v.updated, v.rejected.len()), ("done", 8, 1, 1, 6));
+        let ravi = tx.contact_record(existing.id).await.unwrap();
+        assert_eq!((ravi.name.as_deref(), ravi.fields["city"].as_str()), (Some("Ravi"), Some("Goa")));
+        assert_eq!(ravi.consent, Some(ConsentState::OptOut));
+        let page = tx.list_contacts(&ContactQuery { search: Some("asha".into()), limit: 10, ..Default::default() }).await.unwrap();
+        let asha = &page.items[0];
+        assert_eq!(asha.tags[0].name, "vip");
+        let ledger = tx.consent(asha.id).await.unwrap();
+        assert_eq!((ledger.state, ledger.events[0].source), (Some(ConsentState::OptIn), ConsentSource::Import));
+        assert_eq!(ledger.events[0].evidence, "Shop sign-up sheet, May");
+        assert_eq!(tx.consent(stopped.id).await.unwrap().state, Some(ConsentState::OptOut), "a STOP survives an import");
+    }
+
+    async fn large_imports_go_in_chunks_and_files_are_bounded(db) {
+        let ctx = admin(&db.store, "chunks").await;
+        let mut tx = db.store.begin(&ctx).await.unwrap();
+        let mut csv = String::from("phone\n");
+        for i in 0..450 {
+            csv.push_str(&format!("+1415666{i:04}\n"));
+        }
+        let up = tx.upload_import("many.csv", &csv).await.unwrap();
+        tx.start_import(up.id, &mapping(&[("phone", "phone")], None)).await.unwrap();
+        assert!(matches!(tx.upload_import("x.csv", "phone\n").await, Err(StoreError::Invalid(_))));
+        assert!(matches!(tx.upload_import("x.csv", "a,b\n1,2,3\n").await, Err(StoreError::Invalid(_))));
+        tx.commit().await.unwrap();
+        let mut chunks = 0;
+        while let Some((wctx, id)) = db.store.claim_import(now_micros(), Duration::seconds(60)).await.unwrap() {
+            let mut tx = db.store.begin(&wctx).await.unwrap();
+            tx.import_next_chunk(id).await.unwrap();
+            tx.commit().await.unwrap();
+            chunks += 1;
+            let mut tx = db.store.begin_read(&ctx).await.unwrap();
+            let v = tx.contact_import(up.id).await.unwrap();
+            assert_eq!(v.processed_rows, (chunks * 200).min(450), "progress after each chunk");
+        }
+        assert_eq!(chunks, 3);
+        let mut tx = db.store.begin_read(&ctx).await.unwrap();
+        let v = tx.contact_import(up.id).await.unwrap();
+        assert_eq!((v.status.as_str(), v.created), ("done", 450));
+    }
+}

@@ -353,6 +353,9 @@ async fn populate_audience(store: &Store, ctx: &TenantCtx, tag: &str) {
     tx.save_segment(None, &format!("VIPs {tag}"), &rule)
         .await
         .unwrap();
+    tx.upload_import("people.csv", "name,phone\nAsha,+14155550178\n")
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
 }
 
@@ -550,6 +553,10 @@ type PolicyRow = (String, String, bool, Option<String>, Option<String>);
 /// but no content, so they are global and a worker claims across tenants. Their columns are
 /// pinned: adding a column (content, say) fails the test until it is reviewed here.
 const WORK_QUEUES: &[(&str, &[&str])] = &[
+    (
+        "import_queue",
+        &["import_id", "org_id", "queued_at", "lease_until"],
+    ),
     (
         "inbox_queue",
         &["inbox_id", "org_id", "received_at", "lease_until"],

@@ -6,6 +6,7 @@ pub(crate) mod audit;
 pub(crate) mod channels;
 pub(crate) mod contacts;
 mod events;
+pub(crate) mod imports;
 mod inbox;
 mod messages;
 pub(crate) mod queue;
@@ -29,6 +30,7 @@ pub(crate) fn routes(b: RouteTableBuilder) -> RouteTableBuilder {
     let b = inbox::routes(b);
     let b = contacts::routes(b);
     let b = segments::routes(b);
+    let b = imports::routes(b);
     let b = events::routes(b);
     audit::routes(b)
 }

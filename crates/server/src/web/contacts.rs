@@ -156,7 +156,7 @@ async fn contacts_page(
             button type="submit" { "Filter" }
         }
         @if can_write {
-            p { a href="/contacts/new" data-testid="new-contact" { "New contact" } }
+            p { a href="/contacts/new" data-testid="new-contact" { "New contact" } " · " a href="/contacts/import" data-testid="import-contacts" { "Import from CSV" } }
         }
         @if page_rows.items.is_empty() {
             p.muted data-testid="no-contacts" { "No contact matches." }

@@ -6,6 +6,7 @@ mod account;
 mod admin;
 mod channels;
 mod contacts;
+mod imports;
 mod inbox;
 mod queue;
 mod segments;
@@ -42,6 +43,7 @@ pub(crate) fn routes(b: RouteTableBuilder) -> RouteTableBuilder {
     let b = admin::routes(b);
     let b = channels::routes(b);
     let b = queue::routes(b);
+    let b = imports::routes(b);
     let b = contacts::routes(b);
     let b = segments::routes(b);
     inbox::routes(b)

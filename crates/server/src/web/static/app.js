@@ -514,3 +514,22 @@ document.addEventListener("focusin", (event) => {
   ruleBox.addEventListener("input", preview);
   preview();
 })();
+
+// Import pages: a chosen CSV file is read into the form's textarea (so one form posts it),
+// and a running import's page reloads itself until the job is done.
+(() => {
+  for (const input of document.querySelectorAll("input[type=file][data-csv-into]")) {
+    input.addEventListener("change", async () => {
+      const file = input.files && input.files[0];
+      if (!file) return;
+      const box = document.getElementById(input.dataset.csvInto);
+      box.value = await file.text();
+      const name = document.querySelector(`[data-filename-for="${input.dataset.csvInto}"]`);
+      if (name) name.value = file.name;
+    });
+  }
+  const reload = document.querySelector("[data-reload-every]");
+  if (reload) {
+    setTimeout(() => window.location.reload(), Number(reload.dataset.reloadEvery) * 1000);
+  }
+})();
