@@ -151,3 +151,7 @@ id_type!(
     /// A CSV import of contacts.
     ImportId
 );
+id_type!(
+    /// A request to export contacts (needs a second person's approval).
+    ExportId
+);

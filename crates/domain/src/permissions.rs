@@ -55,6 +55,7 @@ permissions! {
     ContactsViewPhone = "contacts.view_phone" : "See full phone numbers instead of masked ones",
     ContactsExport = "contacts.export" : "Request and download contact exports",
     ContactsErase = "contacts.erase" : "Erase a contact's personal data on request",
+    ContactsApproveExport = "contacts.approve_export" : "Approve or refuse another member's contact export (admins)",
     ContactsConfigure = "contacts.configure" : "Define custom contact fields, manage the tag catalogue and opt-out keywords",
     ChannelsManage = "channels.manage" : "Connect and configure WhatsApp numbers",
     TemplatesManage = "templates.manage" : "Create and submit message templates",

@@ -458,6 +458,21 @@ async fn fresh_import(w: &World) -> String {
         .to_owned()
 }
 
+/// A new export request of org A's, made with `token`: its id.
+async fn fresh_export(w: &World, token: &str) -> String {
+    let (s, v) = w
+        .app
+        .api(
+            Method::POST,
+            "/api/v1/contact-exports",
+            Some(token),
+            Some(json!({})),
+        )
+        .await;
+    assert!(s.is_success(), "{v}");
+    v["id"].as_str().unwrap().to_owned()
+}
+
 async fn a_conversation(w: &World) -> String {
     w.get_a(&format!("/api/v1/messages/{}", w.a.message)).await["conversation_id"]
         .as_str()
@@ -4550,6 +4565,55 @@ fn matrix() -> Vec<Entry> {
                         assert!(a.text.contains("data-testid=\"dry-run-report\""), "{}", a.short());
                         let v = w.get_a(&format!("/api/v1/contact-imports/{i}")).await;
                         assert_eq!(v["dry_run"]["created"], 1, "{v}");
+                    })
+                })
+            })
+        }),
+        route(Method::GET, "/api/v1/contact-exports", Access::Perm(ContactsExport), |w, _| {
+            Box::pin(async move {
+                let e = fresh_export(w, &w.a.admin.access).await;
+                Case::bare("/api/v1/contact-exports").then(move |_, a| {
+                    Box::pin(async move { assert!(a.json().as_array().unwrap().iter().any(|x| x["id"] == e.as_str()), "{}", a.short()) })
+                })
+            })
+        }),
+        route(Method::POST, "/api/v1/contact-exports", Access::Perm(ContactsExport), |w, _| {
+            Box::pin(async move {
+                let s = fresh_segment(w).await;
+                Case::json("/api/v1/contact-exports", json!({ "segment_id": s })).status(201).then(move |_, a| {
+                    Box::pin(async move {
+                        assert_eq!((a.json()["status"].as_str(), a.json()["segment_id"].as_str()), (Some("requested"), Some(s.as_str())), "{}", a.short());
+                    })
+                })
+            })
+        })
+        .cross(|w| {
+            Box::pin(async move {
+                let s = fresh_segment(w).await;
+                vec![Case::json("/api/v1/contact-exports", json!({ "segment_id": s }))]
+            })
+        }),
+        route(Method::POST, "/api/v1/contact-exports/{export_id}/decision", Access::Perm(ContactsApproveExport), |w, _| {
+            Box::pin(async move {
+                // Requested by another member of org A: the admin may decide it.
+                let other = &w.person_without[&Permission::AuditRead].api.access;
+                let e = fresh_export(w, other).await;
+                Case::json(format!("/api/v1/contact-exports/{e}/decision"), json!({ "approve": true })).then(|_, a| {
+                    Box::pin(async move { assert_eq!(a.json()["status"], "approved", "{}", a.short()) })
+                })
+            })
+        }),
+        route(Method::GET, "/api/v1/contact-exports/{export_id}/download", Access::Perm(ContactsExport), |w, _| {
+            Box::pin(async move {
+                fresh_contact(w).await;
+                let e = fresh_export(w, &w.a.admin.access).await;
+                let other = &w.person_without[&Permission::AuditRead].api.access;
+                let (s, v) = w.app.api(Method::POST, &format!("/api/v1/contact-exports/{e}/decision"), Some(other), Some(json!({ "approve": true }))).await;
+                assert!(s.is_success(), "{v}");
+                Case::bare(format!("/api/v1/contact-exports/{e}/download")).then(|_, a| {
+                    Box::pin(async move {
+                        assert!(a.header("content-type").unwrap().starts_with("text/csv"));
+                        assert!(a.text.starts_with("id,name,"), "{}", a.short());
                     })
                 })
             })

@@ -201,6 +201,10 @@ fn conflict_message(code: &str) -> &'static str {
         }
         "tag_exists" => "a tag with this name exists",
         "too_many_tags" => "the tag catalogue is full",
+        "own_export" => "a second person must approve an export; the requester cannot",
+        "export_decided" => "this export request has already been decided",
+        "export_needs_a_person" => "an export is approved by a person, not an API key",
+        "export_not_approved" => "this export has not been approved",
         "import_started" => "this import has already been started",
         "segment_name_taken" => "a segment with this name exists",
         "too_many_segments" => "the organisation has the most segments allowed",

@@ -12,6 +12,7 @@ pub mod channels;
 pub mod consent;
 mod error;
 pub mod events;
+pub mod exports;
 mod gate;
 pub mod identity;
 pub mod imports;

@@ -362,44 +362,47 @@ macro_rules! run_pieces {
         match &mut $tx {
             Tx::Sqlite(t) => {
                 let mut qb = sqlx::QueryBuilder::<sqlx::Sqlite>::new("");
-                push_pieces!(qb, $pieces);
+                $crate::segments::push_pieces!(qb, $pieces);
                 qb.$build::<$ty>().$fetch(&mut **t).await?
             }
             Tx::Postgres(t) => {
                 let mut qb = sqlx::QueryBuilder::<sqlx::Postgres>::new("");
-                push_pieces!(qb, $pieces);
+                $crate::segments::push_pieces!(qb, $pieces);
                 qb.$build::<$ty>().$fetch(&mut **t).await?
             }
         }
     };
 }
 
+pub(crate) use run_pieces;
+
 macro_rules! push_pieces {
     ($qb:ident, $pieces:expr) => {
         for p in $pieces {
             match p {
-                Piece::Sql(s) => {
+                $crate::segments::Piece::Sql(s) => {
                     $qb.push(*s);
                 }
-                Piece::Bind(Bind::Text(v)) => {
+                $crate::segments::Piece::Bind($crate::segments::Bind::Text(v)) => {
                     $qb.push_bind(v.clone());
                 }
-                Piece::Bind(Bind::Real(v)) => {
+                $crate::segments::Piece::Bind($crate::segments::Bind::Real(v)) => {
                     $qb.push_bind(*v);
                 }
-                Piece::Bind(Bind::Uuid(v)) => {
+                $crate::segments::Piece::Bind($crate::segments::Bind::Uuid(v)) => {
                     $qb.push_bind(*v);
                 }
-                Piece::Bind(Bind::Time(v)) => {
+                $crate::segments::Piece::Bind($crate::segments::Bind::Time(v)) => {
                     $qb.push_bind(*v);
                 }
-                Piece::Bind(Bind::Int(v)) => {
+                $crate::segments::Piece::Bind($crate::segments::Bind::Int(v)) => {
                     $qb.push_bind(*v);
                 }
             }
         }
     };
 }
+pub(crate) use push_pieces;
 
 /// A saved segment.
 #[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]

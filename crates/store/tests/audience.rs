@@ -553,3 +553,79 @@ both_backends! {
         assert_eq!((v.status.as_str(), v.created), ("done", 450));
     }
 }
+
+/// A member in a custom role with exactly these permissions.
+async fn member_with(store: &Store, admin: &TenantCtx, name: &str, perms: &[&str]) -> TenantCtx {
+    let mut tx = store.begin(admin).await.unwrap();
+    let role = tx
+        .create_role(
+            name,
+            frontdesk_domain::PermissionSet::parse_names(perms.iter().copied()).unwrap(),
+            "",
+            now_micros(),
+        )
+        .await
+        .unwrap();
+    let email = Email::parse(&format!("{name}@people.example")).unwrap();
+    let (_, token) = tx
+        .create_invitation(&email, role.id, Duration::days(1), now_micros())
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    store
+        .accept_invitation_as_new_user(token.expose_secret(), name, HASH, now_micros())
+        .await
+        .unwrap()
+        .1
+}
+
+both_backends! {
+    async fn an_export_needs_a_second_person_and_keeps_numbers_masked_for_the_requester(db) {
+        let ctx = admin(&db.store, "export").await;
+        let clerk = member_with(&db.store, &ctx, "clerk", &["contacts.read", "contacts.export"]).await;
+        let manager = member(&db.store, &ctx, "manager", BuiltinRole::Manager).await;
+        let mut tx = db.store.begin(&ctx).await.unwrap();
+        tx.create_field("city", "City", FieldKind::Text, &[]).await.unwrap();
+        tx.create_contact(&ContactInput {
+            name: Some("=cmd|' /C calc'!A0".into()),
+            phone: Some("+919876543210".into()),
+            fields: [("city".to_string(), json!("Pune, West"))].into(),
+            ..Default::default()
+        }).await.unwrap();
+        tx.commit().await.unwrap();
+
+        let mut tx = db.store.begin(&clerk).await.unwrap();
+        let req = tx.request_export(None).await.unwrap();
+        let err = tx.download_export(req.id, now_micros()).await.unwrap_err();
+        assert!(matches!(err, StoreError::Conflict("export_not_approved")));
+        let err = tx.decide_export(req.id, true).await.unwrap_err();
+        assert!(matches!(err, StoreError::Conflict("own_export")), "the requester cannot approve");
+        tx.commit().await.unwrap();
+
+        let mut tx = db.store.begin(&ctx).await.unwrap();
+        let v = tx.decide_export(req.id, true).await.unwrap();
+        assert_eq!(v.status, "approved");
+        assert!(matches!(tx.decide_export(req.id, false).await, Err(StoreError::Conflict("export_decided"))));
+        // Only the requester downloads it.
+        assert!(matches!(tx.download_export(req.id, now_micros()).await, Err(StoreError::NotFound)));
+        tx.commit().await.unwrap();
+        let mut tx = db.store.begin(&manager).await.unwrap();
+        assert!(matches!(tx.download_export(req.id, now_micros()).await, Err(StoreError::NotFound)));
+        drop(tx);
+
+        let mut tx = db.store.begin(&clerk).await.unwrap();
+        let csv = tx.download_export(req.id, now_micros()).await.unwrap();
+        tx.commit().await.unwrap();
+        assert!(csv.starts_with("id,name,whatsapp_name,phone"), "{csv}");
+        assert!(!csv.contains("8765432"), "the clerk's role sees masked numbers: {csv}");
+        assert!(csv.contains("\"Pune, West\""), "{csv}");
+        assert!(csv.contains(",'=cmd"), "a formula is defused: {csv}");
+        let audit = db.store.audit_events(&ctx, &AuditQuery { limit: 50, ..Default::default() }).await.unwrap();
+        let actions: Vec<&str> = audit.events.iter().map(|e| e.action.as_str()).collect();
+        for a in ["contact_export.requested", "contact_export.approved", "contact_export.downloaded"] {
+            assert!(actions.contains(&a), "{a} in {actions:?}");
+        }
+        let mut tx = db.store.begin_read(&ctx).await.unwrap();
+        assert_eq!(tx.contact_export(req.id).await.unwrap().downloads, 1);
+    }
+}

@@ -356,6 +356,7 @@ async fn populate_audience(store: &Store, ctx: &TenantCtx, tag: &str) {
     tx.upload_import("people.csv", "name,phone\nAsha,+14155550178\n")
         .await
         .unwrap();
+    tx.request_export(None).await.unwrap();
     tx.commit().await.unwrap();
 }
 

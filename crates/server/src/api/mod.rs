@@ -6,6 +6,7 @@ pub(crate) mod audit;
 pub(crate) mod channels;
 pub(crate) mod contacts;
 mod events;
+pub(crate) mod exports;
 pub(crate) mod imports;
 mod inbox;
 mod messages;
@@ -31,6 +32,7 @@ pub(crate) fn routes(b: RouteTableBuilder) -> RouteTableBuilder {
     let b = contacts::routes(b);
     let b = segments::routes(b);
     let b = imports::routes(b);
+    let b = exports::routes(b);
     let b = events::routes(b);
     audit::routes(b)
 }
