@@ -4618,6 +4618,29 @@ fn matrix() -> Vec<Entry> {
                 })
             })
         }),
+        route(Method::POST, "/api/v1/contacts/{contact_id}/erase", Access::Perm(ContactsErase), |w, _| {
+            Box::pin(async move {
+                let c = fresh_contact(w).await;
+                Case::bare(format!("/api/v1/contacts/{c}/erase")).then(move |w, _| {
+                    Box::pin(async move {
+                        let v = w.get_a(&format!("/api/v1/contacts/{c}")).await;
+                        assert!(v["erased_at"].is_string() && v["phone"].is_null() && v["name"].is_null(), "{v}");
+                    })
+                })
+            })
+        }),
+        route(Method::POST, "/contacts/{contact_id}/erase", Access::Perm(ContactsErase), |w, _| {
+            Box::pin(async move {
+                let c = fresh_contact(w).await;
+                Case::form(format!("/contacts/{c}/erase"), &[])
+                    .see_other(format!("/contacts/{c}?ok=erased"))
+                    .then(move |w, _| {
+                        Box::pin(async move {
+                            assert!(w.get_a(&format!("/api/v1/contacts/{c}")).await["erased_at"].is_string());
+                        })
+                    })
+            })
+        }),
         route(Method::GET, "/contacts", Access::Perm(ContactsRead), |w, _| {
             Box::pin(async move {
                 let c = fresh_contact(w).await;

@@ -98,6 +98,9 @@ pub struct ContactRecord {
     /// When the customer last wrote, on any number.
     #[serde(with = "time::serde::rfc3339::option")]
     pub last_inbound_at: Option<OffsetDateTime>,
+    /// When the contact's personal data was erased (a tombstone); absent for live contacts.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub erased_at: Option<OffsetDateTime>,
     /// Marketing consent from the ledger's latest event; absent: unknown.
     pub consent: Option<ConsentState>,
     #[serde(with = "time::serde::rfc3339")]
@@ -286,6 +289,7 @@ pub(crate) struct ContactRow {
     created_at: OffsetDateTime,
     updated_at: OffsetDateTime,
     consent: Option<String>,
+    erased_at: Option<OffsetDateTime>,
 }
 
 /// The latest consent event's state of contact `k` (SQL), for lists and segments.
@@ -303,7 +307,7 @@ macro_rules! contact_cols {
              (SELECT max(c.last_inbound_at) FROM conversations c WHERE c.org_id = k.org_id AND c.contact_id = k.id) AS last_inbound_at, \
              k.created_at, k.updated_at, ",
             consent_state_sql!(),
-            " AS consent"
+            " AS consent, k.erased_at"
         )
     };
 }
@@ -314,7 +318,7 @@ pub(crate) use contact_cols;
 macro_rules! list_sql {
     ($like:literal) => {
         concat!(
-            "SELECT ", contact_cols!(), " FROM contacts k WHERE k.org_id = $1 \
+            "SELECT ", contact_cols!(), " FROM contacts k WHERE k.org_id = $1 AND k.erased_at IS NULL \
              AND ($2 IS NULL OR coalesce(k.name, '') ", $like, " $2 ESCAPE '\\' OR coalesce(k.profile_name, '') ", $like, " $2 ESCAPE '\\' \
                   OR coalesce(k.username, '') ", $like, " $2 ESCAPE '\\' OR coalesce(k.email, '') ", $like, " $2 ESCAPE '\\' \
                   OR coalesce(k.company, '') ", $like, " $2 ESCAPE '\\' OR ($3 AND coalesce(k.phone, '') LIKE $2 ESCAPE '\\')) \
@@ -394,6 +398,7 @@ impl TenantTx {
                 .collect(),
             last_inbound_at: r.last_inbound_at,
             consent: r.consent.as_deref().and_then(ConsentState::parse),
+            erased_at: r.erased_at,
             created_at: r.created_at,
             updated_at: r.updated_at,
         })

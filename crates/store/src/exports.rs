@@ -176,7 +176,7 @@ impl TenantTx {
         let mut q = vec![
             Piece::Sql("SELECT k.id FROM contacts k WHERE k.org_id = "),
             Piece::Bind(Bind::Uuid(self.org())),
-            Piece::Sql(" AND ("),
+            Piece::Sql(" AND k.erased_at IS NULL AND ("),
         ];
         q.extend(compiled);
         q.push(Piece::Sql(")"));

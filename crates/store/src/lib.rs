@@ -10,6 +10,7 @@ pub mod audience;
 pub mod audit;
 pub mod channels;
 pub mod consent;
+pub mod erasure;
 mod error;
 pub mod events;
 pub mod exports;

@@ -475,7 +475,8 @@ impl TenantTx {
         let mut p = vec![
             Piece::Sql(" FROM contacts k WHERE k.org_id = "),
             Piece::Bind(Bind::Uuid(self.org())),
-            Piece::Sql(" AND "),
+            // Erased contacts are tombstones: in no audience.
+            Piece::Sql(" AND k.erased_at IS NULL AND "),
         ];
         p.extend(rule);
         p

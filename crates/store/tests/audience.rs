@@ -629,3 +629,53 @@ both_backends! {
         assert_eq!(tx.contact_export(req.id).await.unwrap().downloads, 1);
     }
 }
+
+both_backends! {
+    async fn erasure_removes_personal_data_and_leaves_tombstones(db) {
+        use frontdesk_domain::audience::{ConsentSource, ConsentState, Rule};
+        let ctx = admin(&db.store, "erase").await;
+        let ch = channel(&db.store, &ctx).await;
+        let mut tx = db.store.begin(&ctx).await.unwrap();
+        tx.create_field("city", "City", FieldKind::Text, &[]).await.unwrap();
+        let vip = tx.create_tag("vip").await.unwrap();
+        let c = tx.create_contact(&ContactInput {
+            name: Some("Asha Rao".into()),
+            phone: Some("+919876543210".into()),
+            email: Some("asha@example.com".into()),
+            fields: [("city".to_string(), json!("Pune"))].into(),
+            ..Default::default()
+        }).await.unwrap();
+        tx.set_contact_tag(c.id, vip.id, true).await.unwrap();
+        tx.record_consent(c.id, ConsentState::OptOut, ConsentSource::Keyword, "STOP").await.unwrap();
+        tx.commit().await.unwrap();
+        wrote(&db.store, &ctx, ch, c.id, 1).await;
+
+        let mut tx = db.store.begin(&ctx).await.unwrap();
+        let report = tx.erase_contact(c.id).await.unwrap();
+        assert_eq!(report.messages, 1);
+        tx.commit().await.unwrap();
+
+        let mut tx = db.store.begin_read(&ctx).await.unwrap();
+        let e = tx.contact_record(c.id).await.unwrap();
+        assert!(e.erased_at.is_some());
+        assert_eq!((e.name, e.phone, e.email), (None, None, None));
+        assert_eq!(e.user_id, Some(format!("erased.{}", c.id)));
+        assert!(e.fields.is_empty() && e.tags.is_empty());
+        assert_eq!(e.consent, Some(ConsentState::OptOut), "the opt-out proof stays");
+        let conv = tx.find_conversation(ch, c.id).await.unwrap().unwrap();
+        let msgs = tx.conversation_messages(conv.id, 10).await.unwrap();
+        assert_eq!(msgs[0].preview, "[erased]");
+        assert_eq!(msgs[0].content, json!({ "erased": true }));
+        assert!(tx.list_contacts(&ContactQuery { limit: 10, ..Default::default() }).await.unwrap().items.is_empty());
+        assert_eq!(tx.preview_rule(&Rule::all(), now_micros()).await.unwrap().count, 0, "in no audience");
+        drop(tx);
+        let audit = db.store.audit_events(&ctx, &AuditQuery { limit: 50, ..Default::default() }).await.unwrap();
+        let erased = audit.events.iter().find(|e| e.action == "contact.erased").unwrap();
+        assert!(!erased.data.to_string().contains("Asha"));
+        // The number is free again: the customer writing later is a new contact.
+        let mut tx = db.store.begin(&ctx).await.unwrap();
+        let again = tx.create_contact(&person("New", "+919876543210")).await.unwrap();
+        assert_ne!(again.id, c.id);
+        tx.commit().await.unwrap();
+    }
+}

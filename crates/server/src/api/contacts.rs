@@ -40,6 +40,7 @@ pub(crate) fn routes(b: RouteTableBuilder) -> RouteTableBuilder {
         .json(routes!(create_tag), Access::Perm(ContactsConfigure))
         .json(routes!(rename_tag), Access::Perm(ContactsConfigure))
         .json(routes!(delete_tag), Access::Perm(ContactsConfigure))
+        .json(routes!(erase_contact), Access::Perm(ContactsErase))
         .json(routes!(get_consent), Access::Perm(ContactsRead))
         .json(routes!(record_consent), Access::Perm(ContactsWrite))
         .json(
@@ -499,4 +500,23 @@ async fn put_audience_settings(
     let s = tx.set_audience_settings(req).await?;
     tx.commit().await?;
     Ok(Json(s))
+}
+
+/// Erases a contact's personal data now: values, custom fields, tags, message contents
+/// (tombstones stay), notes on its conversations, media references. The consent ledger and
+/// the audit log stay. Audited.
+#[utoipa::path(post, path = "/api/v1/contacts/{contact_id}/erase", tag = "audience",
+    params(("contact_id" = String, Path, description = "Contact id")),
+    responses((status = 200, description = "Erased", body = frontdesk_store::erasure::ErasureReport),
+        (status = 404, description = "No such contact here", body = ErrorEnvelope)))]
+async fn erase_contact(
+    State(state): State<AppState>,
+    Tenant(ctx): Tenant,
+    Path(id): Path<String>,
+) -> Result<Json<frontdesk_store::erasure::ErasureReport>, ApiError> {
+    let id = path_id(&id, ContactId::parse)?;
+    let mut tx = state.store().begin(&ctx).await?;
+    let r = tx.erase_contact(id).await?;
+    tx.commit().await?;
+    Ok(Json(r))
 }

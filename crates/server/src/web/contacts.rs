@@ -69,6 +69,12 @@ pub(crate) fn routes(b: RouteTableBuilder) -> RouteTableBuilder {
     )
     .page(
         Method::POST,
+        "/contacts/{contact_id}/erase",
+        post(contact_erase),
+        Access::Perm(ContactsErase),
+    )
+    .page(
+        Method::POST,
         "/contacts/{contact_id}/consent",
         post(contact_consent),
         Access::Perm(ContactsWrite),
@@ -90,6 +96,7 @@ fn notice(code: &Option<String>) -> Markup {
         Some("saved") => Some("Saved."),
         Some("tagged") => Some("Tags updated."),
         Some("consent") => Some("Consent recorded."),
+        Some("erased") => Some("The contact's personal data was erased."),
         _ => None,
     };
     html! { @if let Some(t) = text { p.notice role="status" data-testid="notice" { (t) } } }
@@ -473,6 +480,13 @@ async fn contact_page(
     let body = html! {
         (contact_body(&page, &c, &defs, &catalogue, &FormValues::of(&c), &[], &q.ok))
         (consent_section(&page, &c, &consent))
+        @if page.can(Permission::ContactsErase) && c.erased_at.is_none() {
+            h2 { "Erase on request" }
+            form method="post" action={ "/contacts/" (c.id) "/erase" } data-confirm="Erase this contact's personal data and message contents? This cannot be undone." data-testid="erase-form" {
+                (page.csrf_field())
+                button.danger type="submit" { "Erase personal data" }
+            }
+        }
     };
     Ok(page.render(&display_name(&c), body))
 }
@@ -492,6 +506,7 @@ fn contact_body(
         dl data-testid="contact-summary" {
             dt { "Number" } dd data-testid="contact-phone" { (c.phone.as_deref().unwrap_or("—")) }
             @if let Some(p) = &c.profile_name { dt { "WhatsApp name" } dd { (p) } }
+            @if let Some(t) = c.erased_at { dt { "Erased" } dd data-testid="erased-at" { (when(t)) } }
             dt { "Marketing consent" } dd { (consent_label(c.consent)) }
             dt { "Last message from them" } dd { (c.last_inbound_at.map(when).unwrap_or_else(|| "never".into())) }
         }
@@ -618,6 +633,18 @@ async fn contact_consent(
         .await?;
     tx.commit().await?;
     Ok(see_other(&format!("/contacts/{id}?ok=consent"), &[]))
+}
+
+async fn contact_erase(
+    State(state): State<AppState>,
+    Tenant(ctx): Tenant,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    let id = contact_id(&id)?;
+    let mut tx = state.store().begin(&ctx).await?;
+    tx.erase_contact(id).await?;
+    tx.commit().await?;
+    Ok(see_other(&format!("/contacts/{id}?ok=erased"), &[]))
 }
 
 #[derive(Deserialize)]
