@@ -221,11 +221,12 @@ fn check_input(input: &ContactInput, defs: &[FieldDef]) -> Result<Checked, Vec<F
     });
     let company = check_one(&input.company, "company", &mut p, text);
     let mut fields = Vec::new();
-    if input.fields.len() > defs.len().max(1) {
-        p.push(FieldProblem::new(
+    if input.fields.len() > MAX_FIELDS as usize {
+        // Unknown keys are reported one by one below; this bounds that list.
+        return Err(vec![FieldProblem::new(
             "fields",
-            "more values than defined fields",
-        ));
+            format!("at most {MAX_FIELDS} custom field values"),
+        )]);
     }
     for (key, value) in &input.fields {
         let Some(def) = defs.iter().find(|d| &d.key == key) else {
@@ -331,6 +332,14 @@ macro_rules! list_sql {
 // SQLite's LIKE ignores ASCII case already; PostgreSQL needs ILIKE (served by trigram indexes).
 const LIST_SQL_SQLITE: &str = list_sql!("LIKE");
 const LIST_SQL_POSTGRES: &str = list_sql!("ILIKE");
+
+/// A field's label: 1 to 80 characters.
+fn field_label(label: &str) -> Result<String, FieldProblem> {
+    match parse_text(label, 80) {
+        Ok(Some(l)) => Ok(l),
+        _ => Err(FieldProblem::new("label", "1 to 80 characters")),
+    }
+}
 
 fn field_json(kind: &str, text: Option<String>, number: Option<f64>) -> serde_json::Value {
     match (kind, text, number) {
@@ -676,16 +685,15 @@ impl TenantTx {
         kind: FieldKind,
         options: &[String],
     ) -> Result<FieldDef, StoreError> {
-        let mut p = Vec::new();
-        let key = parse_field_key(key).map_err(|m| p.push(FieldProblem::new("key", m)));
-        let label = match parse_text(label, 80) {
-            Ok(Some(l)) => Ok(l),
-            _ => Err(p.push(FieldProblem::new("label", "1 to 80 characters"))),
-        };
-        let options =
-            parse_options(kind, options).map_err(|m| p.push(FieldProblem::new("options", m)));
-        let (Ok(key), Ok(label), Ok(options)) = (key, label, options) else {
-            return Err(StoreError::InvalidFields(p));
+        let key = parse_field_key(key).map_err(|m| FieldProblem::new("key", m));
+        let label = field_label(label);
+        let options = parse_options(kind, options).map_err(|m| FieldProblem::new("options", m));
+        let (key, label, options) = match (key, label, options) {
+            (Ok(k), Ok(l), Ok(o)) => (k, l, o),
+            (k, l, o) => {
+                let p = [k.err(), l.err(), o.err()].into_iter().flatten().collect();
+                return Err(StoreError::InvalidFields(p));
+            }
         };
         let org = self.org();
         let count: i64 = with_conn!(self.tx, c => {
@@ -727,15 +735,14 @@ impl TenantTx {
         options: &[String],
     ) -> Result<FieldDef, StoreError> {
         let old = self.field(id).await?;
-        let mut p = Vec::new();
-        let label = match parse_text(label, 80) {
-            Ok(Some(l)) => Ok(l),
-            _ => Err(p.push(FieldProblem::new("label", "1 to 80 characters"))),
-        };
-        let options =
-            parse_options(old.kind, options).map_err(|m| p.push(FieldProblem::new("options", m)));
-        let (Ok(label), Ok(options)) = (label, options) else {
-            return Err(StoreError::InvalidFields(p));
+        let label = field_label(label);
+        let options = parse_options(old.kind, options).map_err(|m| FieldProblem::new("options", m));
+        let (label, options) = match (label, options) {
+            (Ok(l), Ok(o)) => (l, o),
+            (l, o) => {
+                let p = [l.err(), o.err()].into_iter().flatten().collect();
+                return Err(StoreError::InvalidFields(p));
+            }
         };
         let org = self.org();
         for gone in old.options.iter().filter(|o| !options.contains(o)) {

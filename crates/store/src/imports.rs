@@ -126,6 +126,7 @@ fn view(r: ImportRow) -> Result<ImportView, StoreError> {
 }
 
 /// A mapping checked against the file and the organisation: column index → target.
+#[derive(Debug)]
 struct Plan {
     targets: Vec<(usize, Target)>,
     evidence: Option<String>,
@@ -209,6 +210,7 @@ fn plan(
 }
 
 /// One row, ready to import.
+#[derive(Debug)]
 struct RowPlan {
     input: ContactInput,
     identity: CustomerIdentity,
@@ -533,12 +535,9 @@ impl TenantTx {
                 continue;
             }
             seen.insert(p.key.clone(), line);
-            match self.check_row(&p).await? {
-                Err(reason) => {
-                    rejected.push(RejectedRow { line, reason });
-                    continue;
-                }
-                Ok(_) => {}
+            if let Err(reason) = self.check_row(&p).await? {
+                rejected.push(RejectedRow { line, reason });
+                continue;
             }
             let contact = match self.find_contact(&p.identity).await? {
                 Some(c) => {
