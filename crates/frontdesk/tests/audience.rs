@@ -1,7 +1,8 @@
 //! The audience over HTTP, on both backends, through the simulator: a customer's "STOP"
 //! opts them out at once with a confirmation on their phone, "START" opts them back in,
 //! an organisation's own keyword works too, and every step is in the ledger and the audit
-//! log; agents see masked numbers in contact answers.
+//! log; agents see masked numbers in contact answers; an import runs as a background job to
+//! its report; an export needs a second admin and only its requester downloads it.
 
 mod common;
 
@@ -173,5 +174,54 @@ both_backends! {
         let (_, page) = w.app.api(Method::GET, "/api/v1/contacts", Some(&agent.access), None).await;
         assert!(!page.to_string().contains("4155550123"), "{page}");
         assert_eq!(page["items"][0]["phone_masked"], true);
+    }
+
+    async fn an_import_runs_in_the_background_and_reports_every_rejected_row(db) {
+        let w = world(db).await;
+        w.ok(Method::POST, "/api/v1/tags", Some(json!({ "name": "vip" }))).await;
+        let csv = "name,phone,tags,consent\nAsha,+14155550100,vip,yes\nBad,999,,\nAsha again,+1 415 555 0100,,\n";
+        let up = w.ok(Method::POST, "/api/v1/contact-imports", Some(json!({ "filename": "p.csv", "csv": csv }))).await;
+        let id = up["id"].as_str().unwrap();
+        let mapping = json!({ "mapping": { "columns": { "name": "name", "phone": "phone", "tags": "tags", "consent": "consent" }, "consent_evidence": "Counter sign-up sheet" } });
+        let dry = w.ok(Method::POST, &format!("/api/v1/contact-imports/{id}/dry-run"), Some(mapping.clone())).await;
+        assert_eq!(dry["created"], 1);
+        let lines: Vec<i64> = dry["rejected"].as_array().unwrap().iter().map(|r| r["line"].as_i64().unwrap()).collect();
+        assert_eq!(lines, [3, 4], "{dry}");
+        let (s, v) = w.app.api(Method::POST, &format!("/api/v1/contact-imports/{id}/run"), Some(&w.admin.access), Some(mapping.clone())).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+        let done = w.until("the import", async || {
+            let v = w.ok(Method::GET, &format!("/api/v1/contact-imports/{id}"), None).await;
+            (v["status"] == "done").then_some(v)
+        }).await;
+        assert_eq!((done["processed_rows"].as_i64(), done["created"].as_i64()), (Some(3), Some(1)));
+        assert_eq!(done["rejected"].as_array().unwrap().len(), 2);
+        let page = w.ok(Method::GET, "/api/v1/contacts?q=4155550100", None).await;
+        let c = &page["items"][0];
+        assert_eq!((c["consent"].as_str(), c["tags"][0]["name"].as_str()), (Some("opt_in"), Some("vip")));
+        let (s, v) = w.app.api(Method::POST, &format!("/api/v1/contact-imports/{id}/run"), Some(&w.admin.access), Some(mapping)).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("import_started")));
+    }
+
+    async fn an_export_needs_a_second_admin_and_only_the_requester_downloads_it(db) {
+        let w = world(db).await;
+        w.ok(Method::POST, "/api/v1/contacts", Some(json!({ "phone": PHONE, "name": "Ravi" }))).await;
+        let manager = w.app.add_member(&w.admin, "manager@audience.example", "manager").await;
+        let (s, req) = w.app.api(Method::POST, "/api/v1/contact-exports", Some(&manager.access), Some(json!({}))).await;
+        assert_eq!(s, StatusCode::CREATED, "{req}");
+        let id = req["id"].as_str().unwrap();
+        let (s, _) = w.app.api(Method::POST, &format!("/api/v1/contact-exports/{id}/decision"), Some(&manager.access), Some(json!({ "approve": true }))).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "a manager may not approve");
+        let (s, v) = w.app.api(Method::GET, &format!("/api/v1/contact-exports/{id}/download"), Some(&manager.access), None).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("export_not_approved")));
+        w.ok(Method::POST, &format!("/api/v1/contact-exports/{id}/decision"), Some(json!({ "approve": true }))).await;
+        let (s, _) = w.app.api(Method::GET, &format!("/api/v1/contact-exports/{id}/download"), Some(&w.admin.access), None).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "only the requester downloads");
+        let r = w.app.client.get(w.app.url(&format!("/api/v1/contact-exports/{id}/download"))).bearer_auth(&manager.access).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        let csv = r.text().await.unwrap();
+        assert!(csv.contains("+14155550123") && csv.contains("Ravi"), "a manager sees numbers: {csv}");
+        let audit = w.ok(Method::GET, "/api/v1/audit-events?target_type=contact_export", None).await;
+        let actions: Vec<&str> = audit["events"].as_array().unwrap().iter().map(|e| e["action"].as_str().unwrap()).collect();
+        assert_eq!(actions, ["contact_export.downloaded", "contact_export.approved", "contact_export.requested"]);
     }
 }
