@@ -4641,6 +4641,63 @@ fn matrix() -> Vec<Entry> {
                     })
             })
         }),
+        route(Method::GET, "/contacts/settings", Access::Perm(ContactsConfigure), |w, _| {
+            Box::pin(async move {
+                let f = fresh_field(w).await;
+                Case::bare("/contacts/settings").then(move |_, a| {
+                    Box::pin(async move { assert!(a.text.contains(&format!("data-field-id=\"{f}\"")), "{}", a.short()) })
+                })
+            })
+        }),
+        route(Method::POST, "/contacts/settings/fields", Access::Perm(ContactsConfigure), |w, _| {
+            Box::pin(async move {
+                let key = format!("p{}", w.uniq_digits());
+                Case::form("/contacts/settings/fields", &[("key", &key), ("label", "Paged"), ("kind", "choice"), ("options", "a, b")])
+                    .see_other("/contacts/settings?ok=fields")
+                    .then(move |w, _| {
+                        Box::pin(async move {
+                            let all = w.get_a("/api/v1/contact-fields").await;
+                            assert!(all.as_array().unwrap().iter().any(|x| x["key"] == key.as_str() && x["options"] == json!(["a", "b"])), "{all}");
+                        })
+                    })
+            })
+        })
+        .cross(|w| {
+            Box::pin(async move {
+                let f = fresh_field(w).await;
+                vec![Case::form("/contacts/settings/fields", &[("delete", &f)])]
+            })
+        }),
+        route(Method::POST, "/contacts/settings/tags", Access::Perm(ContactsConfigure), |w, _| {
+            Box::pin(async move {
+                let name = w.uniq("paged tag");
+                Case::form("/contacts/settings/tags", &[("name", &name)])
+                    .see_other("/contacts/settings?ok=tags")
+                    .then(move |w, _| {
+                        Box::pin(async move {
+                            let all = w.get_a("/api/v1/tags").await;
+                            assert!(all.as_array().unwrap().iter().any(|x| x["name"] == name.as_str()), "{all}");
+                        })
+                    })
+            })
+        })
+        .cross(|w| {
+            Box::pin(async move {
+                let t = fresh_tag(w).await;
+                vec![Case::form("/contacts/settings/tags", &[("delete", &t)])]
+            })
+        }),
+        route(Method::POST, "/contacts/settings/keywords", Access::Perm(ContactsConfigure), |_, _| {
+            Box::pin(async move {
+                Case::form("/contacts/settings/keywords", &[("opt_out_keywords", "stop, halt"), ("opt_in_keywords", "start"), ("opt_out_reply", "Bye."), ("opt_in_reply", "Hi.")])
+                    .see_other("/contacts/settings?ok=keywords")
+                    .then(|w, _| {
+                        Box::pin(async move {
+                            assert_eq!(w.get_a("/api/v1/audience/settings").await["opt_out_keywords"], json!(["STOP", "HALT"]));
+                        })
+                    })
+            })
+        }),
         route(Method::GET, "/contacts", Access::Perm(ContactsRead), |w, _| {
             Box::pin(async move {
                 let c = fresh_contact(w).await;

@@ -162,6 +162,9 @@ async fn contacts_page(
             }
             button type="submit" { "Filter" }
         }
+        @if page.can(Permission::ContactsConfigure) {
+            p { a href="/contacts/settings" data-testid="contact-settings" { "Fields, tags and keywords" } }
+        }
         @if can_write {
             p { a href="/contacts/new" data-testid="new-contact" { "New contact" } " · " a href="/contacts/import" data-testid="import-contacts" { "Import from CSV" } }
         }

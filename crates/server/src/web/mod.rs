@@ -4,6 +4,7 @@
 
 mod account;
 mod admin;
+mod audience_settings;
 mod channels;
 mod contacts;
 mod imports;
@@ -44,6 +45,7 @@ pub(crate) fn routes(b: RouteTableBuilder) -> RouteTableBuilder {
     let b = channels::routes(b);
     let b = queue::routes(b);
     let b = imports::routes(b);
+    let b = audience_settings::routes(b);
     let b = contacts::routes(b);
     let b = segments::routes(b);
     inbox::routes(b)
