@@ -4698,6 +4698,47 @@ fn matrix() -> Vec<Entry> {
                     })
             })
         }),
+        route(Method::GET, "/contacts/exports", Access::Perm(ContactsExport), |w, _| {
+            Box::pin(async move {
+                let e = fresh_export(w, &w.a.admin.access).await;
+                Case::bare("/contacts/exports").then(move |_, a| {
+                    Box::pin(async move { assert!(a.text.contains(&format!("data-export-id=\"{e}\"")), "{}", a.short()) })
+                })
+            })
+        }),
+        route(Method::POST, "/contacts/exports", Access::Perm(ContactsExport), |w, _| {
+            Box::pin(async move {
+                let s = fresh_segment(w).await;
+                Case::form("/contacts/exports", &[("segment_id", &s)])
+                    .see_other("/contacts/exports?ok=requested")
+                    .then(move |w, _| {
+                        Box::pin(async move {
+                            let all = w.get_a("/api/v1/contact-exports").await;
+                            assert!(all.as_array().unwrap().iter().any(|x| x["segment_id"] == s.as_str()), "{all}");
+                        })
+                    })
+            })
+        })
+        .cross(|w| {
+            Box::pin(async move {
+                let s = fresh_segment(w).await;
+                vec![Case::form("/contacts/exports", &[("segment_id", &s)])]
+            })
+        }),
+        route(Method::POST, "/contacts/exports/{export_id}/decision", Access::Perm(ContactsApproveExport), |w, _| {
+            Box::pin(async move {
+                let other = &w.person_without[&Permission::AuditRead].api.access;
+                let e = fresh_export(w, other).await;
+                Case::form(format!("/contacts/exports/{e}/decision"), &[("approve", "false")])
+                    .see_other("/contacts/exports?ok=decided")
+                    .then(move |w, _| {
+                        Box::pin(async move {
+                            let all = w.get_a("/api/v1/contact-exports").await;
+                            assert!(all.as_array().unwrap().iter().any(|x| x["id"] == e.as_str() && x["status"] == "refused"), "{all}");
+                        })
+                    })
+            })
+        }),
         route(Method::GET, "/contacts", Access::Perm(ContactsRead), |w, _| {
             Box::pin(async move {
                 let c = fresh_contact(w).await;

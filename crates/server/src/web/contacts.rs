@@ -165,6 +165,9 @@ async fn contacts_page(
         @if page.can(Permission::ContactsConfigure) {
             p { a href="/contacts/settings" data-testid="contact-settings" { "Fields, tags and keywords" } }
         }
+        @if page.can(Permission::ContactsExport) {
+            p { a href="/contacts/exports" data-testid="contact-exports" { "Exports" } }
+        }
         @if can_write {
             p { a href="/contacts/new" data-testid="new-contact" { "New contact" } " · " a href="/contacts/import" data-testid="import-contacts" { "Import from CSV" } }
         }

@@ -7,6 +7,7 @@ mod admin;
 mod audience_settings;
 mod channels;
 mod contacts;
+mod exports;
 mod imports;
 mod inbox;
 mod queue;
@@ -46,6 +47,7 @@ pub(crate) fn routes(b: RouteTableBuilder) -> RouteTableBuilder {
     let b = queue::routes(b);
     let b = imports::routes(b);
     let b = audience_settings::routes(b);
+    let b = exports::routes(b);
     let b = contacts::routes(b);
     let b = segments::routes(b);
     inbox::routes(b)
