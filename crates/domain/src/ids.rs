@@ -139,3 +139,27 @@ id_type!(
     /// A tracked link of a template's URL button, sent in one message.
     TrackedLinkId
 );
+id_type!(
+    /// A custom contact field defined by an organisation.
+    FieldId
+);
+id_type!(
+    /// A tag of the organisation's contact catalogue.
+    TagId
+);
+id_type!(
+    /// One event of the marketing consent ledger.
+    ConsentEventId
+);
+id_type!(
+    /// A saved audience rule.
+    SegmentId
+);
+id_type!(
+    /// A CSV import of contacts.
+    ImportId
+);
+id_type!(
+    /// A request to export contacts (needs a second person's approval).
+    ExportId
+);

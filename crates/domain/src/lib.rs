@@ -1,5 +1,6 @@
 //! Pure types and rules of Frontdesk: ids, actors and roles. No I/O.
 
+pub mod audience;
 mod email;
 mod ids;
 mod permissions;
@@ -10,9 +11,10 @@ mod tenant;
 
 pub use email::{Email, EmailError};
 pub use ids::{
-    ApiKeyId, ChannelId, ContactId, ConversationId, InboxId, InvitationId, LabelId, MediaId,
-    MessageId, NoteId, NotificationId, OrgId, OutboxId, QueueId, QueueTokenId, QuickReplyId,
-    RoleId, ScreenLinkId, SessionId, TeamId, TemplateId, TrackedLinkId, UserId,
+    ApiKeyId, ChannelId, ConsentEventId, ContactId, ConversationId, ExportId, FieldId, ImportId,
+    InboxId, InvitationId, LabelId, MediaId, MessageId, NoteId, NotificationId, OrgId, OutboxId,
+    QueueId, QueueTokenId, QuickReplyId, RoleId, ScreenLinkId, SegmentId, SessionId, TagId, TeamId,
+    TemplateId, TrackedLinkId, UserId,
 };
 pub use permissions::{BuiltinRole, Permission, PermissionSet, UnknownPermission};
 pub use phone::{Bsuid, BsuidError, E164, E164Error};

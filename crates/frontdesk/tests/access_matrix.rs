@@ -443,6 +443,88 @@ impl Totp {
 // The matrix.
 // ---------------------------------------------------------------------------------------
 
+/// A new contact of org A's: its id.
+async fn fresh_contact(w: &World) -> String {
+    let phone = w.uniq_phone("+1415");
+    w.ok(
+        Method::POST,
+        "/api/v1/contacts",
+        Some(json!({ "name": w.uniq("Contact"), "phone": phone })),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// A new tag of org A's: its id.
+async fn fresh_tag(w: &World) -> String {
+    w.ok(
+        Method::POST,
+        "/api/v1/tags",
+        Some(json!({ "name": w.uniq("tag") })),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// A new custom field of org A's: its id.
+async fn fresh_field(w: &World) -> String {
+    w.ok(
+        Method::POST,
+        "/api/v1/contact-fields",
+        Some(json!({ "key": format!("f{}", w.uniq_digits()), "label": "Field", "kind": "text" })),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// A new segment of org A's: its id.
+async fn fresh_segment(w: &World) -> String {
+    w.ok(
+        Method::POST,
+        "/api/v1/segments",
+        Some(json!({ "name": w.uniq("segment"), "rule": { "and": [] } })),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// A new CSV import of org A's (one row, not started): its id.
+async fn fresh_import(w: &World) -> String {
+    let csv = format!("name,phone\nImported,{}\n", w.uniq_phone("+1415"));
+    w.ok(
+        Method::POST,
+        "/api/v1/contact-imports",
+        Some(json!({ "filename": "people.csv", "csv": csv })),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// A new export request of org A's, made with `token`: its id.
+async fn fresh_export(w: &World, token: &str) -> String {
+    let (s, v) = w
+        .app
+        .api(
+            Method::POST,
+            "/api/v1/contact-exports",
+            Some(token),
+            Some(json!({})),
+        )
+        .await;
+    assert!(s.is_success(), "{v}");
+    v["id"].as_str().unwrap().to_owned()
+}
+
 fn matrix() -> Vec<Entry> {
     use Access::{Member, Public, Session, Signed};
     use Permission::*;
@@ -4089,6 +4171,667 @@ fn matrix() -> Vec<Entry> {
                 })
             },
         ),
+        // -- the audience: contacts, custom fields, tags ------------------------------------
+        route(Method::GET, "/api/v1/contacts", Access::Perm(ContactsRead), |w, _| {
+            Box::pin(async move {
+                let c = fresh_contact(w).await;
+                Case::bare("/api/v1/contacts?limit=100").then(move |_, a| {
+                    Box::pin(async move {
+                        assert!(a.json()["items"].as_array().unwrap().iter().any(|x| x["id"] == c.as_str()), "{}", a.short());
+                    })
+                })
+            })
+        }),
+        route(Method::POST, "/api/v1/contacts", Access::Perm(ContactsWrite), |w, _| {
+            Box::pin(async move {
+                let phone = w.uniq_phone("+1415");
+                Case::json("/api/v1/contacts", json!({ "name": "Matrix contact", "phone": phone, "language": "pt-br" }))
+                    .status(201)
+                    .then(move |w, a| {
+                        Box::pin(async move {
+                            let id = a.json()["id"].as_str().unwrap().to_owned();
+                            let c = w.get_a(&format!("/api/v1/contacts/{id}")).await;
+                            assert_eq!((c["phone"].as_str(), c["language"].as_str()), (Some(phone.as_str()), Some("pt_BR")), "{c}");
+                        })
+                    })
+            })
+        }),
+        route(Method::GET, "/api/v1/contacts/{contact_id}", Access::Perm(ContactsRead), |w, _| {
+            Box::pin(async move {
+                let c = fresh_contact(w).await;
+                Case::bare(format!("/api/v1/contacts/{c}")).then(move |_, a| {
+                    Box::pin(async move { assert_eq!(a.json()["id"], c.as_str(), "{}", a.short()) })
+                })
+            })
+        }),
+        route(Method::PATCH, "/api/v1/contacts/{contact_id}", Access::Perm(ContactsWrite), |w, _| {
+            Box::pin(async move {
+                let c = fresh_contact(w).await;
+                Case::json(format!("/api/v1/contacts/{c}"), json!({ "company": "Renamed Ltd" })).then(move |w, _| {
+                    Box::pin(async move {
+                        assert_eq!(w.get_a(&format!("/api/v1/contacts/{c}")).await["company"], "Renamed Ltd");
+                    })
+                })
+            })
+        }),
+        route(Method::PUT, "/api/v1/contacts/{contact_id}/tags/{tag_id}", Access::Perm(ContactsWrite), |w, _| {
+            Box::pin(async move {
+                let c = fresh_contact(w).await;
+                let t = fresh_tag(w).await;
+                Case::bare(format!("/api/v1/contacts/{c}/tags/{t}")).status(204).then(move |w, _| {
+                    Box::pin(async move {
+                        let v = w.get_a(&format!("/api/v1/contacts/{c}")).await;
+                        assert!(v["tags"].as_array().unwrap().iter().any(|x| x["id"] == t.as_str()), "{v}");
+                    })
+                })
+            })
+        }),
+        route(Method::DELETE, "/api/v1/contacts/{contact_id}/tags/{tag_id}", Access::Perm(ContactsWrite), |w, _| {
+            Box::pin(async move {
+                let c = fresh_contact(w).await;
+                let t = fresh_tag(w).await;
+                w.ok(Method::PUT, &format!("/api/v1/contacts/{c}/tags/{t}"), None).await;
+                Case::bare(format!("/api/v1/contacts/{c}/tags/{t}")).status(204).then(move |w, _| {
+                    Box::pin(async move {
+                        let v = w.get_a(&format!("/api/v1/contacts/{c}")).await;
+                        assert!(v["tags"].as_array().unwrap().is_empty(), "{v}");
+                    })
+                })
+            })
+        }),
+        route(Method::GET, "/api/v1/contact-fields", Access::Perm(ContactsRead), |w, _| {
+            Box::pin(async move {
+                let f = fresh_field(w).await;
+                Case::bare("/api/v1/contact-fields").then(move |_, a| {
+                    Box::pin(async move {
+                        assert!(a.json().as_array().unwrap().iter().any(|x| x["id"] == f.as_str()), "{}", a.short());
+                    })
+                })
+            })
+        }),
+        route(Method::POST, "/api/v1/contact-fields", Access::Perm(ContactsConfigure), |w, _| {
+            Box::pin(async move {
+                let key = format!("k{}", w.uniq_digits());
+                Case::json("/api/v1/contact-fields", json!({ "key": key, "label": "City", "kind": "choice", "options": ["Pune", "Goa"] }))
+                    .status(201)
+                    .then(move |w, _| {
+                        Box::pin(async move {
+                            let all = w.get_a("/api/v1/contact-fields").await;
+                            assert!(all.as_array().unwrap().iter().any(|x| x["key"] == key.as_str() && x["options"] == json!(["Pune", "Goa"])), "{all}");
+                        })
+                    })
+            })
+        }),
+        route(Method::PATCH, "/api/v1/contact-fields/{field_id}", Access::Perm(ContactsConfigure), |w, _| {
+            Box::pin(async move {
+                let f = fresh_field(w).await;
+                Case::json(format!("/api/v1/contact-fields/{f}"), json!({ "label": "Renamed" })).then(move |w, _| {
+                    Box::pin(async move {
+                        let all = w.get_a("/api/v1/contact-fields").await;
+                        assert!(all.as_array().unwrap().iter().any(|x| x["id"] == f.as_str() && x["label"] == "Renamed"), "{all}");
+                    })
+                })
+            })
+        }),
+        route(Method::DELETE, "/api/v1/contact-fields/{field_id}", Access::Perm(ContactsConfigure), |w, _| {
+            Box::pin(async move {
+                let f = fresh_field(w).await;
+                Case::bare(format!("/api/v1/contact-fields/{f}")).status(204).then(move |w, _| {
+                    Box::pin(async move {
+                        let all = w.get_a("/api/v1/contact-fields").await;
+                        assert!(!all.as_array().unwrap().iter().any(|x| x["id"] == f.as_str()), "{all}");
+                    })
+                })
+            })
+        }),
+        route(Method::GET, "/api/v1/tags", Access::Perm(ContactsRead), |w, _| {
+            Box::pin(async move {
+                let t = fresh_tag(w).await;
+                Case::bare("/api/v1/tags").then(move |_, a| {
+                    Box::pin(async move {
+                        assert!(a.json().as_array().unwrap().iter().any(|x| x["id"] == t.as_str()), "{}", a.short());
+                    })
+                })
+            })
+        }),
+        route(Method::POST, "/api/v1/tags", Access::Perm(ContactsConfigure), |w, _| {
+            Box::pin(async move {
+                let name = w.uniq("tag");
+                Case::json("/api/v1/tags", json!({ "name": name })).status(201).then(move |w, _| {
+                    Box::pin(async move {
+                        let all = w.get_a("/api/v1/tags").await;
+                        assert!(all.as_array().unwrap().iter().any(|x| x["name"] == name.as_str()), "{all}");
+                    })
+                })
+            })
+        }),
+        route(Method::PATCH, "/api/v1/tags/{tag_id}", Access::Perm(ContactsConfigure), |w, _| {
+            Box::pin(async move {
+                let t = fresh_tag(w).await;
+                let name = w.uniq("renamed tag");
+                Case::json(format!("/api/v1/tags/{t}"), json!({ "name": name })).then(move |w, _| {
+                    Box::pin(async move {
+                        let all = w.get_a("/api/v1/tags").await;
+                        assert!(all.as_array().unwrap().iter().any(|x| x["id"] == t.as_str() && x["name"] == name.as_str()), "{all}");
+                    })
+                })
+            })
+        }),
+        route(Method::DELETE, "/api/v1/tags/{tag_id}", Access::Perm(ContactsConfigure), |w, _| {
+            Box::pin(async move {
+                let t = fresh_tag(w).await;
+                Case::bare(format!("/api/v1/tags/{t}")).status(204).then(move |w, _| {
+                    Box::pin(async move {
+                        let all = w.get_a("/api/v1/tags").await;
+                        assert!(!all.as_array().unwrap().iter().any(|x| x["id"] == t.as_str()), "{all}");
+                    })
+                })
+            })
+        }),
+        route(Method::GET, "/api/v1/contacts/{contact_id}/consent", Access::Perm(ContactsRead), |w, _| {
+            Box::pin(async move {
+                let c = fresh_contact(w).await;
+                Case::bare(format!("/api/v1/contacts/{c}/consent")).then(|_, a| {
+                    Box::pin(async move { assert!(a.json()["events"].is_array(), "{}", a.short()) })
+                })
+            })
+        }),
+        route(Method::POST, "/api/v1/contacts/{contact_id}/consent", Access::Perm(ContactsWrite), |w, _| {
+            Box::pin(async move {
+                let c = fresh_contact(w).await;
+                Case::json(format!("/api/v1/contacts/{c}/consent"), json!({ "state": "opt_in", "source": "form", "evidence": "Signed up at the counter" }))
+                    .status(201)
+                    .then(move |w, _| {
+                        Box::pin(async move {
+                            assert_eq!(w.get_a(&format!("/api/v1/contacts/{c}")).await["consent"], "opt_in");
+                        })
+                    })
+            })
+        }),
+        route(Method::GET, "/api/v1/audience/settings", Access::Perm(ContactsConfigure), |_, _| {
+            Box::pin(async move {
+                Case::bare("/api/v1/audience/settings").then(|_, a| {
+                    Box::pin(async move { assert!(a.json()["opt_out_keywords"].as_array().is_some_and(|k| !k.is_empty()), "{}", a.short()) })
+                })
+            })
+        }),
+        route(Method::PUT, "/api/v1/audience/settings", Access::Perm(ContactsConfigure), |_, _| {
+            Box::pin(async move {
+                Case::json("/api/v1/audience/settings", json!({ "opt_out_keywords": ["STOP", "unsubscribe"], "opt_in_keywords": ["START"], "opt_out_reply": "Bye.", "opt_in_reply": "Hello again." }))
+                    .then(|w, _| {
+                        Box::pin(async move {
+                            assert_eq!(w.get_a("/api/v1/audience/settings").await["opt_out_keywords"], json!(["STOP", "UNSUBSCRIBE"]));
+                        })
+                    })
+            })
+        }),
+        route(Method::POST, "/contacts/{contact_id}/consent", Access::Perm(ContactsWrite), |w, _| {
+            Box::pin(async move {
+                let c = fresh_contact(w).await;
+                Case::form(format!("/contacts/{c}/consent"), &[("state", "opt_out"), ("source", "agent"), ("evidence", "Asked on the phone")])
+                    .see_other(format!("/contacts/{c}?ok=consent"))
+                    .then(move |w, _| {
+                        Box::pin(async move {
+                            assert_eq!(w.get_a(&format!("/api/v1/contacts/{c}")).await["consent"], "opt_out");
+                        })
+                    })
+            })
+        }),
+        route(Method::GET, "/api/v1/segments", Access::Perm(ContactsRead), |w, _| {
+            Box::pin(async move {
+                let s = fresh_segment(w).await;
+                Case::bare("/api/v1/segments").then(move |_, a| {
+                    Box::pin(async move { assert!(a.json().as_array().unwrap().iter().any(|x| x["id"] == s.as_str()), "{}", a.short()) })
+                })
+            })
+        }),
+        route(Method::POST, "/api/v1/segments", Access::Perm(ContactsWrite), |w, _| {
+            Box::pin(async move {
+                let name = w.uniq("segment");
+                Case::json("/api/v1/segments", json!({ "name": name, "rule": { "consent": "opt_in" } })).status(201).then(move |w, a| {
+                    Box::pin(async move {
+                        let id = a.json()["id"].as_str().unwrap().to_owned();
+                        assert_eq!(w.get_a(&format!("/api/v1/segments/{id}")).await["name"], name.as_str());
+                    })
+                })
+            })
+        }),
+        route(Method::POST, "/api/v1/segments/preview", Access::Perm(ContactsRead), |w, _| {
+            Box::pin(async move {
+                let c = fresh_contact(w).await;
+                let t = fresh_tag(w).await;
+                w.ok(Method::PUT, &format!("/api/v1/contacts/{c}/tags/{t}"), None).await;
+                Case::json("/api/v1/segments/preview", json!({ "rule": { "has_tag": t } })).then(move |_, a| {
+                    Box::pin(async move {
+                        assert_eq!(a.json()["count"], 1, "{}", a.short());
+                        assert_eq!(a.json()["contacts"][0]["id"], c.as_str());
+                    })
+                })
+            })
+        })
+        .cross(|w| {
+            Box::pin(async move {
+                // Org A's tag in org B's rule is not a tag there.
+                let t = fresh_tag(w).await;
+                vec![Case::json("/api/v1/segments/preview", json!({ "rule": { "has_tag": t } }))]
+            })
+        }),
+        route(Method::GET, "/api/v1/segments/{segment_id}", Access::Perm(ContactsRead), |w, _| {
+            Box::pin(async move {
+                let s = fresh_segment(w).await;
+                Case::bare(format!("/api/v1/segments/{s}")).then(|_, a| {
+                    Box::pin(async move { assert!(a.json()["count"].is_i64(), "{}", a.short()) })
+                })
+            })
+        }),
+        route(Method::PUT, "/api/v1/segments/{segment_id}", Access::Perm(ContactsWrite), |w, _| {
+            Box::pin(async move {
+                let s = fresh_segment(w).await;
+                let name = w.uniq("renamed segment");
+                Case::json(format!("/api/v1/segments/{s}"), json!({ "name": name, "rule": { "open_conversation": true } })).then(move |w, _| {
+                    Box::pin(async move {
+                        let v = w.get_a(&format!("/api/v1/segments/{s}")).await;
+                        assert_eq!((v["name"].as_str(), &v["rule"]), (Some(name.as_str()), &json!({ "open_conversation": true })), "{v}");
+                    })
+                })
+            })
+        }),
+        route(Method::DELETE, "/api/v1/segments/{segment_id}", Access::Perm(ContactsWrite), |w, _| {
+            Box::pin(async move {
+                let s = fresh_segment(w).await;
+                Case::bare(format!("/api/v1/segments/{s}")).status(204).then(move |w, _| {
+                    Box::pin(async move {
+                        let all = w.get_a("/api/v1/segments").await;
+                        assert!(!all.as_array().unwrap().iter().any(|x| x["id"] == s.as_str()));
+                    })
+                })
+            })
+        }),
+        route(Method::GET, "/segments", Access::Perm(ContactsRead), |w, _| {
+            Box::pin(async move {
+                let s = fresh_segment(w).await;
+                Case::bare("/segments").then(move |_, a| {
+                    Box::pin(async move { assert!(a.text.contains(&format!("data-segment-id=\"{s}\"")), "{}", a.short()) })
+                })
+            })
+        }),
+        route(Method::GET, "/segments/new", Access::Perm(ContactsWrite), |_, _| {
+            Box::pin(async move {
+                Case::bare("/segments/new").then(|_, a| {
+                    Box::pin(async move { assert!(a.text.contains("id=\"segment-builder\""), "{}", a.short()) })
+                })
+            })
+        }),
+        route(Method::POST, "/segments", Access::Perm(ContactsWrite), |w, _| {
+            Box::pin(async move {
+                let name = w.uniq("paged segment");
+                Case::form("/segments", &[("name", &name), ("rule", r#"{"consent":"unknown"}"#)])
+                    .see_other_starting("/segments/")
+                    .then(move |w, _| {
+                        Box::pin(async move {
+                            let all = w.get_a("/api/v1/segments").await;
+                            assert!(all.as_array().unwrap().iter().any(|x| x["name"] == name.as_str()), "{all}");
+                        })
+                    })
+            })
+        }),
+        route(Method::GET, "/segments/{segment_id}", Access::Perm(ContactsRead), |w, _| {
+            Box::pin(async move {
+                let s = fresh_segment(w).await;
+                Case::bare(format!("/segments/{s}")).then(|_, a| {
+                    Box::pin(async move { assert!(a.text.contains("data-testid=\"segment-count\""), "{}", a.short()) })
+                })
+            })
+        }),
+        route(Method::POST, "/segments/{segment_id}", Access::Perm(ContactsWrite), |w, _| {
+            Box::pin(async move {
+                let s = fresh_segment(w).await;
+                let name = w.uniq("edited segment");
+                Case::form(format!("/segments/{s}"), &[("name", &name), ("rule", r#"{"open_conversation":false}"#)])
+                    .see_other(format!("/segments/{s}"))
+                    .then(move |w, _| {
+                        Box::pin(async move {
+                            assert_eq!(w.get_a(&format!("/api/v1/segments/{s}")).await["name"], name.as_str());
+                        })
+                    })
+            })
+        }),
+        route(Method::POST, "/api/v1/contact-imports", Access::Perm(ContactsWrite), |w, _| {
+            Box::pin(async move {
+                let csv = format!("name,phone\nMatrix,{}\n", w.uniq_phone("+1415"));
+                Case::json("/api/v1/contact-imports", json!({ "filename": "m.csv", "csv": csv })).status(201).then(|w, a| {
+                    Box::pin(async move {
+                        let id = a.json()["id"].as_str().unwrap().to_owned();
+                        let v = w.get_a(&format!("/api/v1/contact-imports/{id}")).await;
+                        assert_eq!((v["status"].as_str(), v["total_rows"].as_i64()), (Some("uploaded"), Some(1)), "{v}");
+                    })
+                })
+            })
+        }),
+        route(Method::GET, "/api/v1/contact-imports/{import_id}", Access::Perm(ContactsWrite), |w, _| {
+            Box::pin(async move {
+                let i = fresh_import(w).await;
+                Case::bare(format!("/api/v1/contact-imports/{i}")).then(|_, a| {
+                    Box::pin(async move { assert_eq!(a.json()["columns"], json!(["name", "phone"]), "{}", a.short()) })
+                })
+            })
+        }),
+        route(Method::POST, "/api/v1/contact-imports/{import_id}/dry-run", Access::Perm(ContactsWrite), |w, _| {
+            Box::pin(async move {
+                let i = fresh_import(w).await;
+                Case::json(format!("/api/v1/contact-imports/{i}/dry-run"), json!({ "mapping": { "columns": { "name": "name", "phone": "phone" } } })).then(|_, a| {
+                    Box::pin(async move { assert_eq!(a.json()["created"], 1, "{}", a.short()) })
+                })
+            })
+        }),
+        route(Method::POST, "/api/v1/contact-imports/{import_id}/run", Access::Perm(ContactsWrite), |w, _| {
+            Box::pin(async move {
+                let i = fresh_import(w).await;
+                Case::json(format!("/api/v1/contact-imports/{i}/run"), json!({ "mapping": { "columns": { "name": "name", "phone": "phone" } } }))
+                    .status(202)
+                    .then(move |w, _| {
+                        Box::pin(async move {
+                            w.app.drain().await;
+                            let v = w.get_a(&format!("/api/v1/contact-imports/{i}")).await;
+                            assert_eq!((v["status"].as_str(), v["created"].as_i64()), (Some("done"), Some(1)), "{v}");
+                        })
+                    })
+            })
+        }),
+        route(Method::GET, "/contacts/import", Access::Perm(ContactsWrite), |_, _| {
+            Box::pin(async move {
+                Case::bare("/contacts/import").then(|_, a| {
+                    Box::pin(async move { assert!(a.text.contains("data-testid=\"import-upload\""), "{}", a.short()) })
+                })
+            })
+        }),
+        route(Method::POST, "/contacts/import", Access::Perm(ContactsWrite), |w, _| {
+            Box::pin(async move {
+                let csv = format!("Name,Mobile\nPaged,{}\n", w.uniq_phone("+1415"));
+                Case::form("/contacts/import", &[("csv", &csv), ("filename", "paged.csv")])
+                    .see_other_starting("/contacts/import/")
+                    .then(|w, a| {
+                        Box::pin(async move {
+                            let id = a.header("location").unwrap().trim_start_matches("/contacts/import/").to_owned();
+                            let v = w.get_a(&format!("/api/v1/contact-imports/{id}")).await;
+                            assert_eq!(v["columns"], json!(["Name", "Mobile"]), "{v}");
+                        })
+                    })
+            })
+        }),
+        route(Method::GET, "/contacts/import/{import_id}", Access::Perm(ContactsWrite), |w, _| {
+            Box::pin(async move {
+                let i = fresh_import(w).await;
+                Case::bare(format!("/contacts/import/{i}")).then(|_, a| {
+                    Box::pin(async move { assert!(a.text.contains("data-testid=\"import-mapping\""), "{}", a.short()) })
+                })
+            })
+        }),
+        route(Method::POST, "/contacts/import/{import_id}", Access::Perm(ContactsWrite), |w, _| {
+            Box::pin(async move {
+                let i = fresh_import(w).await;
+                Case::form(format!("/contacts/import/{i}"), &[("col.0", "name"), ("col.1", "phone"), ("action", "dry_run")]).then(move |w, a| {
+                    Box::pin(async move {
+                        assert!(a.text.contains("data-testid=\"dry-run-report\""), "{}", a.short());
+                        let v = w.get_a(&format!("/api/v1/contact-imports/{i}")).await;
+                        assert_eq!(v["dry_run"]["created"], 1, "{v}");
+                    })
+                })
+            })
+        }),
+        route(Method::GET, "/api/v1/contact-exports", Access::Perm(ContactsExport), |w, _| {
+            Box::pin(async move {
+                let e = fresh_export(w, &w.a.admin.access).await;
+                Case::bare("/api/v1/contact-exports").then(move |_, a| {
+                    Box::pin(async move { assert!(a.json().as_array().unwrap().iter().any(|x| x["id"] == e.as_str()), "{}", a.short()) })
+                })
+            })
+        }),
+        route(Method::POST, "/api/v1/contact-exports", Access::Perm(ContactsExport), |w, _| {
+            Box::pin(async move {
+                let s = fresh_segment(w).await;
+                Case::json("/api/v1/contact-exports", json!({ "segment_id": s })).status(201).then(move |_, a| {
+                    Box::pin(async move {
+                        assert_eq!((a.json()["status"].as_str(), a.json()["segment_id"].as_str()), (Some("requested"), Some(s.as_str())), "{}", a.short());
+                    })
+                })
+            })
+        })
+        .cross(|w| {
+            Box::pin(async move {
+                let s = fresh_segment(w).await;
+                vec![Case::json("/api/v1/contact-exports", json!({ "segment_id": s }))]
+            })
+        }),
+        route(Method::POST, "/api/v1/contact-exports/{export_id}/decision", Access::Perm(ContactsApproveExport), |w, _| {
+            Box::pin(async move {
+                // Requested by another member of org A: the admin may decide it.
+                let other = &w.person_without[&Permission::AuditRead].api.access;
+                let e = fresh_export(w, other).await;
+                Case::json(format!("/api/v1/contact-exports/{e}/decision"), json!({ "approve": true })).then(|_, a| {
+                    Box::pin(async move { assert_eq!(a.json()["status"], "approved", "{}", a.short()) })
+                })
+            })
+        }),
+        route(Method::GET, "/api/v1/contact-exports/{export_id}/download", Access::Perm(ContactsExport), |w, _| {
+            Box::pin(async move {
+                fresh_contact(w).await;
+                let e = fresh_export(w, &w.a.admin.access).await;
+                let other = &w.person_without[&Permission::AuditRead].api.access;
+                let (s, v) = w.app.api(Method::POST, &format!("/api/v1/contact-exports/{e}/decision"), Some(other), Some(json!({ "approve": true }))).await;
+                assert!(s.is_success(), "{v}");
+                Case::bare(format!("/api/v1/contact-exports/{e}/download")).then(|_, a| {
+                    Box::pin(async move {
+                        assert!(a.header("content-type").unwrap().starts_with("text/csv"));
+                        assert!(a.text.starts_with("id,name,"), "{}", a.short());
+                    })
+                })
+            })
+        }),
+        route(Method::POST, "/api/v1/contacts/{contact_id}/erase", Access::Perm(ContactsErase), |w, _| {
+            Box::pin(async move {
+                let c = fresh_contact(w).await;
+                Case::bare(format!("/api/v1/contacts/{c}/erase")).then(move |w, _| {
+                    Box::pin(async move {
+                        let v = w.get_a(&format!("/api/v1/contacts/{c}")).await;
+                        assert!(v["erased_at"].is_string() && v["phone"].is_null() && v["name"].is_null(), "{v}");
+                    })
+                })
+            })
+        }),
+        route(Method::POST, "/contacts/{contact_id}/erase", Access::Perm(ContactsErase), |w, _| {
+            Box::pin(async move {
+                let c = fresh_contact(w).await;
+                Case::form(format!("/contacts/{c}/erase"), &[])
+                    .see_other(format!("/contacts/{c}?ok=erased"))
+                    .then(move |w, _| {
+                        Box::pin(async move {
+                            assert!(w.get_a(&format!("/api/v1/contacts/{c}")).await["erased_at"].is_string());
+                        })
+                    })
+            })
+        }),
+        route(Method::GET, "/contacts/settings", Access::Perm(ContactsConfigure), |w, _| {
+            Box::pin(async move {
+                let f = fresh_field(w).await;
+                Case::bare("/contacts/settings").then(move |_, a| {
+                    Box::pin(async move { assert!(a.text.contains(&format!("data-field-id=\"{f}\"")), "{}", a.short()) })
+                })
+            })
+        }),
+        route(Method::POST, "/contacts/settings/fields", Access::Perm(ContactsConfigure), |w, _| {
+            Box::pin(async move {
+                let key = format!("p{}", w.uniq_digits());
+                Case::form("/contacts/settings/fields", &[("key", &key), ("label", "Paged"), ("kind", "choice"), ("options", "a, b")])
+                    .see_other("/contacts/settings?ok=fields")
+                    .then(move |w, _| {
+                        Box::pin(async move {
+                            let all = w.get_a("/api/v1/contact-fields").await;
+                            assert!(all.as_array().unwrap().iter().any(|x| x["key"] == key.as_str() && x["options"] == json!(["a", "b"])), "{all}");
+                        })
+                    })
+            })
+        })
+        .cross(|w| {
+            Box::pin(async move {
+                let f = fresh_field(w).await;
+                vec![Case::form("/contacts/settings/fields", &[("delete", &f)])]
+            })
+        }),
+        route(Method::POST, "/contacts/settings/tags", Access::Perm(ContactsConfigure), |w, _| {
+            Box::pin(async move {
+                let name = w.uniq("paged tag");
+                Case::form("/contacts/settings/tags", &[("name", &name)])
+                    .see_other("/contacts/settings?ok=tags")
+                    .then(move |w, _| {
+                        Box::pin(async move {
+                            let all = w.get_a("/api/v1/tags").await;
+                            assert!(all.as_array().unwrap().iter().any(|x| x["name"] == name.as_str()), "{all}");
+                        })
+                    })
+            })
+        })
+        .cross(|w| {
+            Box::pin(async move {
+                let t = fresh_tag(w).await;
+                vec![Case::form("/contacts/settings/tags", &[("delete", &t)])]
+            })
+        }),
+        route(Method::POST, "/contacts/settings/keywords", Access::Perm(ContactsConfigure), |_, _| {
+            Box::pin(async move {
+                Case::form("/contacts/settings/keywords", &[("opt_out_keywords", "stop, halt"), ("opt_in_keywords", "start"), ("opt_out_reply", "Bye."), ("opt_in_reply", "Hi.")])
+                    .see_other("/contacts/settings?ok=keywords")
+                    .then(|w, _| {
+                        Box::pin(async move {
+                            assert_eq!(w.get_a("/api/v1/audience/settings").await["opt_out_keywords"], json!(["STOP", "HALT"]));
+                        })
+                    })
+            })
+        }),
+        route(Method::GET, "/contacts/exports", Access::Perm(ContactsExport), |w, _| {
+            Box::pin(async move {
+                let e = fresh_export(w, &w.a.admin.access).await;
+                Case::bare("/contacts/exports").then(move |_, a| {
+                    Box::pin(async move { assert!(a.text.contains(&format!("data-export-id=\"{e}\"")), "{}", a.short()) })
+                })
+            })
+        }),
+        route(Method::POST, "/contacts/exports", Access::Perm(ContactsExport), |w, _| {
+            Box::pin(async move {
+                let s = fresh_segment(w).await;
+                Case::form("/contacts/exports", &[("segment_id", &s)])
+                    .see_other("/contacts/exports?ok=requested")
+                    .then(move |w, _| {
+                        Box::pin(async move {
+                            let all = w.get_a("/api/v1/contact-exports").await;
+                            assert!(all.as_array().unwrap().iter().any(|x| x["segment_id"] == s.as_str()), "{all}");
+                        })
+                    })
+            })
+        })
+        .cross(|w| {
+            Box::pin(async move {
+                let s = fresh_segment(w).await;
+                vec![Case::form("/contacts/exports", &[("segment_id", &s)])]
+            })
+        }),
+        route(Method::POST, "/contacts/exports/{export_id}/decision", Access::Perm(ContactsApproveExport), |w, _| {
+            Box::pin(async move {
+                let other = &w.person_without[&Permission::AuditRead].api.access;
+                let e = fresh_export(w, other).await;
+                Case::form(format!("/contacts/exports/{e}/decision"), &[("approve", "false")])
+                    .see_other("/contacts/exports?ok=decided")
+                    .then(move |w, _| {
+                        Box::pin(async move {
+                            let all = w.get_a("/api/v1/contact-exports").await;
+                            assert!(all.as_array().unwrap().iter().any(|x| x["id"] == e.as_str() && x["status"] == "refused"), "{all}");
+                        })
+                    })
+            })
+        }),
+        route(Method::GET, "/contacts", Access::Perm(ContactsRead), |w, _| {
+            Box::pin(async move {
+                let c = fresh_contact(w).await;
+                Case::bare("/contacts?limit=100").then(move |_, a| {
+                    Box::pin(async move {
+                        assert!(a.text.contains(&format!("data-contact-id=\"{c}\"")), "{}", a.short());
+                    })
+                })
+            })
+        }),
+        route(Method::GET, "/contacts/new", Access::Perm(ContactsWrite), |_, _| {
+            Box::pin(async move {
+                Case::bare("/contacts/new").then(|_, a| {
+                    Box::pin(async move { assert!(a.text.contains("data-testid=\"contact-form\""), "{}", a.short()) })
+                })
+            })
+        }),
+        route(Method::POST, "/contacts", Access::Perm(ContactsWrite), |w, _| {
+            Box::pin(async move {
+                let phone = w.uniq_phone("+1415");
+                let name = w.uniq("Paged contact");
+                Case::form("/contacts", &[("name", &name), ("phone", &phone), ("email", "")])
+                    .see_other_starting("/contacts/")
+                    .then(move |w, a| {
+                        Box::pin(async move {
+                            let to = a.header("location").unwrap().trim_start_matches("/contacts/");
+                            let id = to.split('?').next().unwrap();
+                            let c = w.get_a(&format!("/api/v1/contacts/{id}")).await;
+                            assert_eq!(c["name"], name.as_str(), "{c}");
+                        })
+                    })
+            })
+        }),
+        route(Method::GET, "/contacts/{contact_id}", Access::Perm(ContactsRead), |w, _| {
+            Box::pin(async move {
+                let c = fresh_contact(w).await;
+                Case::bare(format!("/contacts/{c}")).then(|_, a| {
+                    Box::pin(async move { assert!(a.text.contains("data-testid=\"contact-summary\""), "{}", a.short()) })
+                })
+            })
+        }),
+        route(Method::POST, "/contacts/{contact_id}", Access::Perm(ContactsWrite), |w, _| {
+            Box::pin(async move {
+                let c = fresh_contact(w).await;
+                Case::form(format!("/contacts/{c}"), &[("name", "Edited on the page"), ("company", "Paged Ltd")])
+                    .see_other(format!("/contacts/{c}?ok=saved"))
+                    .then(move |w, _| {
+                        Box::pin(async move {
+                            let v = w.get_a(&format!("/api/v1/contacts/{c}")).await;
+                            assert_eq!((v["name"].as_str(), v["company"].as_str()), (Some("Edited on the page"), Some("Paged Ltd")), "{v}");
+                        })
+                    })
+            })
+        }),
+        route(Method::POST, "/contacts/{contact_id}/tags", Access::Perm(ContactsWrite), |w, _| {
+            Box::pin(async move {
+                let c = fresh_contact(w).await;
+                let t = fresh_tag(w).await;
+                Case::form(format!("/contacts/{c}/tags"), &[("tag_id", &t), ("action", "add")])
+                    .see_other(format!("/contacts/{c}?ok=tagged"))
+                    .then(move |w, _| {
+                        Box::pin(async move {
+                            let v = w.get_a(&format!("/api/v1/contacts/{c}")).await;
+                            assert!(v["tags"].as_array().unwrap().iter().any(|x| x["id"] == t.as_str()), "{v}");
+                        })
+                    })
+            })
+        })
+        .cross(|w| {
+            Box::pin(async move {
+                // Org B's own contact with org A's tag: the tag is not found there.
+                let b_contact = w
+                    .app
+                    .api(Method::POST, "/api/v1/contacts", Some(&w.b.admin.access), Some(json!({ "phone": w.uniq_phone("+1416") })))
+                    .await
+                    .1["id"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned();
+                let t = fresh_tag(w).await;
+                vec![Case::form(format!("/contacts/{b_contact}/tags"), &[("tag_id", &t), ("action", "add")])]
+            })
+        }),
         // -- message templates (API) --------------------------------------------------------
         route(Method::GET, "/api/v1/templates", Access::Perm(InboxRead), |w, _| {
             Box::pin(async move {
@@ -4601,6 +5344,11 @@ impl World {
             .await;
         assert!(s.is_success(), "{method} {path}: {s} {v}");
         v
+    }
+
+    /// A phone number nothing else in the world has, after `prefix` (`+1415`).
+    fn uniq_phone(&self, prefix: &str) -> String {
+        format!("{prefix}{:07}", self.seq.fetch_add(1, Ordering::Relaxed))
     }
 
     /// Digits nothing else in the world has (a phone number id).

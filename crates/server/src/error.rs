@@ -157,6 +157,10 @@ impl From<frontdesk_store::StoreError> for ApiError {
                 code: "invalid",
                 message,
             },
+            StoreError::InvalidFields(problems) => ApiError::Unprocessable {
+                code: "invalid_fields",
+                message: frontdesk_store::audience::describe_problems(&problems),
+            },
             other => ApiError::internal(other),
         }
     }
@@ -189,6 +193,21 @@ fn conflict_message(code: &str) -> &'static str {
         "label_exists" => "a label with this name exists",
         "shortcut_taken" => "a quick reply with this shortcut exists",
         "not_failed" => "only a failed outgoing message can be retried",
+        "contact_exists" => "another contact has this phone number or WhatsApp user id",
+        "field_key_taken" => "a field with this key exists",
+        "too_many_fields" => "the organisation has the most custom fields allowed",
+        "option_in_use" => {
+            "contacts hold an option that would be removed; change their values first"
+        }
+        "tag_exists" => "a tag with this name exists",
+        "too_many_tags" => "the tag catalogue is full",
+        "own_export" => "a second person must approve an export; the requester cannot",
+        "export_decided" => "this export request has already been decided",
+        "export_needs_a_person" => "an export is approved by a person, not an API key",
+        "export_not_approved" => "this export has not been approved",
+        "import_started" => "this import has already been started",
+        "segment_name_taken" => "a segment with this name exists",
+        "too_many_segments" => "the organisation has the most segments allowed",
         _ => "the request conflicts with the current state",
     }
 }

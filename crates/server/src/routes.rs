@@ -114,11 +114,23 @@ impl RouteTableBuilder {
 
     /// A page of the web UI (or a form it posts to).
     pub fn page(
+        self,
+        method: Method,
+        path: &str,
+        handler: MethodRouter<AppState>,
+        access: Access,
+    ) -> Self {
+        self.page_sized(method, path, handler, access, None)
+    }
+
+    /// A form target that takes bodies up to `body_limit` bytes (a pasted CSV file).
+    pub fn page_sized(
         mut self,
         method: Method,
         path: &str,
         handler: MethodRouter<AppState>,
         access: Access,
+        body_limit: Option<usize>,
     ) -> Self {
         self.table.push(RouteInfo {
             method,
@@ -126,7 +138,7 @@ impl RouteTableBuilder {
             kind: RouteKind::Page,
             access,
         });
-        let handler = self.guarded(handler, access, Surface::Page, None);
+        let handler = self.guarded(handler, access, Surface::Page, body_limit);
         self.api = self.api.route(path, handler);
         self
     }

@@ -31,4 +31,7 @@ pub enum StoreError {
     /// Input the store refuses; the message is safe to show.
     #[error("{0}")]
     Invalid(String),
+    /// Input the store refuses, field by field (forms show each message beside its field).
+    #[error("{}", crate::audience::describe_problems(.0))]
+    InvalidFields(Vec<crate::audience::FieldProblem>),
 }

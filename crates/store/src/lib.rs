@@ -6,12 +6,17 @@
 //! sqlx only accepts `'static` SQL text, so SQL cannot be assembled from input.
 
 pub mod api_keys;
+pub mod audience;
 pub mod audit;
 pub mod channels;
+pub mod consent;
+pub mod erasure;
 mod error;
 pub mod events;
+pub mod exports;
 mod gate;
 pub mod identity;
+pub mod imports;
 pub mod inbox;
 mod inbox_fill;
 pub mod members;
@@ -20,6 +25,7 @@ pub mod orgs;
 pub mod queue;
 mod queue_screens;
 pub mod secrets;
+pub mod segments;
 mod settings;
 pub mod simulator;
 pub mod templates;

@@ -563,6 +563,8 @@ impl TenantTx {
             sqlx::query("UPDATE queue_tokens SET contact_id = $3 WHERE org_id = $1 AND contact_id = $2")
                 .bind(org).bind(gone.id.as_uuid()).bind(keep.id.as_uuid()).execute(&mut *c).await?;
         });
+        // Consent (an opt-out above all), tags and field values survive the merge.
+        self.carry_audience(gone.id, keep.id).await?;
         with_conn!(self.tx, c => {
             sqlx::query("DELETE FROM contacts WHERE org_id = $1 AND id = $2").bind(org).bind(gone.id.as_uuid()).execute(&mut *c).await?;
             sqlx::query("UPDATE contacts SET phone = coalesce(phone, $3), bsuid = coalesce(bsuid, $4), username = coalesce(username, $5), profile_name = coalesce(profile_name, $6) WHERE org_id = $1 AND id = $2")
@@ -1188,10 +1190,11 @@ macro_rules! leased_claim {
         )
     };
 }
+pub(crate) use leased_claim;
 
 /// Runs a leased claim (`(postgres, sqlite)` SQL) with `$1` now, `$2` the lease's end and
 /// `$3` the limit.
-async fn claim<R>(
+pub(crate) async fn claim<R>(
     g: &mut crate::tenant::GlobalTx,
     (postgres, sqlite): (&'static str, &'static str),
     (now, until, limit): (OffsetDateTime, OffsetDateTime, i64),

@@ -272,6 +272,7 @@ async fn populate(store: &Store, ctx: &TenantCtx, tag: &str) {
     .unwrap();
     tx.commit().await.unwrap();
     populate_inbox(store, ctx, tag, channel.id, team.id, inbound).await;
+    populate_audience(store, ctx, tag).await;
     let body = format!("{{\"object\":\"whatsapp_business_account\",\"tag\":\"{tag}\"}}");
     store
         .store_webhooks(&[(ctx, channel.id, body.as_bytes())])
@@ -340,6 +341,47 @@ async fn populate_inbox(
     tx.save_quick_reply(None, &format!("hi-{tag}"), "Hello {{contact.first_name}}")
         .await
         .unwrap();
+    tx.commit().await.unwrap();
+}
+
+/// The audience's rows: a custom field with a value, a tag on a contact.
+async fn populate_audience(store: &Store, ctx: &TenantCtx, tag: &str) {
+    use frontdesk_domain::audience::FieldKind;
+    use frontdesk_store::audience::ContactInput;
+    let mut tx = store.begin(ctx).await.unwrap();
+    tx.create_field("city", "City", FieldKind::Text, &[])
+        .await
+        .unwrap();
+    let contact = tx
+        .create_contact(&ContactInput {
+            name: Some(format!("Audience {tag}")),
+            phone: Some("+14155550177".into()),
+            fields: [("city".to_string(), serde_json::json!(format!("City {tag}")))].into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let t = tx.create_tag(&format!("vip {tag}")).await.unwrap();
+    tx.set_contact_tag(contact.id, t.id, true).await.unwrap();
+    tx.record_consent(
+        contact.id,
+        frontdesk_domain::audience::ConsentState::OptIn,
+        frontdesk_domain::audience::ConsentSource::Form,
+        &format!("form {tag}"),
+    )
+    .await
+    .unwrap();
+    tx.set_audience_settings(frontdesk_store::consent::AudienceSettings::default())
+        .await
+        .unwrap();
+    let rule = frontdesk_domain::audience::Rule::HasTag(t.id);
+    tx.save_segment(None, &format!("VIPs {tag}"), &rule)
+        .await
+        .unwrap();
+    tx.upload_import("people.csv", "name,phone\nAsha,+14155550178\n")
+        .await
+        .unwrap();
+    tx.request_export(None).await.unwrap();
     tx.commit().await.unwrap();
 }
 
@@ -537,6 +579,10 @@ type PolicyRow = (String, String, bool, Option<String>, Option<String>);
 /// but no content, so they are global and a worker claims across tenants. Their columns are
 /// pinned: adding a column (content, say) fails the test until it is reviewed here.
 const WORK_QUEUES: &[(&str, &[&str])] = &[
+    (
+        "import_queue",
+        &["import_id", "org_id", "queued_at", "lease_until"],
+    ),
     (
         "inbox_queue",
         &["inbox_id", "org_id", "received_at", "lease_until"],
@@ -817,8 +863,8 @@ async fn writing_another_tenants_rows_is_rejected_by_the_database() {
         assert!(err.to_string().contains("row-level security"), "{t}: {err}");
         tx.rollback().await.unwrap();
 
-        if t == "audit_events" {
-            continue; // not even granted UPDATE or DELETE (see the audit tests)
+        if t == "audit_events" || t == "consent_events" {
+            continue; // append-only: not even granted UPDATE or DELETE (audit and audience tests)
         }
         // Moving A's row to B is refused; B's rows cannot be touched from A.
         let mut tx = app.begin().await.unwrap();

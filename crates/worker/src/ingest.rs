@@ -278,9 +278,13 @@ async fn apply_message(
             },
         )
         .await?;
-    // A new text may be a queue keyword, STATUS or CANCEL: answered in this transaction,
-    // so a webhook applied twice answers once.
-    if let (Inbound::New { .. }, MessageKind::Text { body }) = (stored, &m.kind) {
+    // A new text may be a consent keyword, a queue keyword, STATUS or CANCEL: answered in
+    // this transaction, so a webhook applied twice answers once.
+    // A consent keyword (STOP, START, the organisation's own) is acted on first and is
+    // not also a queue command.
+    if let (Inbound::New { .. }, MessageKind::Text { body }) = (stored, &m.kind)
+        && !crate::consent::handle_consent_text(tx, channel, contact, body, &m.id, now).await?
+    {
         crate::queue::handle_patient_text(tx, channel, contact, body, now).await?;
     }
     Ok(())

@@ -7,7 +7,9 @@
 //! for timing.
 
 pub mod blob;
+pub mod consent;
 mod dispatch;
+mod imports;
 mod ingest;
 pub mod queue;
 
@@ -107,15 +109,17 @@ impl Worker {
         &self.blobs
     }
 
-    /// Runs everything due now until nothing is left: webhook rows, sends, receipts and
-    /// media downloads (including work that one step creates for the next).
+    /// Runs everything due now until nothing is left: webhook rows, sends, receipts,
+    /// media downloads and contact imports (including work that one step creates for the
+    /// next).
     pub async fn drain(self: &Arc<Self>) -> Result<(), StoreError> {
         self.store.wake_snoozed(self.now()).await?;
         self.store.expire_past_queue_tokens(self.now()).await?;
         loop {
             let a = self.process_inbox(usize::MAX).await?;
             let b = self.dispatch_due(true).await?;
-            if a == 0 && b == 0 {
+            let c = self.process_imports(usize::MAX).await?;
+            if a == 0 && b == 0 && c == 0 {
                 return Ok(());
             }
         }
@@ -135,6 +139,12 @@ impl Worker {
                 loop {
                     if let Err(e) = me.process_inbox(50_000).await {
                         tracing::error!(error = %e, "webhook processing failed; retrying");
+                    }
+                    // A few import chunks per turn, so webhooks never wait long behind them.
+                    match me.process_imports(5).await {
+                        Ok(5) => me.signals.inbox.notify_one(),
+                        Ok(_) => {}
+                        Err(e) => tracing::error!(error = %e, "contact import failed; retrying"),
                     }
                     // Snoozed conversations wake within SNOOZE_TICK of their time.
                     if last_wake.elapsed() >= SNOOZE_TICK {

@@ -4,10 +4,14 @@ pub(crate) mod account;
 pub(crate) mod admin;
 pub(crate) mod audit;
 pub(crate) mod channels;
+pub(crate) mod contacts;
 mod events;
+pub(crate) mod exports;
+pub(crate) mod imports;
 mod inbox;
 pub(crate) mod messages;
 pub(crate) mod queue;
+pub(crate) mod segments;
 mod session;
 pub(crate) mod templates;
 
@@ -26,6 +30,10 @@ pub(crate) fn routes(b: RouteTableBuilder) -> RouteTableBuilder {
     let b = messages::routes(b);
     let b = queue::routes(b);
     let b = inbox::routes(b);
+    let b = contacts::routes(b);
+    let b = segments::routes(b);
+    let b = imports::routes(b);
+    let b = exports::routes(b);
     let b = events::routes(b);
     let b = templates::routes(b);
     audit::routes(b)

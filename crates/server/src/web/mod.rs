@@ -4,9 +4,14 @@
 
 mod account;
 mod admin;
+mod audience_settings;
 mod channels;
+mod contacts;
+mod exports;
+mod imports;
 mod inbox;
 mod queue;
+mod segments;
 mod signin;
 mod templates;
 
@@ -42,6 +47,11 @@ pub(crate) fn routes(b: RouteTableBuilder) -> RouteTableBuilder {
     let b = channels::routes(b);
     let b = queue::routes(b);
     let b = templates::routes(b);
+    let b = imports::routes(b);
+    let b = audience_settings::routes(b);
+    let b = exports::routes(b);
+    let b = contacts::routes(b);
+    let b = segments::routes(b);
     inbox::routes(b)
 }
 
@@ -88,6 +98,16 @@ const NAV: &[NavItem] = &[
         href: "/inbox",
         label: "Inbox",
         needs: Some(Permission::InboxRead),
+    },
+    NavItem {
+        href: "/contacts",
+        label: "Contacts",
+        needs: Some(Permission::ContactsRead),
+    },
+    NavItem {
+        href: "/segments",
+        label: "Segments",
+        needs: Some(Permission::ContactsRead),
     },
     NavItem {
         href: "/queues",

@@ -485,3 +485,146 @@ document.addEventListener("focusin", (event) => {
     show();
   }
 })();
+
+// Segment editor: a condition builder that writes the rule JSON into the form's textarea,
+// and the live count (and first contacts) of whatever the textarea holds, asked of
+// POST /api/v1/segments/preview a moment after each change. Built with DOM calls only.
+(() => {
+  const builder = document.getElementById("segment-builder");
+  if (!builder) return;
+  const form = builder.closest("form");
+  const ruleBox = form.querySelector("textarea[name=rule]");
+  const count = document.getElementById("segment-count");
+  const sample = document.getElementById("segment-sample");
+  const csrf = builder.dataset.csrf;
+  const fields = JSON.parse(builder.dataset.fields || "[]");
+  const tags = JSON.parse(builder.dataset.tags || "[]");
+  const el = (tag, attrs = {}, ...kids) => {
+    const e = document.createElement(tag);
+    for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, v);
+    for (const k of kids) e.append(k);
+    return e;
+  };
+  const select = (name, options) => {
+    const s = el("select", { name, "data-role": name });
+    for (const [v, label] of options) s.append(el("option", { value: v }, label));
+    return s;
+  };
+  const what = [["tag", "has tag"], ["consent", "marketing consent"], ["within", "wrote within (days)"],
+    ["older", "last wrote more than (days) ago"], ["never", "never wrote"], ["open", "has an open conversation"],
+    ["attr:name", "name"], ["attr:email", "email"], ["attr:language", "language"], ["attr:company", "company"],
+    ["attr:username", "username"], ...fields.map((f) => ["field:" + f.id, f.label])];
+  const ops = [["eq", "is"], ["ne", "is not"], ["in", "is one of (comma-separated)"], ["contains", "contains"],
+    ["gt", ">"], ["gte", "≥"], ["lt", "<"], ["lte", "≤"], ["is_set", "is set"], ["is_not_set", "is not set"]];
+
+  const rows = el("div", { class: "segment-rows", "data-testid": "segment-rows" });
+  const combine = select("combine", [["and", "Contacts matching all of"], ["or", "Contacts matching any of"]]);
+  const add = el("button", { type: "button", "data-testid": "segment-add-condition" }, "Add condition");
+  builder.append(el("p", {}, combine), rows, add);
+
+  const valueOf = (row) => {
+    const kind = row.querySelector("[data-role=what]").value;
+    const op = row.querySelector("[data-role=op]");
+    const val = row.querySelector("[data-role=value]");
+    const v = val ? val.value.trim() : "";
+    if (kind === "tag") return { has_tag: v };
+    if (kind === "consent") return { consent: v };
+    if (kind === "within") return { last_inbound: { within_days: Number(v) || 0 } };
+    if (kind === "older") return { last_inbound: { older_than_days: Number(v) || 0 } };
+    if (kind === "never") return { last_inbound: { never: true } };
+    if (kind === "open") return { open_conversation: v === "yes" };
+    const cond = { op: op.value };
+    if (op.value === "in") cond.value = v.split(",").map((x) => x.trim()).filter((x) => x);
+    else if (op.value !== "is_set" && op.value !== "is_not_set") cond.value = v;
+    if (kind.startsWith("attr:")) return { attr: { name: kind.slice(5), ...cond } };
+    const field = fields.find((f) => f.id === kind.slice(6));
+    if (field && field.kind === "number" && typeof cond.value === "string" && cond.value !== "") {
+      cond.value = Number(cond.value);
+    }
+    return { field: { id: kind.slice(6), ...cond } };
+  };
+
+  const shape = (row) => {
+    const kind = row.querySelector("[data-role=what]").value;
+    const slot = row.querySelector(".slot");
+    slot.replaceChildren();
+    if (kind === "tag") slot.append(select("value", tags.map((t) => [t.id, t.name])));
+    else if (kind === "consent") slot.append(select("value", [["opt_in", "opted in"], ["opt_out", "opted out"], ["unknown", "unknown"]]));
+    else if (kind === "within" || kind === "older") slot.append(el("input", { type: "number", min: "0", max: "36500", value: "30", "data-role": "value" }));
+    else if (kind === "open") slot.append(select("value", [["yes", "yes"], ["no", "no"]]));
+    else if (kind !== "never") {
+      slot.append(select("op", ops));
+      const field = fields.find((f) => "field:" + f.id === kind);
+      if (field && field.kind === "choice") slot.append(select("value", field.options.map((o) => [o, o])));
+      else slot.append(el("input", { type: "text", maxlength: "1000", "data-role": "value" }));
+    }
+  };
+
+  const write = () => {
+    const conds = [...rows.children].map(valueOf);
+    ruleBox.value = JSON.stringify({ [combine.value]: conds });
+    preview();
+  };
+
+  add.addEventListener("click", () => {
+    const row = el("div", { class: "segment-row", "data-testid": "segment-condition" });
+    const kind = select("what", what);
+    const remove = el("button", { type: "button", class: "link" }, "remove");
+    row.append(kind, el("span", { class: "slot" }), remove);
+    kind.addEventListener("change", () => { shape(row); write(); });
+    remove.addEventListener("click", () => { row.remove(); write(); });
+    rows.append(row);
+    shape(row);
+    write();
+  });
+  builder.addEventListener("change", (e) => { if (e.target !== combine || rows.children.length) write(); });
+  builder.addEventListener("input", () => write());
+  combine.addEventListener("change", write);
+
+  let timer = null;
+  let asked = 0;
+  const preview = () => {
+    clearTimeout(timer);
+    timer = setTimeout(async () => {
+      const mine = ++asked;
+      let rule;
+      try { rule = JSON.parse(ruleBox.value); } catch { count.textContent = "rule is not valid JSON"; return; }
+      const r = await fetch("/api/v1/segments/preview", {
+        method: "POST", credentials: "same-origin",
+        headers: { "x-csrf-token": csrf, "content-type": "application/json", accept: "application/json" },
+        body: JSON.stringify({ rule }),
+      });
+      if (mine !== asked) return; // a newer question is on its way
+      const body = await r.json().catch(() => ({}));
+      if (!r.ok) {
+        count.textContent = (body.error && body.error.message) || "cannot count this rule";
+        sample.replaceChildren();
+        return;
+      }
+      count.textContent = String(body.count);
+      sample.replaceChildren(...body.contacts.map((c) =>
+        el("li", {}, c.name || c.profile_name || c.username || c.phone || c.user_id || "(no name)")));
+    }, 250);
+  };
+  ruleBox.addEventListener("input", preview);
+  preview();
+})();
+
+// Import pages: a chosen CSV file is read into the form's textarea (so one form posts it),
+// and a running import's page reloads itself until the job is done.
+(() => {
+  for (const input of document.querySelectorAll("input[type=file][data-csv-into]")) {
+    input.addEventListener("change", async () => {
+      const file = input.files && input.files[0];
+      if (!file) return;
+      const box = document.getElementById(input.dataset.csvInto);
+      box.value = await file.text();
+      const name = document.querySelector(`[data-filename-for="${input.dataset.csvInto}"]`);
+      if (name) name.value = file.name;
+    });
+  }
+  const reload = document.querySelector("[data-reload-every]");
+  if (reload) {
+    setTimeout(() => window.location.reload(), Number(reload.dataset.reloadEvery) * 1000);
+  }
+})();
