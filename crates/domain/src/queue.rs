@@ -381,12 +381,14 @@ impl QueueText {
 /// Texts an organisation wrote, per language code then per message.
 pub type QueueTexts = BTreeMap<String, BTreeMap<QueueText, String>>;
 
-/// The text for `key` in `lang`: the queue's own in that language, else its English one,
-/// else the default.
+/// The text for `key` in `lang`: the queue's own in that language (or its base language,
+/// `pt` for `pt_BR`), else its English one, else the default.
 pub fn text_for<'a>(texts: &'a QueueTexts, lang: &str, key: QueueText) -> &'a str {
+    let base = lang.split(['_', '-']).next().unwrap_or(lang);
     texts
         .get(lang)
         .and_then(|m| m.get(&key))
+        .or_else(|| texts.get(base).and_then(|m| m.get(&key)))
         .or_else(|| texts.get("en").and_then(|m| m.get(&key)))
         .map(String::as_str)
         .unwrap_or(key.default_text())
@@ -545,6 +547,10 @@ mod tests {
             .or_default()
             .insert(QueueText::YouAreNext, "Next: {token}".into());
         assert_eq!(text_for(&texts, "hi", QueueText::ComeIn), "{token} अंदर आइए");
+        assert_eq!(
+            text_for(&texts, "hi_IN", QueueText::ComeIn),
+            "{token} अंदर आइए"
+        );
         assert_eq!(
             text_for(&texts, "hi", QueueText::YouAreNext),
             "Next: {token}"

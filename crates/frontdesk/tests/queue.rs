@@ -501,6 +501,38 @@ both_backends! {
         assert_eq!(w.texts_to(asha).await.len(), 2, "resuming sends nothing");
     }
 
+    async fn a_patient_is_answered_in_their_contacts_language_when_the_queue_has_it(db) {
+        let w = world(db).await;
+        w.create_queue_with(json!({ "name": "Dr Mehta", "keywords": ["JOIN"],
+            "texts": { "hi": { "joined": "आपका टोकन {token} है, नंबर {position}" } } })).await;
+        let (asha, ravi) = ("+919800000061", "+919800000062");
+        let (ca, cr) = (w.customer("Asha", asha).await, w.customer("Ravi", ravi).await);
+        w.says(&ca, "hello").await;
+        // Her contact says Hindi (India); the queue has texts in Hindi.
+        let who = frontdesk_store::CustomerIdentity { phone: Some(frontdesk_domain::E164::parse(asha).unwrap()), ..Default::default() };
+        let mut contact = None;
+        for _ in 0..600 {
+            w.app.drain().await;
+            let mut tx = w.app.db.store.begin_read(&w.ctx).await.unwrap();
+            contact = tx.find_contact(&who).await.unwrap();
+            tx.commit().await.unwrap();
+            if contact.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let contact = contact.expect("her contact");
+        let (s, v) = w.call(&w.admin, Method::PATCH, &format!("/api/v1/contacts/{contact}"), Some(json!({ "language": "hi_IN" }))).await;
+        assert!(s.is_success(), "{v}");
+        w.says(&ca, "JOIN").await;
+        let t = w.until_texts(asha, 1).await;
+        assert_eq!(t.last().unwrap(), "आपका टोकन A-001 है, नंबर 1", "{t:?}");
+        // Ravi has no language: English.
+        w.says(&cr, "JOIN").await;
+        let t = w.until_texts(ravi, 1).await;
+        assert!(t[0].starts_with("You joined Dr Mehta. Your token is A-002."), "{t:?}");
+    }
+
     async fn come_in_goes_out_as_the_approved_template_outside_the_window_and_is_recorded_as_not_sent_without_one(db) {
         let mut w = world(db).await;
         // The clinic's approved template for "please come in".

@@ -413,6 +413,17 @@ impl TenantTx {
         })
     }
 
+    /// The language recorded for a contact (e.g. `pt_BR`), if any: what automated replies
+    /// (the clinic queue's) are written in when they have a text for it.
+    pub async fn contact_language(&mut self, id: ContactId) -> Result<Option<String>, StoreError> {
+        let org = self.org();
+        let lang: Option<Option<String>> = with_conn!(self.tx, c => {
+            sqlx::query_scalar("SELECT language FROM contacts WHERE org_id = $1 AND id = $2")
+                .bind(org).bind(id.as_uuid()).fetch_optional(c).await?
+        });
+        Ok(lang.flatten().filter(|l| !l.is_empty()))
+    }
+
     /// One contact, as the caller may see it.
     pub async fn contact_record(&mut self, id: ContactId) -> Result<ContactRecord, StoreError> {
         let org = self.org();

@@ -125,10 +125,16 @@ async fn send_on(
             .map(|p| v.get(p).to_owned())
             .collect();
         let waba = tx.channel(channel).await?.waba_id;
+        // The same template in the patient's language, when it is approved; else the one
+        // configured.
+        let language = match tx.template_named(&waba, &t.name, lang).await? {
+            Some(r) if lang != t.language && r.status == "APPROVED" => lang.to_owned(),
+            _ => t.language.clone(),
+        };
         // A template written here is filled (and checked) like any send; one known only by
         // its status gets the values as body parameters.
         let known = tx
-            .template_named(&waba, &t.name, &t.language)
+            .template_named(&waba, &t.name, &language)
             .await?
             .is_some_and(|r| r.spec().is_some());
         let mut components = if known || values.is_empty() {
@@ -145,7 +151,7 @@ async fn send_on(
             ..Default::default()
         });
         match tx
-            .prepare_template_send(&waba, &t.name, &t.language, &mut components, fill)
+            .prepare_template_send(&waba, &t.name, &language, &mut components, fill)
             .await
         {
             Ok(p) => prepared = p,
@@ -157,7 +163,7 @@ async fn send_on(
         }
         Outbound::Template {
             name: t.name.clone(),
-            language: t.language.clone(),
+            language,
             components,
         }
     } else {
@@ -265,13 +271,14 @@ pub async fn handle_patient_text(
                 }
             }
             if !any {
+                let lang = patient_language(tx, contact).await?;
                 send_on(
                     tx,
                     channel,
                     None,
                     contact,
                     QueueText::NotInQueue,
-                    "en",
+                    &lang,
                     &Values::default(),
                     now,
                 )
@@ -282,6 +289,14 @@ pub async fn handle_patient_text(
     }
 }
 
+/// The language the patient's messages are written in: their contact's, else English.
+async fn patient_language(tx: &mut TenantTx, contact: ContactId) -> Result<String, StoreError> {
+    Ok(tx
+        .contact_language(contact)
+        .await?
+        .unwrap_or_else(|| "en".into()))
+}
+
 async fn join_by_whatsapp(
     tx: &mut TenantTx,
     queue: QueueId,
@@ -289,8 +304,9 @@ async fn join_by_whatsapp(
     now: OffsetDateTime,
 ) -> Result<(), StoreError> {
     let q = tx.queue(queue).await?;
+    let lang = patient_language(tx, contact).await?;
     let out = tx
-        .join_queue(queue, &Patient::Contact(contact), "en", true, now)
+        .join_queue(queue, &Patient::Contact(contact), &lang, true, now)
         .await?;
     let avg = tx.avg_consult_secs(queue).await?;
     let (key, v, lang) = match &out {
@@ -306,7 +322,7 @@ async fn join_by_whatsapp(
                 message: m.clone(),
                 ..Default::default()
             },
-            "en".into(),
+            lang.clone(),
         ),
         JoinOutcome::Closed(opens) => {
             let (today, _) = tx.local_now(now).await?;
@@ -316,10 +332,10 @@ async fn join_by_whatsapp(
                     opens: opening_text(today, *opens),
                     ..Default::default()
                 },
-                "en".into(),
+                lang.clone(),
             )
         }
-        JoinOutcome::CapReached => (QueueText::CapReached, Values::default(), "en".into()),
+        JoinOutcome::CapReached => (QueueText::CapReached, Values::default(), lang.clone()),
     };
     send(tx, &q, contact, key, &lang, &v, now).await?;
     if let JoinOutcome::Joined(t) = out {
