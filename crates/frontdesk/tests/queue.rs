@@ -531,6 +531,11 @@ both_backends! {
         w.says(&cr, "JOIN").await;
         let t = w.until_texts(ravi, 1).await;
         assert!(t[0].starts_with("You joined Dr Mehta. Your token is A-002."), "{t:?}");
+        // Checked in at the desk by number, a patient keeps their contact's language.
+        let q2 = w.create_queue_with(json!({ "name": "Dr Rao", "keywords": ["RAO"], "token_prefix": "R" })).await;
+        let (s, v) = w.call(&w.admin, Method::POST, &format!("/api/v1/queues/{q2}/check-in"), Some(json!({ "name": "Asha", "phone": asha }))).await;
+        assert_eq!(s, StatusCode::CREATED, "{v}");
+        assert_eq!(v["token"]["language"], "hi_IN", "{v}");
     }
 
     async fn come_in_goes_out_as_the_approved_template_outside_the_window_and_is_recorded_as_not_sent_without_one(db) {

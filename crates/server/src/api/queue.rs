@@ -357,8 +357,7 @@ pub(crate) async fn check_in_walk_in(
         .map(E164::parse)
         .transpose()
         .map_err(|e| ApiError::unprocessable("invalid", e.to_string()))?;
-    let lang = body.language.as_deref().unwrap_or("en");
-    if lang.len() > 10 {
+    if body.language.as_deref().is_some_and(|l| l.len() > 10) {
         return Err(ApiError::unprocessable(
             "invalid",
             "language is a short code like `en`",
@@ -366,8 +365,24 @@ pub(crate) async fn check_in_walk_in(
     }
     let now = state.now();
     let mut tx = state.store().begin(ctx).await?;
+    // Unless the desk names one, the language of the number's contact, else English.
+    let lang = match (body.language.clone(), &phone) {
+        (Some(l), _) => l,
+        (None, Some(p)) => {
+            let who = frontdesk_store::CustomerIdentity {
+                phone: Some(p.clone()),
+                ..Default::default()
+            };
+            match tx.find_contact(&who).await? {
+                Some(c) => tx.contact_language(c).await?,
+                None => None,
+            }
+            .unwrap_or_else(|| "en".into())
+        }
+        (None, None) => "en".into(),
+    };
     let out = tx
-        .check_in(id, &body.name, phone.as_ref(), lang, now)
+        .check_in(id, &body.name, phone.as_ref(), &lang, now)
         .await?;
     let answer = match out {
         JoinOutcome::Joined(t) => {
