@@ -272,47 +272,24 @@ impl Store {
 
     /// On PostgreSQL, starts relaying other processes' committed events onto this
     /// process's bus (see [`events`]); `None` on SQLite, where one process owns the file.
-    /// The task ends when the pool is closed. Notifications sent while the link is down are
-    /// lost: cached unread counts are then dropped.
+    /// The listener has a connection of its own (it holds it for good, and must not take one
+    /// from the pool that requests share); it only runs `LISTEN`. The task ends when the
+    /// store's pool is closed. Notifications sent while the link is down are lost: cached
+    /// unread counts are then dropped.
     pub fn relay_events(&self) -> Option<tokio::task::JoinHandle<()>> {
         let Pool::Postgres(pool) = &self.pool else {
             return None;
         };
-        let (pool, bus) = (pool.clone(), self.events.clone());
+        let own = PgPoolOptions::new()
+            .max_connections(1)
+            .connect_lazy_with((*pool.connect_options()).clone());
+        let (closed, bus) = (pool.close_event(), self.events.clone());
         Some(tokio::spawn(async move {
-            loop {
-                let listening = async {
-                    let mut l = sqlx::postgres::PgListener::connect_with(&pool).await?;
-                    l.listen(events::RELAY_CHANNEL).await?;
-                    Ok::<_, sqlx::Error>(l)
-                };
-                let mut listener = match listening.await {
-                    Ok(l) => l,
-                    Err(sqlx::Error::PoolClosed) => return,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "cannot listen for other processes' events; retrying");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                        continue;
-                    }
-                };
-                loop {
-                    match listener.try_recv().await {
-                        Ok(Some(n)) => bus.receive_relayed(n.payload()),
-                        Ok(None) => {
-                            tracing::warn!(
-                                "lost the link to other processes' events; reconnecting"
-                            );
-                            bus.unread().forget_all();
-                        }
-                        Err(sqlx::Error::PoolClosed) => return,
-                        Err(e) => {
-                            tracing::warn!(error = %e, "other processes' events failed; reconnecting");
-                            bus.unread().forget_all();
-                            break;
-                        }
-                    }
-                }
+            tokio::select! {
+                () = closed => {}
+                () = listen_for_events(&own, &bus) => {}
             }
+            own.close().await;
         }))
     }
 
@@ -478,6 +455,42 @@ impl Store {
         match &self.pool {
             Pool::Sqlite(p) => p.close().await,
             Pool::Postgres(p) => p.close().await,
+        }
+    }
+}
+
+/// Listens on the events channel and republishes what other processes commit, reconnecting
+/// after failures; returns only if `pool` is closed.
+async fn listen_for_events(pool: &PgPool, bus: &events::EventBus) {
+    loop {
+        let listening = async {
+            let mut l = sqlx::postgres::PgListener::connect_with(pool).await?;
+            l.listen(events::RELAY_CHANNEL).await?;
+            Ok::<_, sqlx::Error>(l)
+        };
+        let mut listener = match listening.await {
+            Ok(l) => l,
+            Err(sqlx::Error::PoolClosed) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for other processes' events; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        loop {
+            match listener.try_recv().await {
+                Ok(Some(n)) => bus.receive_relayed(n.payload()),
+                Ok(None) => {
+                    tracing::warn!("lost the link to other processes' events; reconnecting");
+                    bus.unread().forget_all();
+                }
+                Err(sqlx::Error::PoolClosed) => return,
+                Err(e) => {
+                    tracing::warn!(error = %e, "other processes' events failed; reconnecting");
+                    bus.unread().forget_all();
+                    break;
+                }
+            }
         }
     }
 }
