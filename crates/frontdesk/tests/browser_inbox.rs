@@ -210,6 +210,47 @@ async fn a_customer_message_appears_live_and_a_quick_reply_reaches_the_phone() {
         json!(false),
         "sending the reply is a form post, which loads the page again"
     );
+
+    // A file from the agent's computer: uploaded, sent as a document with its caption, and
+    // on the phone.
+    let dir = tempfile::tempdir().unwrap();
+    let pdf = dir.path().join("leaflet.pdf");
+    std::fs::write(&pdf, b"%PDF-1.4\n% Riverside Clinic opening hours\n%%EOF\n").unwrap();
+    browser
+        .find("[data-testid=upload-form] input[type=file]")
+        .await
+        .send_keys(pdf.to_str().unwrap())
+        .await
+        .unwrap();
+    browser
+        .fill(
+            "[data-testid=upload-form] input[name=caption]",
+            "Our opening hours",
+        )
+        .await;
+    browser
+        .click("[data-testid=upload-form] button[type=submit]")
+        .await;
+    until(&app, "the file on the phone", async || {
+        let chat = phone_chat(&app, &web, &customer).await;
+        chat["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| {
+                m["direction"] == "to_customer"
+                    && m["type"] == "document"
+                    && m["text"]
+                        .as_str()
+                        .is_some_and(|t| t.contains("Our opening hours"))
+            })
+            .then_some(())
+    })
+    .await;
+    until(&app, "the file in the history", async || {
+        (browser.count("li.msg.out[data-kind=document]").await > 0).then_some(())
+    })
+    .await;
     assert!(browser.csp_violations().await.is_empty());
     browser.close().await;
 }
