@@ -471,19 +471,7 @@ impl TenantTx {
             Tx::Sqlite(t) => run!(&mut **t, LIST_SQL_SQLITE),
             Tx::Postgres(t) => run!(&mut **t, LIST_SQL_POSTGRES),
         };
-        let more = rows.len() as i64 > limit;
-        rows.truncate(limit as usize);
-        let next_cursor = if more {
-            rows.last().map(|r| {
-                Cursor {
-                    at: r.created_at,
-                    id: r.id,
-                }
-                .encode()
-            })
-        } else {
-            None
-        };
+        let next_cursor = Cursor::page(&mut rows, limit, |r| (r.created_at, r.id));
         let mut items = Vec::with_capacity(rows.len());
         for r in rows {
             items.push(self.record_of(r).await?);

@@ -255,6 +255,24 @@ pub struct Cursor {
 }
 
 impl Cursor {
+    /// Cuts a page fetched with one row more than `limit` down to `limit`, and returns the
+    /// cursor of its last row when that extra row showed there is more.
+    pub(crate) fn page<R>(
+        rows: &mut Vec<R>,
+        limit: i64,
+        key: impl Fn(&R) -> (OffsetDateTime, Uuid),
+    ) -> Option<String> {
+        let more = rows.len() as i64 > limit;
+        rows.truncate(limit.max(0) as usize);
+        if !more {
+            return None;
+        }
+        rows.last().map(|r| {
+            let (at, id) = key(r);
+            Cursor { at, id }.encode()
+        })
+    }
+
     /// Opaque text: base64url of the time (unix microseconds) and the id.
     pub fn encode(&self) -> String {
         use base64::Engine;
@@ -1228,19 +1246,7 @@ impl TenantTx {
             Tx::Sqlite(t) => run!(&mut **t, LIST_SQL_SQLITE),
             Tx::Postgres(t) => run!(&mut **t, LIST_SQL_POSTGRES),
         };
-        let more = rows.len() as i64 > limit;
-        rows.truncate(limit as usize);
-        let next_cursor = if more {
-            rows.last().map(|r| {
-                Cursor {
-                    at: r.last_message_at,
-                    id: r.id,
-                }
-                .encode()
-            })
-        } else {
-            None
-        };
+        let next_cursor = Cursor::page(&mut rows, limit, |r| (r.last_message_at, r.id));
         let catalogue = self.labels().await?;
         let items = rows.into_iter().map(|r| item(v, r, &catalogue)).collect();
         let unread = self.unread_counts(v).await?;
@@ -1335,19 +1341,7 @@ impl TenantTx {
                             ORDER BY m.created_at DESC, m.id DESC LIMIT $5")
                 .bind(org).bind(conversation.as_uuid()).bind(at).bind(id).bind(limit + 1).fetch_all(c).await?
         });
-        let more = rows.len() as i64 > limit;
-        rows.truncate(limit as usize);
-        let next = if more {
-            rows.last().map(|r| {
-                Cursor {
-                    at: r.created_at,
-                    id: r.id,
-                }
-                .encode()
-            })
-        } else {
-            None
-        };
+        let next = Cursor::page(&mut rows, limit, |r| (r.created_at, r.id));
         let msgs = rows
             .into_iter()
             .map(|r| inbox_message(v, r))
