@@ -1216,6 +1216,7 @@ async fn change_status(
     PageForm(f): PageForm<StatusForm>,
 ) -> Result<Response, PageError> {
     let id = conversation_id(&id)?;
+    let mut tx = state.store().begin(&ctx).await?;
     let change = match f.action.as_str() {
         "resolve" => StatusChange::Resolve,
         "reopen" => StatusChange::Reopen,
@@ -1226,9 +1227,7 @@ async fn change_status(
             let fmt = time::macros::format_description!("[year]-[month]-[day]T[hour]:[minute]");
             let local = time::PrimitiveDateTime::parse(t.get(..16).unwrap_or(t), &fmt)
                 .map_err(|_| invalid("snooze until a date and time"))?;
-            let mut tx = state.store().begin_read(&ctx).await?;
             let tz = tx.time_zone().await?;
-            tx.commit().await?;
             let t = frontdesk_store::inbox::utc_of_local(local, &tz).map_err(|_| {
                 invalid("snooze until a time that exists in the organisation's time zone")
             })?;
@@ -1236,7 +1235,6 @@ async fn change_status(
         }
         _ => return Err(invalid("resolve, reopen or snooze")),
     };
-    let mut tx = state.store().begin(&ctx).await?;
     tx.change_status(&Viewer::of(&ctx), id, change, state.now())
         .await?;
     tx.commit().await?;
