@@ -501,6 +501,7 @@ struct ItemRow {
     username: Option<String>,
     profile_name: Option<String>,
     labels: Option<String>,
+    last_inbound_at: Option<OffsetDateTime>,
 }
 
 /// The list's SQL around the backend's label aggregation and search clause. Parameters:
@@ -509,12 +510,12 @@ struct ItemRow {
 /// mark is looked up per row, not joined: PostgreSQL, guessing one read per user, otherwise
 /// materialised all of a user's reads and compared every row of the page with each.
 macro_rules! list_sql {
-    ($labels:literal, $search:literal) => {
+    ($labels:expr, $search:literal) => {
         concat!(
             "SELECT c.id, c.channel_id, c.contact_id, c.status, c.snoozed_until, c.last_message_at, c.last_preview, c.assignee_id, c.team_id, \
              CAST(c.inbound_count - coalesce((SELECT r.read_count FROM conversation_reads r WHERE r.org_id = c.org_id AND r.user_id = $2 AND r.conversation_id = c.id), 0) AS INTEGER) AS unread, k.phone, k.bsuid, k.username, k.profile_name, ",
             $labels,
-            " AS labels FROM conversations c JOIN contacts k ON k.org_id = c.org_id AND k.id = c.contact_id \
+            " AS labels, c.last_inbound_at FROM conversations c JOIN contacts k ON k.org_id = c.org_id AND k.id = c.contact_id \
              WHERE c.org_id = $1 AND ",
             visible!(),
             " AND ($4 = 'all' OR ($4 = 'mine' AND c.assignee_id = $2) OR ($4 = 'unassigned' AND c.assignee_id IS NULL)) \
@@ -529,29 +530,50 @@ macro_rules! list_sql {
     };
 }
 
+/// A conversation's label ids, comma-separated (PostgreSQL).
+macro_rules! labels_postgres {
+    () => {
+        "(SELECT string_agg(cl.label_id::text, ',') FROM conversation_labels cl WHERE cl.org_id = c.org_id AND cl.conversation_id = c.id)"
+    };
+}
+
+/// A conversation's label ids, comma-separated, in hex (SQLite).
+macro_rules! labels_sqlite {
+    () => {
+        "(SELECT group_concat(hex(cl.label_id), ',') FROM conversation_labels cl WHERE cl.org_id = c.org_id AND cl.conversation_id = c.id)"
+    };
+}
+
 const LIST_SQL_POSTGRES: &str = list_sql!(
-    "(SELECT string_agg(cl.label_id::text, ',') FROM conversation_labels cl WHERE cl.org_id = c.org_id AND cl.conversation_id = c.id)",
+    labels_postgres!(),
     "c.id IN (SELECT m.conversation_id FROM messages m WHERE m.org_id = $1 AND m.preview ILIKE $9) \
      OR c.contact_id IN (SELECT k2.id FROM contacts k2 WHERE k2.org_id = $1 AND (k2.profile_name ILIKE $9 OR k2.username ILIKE $9 OR k2.phone ILIKE $10))"
 );
 
 const LIST_SQL_SQLITE: &str = list_sql!(
-    "(SELECT group_concat(hex(cl.label_id), ',') FROM conversation_labels cl WHERE cl.org_id = c.org_id AND cl.conversation_id = c.id)",
+    labels_sqlite!(),
     "c.id IN (SELECT m.conversation_id FROM messages_fts f JOIN messages m ON m.rowid = f.rowid WHERE messages_fts MATCH $9 AND m.org_id = $1) \
      OR c.contact_id IN (SELECT k2.id FROM contacts_fts g JOIN contacts k2 ON k2.rowid = g.rowid WHERE contacts_fts MATCH $10 AND k2.org_id = $1)"
 );
 
+/// One conversation as a list row, with its labels and last customer message time.
+/// Parameters: `$1..$3` visibility, `$4` the conversation.
 macro_rules! one_sql {
-    () => {
+    ($labels:expr) => {
         concat!(
             "SELECT c.id, c.channel_id, c.contact_id, c.status, c.snoozed_until, c.last_message_at, c.last_preview, c.assignee_id, c.team_id, \
-             CAST(c.inbound_count - coalesce((SELECT r.read_count FROM conversation_reads r WHERE r.org_id = c.org_id AND r.user_id = $2 AND r.conversation_id = c.id), 0) AS INTEGER) AS unread, k.phone, k.bsuid, k.username, k.profile_name, NULL AS labels \
+             CAST(c.inbound_count - coalesce((SELECT r.read_count FROM conversation_reads r WHERE r.org_id = c.org_id AND r.user_id = $2 AND r.conversation_id = c.id), 0) AS INTEGER) AS unread, k.phone, k.bsuid, k.username, k.profile_name, ",
+            $labels,
+            " AS labels, c.last_inbound_at \
              FROM conversations c JOIN contacts k ON k.org_id = c.org_id AND k.id = c.contact_id \
              WHERE c.org_id = $1 AND c.id = $4 AND ",
             visible!()
         )
     };
 }
+
+const ONE_SQL_POSTGRES: &str = one_sql!(labels_postgres!());
+const ONE_SQL_SQLITE: &str = one_sql!(labels_sqlite!());
 
 /// Escapes `%`, `_` and `\` for a LIKE pattern (PostgreSQL's default escape is `\`).
 fn like_pattern(q: &str) -> String {
@@ -1247,7 +1269,14 @@ impl TenantTx {
             Tx::Postgres(t) => run!(&mut **t, LIST_SQL_POSTGRES),
         };
         let next_cursor = Cursor::page(&mut rows, limit, |r| (r.last_message_at, r.id));
-        let catalogue = self.labels().await?;
+        let catalogue = if rows
+            .iter()
+            .any(|r| r.labels.as_deref().is_some_and(|l| !l.is_empty()))
+        {
+            self.labels().await?
+        } else {
+            Vec::new()
+        };
         let items = rows.into_iter().map(|r| item(v, r, &catalogue)).collect();
         let unread = self.unread_counts(v).await?;
         Ok(ConversationPage {
@@ -1298,22 +1327,45 @@ impl TenantTx {
         v: &Viewer,
         id: ConversationId,
     ) -> Result<ConversationItem, StoreError> {
+        Ok(self.item_row(v, id).await?.0)
+    }
+
+    /// One conversation as a list row with its last customer message time, in one
+    /// statement (plus the label catalogue when it has labels).
+    async fn item_row(
+        &mut self,
+        v: &Viewer,
+        id: ConversationId,
+    ) -> Result<(ConversationItem, Option<OffsetDateTime>), StoreError> {
         let org = self.org();
-        let r: Option<ItemRow> = with_conn!(self.tx, c => {
-            sqlx::query_as(one_sql!()).bind(org).bind(v.me()).bind(v.read_all).bind(id.as_uuid()).fetch_optional(c).await?
-        });
+        let r: Option<ItemRow> = match &mut self.tx {
+            Tx::Sqlite(t) => {
+                sqlx::query_as(ONE_SQL_SQLITE)
+                    .bind(org)
+                    .bind(v.me())
+                    .bind(v.read_all)
+                    .bind(id.as_uuid())
+                    .fetch_optional(&mut **t)
+                    .await?
+            }
+            Tx::Postgres(t) => {
+                sqlx::query_as(ONE_SQL_POSTGRES)
+                    .bind(org)
+                    .bind(v.me())
+                    .bind(v.read_all)
+                    .bind(id.as_uuid())
+                    .fetch_optional(&mut **t)
+                    .await?
+            }
+        };
         let r = r.ok_or(StoreError::NotFound)?;
-        let labels: Vec<Uuid> = with_conn!(self.tx, c => {
-            sqlx::query_scalar("SELECT label_id FROM conversation_labels WHERE org_id = $1 AND conversation_id = $2")
-                .bind(org).bind(id.as_uuid()).fetch_all(c).await?
-        });
-        let catalogue = self.labels().await?;
-        let mut it = item(v, r, &catalogue);
-        it.labels = catalogue
-            .into_iter()
-            .filter(|l| labels.contains(&l.id.as_uuid()))
-            .collect();
-        Ok(it)
+        let last_inbound = r.last_inbound_at;
+        let catalogue = if r.labels.as_deref().is_some_and(|l| !l.is_empty()) {
+            self.labels().await?
+        } else {
+            Vec::new()
+        };
+        Ok((item(v, r, &catalogue), last_inbound))
     }
 
     /// A page of a conversation's messages, newest first, before `before`.
@@ -1325,6 +1377,17 @@ impl TenantTx {
         limit: i64,
     ) -> Result<(Vec<InboxMessage>, Option<String>), StoreError> {
         self.visible_core(v, conversation).await?;
+        self.messages_page(v, conversation, before, limit).await
+    }
+
+    /// [`Self::inbox_messages`] once visibility has been checked in this transaction.
+    async fn messages_page(
+        &mut self,
+        v: &Viewer,
+        conversation: ConversationId,
+        before: Option<Cursor>,
+        limit: i64,
+    ) -> Result<(Vec<InboxMessage>, Option<String>), StoreError> {
         let org = self.org();
         let limit = limit.clamp(1, MAX_PAGE);
         let (at, id) = match before {
@@ -1356,6 +1419,11 @@ impl TenantTx {
         conversation: ConversationId,
     ) -> Result<Vec<Note>, StoreError> {
         self.visible_core(v, conversation).await?;
+        self.notes_of(conversation).await
+    }
+
+    /// [`Self::notes`] once visibility has been checked in this transaction.
+    async fn notes_of(&mut self, conversation: ConversationId) -> Result<Vec<Note>, StoreError> {
         let org = self.org();
         let rows: Vec<(Uuid, Uuid, Option<Uuid>, String, String, OffsetDateTime)> = with_conn!(self.tx, c => {
             sqlx::query_as("SELECT id, conversation_id, author_id, body, mentions, created_at FROM notes WHERE org_id = $1 AND conversation_id = $2 ORDER BY created_at, id LIMIT 500")
@@ -1374,14 +1442,10 @@ impl TenantTx {
         limit: i64,
         now: OffsetDateTime,
     ) -> Result<ConversationDetail, StoreError> {
-        let conversation = self.conversation_item(v, id).await?;
-        let org = self.org();
-        let last_inbound: Option<OffsetDateTime> = with_conn!(self.tx, c => {
-            sqlx::query_scalar("SELECT last_inbound_at FROM conversations WHERE org_id = $1 AND id = $2")
-                .bind(org).bind(id.as_uuid()).fetch_one(c).await?
-        });
-        let (messages, next_cursor) = self.inbox_messages(v, id, before, limit).await?;
-        let notes = self.notes(v, id).await?;
+        // Three statements: the row checks visibility, so the pages need not.
+        let (conversation, last_inbound) = self.item_row(v, id).await?;
+        let (messages, next_cursor) = self.messages_page(v, id, before, limit).await?;
+        let notes = self.notes_of(id).await?;
         Ok(ConversationDetail {
             conversation,
             window_open: crate::messaging::window_open(last_inbound, now),
@@ -1906,7 +1970,9 @@ impl Store {
         let Some(first) = order.first() else {
             return Ok(Vec::new());
         };
-        let mut tx = self.begin(&marks[*first].ctx).await?;
+        // Read marks are cheap to lose and asked for on every view: not synced before the
+        // answer (visible at once all the same).
+        let mut tx = self.begin_relaxed(&marks[*first].ctx).await?;
         let mut out = vec![false; marks.len()];
         let mut adjust = Vec::new();
         for group in order.chunk_by(|a, b| viewer_of(a) == viewer_of(b)) {

@@ -132,7 +132,8 @@ impl StoreConfig {
 
 #[derive(Clone)]
 enum Pool {
-    Sqlite(SqlitePool),
+    /// The pool, and one connection that commits without syncing (see [`Store::begin_relaxed`]).
+    Sqlite(SqlitePool, SqlitePool),
     Postgres(PgPool),
 }
 
@@ -214,10 +215,19 @@ impl Store {
                 let pool = SqlitePoolOptions::new()
                     .max_connections(config.max_connections)
                     .acquire_timeout(config.acquire_timeout)
-                    .connect_with(options)
+                    .connect_with(options.clone())
                     .await
                     .map_err(|source| StoreError::Connect { backend, source })?;
-                Pool::Sqlite(pool)
+                // NORMAL in WAL mode: a commit is atomic and visible at once and survives a
+                // crash of the process, but the WAL is synced only by the next FULL commit or
+                // checkpoint. Only for writes that may be lost to a power cut (read marks).
+                let relaxed = SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .acquire_timeout(config.acquire_timeout)
+                    .connect_with(options.synchronous(SqliteSynchronous::Normal))
+                    .await
+                    .map_err(|source| StoreError::Connect { backend, source })?;
+                Pool::Sqlite(pool, relaxed)
             }
             Backend::Postgres => {
                 let options = sqlx::postgres::PgConnectOptions::from_str(config.url.expose())
@@ -305,14 +315,14 @@ impl Store {
 
     pub fn backend(&self) -> Backend {
         match self.pool {
-            Pool::Sqlite(_) => Backend::Sqlite,
+            Pool::Sqlite(..) => Backend::Sqlite,
             Pool::Postgres(_) => Backend::Postgres,
         }
     }
 
     fn migrator(&self) -> &'static Migrator {
         match self.pool {
-            Pool::Sqlite(_) => &SQLITE_MIGRATIONS,
+            Pool::Sqlite(..) => &SQLITE_MIGRATIONS,
             Pool::Postgres(_) => &POSTGRES_MIGRATIONS,
         }
     }
@@ -321,7 +331,7 @@ impl Store {
     pub async fn migrate(&self) -> Result<usize, StoreError> {
         const COUNT: &str = "SELECT count(*) FROM _sqlx_migrations WHERE success";
         match &self.pool {
-            Pool::Sqlite(p) => {
+            Pool::Sqlite(p, _) => {
                 let before: i64 = sqlx::query_scalar(COUNT).fetch_one(p).await.unwrap_or(0);
                 SQLITE_MIGRATIONS
                     .run(p)
@@ -361,7 +371,7 @@ impl Store {
     async fn applied_migrations(&self) -> Result<BTreeMap<i64, bool>, StoreError> {
         const SQL: &str = "SELECT version, success FROM _sqlx_migrations";
         let rows: Vec<(i64, bool)> = match &self.pool {
-            Pool::Sqlite(p) => sqlx::query_as(SQL).fetch_all(p).await?,
+            Pool::Sqlite(p, _) => sqlx::query_as(SQL).fetch_all(p).await?,
             Pool::Postgres(p) => sqlx::query_as(SQL).fetch_all(p).await?,
         };
         Ok(rows.into_iter().collect())
@@ -370,7 +380,7 @@ impl Store {
     /// Checks that the database answers and that its schema is exactly what this binary expects.
     pub async fn readiness(&self) -> Result<Readiness, StoreError> {
         match &self.pool {
-            Pool::Sqlite(p) => sqlx::query("SELECT 1").execute(p).await.map(drop)?,
+            Pool::Sqlite(p, _) => sqlx::query("SELECT 1").execute(p).await.map(drop)?,
             Pool::Postgres(p) => sqlx::query("SELECT 1").execute(p).await.map(drop)?,
         };
         // A missing migrations table means nothing was applied yet.
@@ -408,14 +418,14 @@ impl Store {
     pub fn postgres_pool(&self) -> Option<PgPool> {
         match &self.pool {
             Pool::Postgres(p) => Some(p.clone()),
-            Pool::Sqlite(_) => None,
+            Pool::Sqlite(..) => None,
         }
     }
 
     /// `(foreign_keys, busy_timeout ms, synchronous)` as a pooled SQLite connection sees them.
     #[cfg(feature = "testing")]
     pub async fn sqlite_pragmas(&self) -> Result<(i64, i64, i64), StoreError> {
-        let Pool::Sqlite(p) = &self.pool else {
+        let Pool::Sqlite(p, _) = &self.pool else {
             panic!("sqlite_pragmas on a PostgreSQL store");
         };
         let mut conn = p.acquire().await?;
@@ -437,7 +447,7 @@ impl Store {
     /// and picks nested loops that cost a hundred times more.
     pub async fn analyze(&self) -> Result<(), StoreError> {
         match &self.pool {
-            Pool::Sqlite(p) => {
+            Pool::Sqlite(p, _) => {
                 sqlx::query("ANALYZE").execute(p).await?;
             }
             Pool::Postgres(_) => {
@@ -453,7 +463,10 @@ impl Store {
     /// Waits for checked-out connections to return, then closes the pool.
     pub async fn close(&self) {
         match &self.pool {
-            Pool::Sqlite(p) => p.close().await,
+            Pool::Sqlite(p, relaxed) => {
+                relaxed.close().await;
+                p.close().await
+            }
             Pool::Postgres(p) => p.close().await,
         }
     }

@@ -310,24 +310,39 @@ enum Write {
     Yes,
     Urgent,
     Background,
+    /// Someone waits, but losing the commit to a power cut is harmless (read marks): it is
+    /// visible at once and survives a crash of the process, but is not synced to disk before
+    /// the answer.
+    Relaxed,
 }
 
 impl Store {
     async fn begin_tx(&self, write: Write) -> Result<(Tx, WriteTurn), StoreError> {
         Ok(match &self.pool {
-            crate::Pool::Sqlite(p) if write != Write::No => {
+            crate::Pool::Sqlite(p, relaxed) if write != Write::No => {
                 let turn = match write {
                     Write::Urgent => self.write_gate.urgent().await,
                     Write::Background => self.write_gate.background().await,
                     _ => self.write_gate.normal().await,
                 };
+                let pool = if write == Write::Relaxed { relaxed } else { p };
                 (
-                    Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+                    Tx::Sqlite(pool.begin_with("BEGIN IMMEDIATE").await?),
                     Some(turn),
                 )
             }
-            crate::Pool::Sqlite(p) => (Tx::Sqlite(p.begin().await?), None),
-            crate::Pool::Postgres(p) => (Tx::Postgres(p.begin().await?), None),
+            crate::Pool::Sqlite(p, _) => (Tx::Sqlite(p.begin().await?), None),
+            crate::Pool::Postgres(p) => {
+                let mut tx = p.begin().await?;
+                if write == Write::Relaxed {
+                    // The commit returns before its WAL record is flushed; a crash of the
+                    // server may lose it, never half of it.
+                    sqlx::query("SET LOCAL synchronous_commit = off")
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                (Tx::Postgres(tx), None)
+            }
         })
     }
 
@@ -347,6 +362,36 @@ impl Store {
     /// it goes ahead of background writes (see [`crate::gate`]).
     pub(crate) async fn begin_urgent(&self, ctx: &TenantCtx) -> Result<TenantTx, StoreError> {
         self.begin_scoped(ctx, Write::Urgent).await
+    }
+
+    /// A write whose loss to a power cut is harmless (see [`Write::Relaxed`]): read marks.
+    pub(crate) async fn begin_relaxed(&self, ctx: &TenantCtx) -> Result<TenantTx, StoreError> {
+        self.begin_scoped(ctx, Write::Relaxed).await
+    }
+
+    /// The durability a write transaction runs with, as the database reports it from inside
+    /// one: `(ordinary, relaxed)` — SQLite's `synchronous` level, PostgreSQL's
+    /// `synchronous_commit`. Both are rolled back.
+    #[cfg(feature = "testing")]
+    pub async fn write_durability(&self, ctx: &TenantCtx) -> Result<(String, String), StoreError> {
+        let mut out = Vec::new();
+        for write in [Write::Yes, Write::Relaxed] {
+            let mut tx = self.begin_scoped(ctx, write).await?;
+            let level: String = match &mut tx.tx {
+                Tx::Sqlite(t) => sqlx::query_scalar::<_, i64>("PRAGMA synchronous")
+                    .fetch_one(&mut **t)
+                    .await?
+                    .to_string(),
+                Tx::Postgres(t) => {
+                    sqlx::query_scalar("SHOW synchronous_commit")
+                        .fetch_one(&mut **t)
+                        .await?
+                }
+            };
+            out.push(level);
+        }
+        let relaxed = out.pop().unwrap_or_default();
+        Ok((out.pop().unwrap_or_default(), relaxed))
     }
 
     /// Begins a transaction that only reads (on SQLite it does not take the write lock).

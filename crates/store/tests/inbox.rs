@@ -173,6 +173,25 @@ fn query(view: ListView) -> ListQuery {
 }
 
 both_backends! {
+    async fn read_marks_commit_without_waiting_for_the_disk_and_other_writes_still_wait(db) {
+        let s = &db.store;
+        let boss = admin(s, "durable").await;
+        let (ordinary, relaxed) = s.write_durability(&boss).await.unwrap();
+        match s.backend() {
+            frontdesk_store::Backend::Sqlite => {
+                assert_eq!(ordinary, "2", "synchronous=FULL for every ordinary write");
+                assert_eq!(relaxed, "1", "synchronous=NORMAL for read marks");
+            }
+            frontdesk_store::Backend::Postgres => {
+                assert_eq!(ordinary, "on");
+                assert_eq!(relaxed, "off");
+            }
+        }
+        // The relaxed setting stays inside its transaction: the next ordinary write is
+        // durable again.
+        assert_eq!(s.write_durability(&boss).await.unwrap().0, ordinary);
+    }
+
     async fn an_agent_sees_only_their_teams_inboxes_and_what_is_assigned_to_them(db) {
         let s = &db.store;
         let boss = admin(s, "alpha").await;
