@@ -83,7 +83,7 @@ fn token_at(text: &str, start: usize) -> Option<MentionToken<'_>> {
 
 fn valid_token_name(name: &str) -> bool {
     let n = name.chars().count();
-    n >= 1 && n <= MAX_TOKEN_NAME && !name.chars().any(|c| c == '[' || c.is_control())
+    (1..=MAX_TOKEN_NAME).contains(&n) && !name.chars().any(|c| c == '[' || c.is_control())
 }
 
 /// The name as a token carries it: brackets become parentheses, control characters
@@ -175,7 +175,10 @@ mod tests {
         assert_eq!(found.len(), 2);
         assert_eq!((found[0].user, found[0].name), (id(A), "Asha Kumar"));
         assert_eq!((found[1].user, found[1].name), (id(B), "Asha Kumar"));
-        assert_eq!(&text[found[0].start..found[0].end], format!("@[Asha Kumar](user:{A})"));
+        assert_eq!(
+            &text[found[0].start..found[0].end],
+            format!("@[Asha Kumar](user:{A})")
+        );
     }
 
     #[test]

@@ -435,7 +435,9 @@ async fn an_agent_mentions_a_colleague_from_the_list_and_their_open_dashboard_he
     let web = app.web_login(&admin.email, PASSWORD).await;
     // Bea will be given the conversation; Carlos, who shares her surname, may not read it.
     let bea = app.add_member(&admin, "bea@inbox.example", "agent").await;
-    let carlos = app.add_member(&admin, "carlos@inbox.example", "agent").await;
+    let carlos = app
+        .add_member(&admin, "carlos@inbox.example", "agent")
+        .await;
     for (who, name) in [(&bea, "Beatriz Ortega"), (&carlos, "Carlos Ortega")] {
         let (s, v) = app
             .api(
@@ -515,17 +517,30 @@ async fn an_agent_mentions_a_colleague_from_the_list_and_their_open_dashboard_he
         .iter()
         .map(|o| o[0].as_str().unwrap())
         .collect();
-    assert!(names.contains(&"Beatriz Ortega") && names.contains(&"Admin of Riverside Clinic"), "{all}");
-    assert!(!names.contains(&"Carlos Ortega"), "Carlos may not read it: {all}");
+    assert!(
+        names.contains(&"Beatriz Ortega") && names.contains(&"Admin of Riverside Clinic"),
+        "{all}"
+    );
+    assert!(
+        !names.contains(&"Carlos Ortega"),
+        "Carlos may not read it: {all}"
+    );
     // Escape closes the list; typing on filters it again.
     note.send_keys("\u{E00C}").await.unwrap();
     assert_eq!(offered(&browser).await, Value::Null);
     note.send_keys("ort").await.unwrap();
     let filtered = offered(&browser).await;
-    assert_eq!(filtered, json!([["Beatriz Ortega", "true"]]), "filtered, the first chosen");
+    assert_eq!(
+        filtered,
+        json!([["Beatriz Ortega", "true"]]),
+        "filtered, the first chosen"
+    );
     assert_eq!(
         browser
-            .execute("return document.getElementById('note-body').getAttribute('aria-activedescendant')", vec![])
+            .execute(
+                "return document.getElementById('note-body').getAttribute('aria-activedescendant')",
+                vec![]
+            )
             .await,
         json!("mention-opt-0")
     );
@@ -597,7 +612,12 @@ async fn an_agent_mentions_a_colleague_from_the_list_and_their_open_dashboard_he
         "the dashboard was reloaded"
     );
     let (_, n) = app
-        .api(Method::GET, "/api/v1/notifications", Some(&carlos.access), None)
+        .api(
+            Method::GET,
+            "/api/v1/notifications",
+            Some(&carlos.access),
+            None,
+        )
         .await;
     assert_eq!(n["unread"], 0, "{n}");
     assert!(browser.csp_violations().await.is_empty());

@@ -1598,7 +1598,9 @@ impl TenantTx {
                 return Err(StoreError::Invalid(if unknown == 1 {
                     "a mention names someone who is not a member of this organisation".into()
                 } else {
-                    format!("{unknown} mentions name people who are not members of this organisation")
+                    format!(
+                        "{unknown} mentions name people who are not members of this organisation"
+                    )
                 }));
             }
             let blind: Vec<&str> = members

@@ -86,11 +86,30 @@ mod tests {
     fn instants_become_wall_clock_times_and_back() {
         let t = time::macros::datetime!(2026-11-24 13:00 UTC);
         let (d, clock) = local_time(t, "Asia/Kolkata").unwrap();
-        assert_eq!((d, clock), (time::macros::date!(2026-11-24), time::macros::time!(18:30)));
+        assert_eq!(
+            (d, clock),
+            (
+                time::macros::date!(2026 - 11 - 24),
+                time::macros::time!(18:30)
+            )
+        );
         // Past midnight locally while it is still the day before in UTC.
-        let (d, clock) = local_time(time::macros::datetime!(2026-11-24 23:30 UTC), "Europe/Berlin").unwrap();
-        assert_eq!((d, clock), (time::macros::date!(2026-11-25), time::macros::time!(00:30)));
-        assert_eq!(utc_of_local(time::PrimitiveDateTime::new(d, clock), "Europe/Berlin").unwrap(), time::macros::datetime!(2026-11-24 23:30 UTC));
+        let (d, clock) = local_time(
+            time::macros::datetime!(2026-11-24 23:30 UTC),
+            "Europe/Berlin",
+        )
+        .unwrap();
+        assert_eq!(
+            (d, clock),
+            (
+                time::macros::date!(2026 - 11 - 25),
+                time::macros::time!(00:30)
+            )
+        );
+        assert_eq!(
+            utc_of_local(time::PrimitiveDateTime::new(d, clock), "Europe/Berlin").unwrap(),
+            time::macros::datetime!(2026-11-24 23:30 UTC)
+        );
         assert!(local_time(t, "Mars/Olympus").is_err());
         assert!(valid_time_zone("America/New_York"));
         assert!(!valid_time_zone("Mars/Olympus"));

@@ -15,6 +15,7 @@ use axum::extract::{Path, Query, RawForm, State};
 use axum::http::{HeaderMap, Method};
 use axum::response::Response;
 use axum::routing::{get, post};
+use frontdesk_domain::mention::{MAX_MENTIONS, NotePart};
 use frontdesk_domain::template::{FillInput, TrackedLink};
 use frontdesk_domain::{
     ChannelId, ConversationId, E164, LabelId, MessageId, Permission, QuickReplyId, TeamId,
@@ -24,7 +25,6 @@ use frontdesk_store::inbox::{
     ConversationDetail, ConversationItem, ConversationPage, Cursor, InboxMessage, Label, ListQuery,
     ListView, Mentionable, Note, StatusChange, Viewer, render_quick_reply,
 };
-use frontdesk_domain::mention::{MAX_MENTIONS, NotePart};
 use frontdesk_store::{
     CustomerIdentity, Member, NewOutbound, StoreError, Team, TemplateRecord, TenantCtx,
 };
@@ -358,12 +358,12 @@ fn layout(
 
 /// One of the list's id filters: a labelled select of `(id, name)` choices after "any",
 /// with the current one selected; nothing when there is nothing to choose from.
-fn filter_select<'a>(
+fn filter_select(
     label: &str,
     name: &str,
     any: &str,
     current: Option<&str>,
-    choices: Vec<(String, &'a str)>,
+    choices: Vec<(String, &str)>,
 ) -> Markup {
     html! {
         @if !choices.is_empty() {
@@ -428,7 +428,7 @@ async fn render_conversation(
     draft: Option<NoteDraft>,
 ) -> Result<Response, PageError> {
     let v = Viewer::of(ctx);
-    let mut tx = state.store().begin_read(&ctx).await?;
+    let mut tx = state.store().begin_read(ctx).await?;
     let detail = tx
         .conversation_detail(&v, id, None, 100, state.now())
         .await?;
@@ -443,20 +443,20 @@ async fn render_conversation(
     if detail.conversation.unread > 0 && v.user.is_some() {
         state
             .read_marks()
-            .mark(&ctx, id)
+            .mark(ctx, id)
             .await
             .map_err(ApiError::internal)?;
     }
     let templates = if ctx.can(Permission::InboxReply) && !detail.window_open {
         let channel = state
             .store()
-            .list_channels(&ctx)
+            .list_channels(ctx)
             .await?
             .into_iter()
             .find(|c| c.id == detail.conversation.channel_id);
         match channel {
             Some(c) => {
-                let mut tx = state.store().begin_read(&ctx).await?;
+                let mut tx = state.store().begin_read(ctx).await?;
                 let t = tx.approved_templates_of(&c.waba_id).await?;
                 tx.commit().await?;
                 t
@@ -466,8 +466,8 @@ async fn render_conversation(
     } else {
         Vec::new()
     };
-    let page = list_page(&state, &ctx, p).await?;
-    let cat = catalogue(&state, &ctx).await?;
+    let page = list_page(state, ctx, p).await?;
+    let cat = catalogue(state, ctx).await?;
     let agent = caller
         .principal
         .user
@@ -483,7 +483,7 @@ async fn render_conversation(
         })
         .collect();
     let title = contact_title(&detail.conversation);
-    let pc = PageCtx::new(&state, Some(caller), headers, NAV_PATH).await;
+    let pc = PageCtx::new(state, Some(caller), headers, NAV_PATH).await;
     let right = conversation_pane(&pc, &detail, &cat, &quick, &templates, &notes);
     let mut r = pc.render(
         &format!("Inbox · {title}"),
