@@ -422,6 +422,7 @@ document.addEventListener("focusin", (event) => {
   poll();
   if (!("EventSource" in window)) return;
   const events = new EventSource("/api/v1/events");
+  window.frontdeskEvents = events;
   const onEvent = (e) => {
     let data;
     try { data = JSON.parse(e.data); } catch (_) { return; }
@@ -788,7 +789,7 @@ document.addEventListener("focusin", (event) => {
 
 // Mentions of the signed-in member (header): the unread count and the latest ten, fetched
 // as JSON on load and whenever the event stream announces a `notification`; opening one
-// marks it read. Uses the inbox's stream when the page has one.
+// marks it read. Shares the page's stream (inbox, queue board) when it has one.
 (() => {
   const root = document.getElementById("notif");
   if (!root) return;
