@@ -3,6 +3,7 @@
 pub mod audience;
 mod email;
 mod ids;
+pub mod mention;
 mod permissions;
 mod phone;
 pub mod queue;

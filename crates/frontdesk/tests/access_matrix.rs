@@ -1994,6 +1994,24 @@ fn matrix() -> Vec<Entry> {
                 })
             },
         ),
+        route(
+            Method::GET,
+            "/api/v1/conversations/{conversation_id}/mentionable",
+            Access::Perm(InboxReply),
+            |w, _| {
+                Box::pin(async move {
+                    let conv = a_conversation(w).await;
+                    Case::bare(format!("/api/v1/conversations/{conv}/mentionable")).then(|w, a| {
+                        Box::pin(async move {
+                            // Org A's admin reads every conversation, so may be mentioned.
+                            let me = w.a.admin.user_id.as_str();
+                            let m = a.json().as_array().unwrap().iter().find(|m| m["user_id"] == me).cloned().unwrap_or_else(|| panic!("{}", a.text));
+                            assert!(m["token"].as_str().unwrap().ends_with(&format!("](user:{me})")), "{m}");
+                        })
+                    })
+                })
+            },
+        ),
         route(Method::GET, "/api/v1/labels", Access::Perm(InboxRead), |w, _| {
             Box::pin(async move {
                 let label = fresh_label(w).await;

@@ -2,7 +2,8 @@
 //! WhatsApp simulator: a customer's message appears in the agent's open conversation
 //! without a reload, the agent answers with a quick reply, the phone gets it and the page
 //! follows its ticks to delivered and read; a role without `contacts.view_phone` never has
-//! the number in the page source. SQLite only: the inbox's store and API tests run on both
+//! the number in the page source; an agent mentions a colleague from the "@" list and the
+//! colleague's open dashboard shows it live. SQLite only: the inbox's store and API tests run on both
 //! backends.
 
 mod common;
@@ -424,4 +425,203 @@ async fn older_messages_load_above_the_newest_in_time_order() {
     assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
     assert!(browser.csp_violations().await.is_empty());
     browser.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_agent_mentions_a_colleague_from_the_list_and_their_open_dashboard_hears_it() {
+    let app = TestApp::spawn(TestDb::sqlite().await).await;
+    let admin = app.signup("Riverside Clinic", "admin@inbox.example").await;
+    let sim = app.provision_sim(&admin, "Reception", None).await;
+    let web = app.web_login(&admin.email, PASSWORD).await;
+    // Bea will be given the conversation; Carlos, who shares her surname, may not read it.
+    let bea = app.add_member(&admin, "bea@inbox.example", "agent").await;
+    let carlos = app
+        .add_member(&admin, "carlos@inbox.example", "agent")
+        .await;
+    for (who, name) in [(&bea, "Beatriz Ortega"), (&carlos, "Carlos Ortega")] {
+        let (s, v) = app
+            .api(
+                Method::PATCH,
+                "/api/v1/me",
+                Some(&who.access),
+                Some(json!({ "name": name })),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+    }
+    let customer = app
+        .sim_customer(&web, &sim.id, "Asha Rao", PHONE, "asha")
+        .await;
+    app.sim_customer_sends(&web, &customer, &[("kind", "text"), ("body", "Hello")])
+        .await;
+    let conv = until(&app, "the conversation", async || {
+        let (_, v) = app
+            .api(
+                Method::GET,
+                "/api/v1/conversations?status=any",
+                Some(&admin.access),
+                None,
+            )
+            .await;
+        v["items"][0]["id"].as_str().map(str::to_owned)
+    })
+    .await;
+    let (s, v) = app
+        .api(
+            Method::POST,
+            &format!("/api/v1/conversations/{conv}/assign"),
+            Some(&admin.access),
+            Some(json!({ "assignee_id": bea.user_id })),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{v}");
+
+    // Bea has her dashboard open, with no mentions yet.
+    let bea_browser = Browser::start().await;
+    sign_in(&app, &bea_browser, &bea.email).await;
+    bea_browser
+        .wait_for("[data-testid=notifications]", Duration::from_secs(5))
+        .await;
+    bea_browser
+        .execute("window.__notReloaded = true; return true", vec![])
+        .await;
+    let count_shown = async |b: &Browser| {
+        b.execute(
+            "const c = document.getElementById('notif-count'); return c.hidden ? null : c.textContent",
+            vec![],
+        )
+        .await
+    };
+    assert_eq!(count_shown(&bea_browser).await, Value::Null);
+
+    // The admin types "@" in the note box: the list offers the conversation's readers.
+    let browser = Browser::start().await;
+    sign_in(&app, &browser, &admin.email).await;
+    browser.goto(&app.url(&format!("/inbox/{conv}"))).await;
+    let note = browser.wait_for("#note-body", Duration::from_secs(5)).await;
+    note.send_keys("Please call her back @").await.unwrap();
+    browser
+        .wait_for("[data-testid=mention-option]", Duration::from_secs(5))
+        .await;
+    let offered = async |b: &Browser| {
+        b.execute(
+            "const l = document.getElementById('mention-list'); return l.hidden ? null : [...l.querySelectorAll('[role=option]')].map((o) => [o.textContent, o.getAttribute('aria-selected')])",
+            vec![],
+        )
+        .await
+    };
+    let all = offered(&browser).await;
+    let names: Vec<&str> = all
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o[0].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"Beatriz Ortega") && names.contains(&"Admin of Riverside Clinic"),
+        "{all}"
+    );
+    assert!(
+        !names.contains(&"Carlos Ortega"),
+        "Carlos may not read it: {all}"
+    );
+    // Escape closes the list; typing on filters it again.
+    note.send_keys("\u{E00C}").await.unwrap();
+    assert_eq!(offered(&browser).await, Value::Null);
+    note.send_keys("ort").await.unwrap();
+    let filtered = offered(&browser).await;
+    assert_eq!(
+        filtered,
+        json!([["Beatriz Ortega", "true"]]),
+        "filtered, the first chosen"
+    );
+    assert_eq!(
+        browser
+            .execute(
+                "return document.getElementById('note-body').getAttribute('aria-activedescendant')",
+                vec![]
+            )
+            .await,
+        json!("mention-opt-0")
+    );
+    // Enter picks her: the box reads "@Beatriz Ortega".
+    note.send_keys("\u{E007}").await.unwrap();
+    assert_eq!(offered(&browser).await, Value::Null);
+    assert_eq!(
+        browser.value("#note-body").await,
+        "Please call her back @Beatriz Ortega "
+    );
+    // A second mention with the arrows and the mouse: the admin themself (no notification).
+    note.send_keys("and @Adm").await.unwrap();
+    browser
+        .wait_for("[data-testid=mention-option]", Duration::from_secs(5))
+        .await;
+    browser.click("[data-testid=mention-option]").await;
+    assert_eq!(
+        browser.value("#note-body").await,
+        "Please call her back @Beatriz Ortega and @Admin of Riverside Clinic "
+    );
+    browser.click("[data-testid=note-submit]").await;
+
+    // The note shows both mentions highlighted.
+    until(&app, "the note with its mentions", async || {
+        let shown: Vec<String> = browser
+            .execute(
+                "return [...document.querySelectorAll('[data-testid=note] [data-testid=mention]')].map((m) => m.textContent)",
+                vec![],
+            )
+            .await
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_owned())
+            .collect();
+        (shown == ["@Beatriz Ortega", "@Admin of Riverside Clinic"]).then_some(())
+    })
+    .await;
+    let (_, view) = app
+        .api(
+            Method::GET,
+            &format!("/api/v1/conversations/{conv}"),
+            Some(&admin.access),
+            None,
+        )
+        .await;
+    assert_eq!(
+        view["notes"][0]["mentions"],
+        json!([bea.user_id, admin.user_id]),
+        "{view}"
+    );
+
+    // Bea's open dashboard hears it without a reload.
+    until(&app, "the mention on Bea's dashboard", async || {
+        (count_shown(&bea_browser).await == json!("1")).then_some(())
+    })
+    .await;
+    bea_browser.click("[data-testid=notif-toggle]").await;
+    let listed = bea_browser.text("[data-testid=notif-items]").await;
+    assert!(
+        listed.contains("Admin of Riverside Clinic mentioned you"),
+        "{listed}"
+    );
+    assert_eq!(
+        bea_browser
+            .execute("return window.__notReloaded === true", vec![])
+            .await,
+        json!(true),
+        "the dashboard was reloaded"
+    );
+    let (_, n) = app
+        .api(
+            Method::GET,
+            "/api/v1/notifications",
+            Some(&carlos.access),
+            None,
+        )
+        .await;
+    assert_eq!(n["unread"], 0, "{n}");
+    assert!(browser.csp_violations().await.is_empty());
+    assert!(bea_browser.csp_violations().await.is_empty());
+    browser.close().await;
+    bea_browser.close().await;
 }

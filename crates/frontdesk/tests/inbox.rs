@@ -258,20 +258,28 @@ both_backends! {
         let label = w.ok(Method::POST, "/api/v1/labels", Some(json!({ "name": "urgent", "color": "#ff0000" }))).await["id"].as_str().unwrap().to_owned();
         w.ok(Method::PUT, &format!("/api/v1/conversations/{conv}/labels/{label}"), None).await;
         alice_events.until("conversation.updated", |d| d["change"] == "label_added" && d["conversation"]["label_ids"][0] == label.as_str()).await;
-        // A note that mentions Bob: Bob is notified, but the note itself is not his to see.
-        let (s, note) = w.call(&alice, Method::POST, &format!("/api/v1/conversations/{conv}/notes"), Some(json!({ "body": "call her back", "mentions": [bob.user_id] }))).await;
+        // A note may not mention Bob: he may not read the conversation (refused, naming
+        // him). One mentioning Alice notifies her.
+        let notes_path = format!("/api/v1/conversations/{conv}/notes");
+        let (s, v) = w.call(&w.admin, Method::POST, &notes_path, Some(json!({ "body": "call her back", "mentions": [bob.user_id] }))).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid")), "{v}");
+        assert!(v["error"]["message"].as_str().unwrap().contains("Member bob@inbox.example"), "{v}");
+        let (s, note) = w.call(&w.admin, Method::POST, &notes_path, Some(json!({ "body": "call her back", "mentions": [alice.user_id] }))).await;
         assert_eq!(s, StatusCode::CREATED, "{note}");
         alice_events.until("note.new", |d| d["note"]["body"] == "call her back").await;
-        let bob_got = bob_events.until("notification", |d| d["note_id"] == note["id"]).await;
-        assert_eq!(bob_got.len(), 1, "Bob received nothing about the conversation before: {bob_got:?}");
+        let alice_got = alice_events.until("notification", |d| d["note_id"] == note["id"]).await;
+        assert_eq!(alice_got.len(), 1, "{alice_got:?}");
         let actions = w.audit_actions().await;
         for a in ["conversation.assigned", "label.created", "conversation.labelled", "note.created", "inbox.updated"] {
             assert!(actions.iter().any(|x| x == a), "{a} audited: {actions:?}");
         }
-        let (_, notes) = w.call(&bob, Method::GET, "/api/v1/notifications", None).await;
+        let (_, notes) = w.call(&alice, Method::GET, "/api/v1/notifications", None).await;
         assert_eq!((notes["unread"].as_i64(), notes["items"][0]["note_id"].clone()), (Some(1), note["id"].clone()), "{notes}");
-        let (s, v) = w.call(&bob, Method::POST, "/api/v1/notifications/read", Some(json!({}))).await;
+        assert_eq!(notes["items"][0]["actor_name"], "Admin of Inbox clinic", "{notes}");
+        let (s, v) = w.call(&alice, Method::POST, "/api/v1/notifications/read", Some(json!({}))).await;
         assert_eq!((s, v["marked"].as_u64()), (StatusCode::OK, Some(1)), "{v}");
+        let (_, notes) = w.call(&bob, Method::GET, "/api/v1/notifications", None).await;
+        assert_eq!(notes["unread"].as_i64(), Some(0), "{notes}");
 
         // Alice's answers mask the number too; her stream never carried it.
         let (s, view) = w.call(&alice, Method::GET, &format!("/api/v1/conversations/{conv}"), None).await;
@@ -304,12 +312,85 @@ both_backends! {
         let (s, r) = w.call(&alice, Method::GET, &format!("{c}/quick-replies/{qr}"), None).await;
         assert_eq!((s, r["text"].as_str()), (StatusCode::OK, Some("Hi Asha, Member alice@inbox.example here")), "{r}");
 
-        // Nothing about the conversation ever reached Bob: a later event of his own comes
-        // with nothing before it.
-        w.call(&alice, Method::POST, &format!("{c}/notes"), Some(json!({ "body": "again", "mentions": [bob.user_id] }))).await;
+        // Nothing about the conversation ever reached Bob: another customer's
+        // conversation, given to him, and a mention of him there come first on his stream.
+        let other = w.app.sim_customer(&w.web, &w.ch.id, "Ravi Das", "+14155550199", "").await;
+        w.app.sim_customer_sends(&w.web, &other, &[("kind", "text"), ("body", "a question")]).await;
+        let conv2 = w.until("the second conversation", async || {
+            let (_, v) = w.call(&w.admin, Method::GET, "/api/v1/conversations?status=any", None).await;
+            v["items"].as_array().unwrap().iter().map(|i| i["id"].as_str().unwrap().to_owned()).find(|id| *id != conv)
+        }).await;
+        w.ok(Method::POST, &format!("/api/v1/conversations/{conv2}/assign"), Some(json!({ "assignee_id": bob.user_id }))).await;
+        w.ok(Method::POST, &format!("/api/v1/conversations/{conv2}/notes"), Some(json!({ "body": "yours", "mentions": [bob.user_id] }))).await;
         let later = bob_events.until("notification", |_| true).await;
-        assert_eq!(later.len(), 1, "{later:?}");
-        assert!(!bob_events.raw.contains("my tooth hurts") && !bob_events.raw.contains("message.new"), "{}", bob_events.raw);
+        assert!(later.iter().all(|(_, d)| !d.to_string().contains(conv.as_str())), "{later:?}");
+        assert!(!bob_events.raw.contains("my tooth hurts") && !bob_events.raw.contains(conv.as_str()), "{}", bob_events.raw);
+    }
+
+    async fn mentions_come_from_the_note_text_reach_readers_once_and_render_escaped(db) {
+        let w = world(db).await;
+        let (front, alice) = w.team_with_agent("Front", "alice@inbox.example").await;
+        let (_back, bob) = w.team_with_agent("Back", "bob@inbox.example").await;
+        w.ok(Method::PUT, &format!("/api/v1/channels/{}/inbox", w.ch.id), Some(json!({ "team_ids": [front], "auto_assign": "off" }))).await;
+        // Alice's display name tries to inject markup and to break out of a token.
+        let (s, v) = w.call(&alice, Method::PATCH, "/api/v1/me", Some(json!({ "name": "Alice <img src=x onerror=alert(1)>](user:x)" }))).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let customer = w.app.sim_customer(&w.web, &w.ch.id, "Asha Rao", PHONE, "").await;
+        w.app.sim_customer_sends(&w.web, &customer, &[("kind", "text"), ("body", "hello")]).await;
+        let conv = w.conversation_of_customer().await;
+        let c = format!("/api/v1/conversations/{conv}");
+
+        // Who may be mentioned: the readers (the admin, Alice), each with their token.
+        let (s, who) = w.call(&alice, Method::GET, &format!("{c}/mentionable"), None).await;
+        assert_eq!(s, StatusCode::OK, "{who}");
+        let ids: Vec<&str> = who.as_array().unwrap().iter().map(|m| m["user_id"].as_str().unwrap()).collect();
+        assert!(ids.contains(&alice.user_id.as_str()) && ids.contains(&w.admin.user_id.as_str()) && !ids.contains(&bob.user_id.as_str()), "{who}");
+        let alice_token = who.as_array().unwrap().iter().find(|m| m["user_id"] == alice.user_id.as_str()).unwrap()["token"].as_str().unwrap().to_owned();
+        assert_eq!(alice_token, format!("@[Alice <img src=x onerror=alert(1)>)(user:x)](user:{})", alice.user_id));
+        let (s, v) = w.call(&bob, Method::GET, &format!("{c}/mentionable"), None).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+
+        // Tokens in the text and explicit ids merge; Alice, named three times, gets one
+        // notification; the admin mentioning themself gets none.
+        let admin_token = who.as_array().unwrap().iter().find(|m| m["user_id"] == w.admin.user_id.as_str()).unwrap()["token"].as_str().unwrap().to_owned();
+        let body = format!("<script>alert(1)</script> {alice_token} and {alice_token}, cc {admin_token}");
+        let (s, note) = w.call(&w.admin, Method::POST, &format!("{c}/notes"), Some(json!({ "body": body, "mentions": [alice.user_id] }))).await;
+        assert_eq!(s, StatusCode::CREATED, "{note}");
+        assert_eq!(note["mentions"], json!([alice.user_id, w.admin.user_id]), "{note}");
+        assert_eq!(note["parts"][1], json!({ "kind": "mention", "user_id": alice.user_id, "name": "Alice <img src=x onerror=alert(1)>)(user:x)" }), "{note}");
+        let (_, n) = w.call(&alice, Method::GET, "/api/v1/notifications", None).await;
+        assert_eq!(n["unread"].as_i64(), Some(1), "{n}");
+        let (_, n) = w.call(&w.admin, Method::GET, "/api/v1/notifications", None).await;
+        assert_eq!(n["unread"].as_i64(), Some(0), "{n}");
+
+        // Bob may not read it: a token of his is refused with his name, over the API and
+        // on the page (where the note comes back with the reason beside it).
+        let bob_token = format!("@[Bob](user:{})", bob.user_id);
+        let (s, v) = w.call(&w.admin, Method::POST, &format!("{c}/notes"), Some(json!({ "body": format!("ask {bob_token}") }))).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+        assert!(v["error"]["message"].as_str().unwrap().starts_with("Member bob@inbox.example may not see this conversation"), "{v}");
+        let (s, v) = w.call(&w.admin, Method::POST, &format!("{c}/notes"), Some(json!({ "body": "x", "mentions": (0..21).map(|_| uuid::Uuid::now_v7().to_string()).collect::<Vec<_>>() }))).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+        let typed = format!("<b>ask</b> {bob_token}");
+        let r = w.app.web_post(&w.web, &format!("/inbox/{conv}/notes"), &[("body", &typed)]).await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let page = r.text().await.unwrap();
+        assert!(page.contains("data-testid=\"note-error\""), "{page}");
+        assert!(page.contains("Member bob@inbox.example may not see this conversation"), "{page}");
+        assert!(page.contains(&format!("&lt;b&gt;ask&lt;/b&gt; @[Bob](user:{})</textarea>", bob.user_id)), "the input is kept: {page}");
+
+        // The page: the note form's picker lists the readers; the note shows mentions
+        // highlighted, and names and text escaped.
+        let r = w.app.web_post(&w.web, &format!("/inbox/{conv}/notes"), &[("body", &format!("thanks {alice_token}"))]).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let page = w.app.web_get(&w.web, &format!("/inbox/{conv}")).await.text().await.unwrap();
+        assert!(page.contains(&format!("data-user-id=\"{}\"", alice.user_id)), "{page}");
+        assert!(!page.contains(&format!("data-user-id=\"{}\"", bob.user_id)), "Bob is not offered");
+        assert!(page.contains(&format!("<span class=\"mention\" data-user-id=\"{}\" data-testid=\"mention\">@Alice &lt;img src=x onerror=alert(1)&gt;)(user:x)</span>", alice.user_id)), "{page}");
+        assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+        assert!(!page.contains("<script>alert(1)") && !page.contains("<img src=x"), "no markup from names or text");
+        let (_, n) = w.call(&alice, Method::GET, "/api/v1/notifications", None).await;
+        assert_eq!(n["unread"].as_i64(), Some(2), "{n}");
     }
 
     async fn a_failed_send_is_retried_through_the_outbox_and_delivered(db) {

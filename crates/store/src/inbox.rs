@@ -16,6 +16,9 @@ use crate::messaging::{MessageStatus, OutboxAction, SERVICE_WINDOW};
 use crate::orgs::now_micros;
 use crate::tenant::{TenantCtx, TenantTx, Tx, with_conn};
 use crate::{Store, StoreError};
+use frontdesk_domain::mention::{
+    MAX_MENTIONS, NotePart, find_mentions, mention_token, note_parts, rewrite_mentions,
+};
 use frontdesk_domain::{
     ChannelId, ContactId, ConversationId, E164, LabelId, MediaId, MessageId, NoteId,
     NotificationId, Permission, QuickReplyId, TeamId, UserId,
@@ -361,10 +364,22 @@ pub struct Note {
     pub id: NoteId,
     pub conversation_id: ConversationId,
     pub author_id: Option<UserId>,
+    /// The text as written, with each mention as a token `@[Name](user:<id>)`.
     pub body: String,
     pub mentions: Vec<UserId>,
+    /// The text split for display: plain text and mentions (shown as `@Name`).
+    pub parts: Vec<NotePart>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
+}
+
+/// A member who may be mentioned in a conversation's notes (one who may read it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct Mentionable {
+    pub user_id: UserId,
+    pub name: String,
+    /// The token that mentions them in a note's text.
+    pub token: String,
 }
 
 /// The conversation view: everything the screen needs in one answer.
@@ -392,6 +407,8 @@ pub struct Notification {
     pub conversation_id: ConversationId,
     pub note_id: Option<NoteId>,
     pub actor_id: Option<UserId>,
+    /// The actor's name, while they are a member.
+    pub actor_name: Option<String>,
     #[serde(with = "time::serde::rfc3339")]
     pub created_at: OffsetDateTime,
     pub read: bool,
@@ -413,36 +430,6 @@ pub enum StatusChange {
     Resolve,
     Reopen,
     Snooze(OffsetDateTime),
-}
-
-/// The instant a wall-clock time in an IANA time zone names (a time skipped by a clock
-/// change is refused; one that occurs twice is taken the first time).
-pub fn utc_of_local(
-    local: time::PrimitiveDateTime,
-    tz: &str,
-) -> Result<OffsetDateTime, StoreError> {
-    let zone = jiff::tz::TimeZone::get(tz)
-        .map_err(|_| StoreError::Invalid(format!("unknown time zone {tz:?}")))?;
-    let civil = jiff::civil::datetime(
-        local.year() as i16,
-        u8::from(local.month()) as i8,
-        local.day() as i8,
-        local.hour() as i8,
-        local.minute() as i8,
-        local.second() as i8,
-        0,
-    );
-    let ambiguous = zone.to_ambiguous_timestamp(civil);
-    if matches!(ambiguous.offset(), jiff::tz::AmbiguousOffset::Gap { .. }) {
-        return Err(StoreError::Invalid(format!(
-            "{civil} does not exist in {tz}"
-        )));
-    }
-    let ts = ambiguous
-        .earlier()
-        .map_err(|e| StoreError::Invalid(e.to_string()))?;
-    OffsetDateTime::from_unix_timestamp(ts.as_second())
-        .map_err(|e| StoreError::Invalid(e.to_string()))
 }
 
 /// The variables a quick reply may use.
@@ -482,6 +469,13 @@ struct Core {
     assignee: Option<UserId>,
     team: Option<TeamId>,
     status_is_counted: bool,
+}
+
+/// A member and whether they may read one conversation.
+struct Reader {
+    user: UserId,
+    name: String,
+    can_read: bool,
 }
 
 #[derive(sqlx::FromRow)]
@@ -702,12 +696,14 @@ fn inbox_message(v: &Viewer, r: MsgRow) -> Result<InboxMessage, StoreError> {
 
 fn note(r: (Uuid, Uuid, Option<Uuid>, String, String, OffsetDateTime)) -> Note {
     let mentions: Vec<Uuid> = serde_json::from_str(&r.4).unwrap_or_default();
+    let mentions: Vec<UserId> = mentions.into_iter().map(UserId::from_uuid).collect();
     Note {
         id: NoteId::from_uuid(r.0),
         conversation_id: ConversationId::from_uuid(r.1),
         author_id: r.2.map(UserId::from_uuid),
+        parts: note_parts(&r.3, &mentions),
         body: r.3,
-        mentions: mentions.into_iter().map(UserId::from_uuid).collect(),
+        mentions,
         created_at: r.5,
     }
 }
@@ -1615,33 +1611,84 @@ impl TenantTx {
         Ok(ids)
     }
 
-    /// Writes an internal note; each mentioned member is notified. Notes never reach WhatsApp.
+    /// Writes an internal note; each mentioned member is notified once. Notes never reach
+    /// WhatsApp. Mentions are the tokens in `body` (see [`frontdesk_domain::mention`]) and
+    /// the `explicit` ids, merged without repeats (at most [`MAX_MENTIONS`]); each must be
+    /// a member who may read the conversation, or nothing is written. Tokens are stored
+    /// with the members' current names.
     pub async fn add_note(
         &mut self,
         v: &Viewer,
         id: ConversationId,
         body: &str,
-        mentions: &[UserId],
+        explicit: &[UserId],
     ) -> Result<Note, StoreError> {
-        self.visible_core(v, id).await?;
+        let core = self.visible_core(v, id).await?;
         let n = body.trim().chars().count();
         if n == 0 || body.chars().count() > 4096 {
             return Err(StoreError::Invalid(
                 "a note has 1 to 4096 characters".into(),
             ));
         }
-        if mentions.len() > 20 {
-            return Err(StoreError::Invalid("at most 20 mentions in a note".into()));
+        if explicit.len() > MAX_MENTIONS {
+            return Err(StoreError::Invalid(format!(
+                "at most {MAX_MENTIONS} mentions in a note"
+            )));
         }
         let mut mentioned: Vec<UserId> = Vec::new();
-        for u in mentions {
-            self.require_member(*u)
-                .await
-                .map_err(|_| StoreError::Invalid(format!("no member {u} here")))?;
-            if !mentioned.contains(u) {
-                mentioned.push(*u);
+        for u in find_mentions(body)
+            .iter()
+            .map(|t| t.user)
+            .chain(explicit.iter().copied())
+        {
+            if !mentioned.contains(&u) {
+                mentioned.push(u);
             }
         }
+        if mentioned.len() > MAX_MENTIONS {
+            return Err(StoreError::Invalid(format!(
+                "at most {MAX_MENTIONS} different members can be mentioned in a note"
+            )));
+        }
+        let body = if mentioned.is_empty() {
+            body.to_owned()
+        } else {
+            let members = self.readers_of(&core).await?;
+            let unknown = mentioned
+                .iter()
+                .filter(|u| !members.iter().any(|m| m.user == **u))
+                .count();
+            if unknown > 0 {
+                return Err(StoreError::Invalid(if unknown == 1 {
+                    "a mention names someone who is not a member of this organisation".into()
+                } else {
+                    format!(
+                        "{unknown} mentions name people who are not members of this organisation"
+                    )
+                }));
+            }
+            let blind: Vec<&str> = members
+                .iter()
+                .filter(|m| mentioned.contains(&m.user) && !m.can_read)
+                .map(|m| m.name.as_str())
+                .collect();
+            if !blind.is_empty() {
+                return Err(StoreError::Invalid(format!(
+                    "{} may not see this conversation, so cannot be mentioned in its notes",
+                    blind.join(", ")
+                )));
+            }
+            let canonical = rewrite_mentions(body, |u| {
+                members.iter().find(|m| m.user == u).map(|m| m.name.clone())
+            });
+            if canonical.chars().count() > 4096 {
+                return Err(StoreError::Invalid(
+                    "the note is too long once its mentions are written out (4096 characters)"
+                        .into(),
+                ));
+            }
+            canonical
+        };
         let org = self.org();
         let note_id = NoteId::new();
         let now = now_micros();
@@ -1650,13 +1697,14 @@ impl TenantTx {
         let author = v.user.map(|u| u.as_uuid());
         with_conn!(self.tx, c => {
             sqlx::query("INSERT INTO notes (org_id, id, conversation_id, author_id, body, mentions, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
-                .bind(org).bind(note_id.as_uuid()).bind(id.as_uuid()).bind(author).bind(body).bind(&mentions_json).bind(now).execute(c).await?;
+                .bind(org).bind(note_id.as_uuid()).bind(id.as_uuid()).bind(author).bind(&body).bind(&mentions_json).bind(now).execute(c).await?;
         });
         let note = Note {
             id: note_id,
             conversation_id: id,
             author_id: v.user,
-            body: body.to_owned(),
+            parts: note_parts(&body, &mentioned),
+            body,
             mentions: mentioned.clone(),
             created_at: now,
         };
@@ -1694,6 +1742,74 @@ impl TenantTx {
         Ok(note)
     }
 
+    /// The members who may be mentioned in the conversation's notes: those who may read
+    /// it, by name. `NotFound` when the viewer may not see it.
+    pub async fn mentionable(
+        &mut self,
+        v: &Viewer,
+        id: ConversationId,
+    ) -> Result<Vec<Mentionable>, StoreError> {
+        let core = self.visible_core(v, id).await?;
+        Ok(self
+            .readers_of(&core)
+            .await?
+            .into_iter()
+            .filter(|m| m.can_read)
+            .map(|m| Mentionable {
+                token: mention_token(m.user, &m.name),
+                user_id: m.user,
+                name: m.name,
+            })
+            .collect())
+    }
+
+    /// Every member of the organisation and whether they may read the conversation: the
+    /// visibility rule of [`visible!`], applied per member with their role's permissions.
+    async fn readers_of(&mut self, core: &Core) -> Result<Vec<Reader>, StoreError> {
+        let org = self.org();
+        type Row = (Uuid, String, String, Option<String>, String);
+        // Users are a global table: the join reaches only users who are members here.
+        let rows: Vec<Row> = with_conn!(self.tx, c => {
+            sqlx::query_as("SELECT m.user_id, u.name, r.name, r.builtin, r.permissions FROM memberships m JOIN users u ON u.id = m.user_id JOIN roles r ON r.org_id = m.org_id AND r.id = m.role_id WHERE m.org_id = $1 ORDER BY u.name, u.id")
+                .bind(org).fetch_all(c).await?
+        });
+        let links: Vec<(Uuid, Uuid)> = with_conn!(self.tx, c => {
+            sqlx::query_as("SELECT user_id, team_id FROM team_members WHERE org_id = $1")
+                .bind(org).fetch_all(c).await?
+        });
+        let serving: Vec<Uuid> = with_conn!(self.tx, c => {
+            sqlx::query_scalar("SELECT team_id FROM inbox_teams WHERE org_id = $1 AND channel_id = $2")
+                .bind(org).bind(core.channel.as_uuid()).fetch_all(c).await?
+        });
+        rows.into_iter()
+            .map(|(user, name, role_name, builtin, perms)| {
+                let role = crate::members::role_from_row(role_name, builtin.as_deref(), &perms)?;
+                let p = role.permissions;
+                let user = UserId::from_uuid(user);
+                let teams = links
+                    .iter()
+                    .filter(|(u, _)| *u == user.as_uuid())
+                    .map(|(_, t)| *t);
+                let mut in_team = false;
+                let mut serves = false;
+                for t in teams {
+                    in_team |= core.team.is_some_and(|ct| ct.as_uuid() == t);
+                    serves |= serving.contains(&t);
+                }
+                let can_read = p.contains(Permission::InboxRead)
+                    && (p.contains(Permission::InboxReadAll)
+                        || core.assignee == Some(user)
+                        || in_team
+                        || serves);
+                Ok(Reader {
+                    user,
+                    name,
+                    can_read,
+                })
+            })
+            .collect()
+    }
+
     /// The user's notifications, newest first (at most `limit`, ≤ 100), and how many are unread.
     pub async fn notifications(
         &mut self,
@@ -1709,9 +1825,10 @@ impl TenantTx {
             Option<Uuid>,
             OffsetDateTime,
             Option<OffsetDateTime>,
+            Option<String>,
         );
         let rows: Vec<Row> = with_conn!(self.tx, c => {
-            sqlx::query_as("SELECT id, kind, conversation_id, note_id, actor_id, created_at, read_at FROM notifications WHERE org_id = $1 AND user_id = $2 ORDER BY created_at DESC, id DESC LIMIT $3")
+            sqlx::query_as("SELECT n.id, n.kind, n.conversation_id, n.note_id, n.actor_id, n.created_at, n.read_at, (SELECT u.name FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.org_id = n.org_id AND m.user_id = n.actor_id) FROM notifications n WHERE n.org_id = $1 AND n.user_id = $2 ORDER BY n.created_at DESC, n.id DESC LIMIT $3")
                 .bind(org).bind(user.as_uuid()).bind(limit.clamp(1, MAX_PAGE)).fetch_all(c).await?
         });
         let unread: i64 = with_conn!(self.tx, c => {
@@ -1726,6 +1843,7 @@ impl TenantTx {
                     conversation_id: ConversationId::from_uuid(r.2),
                     note_id: r.3.map(NoteId::from_uuid),
                     actor_id: r.4.map(UserId::from_uuid),
+                    actor_name: r.7,
                     created_at: r.5,
                     read: r.6.is_some(),
                 })
@@ -2018,28 +2136,6 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn wall_clock_times_become_instants_in_the_organisations_zone() {
-        let at = |s: &str| {
-            let fmt = time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]");
-            time::PrimitiveDateTime::parse(s, &fmt).unwrap()
-        };
-        let t = utc_of_local(at("2026-11-24 18:30"), "Asia/Kolkata").unwrap();
-        assert_eq!(t, time::macros::datetime!(2026-11-24 13:00 UTC));
-        assert_eq!(
-            utc_of_local(at("2026-11-24 18:30"), "UTC").unwrap(),
-            time::macros::datetime!(2026-11-24 18:30 UTC)
-        );
-        // 02:30 is skipped when New York's clocks go forward; 01:30 happens twice when
-        // they go back, and the first is taken.
-        assert!(utc_of_local(at("2026-03-08 02:30"), "America/New_York").is_err());
-        assert_eq!(
-            utc_of_local(at("2026-11-01 01:30"), "America/New_York").unwrap(),
-            time::macros::datetime!(2026-11-01 05:30 UTC)
-        );
-        assert!(utc_of_local(at("2026-11-24 18:30"), "Mars/Olympus").is_err());
-    }
 
     #[test]
     fn quick_replies_fill_known_variables_only() {

@@ -35,6 +35,7 @@ pub mod tokens;
 mod unread;
 mod url;
 pub mod vault;
+pub mod zone;
 
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -14,6 +14,7 @@ use crate::StoreError;
 use crate::audit::{AuditEvent, AuditRecord, EventRow, RawEvent};
 use crate::orgs::now_micros;
 use crate::tenant::{TenantTx, Tx, with_conn};
+use crate::zone::{local_time, valid_time_zone};
 use frontdesk_domain::queue::{
     QueueText, QueueTexts, TokenState, WeeklyHours, normalize_keyword, token_label, valid_prefix,
 };
@@ -192,27 +193,6 @@ fn day_text(d: Date) -> String {
 
 fn join_position(day: Date, number: i64) -> i64 {
     i64::from(day.to_julian_day()) * DAY_GAP + number * NUMBER_GAP
-}
-
-/// The local date and time in an IANA time zone.
-pub fn local_time(now: OffsetDateTime, tz: &str) -> Result<(Date, Time), StoreError> {
-    let zone = jiff::tz::TimeZone::get(tz)
-        .map_err(|_| StoreError::Invalid(format!("unknown time zone {tz:?}")))?;
-    let ts = jiff::Timestamp::from_second(now.unix_timestamp())
-        .map_err(|e| StoreError::Invalid(e.to_string()))?;
-    let dt = zone.to_datetime(ts);
-    let month =
-        time::Month::try_from(dt.month() as u8).map_err(|e| StoreError::Invalid(e.to_string()))?;
-    let date = Date::from_calendar_date(i32::from(dt.year()), month, dt.day() as u8)
-        .map_err(|e| StoreError::Invalid(e.to_string()))?;
-    let time = Time::from_hms(dt.hour() as u8, dt.minute() as u8, dt.second() as u8)
-        .map_err(|e| StoreError::Invalid(e.to_string()))?;
-    Ok((date, time))
-}
-
-/// Whether `tz` names a time zone this installation knows.
-pub fn valid_time_zone(tz: &str) -> bool {
-    tz.len() <= 64 && jiff::tz::TimeZone::get(tz).is_ok()
 }
 
 #[derive(sqlx::FromRow)]

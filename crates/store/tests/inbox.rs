@@ -33,6 +33,17 @@ async fn admin(store: &Store, slug: &str) -> TenantCtx {
 
 /// A new member of the admin's organisation in a built-in role.
 async fn member(store: &Store, admin: &TenantCtx, name: &str, role: BuiltinRole) -> TenantCtx {
+    member_as(store, admin, name, name, role).await
+}
+
+/// A new member whose display name is `name` (names may repeat; addresses may not).
+async fn member_as(
+    store: &Store,
+    admin: &TenantCtx,
+    address: &str,
+    name: &str,
+    role: BuiltinRole,
+) -> TenantCtx {
     let mut tx = store.begin(admin).await.unwrap();
     let role_id = tx
         .roles()
@@ -42,7 +53,7 @@ async fn member(store: &Store, admin: &TenantCtx, name: &str, role: BuiltinRole)
         .find(|r| r.builtin == Some(role))
         .unwrap()
         .id;
-    let email = Email::parse(&format!("{name}@people.example")).unwrap();
+    let email = Email::parse(&format!("{address}@people.example")).unwrap();
     let (_, token) = tx
         .create_invitation(&email, role_id, Duration::days(1), now_micros())
         .await
@@ -417,6 +428,10 @@ both_backends! {
         let c = inbound(s, &boss, ch, "+919876543210", "A", "one", now_micros()).await;
         inbound(s, &boss, ch, "+919876543210", "A", "two", now_micros()).await;
         let (vb, va) = (Viewer::of(&boss), Viewer::of(&ana));
+        // Only a member who may read the conversation can be mentioned: give it to ana.
+        let mut tx = s.begin(&boss).await.unwrap();
+        tx.assign_conversation(&vb, c, ana.user_id(), None).await.unwrap();
+        tx.commit().await.unwrap();
         let mut events = s.events().subscribe();
         let mut tx = s.begin(&boss).await.unwrap();
         assert_eq!(tx.conversation_item(&vb, c).await.unwrap().unread, 2);
@@ -438,10 +453,105 @@ both_backends! {
         assert!(matches!(tx.mark_notifications_read(boss.user_id().unwrap(), Some(list[0].id)).await, Err(StoreError::NotFound)));
         assert_eq!(tx.mark_notifications_read(ana.user_id().unwrap(), Some(list[0].id)).await.unwrap(), 1);
         assert_eq!(tx.notifications(ana.user_id().unwrap(), 10).await.unwrap().1, 0);
-        // Ana (no team, not assigned) cannot see the conversation at all.
-        assert!(matches!(tx.notes(&va, c).await, Err(StoreError::NotFound)));
+        // Ana, mentioned, may read the note.
+        assert_eq!(tx.notes(&va, c).await.unwrap()[0].mentions, vec![ana.user_id().unwrap()]);
         assert_eq!(tx.notes(&vb, c).await.unwrap()[0].mentions, vec![ana.user_id().unwrap()]);
         tx.commit().await.unwrap();
+    }
+
+    async fn mentions_are_read_from_the_text_and_only_readers_may_be_mentioned(db) {
+        let s = &db.store;
+        let boss = admin(s, "alpha").await;
+        let ana = member(s, &boss, "ana", BuiltinRole::Agent).await;
+        // Two members with one name: only the id in the token tells them apart.
+        let sam1 = member_as(s, &boss, "sam1", "Sam Lee", BuiltinRole::Agent).await;
+        let sam2 = member_as(s, &boss, "sam2", "Sam Lee", BuiltinRole::Agent).await;
+        let bob = member(s, &boss, "bob", BuiltinRole::Agent).await;
+        let meg = member(s, &boss, "meg", BuiltinRole::Manager).await;
+        let eve = member_as(s, &boss, "eve", "<b>Eve</b>](user:x) [", BuiltinRole::Agent).await;
+        let [ana_id, sam1_id, sam2_id, bob_id, meg_id, eve_id] =
+            [&ana, &sam1, &sam2, &bob, &meg, &eve].map(|c| c.user_id().unwrap());
+        let ch = channel(s, &boss, "a").await;
+        let serving = team(s, &boss, "Front", &[ana_id, sam1_id, sam2_id, eve_id]).await;
+        let mut tx = s.begin(&boss).await.unwrap();
+        tx.set_inbox_settings(ch, &[serving], AutoAssign::Off, None).await.unwrap();
+        tx.commit().await.unwrap();
+        let c = inbound(s, &boss, ch, "+919876543210", "A", "hello", now_micros()).await;
+        let vb = Viewer::of(&boss);
+
+        // Who may be mentioned: the readers (the admin and the manager read everything, the
+        // serving team's agents read its number); bob, in no team, may not.
+        let mut tx = s.begin(&boss).await.unwrap();
+        let who: Vec<UserId> = tx.mentionable(&vb, c).await.unwrap().into_iter().map(|m| m.user_id).collect();
+        let mut expected = vec![boss.user_id().unwrap(), ana_id, sam1_id, sam2_id, meg_id, eve_id];
+        expected.sort();
+        let mut got = who.clone();
+        got.sort();
+        assert_eq!(got, expected);
+        assert!(matches!(tx.mentionable(&Viewer::of(&bob), c).await, Err(StoreError::NotFound)));
+        let tokens = tx.mentionable(&vb, c).await.unwrap();
+        let token_of = |u: UserId| tokens.iter().find(|m| m.user_id == u).unwrap().token.clone();
+        tx.commit().await.unwrap();
+
+        // The token's id decides, not its name: a token that says "Admin" but carries
+        // sam2's id mentions sam2 and is stored with sam2's name.
+        let mut tx = s.begin(&boss).await.unwrap();
+        let body = format!("@[Admin](user:{sam2_id}) please call, and {} too, {}", token_of(ana_id), token_of(ana_id));
+        let note = tx.add_note(&vb, c, &body, &[ana_id, sam1_id, ana_id]).await.unwrap();
+        assert_eq!(note.mentions, vec![sam2_id, ana_id, sam1_id], "text first, then explicit ids, no repeats");
+        assert_eq!(note.body, format!("@[Sam Lee](user:{sam2_id}) please call, and @[ana](user:{ana_id}) too, @[ana](user:{ana_id})"));
+        assert_eq!(
+            serde_json::to_value(&note.parts[0]).unwrap(),
+            serde_json::json!({ "kind": "mention", "user_id": sam2_id, "name": "Sam Lee" })
+        );
+        assert_eq!(serde_json::to_value(&note.parts[1]).unwrap()["text"], " please call, and ");
+        tx.commit().await.unwrap();
+        let mut tx = s.begin_read(&boss).await.unwrap();
+        for (u, n) in [(sam2_id, 1), (ana_id, 1), (sam1_id, 1), (bob_id, 0), (meg_id, 0)] {
+            assert_eq!(tx.notifications(u, 10).await.unwrap().0.len(), n, "notifications of {u}");
+        }
+        let (list, _) = tx.notifications(sam2_id, 10).await.unwrap();
+        assert_eq!((list[0].actor_name.as_deref(), list[0].note_id), (Some("Admin"), Some(note.id)));
+        tx.commit().await.unwrap();
+
+        // Refusals write nothing: a member who may not read it (named), someone who is
+        // not a member, too many people.
+        let stranger = admin(s, "beta").await.user_id().unwrap();
+        let mut tx = s.begin(&boss).await.unwrap();
+        match tx.add_note(&vb, c, &format!("hey @[bob](user:{bob_id})"), &[]).await {
+            Err(StoreError::Invalid(m)) => assert!(m.starts_with("bob may not see this conversation"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        match tx.add_note(&vb, c, "hey", &[bob_id, sam1_id]).await {
+            Err(StoreError::Invalid(m)) => assert!(m.contains("bob"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(tx.add_note(&vb, c, &format!("@[Admin](user:{stranger})"), &[]).await, Err(StoreError::Invalid(_))));
+        let crowd: String = (0..21).map(|_| format!("@[x](user:{}) ", UserId::new())).collect();
+        match tx.add_note(&vb, c, &crowd, &[]).await {
+            Err(StoreError::Invalid(m)) => assert!(m.contains("at most 20"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        tx.commit().await.unwrap();
+        let mut tx = s.begin_read(&boss).await.unwrap();
+        assert_eq!(tx.notes(&vb, c).await.unwrap().len(), 1);
+        assert_eq!(tx.notifications(bob_id, 10).await.unwrap().0.len(), 0);
+        tx.commit().await.unwrap();
+
+        // A name made to break out of its token stays inside it (brackets become
+        // parentheses); markup stays text for the page to escape.
+        let mut tx = s.begin(&boss).await.unwrap();
+        let note = tx.add_note(&vb, c, &token_of(eve_id), &[]).await.unwrap();
+        assert_eq!(note.mentions, vec![eve_id]);
+        assert_eq!(note.body, format!("@[<b>Eve</b>)(user:x) (](user:{eve_id})"));
+        assert_eq!(
+            serde_json::to_value(&note.parts).unwrap(),
+            serde_json::json!([{ "kind": "mention", "user_id": eve_id, "name": "<b>Eve</b>)(user:x) (" }])
+        );
+        tx.commit().await.unwrap();
+        // Mentions are audited with the note.
+        let audit = s.audit_events(&boss, &AuditQuery { action: Some("note.created".into()), limit: 500, ..Default::default() }).await.unwrap();
+        assert!(audit.events.iter().any(|e| e.data["mentions"] == serde_json::json!([sam2_id, ana_id, sam1_id])));
     }
 
     async fn quick_replies_are_unique_by_shortcut_and_render_for_a_conversation(db) {

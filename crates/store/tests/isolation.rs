@@ -281,7 +281,7 @@ async fn populate(store: &Store, ctx: &TenantCtx, tag: &str) {
 }
 
 /// The team inbox's rows: settings, presence, labels, reads, a note with a mention (of a
-/// second member), a quick reply.
+/// second member, in the team serving the number), a quick reply.
 async fn populate_inbox(
     store: &Store,
     ctx: &TenantCtx,
@@ -324,6 +324,9 @@ async fn populate_inbox(
     tx.set_inbox_settings(channel, &[team], AutoAssign::RoundRobin, Some(team))
         .await
         .unwrap();
+    // Only a member who may read the conversation can be mentioned: the agent joins the
+    // team that serves the number.
+    tx.set_team_member(team, agent.id, true).await.unwrap();
     tx.set_availability(ctx.user_id().unwrap(), Availability::Online, now)
         .await
         .unwrap();

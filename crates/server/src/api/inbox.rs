@@ -19,7 +19,7 @@ use frontdesk_domain::{
 };
 use frontdesk_store::inbox::{
     AutoAssign, Availability, ConversationDetail, ConversationPage, Cursor, InboxSettings, Label,
-    ListQuery, ListView, Note, Notification, QuickReply, StatusChange, Viewer,
+    ListQuery, ListView, Mentionable, Note, Notification, QuickReply, StatusChange, Viewer,
 };
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -32,6 +32,7 @@ pub(crate) fn routes(b: RouteTableBuilder) -> RouteTableBuilder {
         .json(routes!(assign_conversation), Access::Perm(InboxAssign))
         .json(routes!(change_status), Access::Perm(InboxAssign))
         .json(routes!(add_note), Access::Perm(InboxReply))
+        .json(routes!(list_mentionable), Access::Perm(InboxReply))
         .json(routes!(list_labels), Access::Perm(InboxRead))
         .json(routes!(create_label), Access::Perm(InboxConfigure))
         .json(routes!(update_label), Access::Perm(InboxConfigure))
@@ -251,19 +252,24 @@ async fn change_status(
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct NewNote {
-    /// 1 to 4096 characters.
+    /// 1 to 4096 characters. A mention is the token `@[Name](user:<user id>)` (see
+    /// `GET …/mentionable`); the id decides who is mentioned, and the note stores the
+    /// member's current name in it.
     pub body: String,
-    /// Members to notify (user ids), at most 20.
+    /// More members to notify (user ids), at most 20; merged with the text's mentions
+    /// without repeats (at most 20 people in all).
     #[serde(default)]
     pub mentions: Vec<String>,
 }
 
-/// Writes an internal note (never sent to the customer); each mentioned member is notified.
+/// Writes an internal note (never sent to the customer); each mentioned member (from the
+/// text's tokens and `mentions`) is notified once. Only members who may read the
+/// conversation can be mentioned.
 #[utoipa::path(post, path = "/api/v1/conversations/{conversation_id}/notes", tag = "inbox",
     params(("conversation_id" = String, Path, description = "Conversation id")), request_body = NewNote,
     responses((status = 201, description = "Written", body = Note),
         (status = 404, description = "No such conversation here", body = ErrorEnvelope),
-        (status = 422, description = "Empty or too long, or a mention of a non-member", body = ErrorEnvelope)))]
+        (status = 422, description = "Empty or too long, more than 20 people, or a mention of someone who is not a member or may not read the conversation (named)", body = ErrorEnvelope)))]
 async fn add_note(
     State(state): State<AppState>,
     Tenant(ctx): Tenant,
@@ -291,6 +297,24 @@ async fn add_note(
         .await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(note)))
+}
+
+/// The members who may be mentioned in the conversation's notes (those who may read it),
+/// each with the token that mentions them.
+#[utoipa::path(get, path = "/api/v1/conversations/{conversation_id}/mentionable", tag = "inbox",
+    params(("conversation_id" = String, Path, description = "Conversation id")),
+    responses((status = 200, description = "Members, by name", body = Vec<Mentionable>),
+        (status = 404, description = "No such conversation here", body = ErrorEnvelope)))]
+async fn list_mentionable(
+    State(state): State<AppState>,
+    Tenant(ctx): Tenant,
+    Path(id): Path<String>,
+) -> Result<Json<Vec<Mentionable>>, ApiError> {
+    let id = path_id(&id, ConversationId::parse)?;
+    let mut tx = state.store().begin_read(&ctx).await?;
+    let members = tx.mentionable(&Viewer::of(&ctx), id).await?;
+    tx.commit().await?;
+    Ok(Json(members))
 }
 
 // ---- labels ----

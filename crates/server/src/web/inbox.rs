@@ -15,6 +15,7 @@ use axum::extract::{Path, Query, RawForm, State};
 use axum::http::{HeaderMap, Method};
 use axum::response::Response;
 use axum::routing::{get, post};
+use frontdesk_domain::mention::{MAX_MENTIONS, NotePart};
 use frontdesk_domain::template::{FillInput, TrackedLink};
 use frontdesk_domain::{
     ChannelId, ConversationId, E164, LabelId, MessageId, Permission, QuickReplyId, TeamId,
@@ -22,9 +23,11 @@ use frontdesk_domain::{
 };
 use frontdesk_store::inbox::{
     ConversationDetail, ConversationItem, ConversationPage, Cursor, InboxMessage, Label, ListQuery,
-    ListView, Note, StatusChange, Viewer, render_quick_reply,
+    ListView, Mentionable, Note, StatusChange, Viewer, render_quick_reply,
 };
-use frontdesk_store::{CustomerIdentity, Member, NewOutbound, Team, TemplateRecord, TenantCtx};
+use frontdesk_store::{
+    CustomerIdentity, Member, NewOutbound, StoreError, Team, TemplateRecord, TenantCtx,
+};
 use frontdesk_whatsapp::Outbound;
 use maud::{Markup, html};
 use serde::Deserialize;
@@ -326,36 +329,9 @@ fn layout(
                             }
                         }
                     }
-                    @if !cat.teams.is_empty() {
-                        label { "Team"
-                            select name="team_id" {
-                                option value="" { "Any team" }
-                                @for t in &cat.teams {
-                                    option value=(t.id) selected[blank(&p.team_id) == Some(t.id.to_string().as_str())] { (t.name) }
-                                }
-                            }
-                        }
-                    }
-                    @if !cat.channels.is_empty() {
-                        label { "Number"
-                            select name="channel_id" {
-                                option value="" { "Any number" }
-                                @for c in &cat.channels {
-                                    option value=(c.id) selected[blank(&p.channel_id) == Some(c.id.to_string().as_str())] { (c.name) }
-                                }
-                            }
-                        }
-                    }
-                    @if !cat.labels.is_empty() {
-                        label { "Label"
-                            select name="label_id" {
-                                option value="" { "Any label" }
-                                @for l in &cat.labels {
-                                    option value=(l.id) selected[blank(&p.label_id) == Some(l.id.to_string().as_str())] { (l.name) }
-                                }
-                            }
-                        }
-                    }
+                    (filter_select("Team", "team_id", "Any team", blank(&p.team_id), cat.teams.iter().map(|t| (t.id.to_string(), t.name.as_str())).collect()))
+                    (filter_select("Number", "channel_id", "Any number", blank(&p.channel_id), cat.channels.iter().map(|c| (c.id.to_string(), c.name.as_str())).collect()))
+                    (filter_select("Label", "label_id", "Any label", blank(&p.label_id), cat.labels.iter().map(|l| (l.id.to_string(), l.name.as_str())).collect()))
                     button type="submit" { "Filter" }
                 }
                 @if pc.can(Permission::InboxReply) {
@@ -376,6 +352,29 @@ fn layout(
                 }
             }
             section.inbox-main { (right) }
+        }
+    }
+}
+
+/// One of the list's id filters: a labelled select of `(id, name)` choices after "any",
+/// with the current one selected; nothing when there is nothing to choose from.
+fn filter_select(
+    label: &str,
+    name: &str,
+    any: &str,
+    current: Option<&str>,
+    choices: Vec<(String, &str)>,
+) -> Markup {
+    html! {
+        @if !choices.is_empty() {
+            label { (label)
+                select name=(name) {
+                    option value="" { (any) }
+                    @for (id, text) in choices {
+                        option value=(id) selected[current == Some(id.as_str())] { (text) }
+                    }
+                }
+            }
         }
     }
 }
@@ -402,34 +401,62 @@ async fn conversation_page(
     Query(p): Query<ListParams>,
 ) -> Result<Response, PageError> {
     let id = ConversationId::parse(&id).map_err(not_found)?;
-    let v = Viewer::of(&ctx);
-    let mut tx = state.store().begin_read(&ctx).await?;
+    render_conversation(&state, caller, &ctx, &headers, id, &p, None).await
+}
+
+/// A note the store refused, shown again in the composer with the reason beside it.
+struct NoteDraft {
+    body: String,
+    mentions: Vec<UserId>,
+    error: String,
+}
+
+/// What the note composer needs: who may be mentioned, and a refused note to show again.
+struct NoteComposer {
+    mentionable: Vec<Mentionable>,
+    draft: Option<NoteDraft>,
+}
+
+/// The inbox with one conversation open (`draft`: a refused note, answered with 422).
+async fn render_conversation(
+    state: &AppState,
+    caller: crate::auth::Caller,
+    ctx: &TenantCtx,
+    headers: &HeaderMap,
+    id: ConversationId,
+    p: &ListParams,
+    draft: Option<NoteDraft>,
+) -> Result<Response, PageError> {
+    let v = Viewer::of(ctx);
+    let mut tx = state.store().begin_read(ctx).await?;
     let detail = tx
         .conversation_detail(&v, id, None, 100, state.now())
         .await?;
-    let quick = if ctx.can(Permission::InboxReply) {
-        tx.quick_replies().await?
+    let (quick, mentionable) = if ctx.can(Permission::InboxReply) {
+        (tx.quick_replies().await?, tx.mentionable(&v, id).await?)
     } else {
-        Vec::new()
+        (Vec::new(), Vec::new())
     };
     tx.commit().await?;
+    let refused = draft.is_some();
+    let notes = NoteComposer { mentionable, draft };
     if detail.conversation.unread > 0 && v.user.is_some() {
         state
             .read_marks()
-            .mark(&ctx, id)
+            .mark(ctx, id)
             .await
             .map_err(ApiError::internal)?;
     }
     let templates = if ctx.can(Permission::InboxReply) && !detail.window_open {
         let channel = state
             .store()
-            .list_channels(&ctx)
+            .list_channels(ctx)
             .await?
             .into_iter()
             .find(|c| c.id == detail.conversation.channel_id);
         match channel {
             Some(c) => {
-                let mut tx = state.store().begin_read(&ctx).await?;
+                let mut tx = state.store().begin_read(ctx).await?;
                 let t = tx.approved_templates_of(&c.waba_id).await?;
                 tx.commit().await?;
                 t
@@ -439,8 +466,8 @@ async fn conversation_page(
     } else {
         Vec::new()
     };
-    let page = list_page(&state, &ctx, &p).await?;
-    let cat = catalogue(&state, &ctx).await?;
+    let page = list_page(state, ctx, p).await?;
+    let cat = catalogue(state, ctx).await?;
     let agent = caller
         .principal
         .user
@@ -456,12 +483,16 @@ async fn conversation_page(
         })
         .collect();
     let title = contact_title(&detail.conversation);
-    let pc = PageCtx::new(&state, Some(caller), &headers, NAV_PATH).await;
-    let right = conversation_pane(&pc, &detail, &cat, &quick, &templates);
-    Ok(pc.render(
+    let pc = PageCtx::new(state, Some(caller), headers, NAV_PATH).await;
+    let right = conversation_pane(&pc, &detail, &cat, &quick, &templates, &notes);
+    let mut r = pc.render(
         &format!("Inbox · {title}"),
-        layout(&pc, &p, &page, &cat, Some(id), right),
-    ))
+        layout(&pc, p, &page, &cat, Some(id), right),
+    );
+    if refused {
+        *r.status_mut() = axum::http::StatusCode::UNPROCESSABLE_ENTITY;
+    }
+    Ok(r)
 }
 
 /// Milliseconds since the epoch, for ordering items on the page.
@@ -481,6 +512,7 @@ fn conversation_pane(
     cat: &Catalogue,
     quick: &[(QuickReplyId, String, String)],
     templates: &[TemplateRecord],
+    notes: &NoteComposer,
 ) -> Markup {
     let c = &d.conversation;
     let mut entries: Vec<(time::OffsetDateTime, Entry<'_>)> = d
@@ -581,7 +613,7 @@ fn conversation_pane(
             p.muted { "Older messages are available through the API." }
         }
         @if pc.can(Permission::InboxReply) {
-            (composer(pc, d, cat, quick, templates))
+            (composer(pc, d, quick, templates, notes))
         }
     }
 }
@@ -700,7 +732,16 @@ fn note_item(cat: &Catalogue, n: &Note) -> Markup {
     html! {
         li.note data-note-id=(n.id) data-testid="note" data-at=(millis(n.created_at)) {
             span.note-author { "Note by " (cat.member_name(n.author_id).unwrap_or("someone")) }
-            p { (n.body) }
+            p.note-text data-testid="note-text" {
+                @for part in &n.parts {
+                    @match part {
+                        NotePart::Text { text } => (text),
+                        NotePart::Mention { user_id, name } => {
+                            span.mention data-user-id=(user_id) data-testid="mention" { "@" (name) }
+                        }
+                    }
+                }
+            }
             span.msg-meta { (when(n.created_at)) }
         }
     }
@@ -709,10 +750,11 @@ fn note_item(cat: &Catalogue, n: &Note) -> Markup {
 fn composer(
     pc: &PageCtx,
     d: &ConversationDetail,
-    cat: &Catalogue,
     quick: &[(QuickReplyId, String, String)],
     templates: &[TemplateRecord],
+    notes: &NoteComposer,
 ) -> Markup {
+    let draft = notes.draft.as_ref();
     let c = &d.conversation;
     html! {
         div #composer.composer data-channel=(c.channel_id) data-contact=(c.contact.id) data-conversation=(c.id) {
@@ -750,10 +792,33 @@ fn composer(
             }
             form method="post" action={ "/inbox/" (c.id) "/notes" } data-testid="note-form" #note-form {
                 (pc.csrf_field())
-                textarea name="body" rows="2" maxlength="4096" aria-label="Internal note" placeholder="Internal note (never sent to the customer)" required {}
-                select name="mention" aria-label="Mention" {
-                    option value="" { "Mention nobody" }
-                    @for m in &cat.members { option value=(m.user_id) { "@" (m.name) } }
+                // Typing "@" opens the list of members who may read this conversation
+                // (app.js); the chosen one goes into the text as a mention token.
+                div.mention-box {
+                    textarea #note-body name="body" rows="2" maxlength="4096" required
+                        aria-label="Internal note" data-testid="note-body"
+                        placeholder="Internal note (never sent to the customer). Type @ to mention someone."
+                        aria-autocomplete="list" aria-controls="mention-list"
+                        aria-describedby=[draft.map(|_| "note-error")] aria-invalid=[draft.map(|_| "true")] {
+                        @if let Some(d) = draft { (d.body) }
+                    }
+                    ul #mention-list.mention-list role="listbox" aria-label="Members to mention" data-testid="mention-list" hidden {}
+                    span #mention-status.sr-only aria-live="polite" {}
+                }
+                @if let Some(d) = draft {
+                    p #note-error.error role="alert" data-testid="note-error" { (d.error) }
+                }
+                ul #mention-candidates hidden {
+                    @for m in &notes.mentionable {
+                        li data-user-id=(m.user_id) data-name=(m.name) data-token=(m.token) { (m.name) }
+                    }
+                }
+                noscript {
+                    select name="mention" multiple aria-label="Mention" {
+                        @for m in &notes.mentionable {
+                            option value=(m.user_id) selected[draft.is_some_and(|d| d.mentions.contains(&m.user_id))] { "@" (m.name) }
+                        }
+                    }
                 }
                 button type="submit" data-testid="note-submit" { "Add note" }
             }
@@ -1149,30 +1214,50 @@ async fn new_chat(
     Ok(back(queued.conversation_id))
 }
 
-#[derive(Deserialize)]
-struct NoteForm {
-    #[serde(default)]
-    body: String,
-    mention: Option<String>,
-}
-
+/// A note form: `body` (mentions as tokens in it) and any number of `mention` fields
+/// (the no-script picker), merged by the store.
 async fn add_note(
     State(state): State<AppState>,
+    Authed(caller): Authed,
     Tenant(ctx): Tenant,
+    headers: HeaderMap,
     Path(id): Path<String>,
-    PageForm(f): PageForm<NoteForm>,
+    RawForm(raw): RawForm,
 ) -> Result<Response, PageError> {
     let id = conversation_id(&id)?;
-    let mentions = blank(&f.mention)
-        .map(|m| UserId::parse(m).map_err(|_| invalid("a mention is a member")))
-        .transpose()?
-        .into_iter()
-        .collect::<Vec<_>>();
-    let mut tx = state.store().begin(&ctx).await?;
-    tx.add_note(&Viewer::of(&ctx), id, &f.body, &mentions)
-        .await?;
-    tx.commit().await?;
-    Ok(back(id))
+    let pairs: Vec<(String, String)> = url::form_urlencoded::parse(&raw).into_owned().collect();
+    if pairs.len() > 2 + MAX_MENTIONS {
+        return Err(invalid("the form has too many fields"));
+    }
+    let body = pairs
+        .iter()
+        .find(|(k, _)| k == "body")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    let mentions = pairs
+        .iter()
+        .filter(|(k, v)| k == "mention" && !v.trim().is_empty())
+        .map(|(_, v)| UserId::parse(v.trim()).map_err(|_| invalid("a mention is a member")))
+        .collect::<Result<Vec<_>, _>>()?;
+    let written = async {
+        let mut tx = state.store().begin(&ctx).await?;
+        tx.add_note(&Viewer::of(&ctx), id, &body, &mentions).await?;
+        tx.commit().await
+    }
+    .await;
+    match written {
+        Ok(()) => Ok(back(id)),
+        Err(StoreError::Invalid(error)) => {
+            let draft = NoteDraft {
+                body,
+                mentions,
+                error,
+            };
+            let p = ListParams::default();
+            render_conversation(&state, caller, &ctx, &headers, id, &p, Some(draft)).await
+        }
+        Err(e) => Err(e.into()),
+    }
 }
 
 #[derive(Deserialize)]
@@ -1228,7 +1313,7 @@ async fn change_status(
             let local = time::PrimitiveDateTime::parse(t.get(..16).unwrap_or(t), &fmt)
                 .map_err(|_| invalid("snooze until a date and time"))?;
             let tz = tx.time_zone().await?;
-            let t = frontdesk_store::inbox::utc_of_local(local, &tz).map_err(|_| {
+            let t = frontdesk_store::zone::utc_of_local(local, &tz).map_err(|_| {
                 invalid("snooze until a time that exists in the organisation's time zone")
             })?;
             StatusChange::Snooze(t)

@@ -243,6 +243,21 @@ impl PageCtx {
                         }
                         @if let Some(u) = user {
                             nav.account {
+                                @if self.org_name.is_some() {
+                                    // Mentions of the caller, kept current by app.js from the
+                                    // event stream (the list is fetched as JSON).
+                                    div #notif.notif data-csrf=(self.csrf) data-testid="notifications" {
+                                        button.link #notif-toggle type="button" aria-expanded="false" aria-controls="notif-panel" data-testid="notif-toggle" {
+                                            "Mentions "
+                                            span #notif-count.badge.unread data-testid="notif-count" hidden { "0" }
+                                        }
+                                        div #notif-panel.notif-panel hidden {
+                                            ul #notif-items data-testid="notif-items" {}
+                                            p #notif-empty.muted { "No mentions yet." }
+                                            button.link #notif-read-all type="button" data-testid="notif-read-all" { "Mark all read" }
+                                        }
+                                    }
+                                }
                                 a href="/settings/profile" data-testid="account-link" { (u.name) }
                                 form.inline method="post" action="/logout" {
                                     (self.csrf_field())
@@ -441,7 +456,7 @@ pub(crate) fn when(t: time::OffsetDateTime) -> String {
 /// A time as the organisation's clocks show it (`2026-11-24 18:30 Asia/Kolkata`); UTC when
 /// the zone is unknown.
 pub(crate) fn local_when(t: time::OffsetDateTime, tz: &str) -> String {
-    match frontdesk_store::queue::local_time(t, tz) {
+    match frontdesk_store::zone::local_time(t, tz) {
         Ok((d, h)) => format!(
             "{:04}-{:02}-{:02} {:02}:{:02} {tz}",
             d.year(),

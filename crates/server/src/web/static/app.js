@@ -229,7 +229,20 @@ document.addEventListener("focusin", (event) => {
     const li = el("li", "note");
     li.dataset.noteId = n.id;
     li.dataset.testid = "note";
-    li.append(el("span", "note-author", "Note"), el("p", null, n.body), el("span", "msg-meta", when(n.created_at)));
+    // Mentions come as parts from the server; every part is text (textContent), never HTML.
+    const text = el("p", "note-text");
+    text.dataset.testid = "note-text";
+    for (const part of n.parts || [{ kind: "text", text: n.body }]) {
+      if (part.kind === "mention") {
+        const m = el("span", "mention", "@" + part.name);
+        m.dataset.userId = part.user_id;
+        m.dataset.testid = "mention";
+        text.append(m);
+      } else {
+        text.append(document.createTextNode(part.text));
+      }
+    }
+    li.append(el("span", "note-author", "Note"), text, el("span", "msg-meta", when(n.created_at)));
     return li;
   };
   const renderConversation = (d) => {
@@ -325,6 +338,7 @@ document.addEventListener("focusin", (event) => {
   let events = null;
   if (typeof EventSource === "function") {
     events = new EventSource("/api/v1/events");
+    window.frontdeskEvents = events;
     for (const kind of ["message.new", "message.status", "conversation.updated", "note.new", "notification", "resync"]) {
       events.addEventListener(kind, refresh);
     }
@@ -408,6 +422,7 @@ document.addEventListener("focusin", (event) => {
   poll();
   if (!("EventSource" in window)) return;
   const events = new EventSource("/api/v1/events");
+  window.frontdeskEvents = events;
   const onEvent = (e) => {
     let data;
     try { data = JSON.parse(e.data); } catch (_) { return; }
@@ -626,5 +641,224 @@ document.addEventListener("focusin", (event) => {
   const reload = document.querySelector("[data-reload-every]");
   if (reload) {
     setTimeout(() => window.location.reload(), Number(reload.dataset.reloadEvery) * 1000);
+  }
+})();
+
+// Note mentions: typing "@" in the note box lists the members who may read the
+// conversation (rendered by the server into #mention-candidates), filtered as one types;
+// arrows move, Enter or Tab (or a click) chooses, Escape closes. The box shows "@Name";
+// on submit each chosen name becomes its token `@[Name](user:<id>)`, which the server
+// resolves (so two members with one name stay apart).
+(() => {
+  const box = document.getElementById("note-body");
+  const listbox = document.getElementById("mention-list");
+  const source = document.getElementById("mention-candidates");
+  const status = document.getElementById("mention-status");
+  if (!box || !listbox || !source || !box.form) return;
+  const members = [...source.querySelectorAll("li")].map((li) => ({ id: li.dataset.userId, name: li.dataset.name, token: li.dataset.token }));
+  const fold = (s) => s.normalize("NFD").replace(/[\u0300-\u036f]/g, "").toLowerCase();
+  const say = (text) => { if (status) status.textContent = text; };
+  const picked = [];
+  let query = null;
+  let options = [];
+  let active = -1;
+
+  // The "@…" being typed just before the caret, if any.
+  const typed = () => {
+    const at = box.selectionStart;
+    if (at === null || at !== box.selectionEnd) return null;
+    const before = box.value.slice(0, at);
+    const i = before.lastIndexOf("@");
+    if (i < 0) return null;
+    // An "@" inside a word (an email address) starts no mention.
+    if (i > 0 && /[\p{L}\p{N}_.]/u.test(before[i - 1])) return null;
+    const text = before.slice(i + 1);
+    if (text.length > 40 || /[\n@[\]]/.test(text)) return null;
+    return { start: i, end: at, text };
+  };
+  const close = () => {
+    listbox.hidden = true;
+    listbox.replaceChildren();
+    options = [];
+    active = -1;
+    query = null;
+    box.removeAttribute("aria-activedescendant");
+  };
+  const setActive = (i) => {
+    active = i;
+    [...listbox.children].forEach((li, j) => li.setAttribute("aria-selected", j === i ? "true" : "false"));
+    box.setAttribute("aria-activedescendant", "mention-opt-" + i);
+    listbox.children[i].scrollIntoView({ block: "nearest" });
+  };
+  const choose = (i) => {
+    const m = options[i];
+    if (!m || !query) return;
+    const text = "@" + m.name;
+    box.value = box.value.slice(0, query.start) + text + " " + box.value.slice(query.end);
+    const caret = query.start + text.length + 1;
+    box.setSelectionRange(caret, caret);
+    picked.push({ text, token: m.token });
+    close();
+    box.focus();
+    say(m.name + " will be mentioned");
+  };
+  const show = () => {
+    const q = typed();
+    if (!q) {
+      if (!listbox.hidden) close();
+      return;
+    }
+    query = q;
+    const want = fold(q.text);
+    const starts = (m) => fold(m.name).split(/\s+/).some((w) => w.startsWith(want));
+    options = members.filter((m) => fold(m.name).includes(want))
+      .sort((a, b) => Number(starts(b)) - Number(starts(a)))
+      .slice(0, 8);
+    if (options.length === 0) {
+      listbox.hidden = true;
+      listbox.replaceChildren();
+      box.removeAttribute("aria-activedescendant");
+      say("No member who may see this conversation matches");
+      return;
+    }
+    listbox.replaceChildren(...options.map((m, i) => {
+      const li = document.createElement("li");
+      li.id = "mention-opt-" + i;
+      li.setAttribute("role", "option");
+      li.dataset.testid = "mention-option";
+      li.textContent = m.name;
+      // mousedown, not click: the box keeps its focus and caret.
+      li.addEventListener("mousedown", (e) => {
+        e.preventDefault();
+        choose(i);
+      });
+      return li;
+    }));
+    listbox.hidden = false;
+    setActive(0);
+    say(options.length + (options.length === 1 ? " member" : " members") + ": arrows to choose, Enter to mention, Escape to close");
+  };
+  box.addEventListener("input", show);
+  box.addEventListener("keydown", (e) => {
+    if (listbox.hidden || options.length === 0) return;
+    if (e.key === "ArrowDown") {
+      e.preventDefault();
+      setActive((active + 1) % options.length);
+    } else if (e.key === "ArrowUp") {
+      e.preventDefault();
+      setActive((active - 1 + options.length) % options.length);
+    } else if (e.key === "Enter" || e.key === "Tab") {
+      e.preventDefault();
+      choose(active);
+    } else if (e.key === "Escape") {
+      e.preventDefault();
+      close();
+    }
+  });
+  box.addEventListener("blur", close);
+
+  // "@Name" (not followed by a letter or digit) → the token of the member chosen for it;
+  // the same name chosen twice (two members) maps in the order they were chosen.
+  const tokenize = (v) => {
+    if (picked.length === 0) return v;
+    const longest = [...picked].sort((a, b) => b.text.length - a.text.length);
+    const used = new Set();
+    let out = "";
+    let i = 0;
+    while (i < v.length) {
+      if (v[i] === "@") {
+        const hit = longest.find((p) => v.startsWith(p.text, i) && !/[\p{L}\p{N}_]/u.test(v[i + p.text.length] || ""));
+        if (hit) {
+          const same = picked.filter((p) => p.text === hit.text);
+          const p = same.find((x) => !used.has(x)) || same[same.length - 1];
+          used.add(p);
+          out += p.token;
+          i += hit.text.length;
+          continue;
+        }
+      }
+      out += v[i];
+      i += 1;
+    }
+    return out;
+  };
+  box.form.addEventListener("submit", () => {
+    box.value = tokenize(box.value);
+  });
+})();
+
+// Mentions of the signed-in member (header): the unread count and the latest ten, fetched
+// as JSON on load and whenever the event stream announces a `notification`; opening one
+// marks it read. Shares the page's stream (inbox, queue board) when it has one.
+(() => {
+  const root = document.getElementById("notif");
+  if (!root) return;
+  const csrf = root.dataset.csrf;
+  const toggle = document.getElementById("notif-toggle");
+  const panel = document.getElementById("notif-panel");
+  const count = document.getElementById("notif-count");
+  const items = document.getElementById("notif-items");
+  const empty = document.getElementById("notif-empty");
+  const readAll = document.getElementById("notif-read-all");
+  const markRead = (id) => fetch("/api/v1/notifications/read", {
+    method: "POST",
+    credentials: "same-origin",
+    keepalive: true,
+    headers: { "x-csrf-token": csrf, "content-type": "application/json", accept: "application/json" },
+    body: JSON.stringify(id ? { id } : {}),
+  });
+  let busy = false;
+  const load = async () => {
+    if (busy) return;
+    busy = true;
+    try {
+      const r = await fetch("/api/v1/notifications?limit=10", { credentials: "same-origin", headers: { accept: "application/json" } });
+      if (!r.ok) return;
+      const d = await r.json();
+      count.textContent = String(d.unread);
+      count.hidden = d.unread === 0;
+      items.replaceChildren(...d.items.map((n) => {
+        const li = document.createElement("li");
+        if (!n.read) li.className = "unread";
+        li.dataset.testid = "notif-item";
+        const a = document.createElement("a");
+        a.href = "/inbox/" + encodeURIComponent(n.conversation_id);
+        a.textContent = (n.actor_name || "Someone") + " mentioned you";
+        a.addEventListener("click", () => { if (!n.read) markRead(n.id); });
+        const at = document.createElement("span");
+        at.className = "msg-meta";
+        at.textContent = " " + n.created_at.slice(0, 16).replace("T", " ") + " UTC";
+        li.append(a, at);
+        return li;
+      }));
+      empty.hidden = d.items.length > 0;
+    } catch (_) {
+      // The next event tries again.
+    } finally {
+      busy = false;
+    }
+  };
+  toggle.addEventListener("click", () => {
+    panel.hidden = !panel.hidden;
+    toggle.setAttribute("aria-expanded", String(!panel.hidden));
+  });
+  document.addEventListener("keydown", (e) => {
+    if (e.key === "Escape" && !panel.hidden) {
+      panel.hidden = true;
+      toggle.setAttribute("aria-expanded", "false");
+      toggle.focus();
+    }
+  });
+  readAll.addEventListener("click", async () => {
+    await markRead(null);
+    load();
+  });
+  load();
+  const events = window.frontdeskEvents || (typeof EventSource === "function" ? new EventSource("/api/v1/events") : null);
+  if (events) {
+    events.addEventListener("notification", load);
+    events.addEventListener("open", load);
+  } else {
+    window.setInterval(load, 30000);
   }
 })();
