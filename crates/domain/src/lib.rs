@@ -11,7 +11,7 @@ mod tenant;
 
 pub use email::{Email, EmailError};
 pub use ids::{
-    ApiKeyId, ChannelId, ConsentEventId, ContactId, ConversationId, ExportId, FieldId, ImportId,
+    ApiKeyId, ChannelId, ConsentEventId, ContactId, ConversationId, ErasureRequestId, ExportId, FieldId, ImportId,
     InboxId, InvitationId, LabelId, MediaId, MessageId, NoteId, NotificationId, OrgId, OutboxId,
     QueueId, QueueTokenId, QuickReplyId, RoleId, ScreenLinkId, SegmentId, SessionId, TagId, TeamId,
     TemplateId, TrackedLinkId, UserId,

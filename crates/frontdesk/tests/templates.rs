@@ -212,7 +212,9 @@ both_backends! {
         assert_eq!((clicks[0]["clicks"].as_i64(), clicks[0]["button_index"].as_i64()), (Some(2), Some(1)), "{clicks}");
         let per_template = w.ok(Method::GET, &format!("/api/v1/templates/{id}/clicks"), None).await;
         assert_eq!(per_template.as_array().unwrap().len(), 1);
-        assert_eq!(w.ok(Method::GET, &format!("/api/v1/templates/{id}"), None).await["clicks"], 2);
+        let counted = w.ok(Method::GET, &format!("/api/v1/templates/{id}"), None).await;
+        assert_eq!((counted["clicks"].as_i64(), counted["unique_clicks"].as_i64()), (Some(2), Some(1)), "two clicks by one recipient: {counted}");
+        assert!(clicks[0]["first_clicked_at"].is_string(), "{clicks}");
         // The template's page shows the total and the clicks per message.
         let page = w.app.web_get(&w.web, &format!("/templates/{id}")).await.text().await.unwrap();
         assert!(page.contains(&message) && page.contains("data-testid=\"link-clicks\">2<"), "{page}");
@@ -259,11 +261,34 @@ both_backends! {
         let (s, v) = w.send("spring_offer", Some(json!({ "header": "Asha", "body": ["May 1", "9:00"] }))).await;
         assert_eq!(s, StatusCode::ACCEPTED, "{v}");
 
-        // Deleting it here makes it unknown: refused again.
+        // Deleting it deletes it at the provider too (this language only), and makes it
+        // unknown here: refused again.
+        let mut other_language = promo.clone();
+        other_language["language"] = json!("pt_BR");
+        let pt = w.create(other_language).await.1["id"].as_str().unwrap().to_owned();
+        w.ok(Method::POST, &format!("/api/v1/templates/{pt}/submit"), None).await;
+        w.status_becomes(&pt, "APPROVED").await;
         let (s, _) = w.call(Method::DELETE, &format!("/api/v1/templates/{id}"), None).await;
         assert_eq!(s, StatusCode::NO_CONTENT);
-        let (s, _) = w.send("spring_offer", Some(json!({ "header": "Asha", "body": ["May 1", "9:00"] }))).await;
-        assert_eq!(s, StatusCode::CONFLICT);
+        let (s, v) = w.send("spring_offer", Some(json!({ "header": "Asha", "body": ["May 1", "9:00"] }))).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("template_not_approved")), "{v}");
+        let target = w.app.db.store.webhook_target(&w.ch.webhook_key).await.unwrap().unwrap();
+        let mut tx = w.app.db.store.begin_read(&target.ctx).await.unwrap();
+        let channel = frontdesk_domain::ChannelId::parse(&w.ch.id).unwrap();
+        assert!(tx.sim_template(channel, "spring_offer", "en_US").await.unwrap().is_none(), "gone at the provider");
+        assert!(tx.sim_template(channel, "spring_offer", "pt_BR").await.unwrap().is_some(), "the other language stays");
+        drop(tx);
+        // A sync does not bring it back.
+        let synced = w.ok(Method::POST, &format!("/api/v1/channels/{}/templates/sync", w.ch.id), None).await;
+        assert_eq!(synced["created"], 0, "{synced}");
+        // A template the provider no longer has is deleted here only when asked.
+        let mut tx = w.app.db.store.begin(&target.ctx).await.unwrap();
+        tx.delete_sim_templates(channel, "spring_offer", None).await.unwrap();
+        tx.commit().await.unwrap();
+        let (s, v) = w.call(Method::DELETE, &format!("/api/v1/templates/{pt}"), None).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::BAD_GATEWAY, Some("provider_error")), "{v}");
+        let (s, _) = w.call(Method::DELETE, &format!("/api/v1/templates/{pt}?local_only=true"), None).await;
+        assert_eq!(s, StatusCode::NO_CONTENT);
     }
 
     async fn named_variables_are_submitted_and_sent_by_name(db) {

@@ -15,7 +15,7 @@ use axum::body::Bytes;
 use axum::extract::{Multipart, Path, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use frontdesk_store::{
     SimCustomer, SimDirection, SimMedia, SimMessage, SimNumber, SimTemplate, TenantCtx,
 };
@@ -54,6 +54,12 @@ pub(crate) fn routes(b: RouteTableBuilder) -> RouteTableBuilder {
         Method::GET,
         "/simulator/graph/{version}/{node}/message_templates",
         get(list_templates),
+        Access::Public,
+    )
+    .other(
+        Method::DELETE,
+        "/simulator/graph/{version}/{node}/message_templates",
+        delete(delete_templates),
         Access::Public,
     )
     .other(
@@ -1395,6 +1401,46 @@ pub(crate) fn render_template(template: &Value, send: &Value) -> GraphResult<Str
         }
     }
     Ok(parts.join("\n"))
+}
+
+#[derive(Deserialize)]
+struct DeleteTemplate {
+    name: Option<String>,
+    hsm_id: Option<String>,
+}
+
+/// `DELETE /{waba-id}/message_templates?name=…[&hsm_id=…]`: with `hsm_id`, only that
+/// template (one language); without, every language of the name. A send naming a deleted
+/// template is refused like any unknown template.
+async fn delete_templates(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((version, node)): Path<(String, String)>,
+    Query(q): Query<DeleteTemplate>,
+) -> GraphResult<Json<Value>> {
+    check_version(&version)?;
+    let (ctx, number) = authenticate(&state, &headers).await?;
+    if node != number.waba_id {
+        return Err(MetaError::no_such_object(&node));
+    }
+    let name = q
+        .name
+        .as_deref()
+        .filter(|n| !n.is_empty() && n.len() <= 512)
+        .ok_or_else(|| MetaError::required("name"))?;
+    let hsm_id = q.hsm_id.as_deref().filter(|h| !h.is_empty());
+    let mut tx = state.store().begin(&ctx).await?;
+    let n = tx
+        .delete_sim_templates(number.channel_id, name, hsm_id)
+        .await?;
+    if n == 0 {
+        return Err(
+            MetaError::new(StatusCode::BAD_REQUEST, 100, "(#100) Invalid parameter")
+                .details(format!("Message template \"{name}\" was not found")),
+        );
+    }
+    tx.commit().await?;
+    Ok(Json(json!({ "success": true })))
 }
 
 #[derive(Deserialize)]

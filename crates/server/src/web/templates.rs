@@ -145,7 +145,7 @@ async fn list_page(
             p.muted data-testid="no-templates" { "No template here yet." }
         } @else {
             table data-testid="templates" {
-                thead { tr { th { "Name" } th { "Language" } th { "Category" } th { "Status" } th { "Quality" } th { "Clicks" } th { "Updated" } } }
+                thead { tr { th { "Name" } th { "Language" } th { "Category" } th { "Status" } th { "Quality" } th { "Clicks" } th title="Recipients who clicked, each once" { "People" } th { "Updated" } } }
                 tbody {
                     @for t in &list {
                         tr data-template-id=(t.id) data-name=(t.name) {
@@ -155,6 +155,7 @@ async fn list_page(
                             td { (status_badge(t)) @if let Some(r) = &t.reason { br; span.muted data-testid="template-reason" { (r) } } }
                             td data-testid="template-quality" { (t.quality.as_deref().unwrap_or("—")) }
                             td data-testid="template-clicks" { (t.clicks) }
+                            td data-testid="template-unique-clicks" { (t.unique_clicks) }
                             td { (when(t.updated_at)) }
                         }
                     }
@@ -537,6 +538,7 @@ fn detail(
             dt { "Category" } dd { (t.category.as_deref().unwrap_or("—")) }
             dt { "Quality" } dd data-testid="template-quality" { (t.quality.as_deref().unwrap_or("not rated yet")) }
             dt { "Clicks on tracked buttons" } dd data-testid="template-clicks" { (t.clicks) }
+            dt { "People who clicked" } dd data-testid="template-unique-clicks" { (t.unique_clicks) }
             @if let Some(s) = t.submitted_at { dt { "Submitted" } dd { (when(s)) } }
         }
         @if submittable {
@@ -545,7 +547,7 @@ fn detail(
                 button type="submit" data-testid="template-submit" { "Submit for review" }
             }
         }
-        form.inline method="post" action={ "/templates/" (t.id) "/delete" } data-confirm="Delete this template here? WhatsApp keeps its copy." {
+        form.inline method="post" action={ "/templates/" (t.id) "/delete" } data-confirm="Delete this template, here and at WhatsApp? Sends of it stop." {
             (page.csrf_field())
             button.danger type="submit" data-testid="template-delete" { "Delete" }
         }
@@ -628,9 +630,7 @@ async fn delete(
     Path(id): Path<String>,
 ) -> Result<Response, PageError> {
     let id = template_id(&id)?;
-    let mut tx = state.store().begin(&ctx).await?;
-    tx.delete_template(id).await?;
-    tx.commit().await?;
+    tapi::delete_everywhere(&state, &ctx, id, false).await?;
     Ok(see_other("/templates?ok=deleted", &[]))
 }
 
