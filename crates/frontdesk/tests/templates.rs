@@ -253,7 +253,7 @@ both_backends! {
 
         // Fixed (it is marketing) and submitted again: approved.
         promo["category"] = json!("MARKETING");
-        let fixed = w.ok(Method::PUT, &format!("/api/v1/templates/{id}"), Some(promo)).await;
+        let fixed = w.ok(Method::PUT, &format!("/api/v1/templates/{id}"), Some(promo.clone())).await;
         assert_eq!(fixed["status"], "REJECTED", "a rejected template's edit waits for submit");
         w.ok(Method::POST, &format!("/api/v1/templates/{id}/submit"), None).await;
         let approved = w.status_becomes(&id, "APPROVED").await;
