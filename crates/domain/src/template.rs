@@ -215,7 +215,7 @@ pub struct TemplateInput {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HeaderInput {
-    /// `text`, `image`, `video` or `document`.
+    /// `text`, `image`, `video`, `document` or `location` (the place is given per send).
     pub format: String,
     /// The text of a text header.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -312,7 +312,12 @@ pub struct VarText {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Header {
     Text(VarText),
-    Media { kind: MediaKind, example: String },
+    Media {
+        kind: MediaKind,
+        example: String,
+    },
+    /// A map pin: the place (coordinates, name, address) is given with each send.
+    Location,
 }
 
 /// A parsed button.
@@ -794,6 +799,18 @@ impl TemplateSpec {
                 // A header's variables are counted on their own: a numbered header starts at {{1}}.
                 Some(Header::Text(t))
             }
+            Some(h) if h.format.eq_ignore_ascii_case("location") => {
+                if h.text.as_deref().is_some_and(|t| !t.is_empty()) {
+                    errs.add("header.text", "a location header has no text");
+                }
+                if h.example.as_deref().is_some_and(|e| !e.is_empty()) {
+                    errs.add(
+                        "header.example",
+                        "a location header has no sample: the place is given with each send",
+                    );
+                }
+                Some(Header::Location)
+            }
             Some(h) => parse_media_header(&mut errs, "header", h)
                 .map(|(kind, example)| Header::Media { kind, example }),
         };
@@ -865,10 +882,12 @@ impl TemplateSpec {
             }
         }
         if category == Some(Category::Authentication) {
-            if matches!(header, Some(Header::Media { .. })) || !input.cards.is_empty() {
+            if matches!(header, Some(Header::Media { .. } | Header::Location))
+                || !input.cards.is_empty()
+            {
                 errs.add(
                     "category",
-                    "authentication templates have no media and no carousel",
+                    "authentication templates have no media or location header and no carousel",
                 );
             }
             if buttons
@@ -909,6 +928,11 @@ impl TemplateSpec {
                 format: kind.as_str().into(),
                 text: None,
                 example: Some(example.clone()),
+            },
+            Header::Location => HeaderInput {
+                format: "location".into(),
+                text: None,
+                example: None,
             },
         });
         TemplateInput {
@@ -972,6 +996,7 @@ impl TemplateSpec {
                 out.push(h);
             }
             Some(Header::Media { kind, example }) => out.push(media_header_json(*kind, example)),
+            Some(Header::Location) => out.push(json!({ "type": "HEADER", "format": "LOCATION" })),
             None => {}
         }
         out.push(text_json("BODY", &self.body, self.format));
@@ -1019,6 +1044,7 @@ impl TemplateSpec {
     pub fn preview(&self) -> String {
         let mut f = FillInput {
             header: None,
+            location: None,
             body: self.body.examples.clone(),
             buttons: BTreeMap::new(),
             cards: Vec::new(),
@@ -1050,6 +1076,24 @@ impl TemplateSpec {
                 let m = media_value(&mut errs, "header", fill.header.as_deref());
                 components
                     .push(json!({ "type": "header", "parameters": [media_param(*kind, &m)] }));
+            }
+            Some(Header::Location) => {
+                if fill.header.as_deref().is_some_and(|h| !h.is_empty()) {
+                    errs.add("header", "a location header takes `location`, not a text");
+                }
+                match &fill.location {
+                    Some(l) => {
+                        if let Some(p) = l.checked(&mut errs) {
+                            components.push(
+                                json!({ "type": "header", "parameters": [{ "type": "location", "location": p }] }),
+                            );
+                        }
+                    }
+                    None => errs.add(
+                        "location",
+                        "this template's header is a place: give its latitude and longitude",
+                    ),
+                }
             }
             _ => {
                 if fill.header.as_deref().is_some_and(|h| !h.is_empty()) {
@@ -1348,6 +1392,79 @@ fn read_components(comps: &[Value]) -> Parts {
 // Filling a template for a send.
 // ---------------------------------------------------------------------------------------
 
+/// The place of a location header, for one send.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LocationFill {
+    /// −90 to 90.
+    pub latitude: f64,
+    /// −180 to 180.
+    pub longitude: f64,
+    /// The place's name (≤ 1000 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Its address (≤ 1000 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+}
+
+/// Most characters of a location header's name or address.
+pub const MAX_LOCATION_TEXT: usize = 1000;
+
+impl LocationFill {
+    /// The `location` parameter (coordinates as decimal strings, as Meta documents), or
+    /// `None` with the refusals added.
+    fn checked(&self, errs: &mut Errs) -> Option<Value> {
+        let before = errs.0.len();
+        if !self.latitude.is_finite() || !(-90.0..=90.0).contains(&self.latitude) {
+            errs.add("location.latitude", "a latitude from -90 to 90");
+        }
+        if !self.longitude.is_finite() || !(-180.0..=180.0).contains(&self.longitude) {
+            errs.add("location.longitude", "a longitude from -180 to 180");
+        }
+        let text = |errs: &mut Errs, field: &str, v: &Option<String>| -> Option<String> {
+            let v = clean_value(v.as_deref().unwrap_or_default());
+            if chars(&v) > MAX_LOCATION_TEXT {
+                errs.add(
+                    format!("location.{field}"),
+                    format!("at most {MAX_LOCATION_TEXT} characters"),
+                );
+            }
+            (!v.is_empty()).then_some(v)
+        };
+        let name = text(errs, "name", &self.name);
+        let address = text(errs, "address", &self.address);
+        if errs.0.len() != before {
+            return None;
+        }
+        let mut p = json!({ "latitude": self.latitude.to_string(), "longitude": self.longitude.to_string() });
+        if let Some(n) = name {
+            p["name"] = json!(n);
+        }
+        if let Some(a) = address {
+            p["address"] = json!(a);
+        }
+        Some(p)
+    }
+
+    /// How a phone labels the pin.
+    fn label(&self) -> String {
+        let mut out = String::from("[location");
+        let words: Vec<String> = [&self.name, &self.address]
+            .into_iter()
+            .flatten()
+            .map(|s| clean_value(s))
+            .filter(|s| !s.is_empty())
+            .collect();
+        if !words.is_empty() {
+            out.push_str(": ");
+            out.push_str(&words.join(", "));
+        }
+        out.push(']');
+        out
+    }
+}
+
 /// Values for one send of a template.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -1355,6 +1472,9 @@ pub struct FillInput {
     /// A text header's variable, or a media header's file (an https link).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub header: Option<String>,
+    /// A location header's place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<LocationFill>,
     /// The body's values, in the order its variables appear.
     #[serde(default)]
     pub body: Vec<String>,
@@ -1555,6 +1675,12 @@ fn render(t: &TemplateSpec, f: &FillInput) -> String {
             parts.push(substitute(&h.text, &h.vars, &clean(f.header.as_slice())))
         }
         Some(Header::Media { kind, .. }) => parts.push(format!("[{}]", kind.as_str())),
+        Some(Header::Location) => parts.push(
+            f.location
+                .as_ref()
+                .map(LocationFill::label)
+                .unwrap_or_else(|| "[location]".into()),
+        ),
         None => {}
     }
     parts.push(substitute(&t.body.text, &t.body.vars, &clean(&f.body)));
@@ -1634,6 +1760,70 @@ mod tests {
 
     fn fields(e: FieldErrors) -> Vec<String> {
         e.0.into_iter().map(|f| f.field).collect()
+    }
+
+    fn at_the_clinic() -> TemplateInput {
+        let mut t = basic();
+        t.header = Some(HeaderInput {
+            format: "location".into(),
+            text: None,
+            example: None,
+        });
+        t
+    }
+
+    #[test]
+    fn a_location_header_is_submitted_bare_and_filled_with_the_place_per_send() {
+        let spec = TemplateSpec::parse(&at_the_clinic()).unwrap();
+        assert_eq!(spec.header, Some(Header::Location));
+        assert_eq!(TemplateSpec::parse(&spec.to_input()).unwrap(), spec);
+        let meta = spec.to_meta_components("https://desk.example/");
+        assert_eq!(meta[0], json!({ "type": "HEADER", "format": "LOCATION" }));
+        // Read back as Meta lists it.
+        let listed = json!({ "name": "appointment_reminder", "language": "en_US", "category": "UTILITY", "components": meta });
+        assert_eq!(TemplateSpec::from_meta(&listed).unwrap().header, Some(Header::Location));
+        assert!(spec.preview().starts_with("[location]\nYour visit"));
+
+        let place = LocationFill {
+            latitude: 18.5204,
+            longitude: 73.8567,
+            name: Some("Sunrise  Clinic".into()),
+            address: Some("12 FC Road, Pune".into()),
+        };
+        let fill = FillInput {
+            location: Some(place.clone()),
+            body: vec!["Monday".into(), "10:30".into()],
+            ..Default::default()
+        };
+        let filled = spec.fill(&fill, || "fdl_x".into()).unwrap();
+        assert_eq!(
+            filled.components[0],
+            json!({ "type": "header", "parameters": [{ "type": "location", "location": {
+                "latitude": "18.5204", "longitude": "73.8567", "name": "Sunrise Clinic", "address": "12 FC Road, Pune" } }] })
+        );
+        assert!(filled.text.starts_with("[location: Sunrise Clinic, 12 FC Road, Pune]\n"), "{}", filled.text);
+
+        // The place is required, bounded, and a text is not a place.
+        let missing = FillInput { body: fill.body.clone(), ..Default::default() };
+        assert_eq!(fields(spec.fill(&missing, || "c".into()).unwrap_err()), ["location"]);
+        let wrong = FillInput {
+            header: Some("Pune".into()),
+            location: Some(LocationFill { latitude: 91.0, longitude: f64::NAN, name: Some("x".repeat(1001)), address: None }),
+            body: fill.body.clone(),
+            ..Default::default()
+        };
+        assert_eq!(
+            fields(spec.fill(&wrong, || "c".into()).unwrap_err()),
+            ["header", "location.latitude", "location.longitude", "location.name"]
+        );
+        // No sample file, no text; and never in an authentication template.
+        let mut bad = at_the_clinic();
+        bad.header.as_mut().unwrap().example = Some("https://x.example/a.png".into());
+        assert_eq!(fields(TemplateSpec::parse(&bad).unwrap_err()), ["header.example"]);
+        let mut auth = at_the_clinic();
+        auth.category = "AUTHENTICATION".into();
+        auth.buttons.truncate(1);
+        assert_eq!(fields(TemplateSpec::parse(&auth).unwrap_err()), ["category"]);
     }
 
     #[test]

@@ -291,6 +291,40 @@ both_backends! {
         assert_eq!(s, StatusCode::NO_CONTENT);
     }
 
+    async fn a_location_header_is_sent_with_the_place_and_the_phone_shows_the_pin(db) {
+        let w = world(db).await;
+        let customer = w.app.sim_customer(&w.web, &w.ch.id, "Asha Rao", PHONE, "").await;
+        let (s, t) = w.create(json!({ "name": "find_us", "language": "en_US", "category": "UTILITY",
+            "header": { "format": "location" },
+            "body": { "text": "Your visit is on {{1}}. Tap the map for directions.", "examples": ["Monday"] } })).await;
+        assert_eq!(s, StatusCode::CREATED, "{t}");
+        let id = t["id"].as_str().unwrap().to_owned();
+        let fields: Vec<&str> = t["fill_fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap()).collect();
+        assert_eq!(fields, ["location.latitude", "location.longitude", "location.name", "location.address", "body[0]"]);
+        w.ok(Method::POST, &format!("/api/v1/templates/{id}/submit"), None).await;
+        w.status_becomes(&id, "APPROVED").await;
+        let sims = {
+            let target = w.app.db.store.webhook_target(&w.ch.webhook_key).await.unwrap().unwrap();
+            let mut tx = w.app.db.store.begin_read(&target.ctx).await.unwrap();
+            tx.sim_template(frontdesk_domain::ChannelId::parse(&w.ch.id).unwrap(), "find_us", "en_US").await.unwrap().unwrap()
+        };
+        assert_eq!(sims.components[0], json!({ "type": "HEADER", "format": "LOCATION" }), "submitted as Meta expects");
+
+        // The place is required and checked.
+        let (s, v) = w.send("find_us", Some(json!({ "body": ["Tuesday"] }))).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_fill")), "{v}");
+        let (s, v) = w.send("find_us", Some(json!({ "body": ["Tuesday"], "location": { "latitude": 95.0, "longitude": 73.8 } }))).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+        assert!(v["error"]["message"].as_str().unwrap().contains("location.latitude"), "{v}");
+
+        let (s, m) = w.send("find_us", Some(json!({ "body": ["Tuesday"],
+            "location": { "latitude": 18.5204, "longitude": 73.8567, "name": "Sunrise Clinic", "address": "12 FC Road, Pune" } }))).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{m}");
+        assert!(m["preview"].as_str().unwrap().starts_with("[location: Sunrise Clinic, 12 FC Road, Pune]"), "{m}");
+        let text = w.until("the pin on the phone", async || w.phone_texts(&customer).await.into_iter().find(|t| t.contains("Tuesday"))).await;
+        assert_eq!(text, "[location: Sunrise Clinic, 12 FC Road, Pune]\nYour visit is on Tuesday. Tap the map for directions.");
+    }
+
     async fn named_variables_are_submitted_and_sent_by_name(db) {
         let w = world(db).await;
         let customer = w.app.sim_customer(&w.web, &w.ch.id, "Asha Rao", PHONE, "").await;

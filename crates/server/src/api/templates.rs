@@ -111,6 +111,20 @@ pub(crate) fn fill_fields(spec: &TemplateSpec) -> Vec<FillField> {
             label: format!("{} link (https)", kind.as_str()),
             example: Some(example.clone()),
         }),
+        Some(Header::Location) => {
+            for (field, label, example) in [
+                ("latitude", "place: latitude", "18.5204"),
+                ("longitude", "place: longitude", "73.8567"),
+                ("name", "place: name (optional)", "Sunrise Clinic"),
+                ("address", "place: address (optional)", "12 FC Road, Pune"),
+            ] {
+                out.push(FillField {
+                    field: format!("location.{field}"),
+                    label: label.into(),
+                    example: Some(example.into()),
+                });
+            }
+        }
         _ => {}
     }
     for (i, (k, e)) in spec.body.vars.iter().zip(&spec.body.examples).enumerate() {

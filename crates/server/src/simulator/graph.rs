@@ -1323,6 +1323,32 @@ pub(crate) fn render_template(template: &Value, send: &Value) -> GraphResult<Str
                     str_at(c, &["text"]).unwrap_or_default(),
                     &params_of("header"),
                 )?),
+                Some(f) if f.eq_ignore_ascii_case("location") => {
+                    let p = params_of("header");
+                    let place = p
+                        .first()
+                        .filter(|p| str_at(p, &["type"]) == Some("location"))
+                        .and_then(|p| p.get("location"))
+                        .filter(|l| str_at(l, &["latitude"]).is_some() && str_at(l, &["longitude"]).is_some())
+                        .ok_or_else(|| {
+                            MetaError::new(
+                                StatusCode::BAD_REQUEST,
+                                132000,
+                                "(#132000) Number of parameters does not match the expected number of params",
+                            )
+                            .details("the location header needs a location parameter with latitude and longitude")
+                        })?;
+                    let words: Vec<&str> = [str_at(place, &["name"]), str_at(place, &["address"])]
+                        .into_iter()
+                        .flatten()
+                        .collect();
+                    // The phone draws a map pin with the place's name and address.
+                    parts.push(if words.is_empty() {
+                        "[location]".to_owned()
+                    } else {
+                        format!("[location: {}]", words.join(", "))
+                    });
+                }
                 Some(f) => parts.push(format!("[{}]", f.to_ascii_lowercase())),
                 None => {}
             },

@@ -236,7 +236,7 @@ fn editor(page: &PageCtx, e: &Editor<'_>) -> Markup {
                     legend { "Header" }
                     label { "Kind"
                         select name="header_format" data-testid="tpl-header-format" {
-                            @for (v, l) in [("none", "none"), ("text", "text"), ("image", "image"), ("video", "video"), ("document", "document")] {
+                            @for (v, l) in [("none", "none"), ("text", "text"), ("image", "image"), ("video", "video"), ("document", "document"), ("location", "location (place given per send)")] {
                                 option value=(v) selected[header_format.eq_ignore_ascii_case(v)] { (l) }
                             }
                         }
@@ -314,7 +314,8 @@ fn form_input(raw: &[u8]) -> Result<(Option<ChannelId>, TemplateInput), PageErro
         f => Some(HeaderInput {
             format: f.to_owned(),
             text: opt("header_text").filter(|_| f == "text"),
-            example: opt("header_example"),
+            // A location header has no sample: the place comes with each send.
+            example: opt("header_example").filter(|_| f != "location"),
         }),
     };
     let mut buttons = Vec::new();
