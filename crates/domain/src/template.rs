@@ -1781,7 +1781,10 @@ mod tests {
         assert_eq!(meta[0], json!({ "type": "HEADER", "format": "LOCATION" }));
         // Read back as Meta lists it.
         let listed = json!({ "name": "appointment_reminder", "language": "en_US", "category": "UTILITY", "components": meta });
-        assert_eq!(TemplateSpec::from_meta(&listed).unwrap().header, Some(Header::Location));
+        assert_eq!(
+            TemplateSpec::from_meta(&listed).unwrap().header,
+            Some(Header::Location)
+        );
         assert!(spec.preview().starts_with("[location]\nYour visit"));
 
         let place = LocationFill {
@@ -1801,29 +1804,57 @@ mod tests {
             json!({ "type": "header", "parameters": [{ "type": "location", "location": {
                 "latitude": "18.5204", "longitude": "73.8567", "name": "Sunrise Clinic", "address": "12 FC Road, Pune" } }] })
         );
-        assert!(filled.text.starts_with("[location: Sunrise Clinic, 12 FC Road, Pune]\n"), "{}", filled.text);
+        assert!(
+            filled
+                .text
+                .starts_with("[location: Sunrise Clinic, 12 FC Road, Pune]\n"),
+            "{}",
+            filled.text
+        );
 
         // The place is required, bounded, and a text is not a place.
-        let missing = FillInput { body: fill.body.clone(), ..Default::default() };
-        assert_eq!(fields(spec.fill(&missing, || "c".into()).unwrap_err()), ["location"]);
+        let missing = FillInput {
+            body: fill.body.clone(),
+            ..Default::default()
+        };
+        assert_eq!(
+            fields(spec.fill(&missing, || "c".into()).unwrap_err()),
+            ["location"]
+        );
         let wrong = FillInput {
             header: Some("Pune".into()),
-            location: Some(LocationFill { latitude: 91.0, longitude: f64::NAN, name: Some("x".repeat(1001)), address: None }),
+            location: Some(LocationFill {
+                latitude: 91.0,
+                longitude: f64::NAN,
+                name: Some("x".repeat(1001)),
+                address: None,
+            }),
             body: fill.body.clone(),
             ..Default::default()
         };
         assert_eq!(
             fields(spec.fill(&wrong, || "c".into()).unwrap_err()),
-            ["header", "location.latitude", "location.longitude", "location.name"]
+            [
+                "header",
+                "location.latitude",
+                "location.longitude",
+                "location.name"
+            ]
         );
         // No sample file, no text; and never in an authentication template.
         let mut bad = at_the_clinic();
         bad.header.as_mut().unwrap().example = Some("https://x.example/a.png".into());
-        assert_eq!(fields(TemplateSpec::parse(&bad).unwrap_err()), ["header.example"]);
+        assert_eq!(
+            fields(TemplateSpec::parse(&bad).unwrap_err()),
+            ["header.example"]
+        );
         let mut auth = at_the_clinic();
         auth.category = "AUTHENTICATION".into();
         auth.buttons.truncate(1);
-        assert_eq!(fields(TemplateSpec::parse(&auth).unwrap_err()), ["category"]);
+        assert_eq!(
+            fields(TemplateSpec::parse(&auth).unwrap_err()),
+            ["category"]
+        );
     }
 
     #[test]

@@ -462,9 +462,21 @@ async fn fresh_contact(w: &World) -> String {
 /// routes' erasures still run immediately.
 async fn fresh_pending_erasure(w: &World) -> (String, String) {
     let c = fresh_contact(w).await;
-    w.ok(Method::PUT, "/api/v1/audience/erasure-settings", Some(json!({ "window_days": 30, "delay_hours": 48 }))).await;
-    let r = w.ok(Method::POST, &format!("/api/v1/contacts/{c}/erase"), None).await;
-    w.ok(Method::PUT, "/api/v1/audience/erasure-settings", Some(json!({ "window_days": 30, "delay_hours": 0 }))).await;
+    w.ok(
+        Method::PUT,
+        "/api/v1/audience/erasure-settings",
+        Some(json!({ "window_days": 30, "delay_hours": 48 })),
+    )
+    .await;
+    let r = w
+        .ok(Method::POST, &format!("/api/v1/contacts/{c}/erase"), None)
+        .await;
+    w.ok(
+        Method::PUT,
+        "/api/v1/audience/erasure-settings",
+        Some(json!({ "window_days": 30, "delay_hours": 0 })),
+    )
+    .await;
     assert_eq!(r["state"], "pending", "{r}");
     (c, r["id"].as_str().unwrap().to_owned())
 }

@@ -6,7 +6,6 @@
 mod common;
 
 use common::TestApp;
-use frontdesk_store::testing::TestDb;
 use frontdesk_store::{InboxStatus, TenantCtx, WebhookTarget, both_backends};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -84,7 +83,11 @@ async fn contact_by_phone(
         .await
         .unwrap()
         .expect("the contact");
-    let conv = tx.find_conversation(t.channel, id).await.unwrap().expect("a conversation");
+    let conv = tx
+        .find_conversation(t.channel, id)
+        .await
+        .unwrap()
+        .expect("a conversation");
     let media = tx
         .conversation_messages(conv.id, 50)
         .await
@@ -96,7 +99,12 @@ async fn contact_by_phone(
 }
 
 /// Stores `bytes` in the blob store and points the media row at them (as a download would).
-async fn stored(app: &TestApp, ctx: &TenantCtx, media: frontdesk_domain::MediaId, bytes: &[u8]) -> String {
+async fn stored(
+    app: &TestApp,
+    ctx: &TenantCtx,
+    media: frontdesk_domain::MediaId,
+    bytes: &[u8],
+) -> String {
     let sha = app.worker.blobs().put(bytes).unwrap();
     let mut tx = app.db.store.begin(ctx).await.unwrap();
     tx.media_stored(media, &sha, bytes.len() as i64, "image/png")

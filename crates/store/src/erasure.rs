@@ -84,8 +84,7 @@ impl ErasureSettings {
                 "delay_hours",
                 "the delay cannot be negative",
             ));
-        } else if (1..=90).contains(&self.window_days) && self.delay_hours > self.window_days * 24
-        {
+        } else if (1..=90).contains(&self.window_days) && self.delay_hours > self.window_days * 24 {
             problems.push(FieldProblem::new(
                 "delay_hours",
                 "the delay must end within the window",
@@ -331,7 +330,9 @@ impl TenantTx {
         let settings = self.erasure_settings().await?;
         let org = self.org();
         let id = ErasureRequestId::new();
-        let now = now.replace_nanosecond(now.nanosecond() / 1000 * 1000).unwrap_or(now);
+        let now = now
+            .replace_nanosecond(now.nanosecond() / 1000 * 1000)
+            .unwrap_or(now);
         let execute_at = now + time::Duration::hours(settings.delay_hours.into());
         let due_by = now + time::Duration::days(settings.window_days.into());
         let by = self.acting();
@@ -693,7 +694,11 @@ mod tests {
         assert!(ErasureSettings::default().check().is_ok());
         let bad = |w, d| {
             matches!(
-                ErasureSettings { window_days: w, delay_hours: d }.check(),
+                ErasureSettings {
+                    window_days: w,
+                    delay_hours: d
+                }
+                .check(),
                 Err(StoreError::InvalidFields(_))
             )
         };

@@ -145,7 +145,11 @@ impl Worker {
         let shas: Vec<String> = reports.iter().flat_map(|r| r.blobs.clone()).collect();
         if !shas.is_empty() {
             match blob::collect_garbage(&self.store, &self.blobs, Some(shas), grace).await {
-                Ok(c) => tracing::info!(deleted = c.deleted, kept_recent = c.recent, "erased contacts' blobs collected"),
+                Ok(c) => tracing::info!(
+                    deleted = c.deleted,
+                    kept_recent = c.recent,
+                    "erased contacts' blobs collected"
+                ),
                 // The hourly sweep retries whatever is left.
                 Err(e) => tracing::error!(error = %e, "collecting erased contacts' blobs failed"),
             }
@@ -198,7 +202,11 @@ impl Worker {
                     if last_sweep.elapsed() >= BLOB_SWEEP_TICK {
                         last_sweep = std::time::Instant::now();
                         match blob::collect_garbage(&me.store, &me.blobs, None, BLOB_GRACE).await {
-                            Ok(c) => tracing::info!(checked = c.checked, deleted = c.deleted, "blob store swept"),
+                            Ok(c) => tracing::info!(
+                                checked = c.checked,
+                                deleted = c.deleted,
+                                "blob store swept"
+                            ),
                             Err(e) => tracing::error!(error = %e, "sweeping the blob store failed"),
                         }
                     }

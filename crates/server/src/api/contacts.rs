@@ -44,8 +44,14 @@ pub(crate) fn routes(b: RouteTableBuilder) -> RouteTableBuilder {
         .json(routes!(erase_contact), Access::Perm(ContactsErase))
         .json(routes!(list_erasure_requests), Access::Perm(ContactsErase))
         .json(routes!(cancel_erasure_request), Access::Perm(ContactsErase))
-        .json(routes!(get_erasure_settings), Access::Perm(ContactsConfigure))
-        .json(routes!(put_erasure_settings), Access::Perm(ContactsConfigure))
+        .json(
+            routes!(get_erasure_settings),
+            Access::Perm(ContactsConfigure),
+        )
+        .json(
+            routes!(put_erasure_settings),
+            Access::Perm(ContactsConfigure),
+        )
         .json(routes!(get_consent), Access::Perm(ContactsRead))
         .json(routes!(record_consent), Access::Perm(ContactsWrite))
         .json(

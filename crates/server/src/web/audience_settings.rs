@@ -218,7 +218,6 @@ async fn finish(
     section: &'static str,
     tx: frontdesk_store::TenantTx,
     outcome: Result<(), StoreError>,
-    typed: Option<(String, String)>,
 ) -> Result<Response, PageError> {
     match outcome {
         Ok(()) => {
@@ -229,7 +228,6 @@ async fn finish(
         Err(e) => {
             drop(tx);
             let p = problem_of(section, e)?;
-            let p = Problem { typed, ..p };
             let page = PageCtx::new(state, Some(caller), headers, NAV_PATH).await;
             render(state, ctx, &page, None, Some(p)).await
         }
@@ -280,7 +278,7 @@ async fn fields_form(
             .map(drop)
         }
     };
-    finish(&state, caller, &ctx, &headers, "fields", tx, r, None).await
+    finish(&state, caller, &ctx, &headers, "fields", tx, r).await
 }
 
 #[derive(Deserialize)]
@@ -307,7 +305,7 @@ async fn tags_form(
             .await
             .map(drop),
     };
-    finish(&state, caller, &ctx, &headers, "tags", tx, r, None).await
+    finish(&state, caller, &ctx, &headers, "tags", tx, r).await
 }
 
 #[derive(Deserialize)]
@@ -342,7 +340,7 @@ async fn keywords_form(
         })
         .await
         .map(drop);
-    finish(&state, caller, &ctx, &headers, "keywords", tx, r, None).await
+    finish(&state, caller, &ctx, &headers, "keywords", tx, r).await
 }
 
 #[derive(Deserialize)]
@@ -380,5 +378,17 @@ async fn erasure_form(
     } else {
         Err(StoreError::InvalidFields(problems))
     };
-    finish(&state, caller, &ctx, &headers, "erasure", tx, r, typed).await
+    match r {
+        Err(e) if !matches!(e, StoreError::NotFound) => {
+            // Shown again with what was typed, not what is stored.
+            drop(tx);
+            let p = Problem {
+                typed,
+                ..problem_of("erasure", e)?
+            };
+            let page = PageCtx::new(&state, Some(caller), &headers, NAV_PATH).await;
+            render(&state, &ctx, &page, None, Some(p)).await
+        }
+        r => finish(&state, caller, &ctx, &headers, "erasure", tx, r).await,
+    }
 }
