@@ -243,6 +243,38 @@ both_backends! {
         assert!(!audit.to_string().contains("Asha"), "the audit log holds no personal data");
     }
 
+    async fn the_pages_show_pending_requests_cancel_them_and_keep_refused_settings(db) {
+        let app = TestApp::spawn(db).await;
+        let (a, _, email) = org(&app, "erase-pages", "106540352242955").await;
+        let ts = time::OffsetDateTime::now_utc().unix_timestamp().to_string();
+        store_body(&app, &a, &batch("106540352242955", &ts)).await;
+        app.drain().await;
+        let (asha, _) = contact_by_phone(&app, &a, "+919876543210").await;
+        let web = app.web_login(&email, common::users::PASSWORD).await;
+
+        // A refused setting comes back with the message and what was typed.
+        let r = app.web_post(&web, "/contacts/settings/erasure", &[("window_days", "2"), ("delay_hours", "49")]).await;
+        assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+        let page = r.text().await.unwrap();
+        assert!(page.contains("data-testid=\"error-erasure\"") && page.contains("the delay must end within the window"), "{page}");
+        assert!(page.contains("value=\"49\""), "the typed delay is kept");
+        let r = app.web_post(&web, "/contacts/settings/erasure", &[("window_days", "30"), ("delay_hours", "24")]).await;
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+
+        // The button records a request; the contact page shows it with a cancel button.
+        let r = app.web_post(&web, &format!("/contacts/{asha}/erase"), &[]).await;
+        assert_eq!(r.headers()["location"], format!("/contacts/{asha}?ok=erasure_requested"));
+        let page = app.web_get(&web, &format!("/contacts/{asha}")).await.text().await.unwrap();
+        assert!(page.contains("data-testid=\"erasure-pending\"") && page.contains("data-testid=\"erasure-cancel\""), "{page}");
+        assert!(!page.contains("data-testid=\"erase-form\""), "no second request while one is pending");
+        let cancel = page.split("data-testid=\"erasure-cancel\"").next().unwrap();
+        let action = cancel.rsplit("action=\"").next().unwrap().split('"').next().unwrap().to_owned();
+        let r = app.web_post(&web, &action, &[]).await;
+        assert_eq!(r.headers()["location"], format!("/contacts/{asha}?ok=erasure_cancelled"));
+        let page = app.web_get(&web, &format!("/contacts/{asha}")).await.text().await.unwrap();
+        assert!(page.contains("data-testid=\"erase-form\"") && page.contains(">cancelled<"), "{page}");
+    }
+
     async fn by_default_erasure_runs_at_once_and_the_sweep_deletes_only_unreferenced_blobs(db) {
         let app = TestApp::spawn(db).await;
         let (a, a_token, _) = org(&app, "sweep-a", "106540352242944").await;
