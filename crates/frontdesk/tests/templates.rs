@@ -325,6 +325,47 @@ both_backends! {
         assert_eq!(text, "[location: Sunrise Clinic, 12 FC Road, Pune]\nYour visit is on Tuesday. Tap the map for directions.");
     }
 
+    async fn an_otp_template_is_submitted_in_metas_preset_format_and_delivers_the_code(db) {
+        let w = world(db).await;
+        let customer = w.app.sim_customer(&w.web, &w.ch.id, "Asha Rao", PHONE, "").await;
+        let otp = json!({ "name": "login_otp", "language": "en_US", "category": "AUTHENTICATION",
+            "otp": { "otp_type": "one_tap", "button_text": "Copy code", "autofill_text": "Autofill",
+                     "supported_apps": [{ "package_name": "com.example.clinic", "signature_hash": "K8a/AINcGX7" }],
+                     "add_security_recommendation": true, "code_expiration_minutes": 10 } });
+        let mut bad = otp.clone();
+        bad["otp"]["supported_apps"] = json!([]);
+        bad["otp"]["code_expiration_minutes"] = json!(120);
+        let (s, v) = w.create(bad).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_template")), "{v}");
+        let msg = v["error"]["message"].as_str().unwrap();
+        assert!(msg.contains("otp.supported_apps") && msg.contains("otp.code_expiration_minutes"), "{msg}");
+
+        let (s, t) = w.create(otp).await;
+        assert_eq!(s, StatusCode::CREATED, "{t}");
+        assert_eq!(t["preview"], "123456 is your verification code. For your security, do not share this code.\nThis code expires in 10 minutes.\n[Copy code]");
+        let id = t["id"].as_str().unwrap().to_owned();
+        w.ok(Method::POST, &format!("/api/v1/templates/{id}/submit"), None).await;
+        w.status_becomes(&id, "APPROVED").await;
+        let submitted = {
+            let target = w.app.db.store.webhook_target(&w.ch.webhook_key).await.unwrap().unwrap();
+            let mut tx = w.app.db.store.begin_read(&target.ctx).await.unwrap();
+            tx.sim_template(frontdesk_domain::ChannelId::parse(&w.ch.id).unwrap(), "login_otp", "en_US").await.unwrap().unwrap()
+        };
+        assert_eq!(submitted.components[2]["buttons"][0]["otp_type"], "ONE_TAP", "{}", submitted.components);
+        assert_eq!(submitted.components[2]["buttons"][0]["supported_apps"][0]["package_name"], "com.example.clinic");
+
+        let (s, v) = w.send("login_otp", Some(json!({ "body": ["48 15"] }))).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_fill")), "{v}");
+        let (s, m) = w.send("login_otp", Some(json!({ "body": ["481516"] }))).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{m}");
+        let text = w.until("the code on the phone", async || w.phone_texts(&customer).await.into_iter().find(|t| t.contains("481516"))).await;
+        assert_eq!(text, "481516 is your verification code. For your security, do not share this code.\nThis code expires in 10 minutes.\n[Copy code]");
+        // A sync reads it back as the same preset template.
+        w.ok(Method::POST, &format!("/api/v1/channels/{}/templates/sync", w.ch.id), None).await;
+        let again = w.ok(Method::GET, &format!("/api/v1/templates/{id}"), None).await;
+        assert_eq!(again["content"]["otp"]["otp_type"], "one_tap", "{again}");
+    }
+
     async fn named_variables_are_submitted_and_sent_by_name(db) {
         let w = world(db).await;
         let customer = w.app.sim_customer(&w.web, &w.ch.id, "Asha Rao", PHONE, "").await;

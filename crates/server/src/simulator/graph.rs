@@ -987,7 +987,22 @@ pub(crate) fn review(category: &str, components: &Value) -> Result<(), &'static 
     Ok(())
 }
 
+/// Whether the components are Meta's preset authentication format (an OTP button; the body
+/// and footer are WhatsApp's own text).
+fn is_otp(components: &Value) -> bool {
+    components.as_array().into_iter().flatten().any(|c| {
+        c.get("buttons")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .any(|b| str_at(b, &["type"]) == Some("OTP"))
+    })
+}
+
 fn review_format(components: &Value) -> Result<(), &'static str> {
+    if is_otp(components) {
+        return Ok(());
+    }
     let body = components
         .as_array()
         .into_iter()
@@ -1352,11 +1367,29 @@ pub(crate) fn render_template(template: &Value, send: &Value) -> GraphResult<Str
                 Some(f) => parts.push(format!("[{}]", f.to_ascii_lowercase())),
                 None => {}
             },
+            Some("BODY") if str_at(c, &["text"]).is_none() && is_otp(template) => {
+                // WhatsApp writes an authentication template's text around the code.
+                use frontdesk_domain::template::{OTP_BODY, OTP_SECURITY};
+                let mut text = fill_text(OTP_BODY, &params_of("body"))?;
+                if c.get("add_security_recommendation")
+                    .and_then(Value::as_bool)
+                    == Some(true)
+                {
+                    text = format!("{text} {OTP_SECURITY}");
+                }
+                parts.push(text);
+            }
             Some("BODY") => parts.push(fill_text(
                 str_at(c, &["text"]).unwrap_or_default(),
                 &params_of("body"),
             )?),
-            Some("FOOTER") => parts.push(str_at(c, &["text"]).unwrap_or_default().to_owned()),
+            Some("FOOTER") => match (
+                str_at(c, &["text"]),
+                c.get("code_expiration_minutes").and_then(Value::as_u64),
+            ) {
+                (None, Some(m)) => parts.push(format!("This code expires in {m} minutes.")),
+                (text, _) => parts.push(text.unwrap_or_default().to_owned()),
+            },
             Some("BUTTONS") => {
                 let mut labels = Vec::new();
                 for (i, b) in c

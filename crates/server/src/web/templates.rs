@@ -251,8 +251,8 @@ fn editor(page: &PageCtx, e: &Editor<'_>) -> Markup {
                         (field_error(errs, "header.format"))
                     }
                 }
-                label { "Body (at most 1024 characters; variables {{1}}, {{2}}… or {{first_name}})"
-                    textarea name="body_text" rows="5" maxlength="2000" required data-testid="tpl-body" { (i.body.text) }
+                label { "Body (at most 1024 characters; variables {{1}}, {{2}}… or {{first_name}}; empty for a one-time-password template)"
+                    textarea name="body_text" rows="5" maxlength="2000" data-testid="tpl-body" { (i.body.text) }
                     (field_error(errs, "body.text"))
                 }
                 label { "Examples, one per line, in the order of the variables"
@@ -282,6 +282,28 @@ fn editor(page: &PageCtx, e: &Editor<'_>) -> Markup {
                         }
                     }
                 }
+                @let otp = i.otp.as_ref();
+                @let app = otp.and_then(|o| o.supported_apps.first());
+                fieldset data-testid="tpl-otp" {
+                    legend { "One-time password (authentication only: WhatsApp writes the body; no header, footer or other buttons)" }
+                    (field_error(errs, "otp"))
+                    label { "Button"
+                        select name="otp_type" data-testid="tpl-otp-type" {
+                            @for (v, l) in [("none", "none (an ordinary template)"), ("copy_code", "copy code"), ("one_tap", "one-tap autofill"), ("zero_tap", "zero-tap")] {
+                                option value=(v) selected[otp.map_or("none", |o| o.otp_type.as_str()) == v] { (l) }
+                            }
+                        }
+                        (field_error(errs, "otp.otp_type"))
+                    }
+                    label { "Button label (optional)" input type="text" name="otp_button_text" maxlength="60" value=(otp.and_then(|o| o.button_text.as_deref()).unwrap_or("")); (field_error(errs, "otp.button_text")) }
+                    label { "Autofill label (one-tap, zero-tap)" input type="text" name="otp_autofill_text" maxlength="60" value=(otp.and_then(|o| o.autofill_text.as_deref()).unwrap_or("")); (field_error(errs, "otp.autofill_text")) }
+                    label { "Android package (one-tap, zero-tap)" input type="text" name="otp_package_name" maxlength="224" placeholder="com.example.app" value=(app.map_or("", |a| a.package_name.as_str())) data-testid="tpl-otp-package"; (field_error(errs, "otp.supported_apps")) }
+                    label { "App signing key hash (11 characters)" input type="text" name="otp_signature_hash" maxlength="20" value=(app.map_or("", |a| a.signature_hash.as_str())); }
+                    label.check { input type="checkbox" name="otp_zero_tap_terms_accepted" value="1" checked[otp.is_some_and(|o| o.zero_tap_terms_accepted)]; "Zero-tap terms accepted" }
+                    (field_error(errs, "otp.zero_tap_terms_accepted"))
+                    label.check { input type="checkbox" name="otp_add_security_recommendation" value="1" checked[otp.is_some_and(|o| o.add_security_recommendation)]; "Add \"For your security, do not share this code.\"" }
+                    label { "Code expires after (minutes, 1–90; optional)" input type="number" name="otp_code_expiration_minutes" min="1" max="90" value=(otp.and_then(|o| o.code_expiration_minutes).map(|m| m.to_string()).unwrap_or_default()); (field_error(errs, "otp.code_expiration_minutes")) }
+                }
                 button type="submit" data-testid="template-save" { (e.save_label) }
             }
             aside.phone-preview {
@@ -290,6 +312,44 @@ fn editor(page: &PageCtx, e: &Editor<'_>) -> Markup {
             }
         }
     }
+}
+
+/// The one-time-password part of the editor form.
+fn otp_input(
+    one: &dyn Fn(&str) -> String,
+    opt: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<frontdesk_domain::template::OtpInput>, PageError> {
+    use frontdesk_domain::template::{OtpApp, OtpInput};
+    let kind = one("otp_type");
+    if kind.is_empty() || kind == "none" {
+        return Ok(None);
+    }
+    let minutes = match opt("otp_code_expiration_minutes") {
+        None => None,
+        Some(m) => Some(m.parse::<u32>().map_err(|_| {
+            PageError(ApiError::unprocessable(
+                "invalid",
+                "otp.code_expiration_minutes: a whole number of minutes",
+            ))
+        })?),
+    };
+    let (pkg, hash) = (opt("otp_package_name"), opt("otp_signature_hash"));
+    Ok(Some(OtpInput {
+        otp_type: kind,
+        button_text: opt("otp_button_text"),
+        autofill_text: opt("otp_autofill_text"),
+        supported_apps: if pkg.is_some() || hash.is_some() {
+            vec![OtpApp {
+                package_name: pkg.unwrap_or_default(),
+                signature_hash: hash.unwrap_or_default(),
+            }]
+        } else {
+            Vec::new()
+        },
+        zero_tap_terms_accepted: opt("otp_zero_tap_terms_accepted").is_some(),
+        add_security_recommendation: opt("otp_add_security_recommendation").is_some(),
+        code_expiration_minutes: minutes,
+    }))
 }
 
 /// The editor form as a written template; a text that is not one comes back as errors.
@@ -356,6 +416,7 @@ fn form_input(raw: &[u8]) -> Result<(Option<ChannelId>, TemplateInput), PageErro
         footer: opt("footer"),
         buttons,
         cards: Vec::new(),
+        otp: otp_input(&one, &opt)?,
     };
     let channel = opt("channel_id").and_then(|c| ChannelId::parse(&c).ok());
     Ok((channel, input))
