@@ -201,6 +201,8 @@ pub struct TemplateInput {
     pub category: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub header: Option<HeaderInput>,
+    /// Required, except for a one-time-password template (`otp`), whose body WhatsApp writes.
+    #[serde(default)]
     pub body: BodyInput,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub footer: Option<String>,
@@ -209,13 +211,285 @@ pub struct TemplateInput {
     /// Carousel cards (2–10); a carousel has a body and cards, no header, footer or buttons.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub cards: Vec<CardInput>,
+    /// Meta's preset authentication format: WhatsApp writes the body ("{{1}} is your
+    /// verification code."), so `body.text` stays empty and there is no header, footer or
+    /// other button.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otp: Option<OtpInput>,
+}
+
+/// A one-time-password button and the preset authentication text's options.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OtpInput {
+    /// `copy_code`, `one_tap` (Android autofill) or `zero_tap` (the code is handed to the app
+    /// without a tap).
+    pub otp_type: String,
+    /// The copy button's label (≤ 25 characters; WhatsApp's default when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub button_text: Option<String>,
+    /// One-tap and zero-tap: the autofill button's label (≤ 25 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub autofill_text: Option<String>,
+    /// One-tap and zero-tap: the Android apps that receive the code (1–5).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub supported_apps: Vec<OtpApp>,
+    /// Zero-tap: the business accepted Meta's zero-tap terms (required).
+    #[serde(default)]
+    pub zero_tap_terms_accepted: bool,
+    /// Adds "For your security, do not share this code." to the body.
+    #[serde(default)]
+    pub add_security_recommendation: bool,
+    /// Adds "This code expires in N minutes." as the footer (1–90).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code_expiration_minutes: Option<u32>,
+}
+
+/// An Android app a one-tap or zero-tap code is handed to.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct OtpApp {
+    /// e.g. `com.example.clinic` (≤ 224 characters).
+    pub package_name: String,
+    /// The app's signing key hash (11 characters).
+    pub signature_hash: String,
+}
+
+/// The kind of one-time-password button.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OtpKind {
+    CopyCode,
+    OneTap,
+    ZeroTap,
+}
+
+impl OtpKind {
+    fn parse(s: &str) -> Option<Self> {
+        match s.to_ascii_lowercase().as_str() {
+            "copy_code" => Some(Self::CopyCode),
+            "one_tap" => Some(Self::OneTap),
+            "zero_tap" => Some(Self::ZeroTap),
+            _ => None,
+        }
+    }
+
+    pub fn as_meta(self) -> &'static str {
+        match self {
+            Self::CopyCode => "COPY_CODE",
+            Self::OneTap => "ONE_TAP",
+            Self::ZeroTap => "ZERO_TAP",
+        }
+    }
+}
+
+/// A parsed authentication (OTP) template's options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Otp {
+    pub kind: OtpKind,
+    pub button_text: Option<String>,
+    pub autofill_text: Option<String>,
+    pub supported_apps: Vec<OtpApp>,
+    pub zero_tap_terms_accepted: bool,
+    pub add_security_recommendation: bool,
+    pub code_expiration_minutes: Option<u32>,
+}
+
+/// The body WhatsApp writes for an authentication template; `{{1}}` is the code.
+pub const OTP_BODY: &str = "{{1}} is your verification code.";
+/// What `add_security_recommendation` appends.
+pub const OTP_SECURITY: &str = "For your security, do not share this code.";
+/// Longest one-time code a send may carry.
+pub const MAX_OTP_CODE: usize = 15;
+
+fn parse_otp(errs: &mut Errs, input: &TemplateInput) -> Option<Otp> {
+    let o = input.otp.as_ref()?;
+    if !Category::parse(&input.category).is_some_and(|c| c == Category::Authentication) {
+        errs.add("category", "a one-time-password template is AUTHENTICATION");
+    }
+    if input.header.is_some()
+        || input
+            .footer
+            .as_deref()
+            .is_some_and(|f| !f.trim().is_empty())
+        || !input.buttons.is_empty()
+        || !input.cards.is_empty()
+    {
+        errs.add(
+            "otp",
+            "a one-time-password template has no header, footer, other buttons or cards: WhatsApp writes it",
+        );
+    }
+    if !input.body.text.trim().is_empty() || !input.body.examples.is_empty() {
+        errs.add(
+            "body.text",
+            "WhatsApp writes an authentication template's body: leave it empty",
+        );
+    }
+    let kind = OtpKind::parse(&o.otp_type);
+    if kind.is_none() {
+        errs.add("otp.otp_type", "copy_code, one_tap or zero_tap");
+    }
+    let label = |errs: &mut Errs, field: &str, v: &Option<String>| -> Option<String> {
+        let v = v.as_deref().map(str::trim).filter(|v| !v.is_empty())?;
+        if chars(v) > MAX_BUTTON_TEXT || v.contains("{{") {
+            errs.add(
+                format!("otp.{field}"),
+                format!("1–{MAX_BUTTON_TEXT} characters without variables"),
+            );
+        }
+        Some(v.to_owned())
+    };
+    let button_text = label(errs, "button_text", &o.button_text);
+    let autofill_text = label(errs, "autofill_text", &o.autofill_text);
+    let taps = matches!(kind, Some(OtpKind::OneTap | OtpKind::ZeroTap));
+    if taps {
+        if o.supported_apps.is_empty() || o.supported_apps.len() > 5 {
+            errs.add(
+                "otp.supported_apps",
+                "one-tap and zero-tap buttons name 1 to 5 Android apps",
+            );
+        }
+        for (i, app) in o.supported_apps.iter().enumerate() {
+            let pkg = app.package_name.trim();
+            let valid_pkg = (3..=224).contains(&pkg.len())
+                && pkg.contains('.')
+                && pkg.split('.').all(|part| {
+                    part.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+                        && part.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                });
+            if !valid_pkg {
+                errs.add(
+                    format!("otp.supported_apps[{i}].package_name"),
+                    "an Android package name such as com.example.app (at most 224 characters)",
+                );
+            }
+            let hash = app.signature_hash.trim();
+            if hash.len() != 11
+                || !hash
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "+/=".contains(c))
+            {
+                errs.add(
+                    format!("otp.supported_apps[{i}].signature_hash"),
+                    "the app's 11-character signing key hash",
+                );
+            }
+        }
+    } else {
+        if !o.supported_apps.is_empty() {
+            errs.add(
+                "otp.supported_apps",
+                "only one-tap and zero-tap buttons name apps",
+            );
+        }
+        if autofill_text.is_some() {
+            errs.add(
+                "otp.autofill_text",
+                "only one-tap and zero-tap buttons autofill",
+            );
+        }
+    }
+    if kind == Some(OtpKind::ZeroTap) && !o.zero_tap_terms_accepted {
+        errs.add(
+            "otp.zero_tap_terms_accepted",
+            "zero-tap needs Meta's zero-tap terms accepted",
+        );
+    }
+    if kind != Some(OtpKind::ZeroTap) && o.zero_tap_terms_accepted {
+        errs.add("otp.zero_tap_terms_accepted", "only for zero-tap buttons");
+    }
+    if o.code_expiration_minutes
+        .is_some_and(|m| !(1..=90).contains(&m))
+    {
+        errs.add("otp.code_expiration_minutes", "1 to 90 minutes");
+    }
+    Some(Otp {
+        kind: kind?,
+        button_text,
+        autofill_text,
+        supported_apps: o
+            .supported_apps
+            .iter()
+            .map(|a| OtpApp {
+                package_name: a.package_name.trim().to_owned(),
+                signature_hash: a.signature_hash.trim().to_owned(),
+            })
+            .collect(),
+        zero_tap_terms_accepted: o.zero_tap_terms_accepted,
+        add_security_recommendation: o.add_security_recommendation,
+        code_expiration_minutes: o.code_expiration_minutes,
+    })
+}
+
+impl Otp {
+    fn to_input(&self) -> OtpInput {
+        OtpInput {
+            otp_type: match self.kind {
+                OtpKind::CopyCode => "copy_code",
+                OtpKind::OneTap => "one_tap",
+                OtpKind::ZeroTap => "zero_tap",
+            }
+            .into(),
+            button_text: self.button_text.clone(),
+            autofill_text: self.autofill_text.clone(),
+            supported_apps: self.supported_apps.clone(),
+            zero_tap_terms_accepted: self.zero_tap_terms_accepted,
+            add_security_recommendation: self.add_security_recommendation,
+            code_expiration_minutes: self.code_expiration_minutes,
+        }
+    }
+
+    /// Meta's components: a BODY with options only, the expiry FOOTER, the OTP button.
+    fn meta_components(&self) -> Vec<Value> {
+        let mut out = vec![
+            json!({ "type": "BODY", "add_security_recommendation": self.add_security_recommendation }),
+        ];
+        if let Some(m) = self.code_expiration_minutes {
+            out.push(json!({ "type": "FOOTER", "code_expiration_minutes": m }));
+        }
+        let mut b = json!({ "type": "OTP", "otp_type": self.kind.as_meta() });
+        if let Some(t) = &self.button_text {
+            b["text"] = json!(t);
+        }
+        if let Some(t) = &self.autofill_text {
+            b["autofill_text"] = json!(t);
+        }
+        if !self.supported_apps.is_empty() {
+            b["supported_apps"] = json!(self.supported_apps.iter()
+                .map(|a| json!({ "package_name": a.package_name, "signature_hash": a.signature_hash }))
+                .collect::<Vec<_>>());
+        }
+        if self.kind == OtpKind::ZeroTap {
+            b["zero_tap_terms_accepted"] = json!(self.zero_tap_terms_accepted);
+        }
+        out.push(json!({ "type": "BUTTONS", "buttons": [b] }));
+        out
+    }
+
+    /// The text a phone shows around the code.
+    fn render(&self, code: &str) -> String {
+        let mut body = OTP_BODY.replace("{{1}}", code);
+        if self.add_security_recommendation {
+            body.push(' ');
+            body.push_str(OTP_SECURITY);
+        }
+        let mut parts = vec![body];
+        if let Some(m) = self.code_expiration_minutes {
+            parts.push(format!("This code expires in {m} minutes."));
+        }
+        parts.push(format!(
+            "[{}]",
+            self.button_text.as_deref().unwrap_or("Copy code")
+        ));
+        parts.join("\n")
+    }
 }
 
 /// A header: text (at most one variable) or a media file.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct HeaderInput {
-    /// `text`, `image`, `video` or `document`.
+    /// `text`, `image`, `video`, `document` or `location` (the place is given per send).
     pub format: String,
     /// The text of a text header.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -230,6 +504,7 @@ pub struct HeaderInput {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BodyInput {
+    #[serde(default)]
     pub text: String,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub examples: Vec<String>,
@@ -312,7 +587,12 @@ pub struct VarText {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Header {
     Text(VarText),
-    Media { kind: MediaKind, example: String },
+    Media {
+        kind: MediaKind,
+        example: String,
+    },
+    /// A map pin: the place (coordinates, name, address) is given with each send.
+    Location,
 }
 
 /// A parsed button.
@@ -390,6 +670,8 @@ pub struct TemplateSpec {
     pub footer: Option<String>,
     pub buttons: Vec<Button>,
     pub cards: Vec<Card>,
+    /// Meta's preset authentication format (the body is then WhatsApp's [`OTP_BODY`]).
+    pub otp: Option<Otp>,
 }
 
 fn chars(s: &str) -> usize {
@@ -766,14 +1048,23 @@ impl TemplateSpec {
             Ok(v) if v.iter().any(|v| matches!(v, Var::Named(_))) => ParamFormat::Named,
             _ => ParamFormat::Positional,
         };
-        let body = parse_var_text(
-            &mut errs,
-            "body",
-            &input.body.text,
-            &input.body.examples,
-            format,
-            MAX_BODY,
-        );
+        let otp = parse_otp(&mut errs, input);
+        let body = if input.otp.is_some() {
+            VarText {
+                text: OTP_BODY.into(),
+                vars: vec!["1".into()],
+                examples: vec!["123456".into()],
+            }
+        } else {
+            parse_var_text(
+                &mut errs,
+                "body",
+                &input.body.text,
+                &input.body.examples,
+                format,
+                MAX_BODY,
+            )
+        };
         let header = match &input.header {
             None => None,
             Some(h) if h.format.eq_ignore_ascii_case("text") => {
@@ -793,6 +1084,18 @@ impl TemplateSpec {
                 }
                 // A header's variables are counted on their own: a numbered header starts at {{1}}.
                 Some(Header::Text(t))
+            }
+            Some(h) if h.format.eq_ignore_ascii_case("location") => {
+                if h.text.as_deref().is_some_and(|t| !t.is_empty()) {
+                    errs.add("header.text", "a location header has no text");
+                }
+                if h.example.as_deref().is_some_and(|e| !e.is_empty()) {
+                    errs.add(
+                        "header.example",
+                        "a location header has no sample: the place is given with each send",
+                    );
+                }
+                Some(Header::Location)
             }
             Some(h) => parse_media_header(&mut errs, "header", h)
                 .map(|(kind, example)| Header::Media { kind, example }),
@@ -865,10 +1168,12 @@ impl TemplateSpec {
             }
         }
         if category == Some(Category::Authentication) {
-            if matches!(header, Some(Header::Media { .. })) || !input.cards.is_empty() {
+            if matches!(header, Some(Header::Media { .. } | Header::Location))
+                || !input.cards.is_empty()
+            {
                 errs.add(
                     "category",
-                    "authentication templates have no media and no carousel",
+                    "authentication templates have no media or location header and no carousel",
                 );
             }
             if buttons
@@ -892,6 +1197,7 @@ impl TemplateSpec {
                 footer,
                 buttons,
                 cards,
+                otp,
             }),
             _ => Err(FieldErrors(errs.0)),
         }
@@ -910,13 +1216,23 @@ impl TemplateSpec {
                 text: None,
                 example: Some(example.clone()),
             },
+            Header::Location => HeaderInput {
+                format: "location".into(),
+                text: None,
+                example: None,
+            },
         });
         TemplateInput {
             name: self.name.to_string(),
             language: self.language.to_string(),
             category: self.category.as_str().into(),
             header,
-            body: body_input(&self.body),
+            body: if self.otp.is_some() {
+                BodyInput::default()
+            } else {
+                body_input(&self.body)
+            },
+            otp: self.otp.as_ref().map(Otp::to_input),
             footer: self.footer.clone(),
             buttons: self.buttons.iter().map(button_input).collect(),
             cards: self
@@ -957,6 +1273,9 @@ impl TemplateSpec {
     /// Meta's `components` to submit (`POST /{waba-id}/message_templates`). A tracked URL
     /// button is submitted as `<redirect_base>/r/{{1}}`: the send fills in a per-message code.
     pub fn to_meta_components(&self, redirect_base: &str) -> Value {
+        if let Some(o) = &self.otp {
+            return Value::Array(o.meta_components());
+        }
         let mut out = Vec::new();
         match &self.header {
             Some(Header::Text(t)) => {
@@ -972,6 +1291,7 @@ impl TemplateSpec {
                 out.push(h);
             }
             Some(Header::Media { kind, example }) => out.push(media_header_json(*kind, example)),
+            Some(Header::Location) => out.push(json!({ "type": "HEADER", "format": "LOCATION" })),
             None => {}
         }
         out.push(text_json("BODY", &self.body, self.format));
@@ -1019,6 +1339,7 @@ impl TemplateSpec {
     pub fn preview(&self) -> String {
         let mut f = FillInput {
             header: None,
+            location: None,
             body: self.body.examples.clone(),
             buttons: BTreeMap::new(),
             cards: Vec::new(),
@@ -1037,6 +1358,41 @@ impl TemplateSpec {
         mut new_code: impl FnMut() -> String,
     ) -> Result<Filled, FieldErrors> {
         let mut errs = Errs::default();
+        if let Some(o) = &self.otp {
+            // One value, the code: in the body and in the button (which copies or autofills it).
+            let code = clean_value(fill.body.first().map(String::as_str).unwrap_or_default());
+            if fill.body.len() != 1
+                || code.is_empty()
+                || chars(&code) > MAX_OTP_CODE
+                || code.contains(' ')
+            {
+                errs.add(
+                    "body",
+                    format!("one value: the code, 1–{MAX_OTP_CODE} characters without spaces"),
+                );
+            }
+            if fill.header.is_some()
+                || fill.location.is_some()
+                || !fill.buttons.is_empty()
+                || !fill.cards.is_empty()
+            {
+                errs.add(
+                    "fill",
+                    "an authentication template takes the code only (`body`)",
+                );
+            }
+            if !errs.0.is_empty() {
+                return Err(FieldErrors(errs.0));
+            }
+            return Ok(Filled {
+                components: vec![
+                    json!({ "type": "body", "parameters": [{ "type": "text", "text": code }] }),
+                    json!({ "type": "button", "sub_type": "url", "index": "0", "parameters": [{ "type": "text", "text": code }] }),
+                ],
+                links: Vec::new(),
+                text: o.render(&code),
+            });
+        }
         let mut components = Vec::new();
         let mut links = Vec::new();
         match &self.header {
@@ -1050,6 +1406,24 @@ impl TemplateSpec {
                 let m = media_value(&mut errs, "header", fill.header.as_deref());
                 components
                     .push(json!({ "type": "header", "parameters": [media_param(*kind, &m)] }));
+            }
+            Some(Header::Location) => {
+                if fill.header.as_deref().is_some_and(|h| !h.is_empty()) {
+                    errs.add("header", "a location header takes `location`, not a text");
+                }
+                match &fill.location {
+                    Some(l) => {
+                        if let Some(p) = l.checked(&mut errs) {
+                            components.push(
+                                json!({ "type": "header", "parameters": [{ "type": "location", "location": p }] }),
+                            );
+                        }
+                    }
+                    None => errs.add(
+                        "location",
+                        "this template's header is a place: give its latitude and longitude",
+                    ),
+                }
             }
             _ => {
                 if fill.header.as_deref().is_some_and(|h| !h.is_empty()) {
@@ -1224,7 +1598,60 @@ fn input_from_meta(t: &Value) -> TemplateInput {
     input.footer = footer;
     input.buttons = buttons;
     input.cards = cards;
+    input.otp = otp_from_meta(&comps);
+    if input.otp.is_some() {
+        // WhatsApp's own text and footer: the options say it all.
+        input.body = BodyInput::default();
+        input.footer = None;
+        input.buttons.clear();
+    }
     input
+}
+
+/// The one-time-password options of an authentication template as Meta lists it.
+fn otp_from_meta(comps: &[Value]) -> Option<OtpInput> {
+    let of = |kind: &str| {
+        comps
+            .iter()
+            .find(|c| s(c, "type").is_some_and(|t| t.eq_ignore_ascii_case(kind)))
+    };
+    let button = of("BUTTONS")?
+        .get("buttons")?
+        .as_array()?
+        .iter()
+        .find(|b| s(b, "type").is_some_and(|t| t.eq_ignore_ascii_case("OTP")))?;
+    let apps = button
+        .get("supported_apps")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .map(|app| OtpApp {
+                    package_name: s(app, "package_name").unwrap_or_default(),
+                    signature_hash: s(app, "signature_hash").unwrap_or_default(),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(OtpInput {
+        otp_type: s(button, "otp_type")
+            .unwrap_or_default()
+            .to_ascii_lowercase(),
+        button_text: s(button, "text"),
+        autofill_text: s(button, "autofill_text"),
+        supported_apps: apps,
+        zero_tap_terms_accepted: button
+            .get("zero_tap_terms_accepted")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        add_security_recommendation: of("BODY")
+            .and_then(|b| b.get("add_security_recommendation"))
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        code_expiration_minutes: of("FOOTER")
+            .and_then(|f| f.get("code_expiration_minutes"))
+            .and_then(Value::as_u64)
+            .and_then(|m| u32::try_from(m).ok()),
+    })
 }
 
 type Parts = (
@@ -1348,6 +1775,79 @@ fn read_components(comps: &[Value]) -> Parts {
 // Filling a template for a send.
 // ---------------------------------------------------------------------------------------
 
+/// The place of a location header, for one send.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LocationFill {
+    /// −90 to 90.
+    pub latitude: f64,
+    /// −180 to 180.
+    pub longitude: f64,
+    /// The place's name (≤ 1000 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Its address (≤ 1000 characters).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+}
+
+/// Most characters of a location header's name or address.
+pub const MAX_LOCATION_TEXT: usize = 1000;
+
+impl LocationFill {
+    /// The `location` parameter (coordinates as decimal strings, as Meta documents), or
+    /// `None` with the refusals added.
+    fn checked(&self, errs: &mut Errs) -> Option<Value> {
+        let before = errs.0.len();
+        if !self.latitude.is_finite() || !(-90.0..=90.0).contains(&self.latitude) {
+            errs.add("location.latitude", "a latitude from -90 to 90");
+        }
+        if !self.longitude.is_finite() || !(-180.0..=180.0).contains(&self.longitude) {
+            errs.add("location.longitude", "a longitude from -180 to 180");
+        }
+        let text = |errs: &mut Errs, field: &str, v: &Option<String>| -> Option<String> {
+            let v = clean_value(v.as_deref().unwrap_or_default());
+            if chars(&v) > MAX_LOCATION_TEXT {
+                errs.add(
+                    format!("location.{field}"),
+                    format!("at most {MAX_LOCATION_TEXT} characters"),
+                );
+            }
+            (!v.is_empty()).then_some(v)
+        };
+        let name = text(errs, "name", &self.name);
+        let address = text(errs, "address", &self.address);
+        if errs.0.len() != before {
+            return None;
+        }
+        let mut p = json!({ "latitude": self.latitude.to_string(), "longitude": self.longitude.to_string() });
+        if let Some(n) = name {
+            p["name"] = json!(n);
+        }
+        if let Some(a) = address {
+            p["address"] = json!(a);
+        }
+        Some(p)
+    }
+
+    /// How a phone labels the pin.
+    fn label(&self) -> String {
+        let mut out = String::from("[location");
+        let words: Vec<String> = [&self.name, &self.address]
+            .into_iter()
+            .flatten()
+            .map(|s| clean_value(s))
+            .filter(|s| !s.is_empty())
+            .collect();
+        if !words.is_empty() {
+            out.push_str(": ");
+            out.push_str(&words.join(", "));
+        }
+        out.push(']');
+        out
+    }
+}
+
 /// Values for one send of a template.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -1355,6 +1855,9 @@ pub struct FillInput {
     /// A text header's variable, or a media header's file (an https link).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub header: Option<String>,
+    /// A location header's place.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<LocationFill>,
     /// The body's values, in the order its variables appear.
     #[serde(default)]
     pub body: Vec<String>,
@@ -1548,6 +2051,14 @@ pub fn substitute(text: &str, vars: &[String], values: &[String]) -> String {
 
 /// The message as a phone shows it: header, body, footer, then the buttons' labels.
 fn render(t: &TemplateSpec, f: &FillInput) -> String {
+    if let Some(o) = &t.otp {
+        let code = f
+            .body
+            .first()
+            .map(|c| clean_value(c))
+            .unwrap_or_else(|| "123456".into());
+        return o.render(&code);
+    }
     let clean = |vs: &[String]| vs.iter().map(|v| clean_value(v)).collect::<Vec<_>>();
     let mut parts = Vec::new();
     match &t.header {
@@ -1555,6 +2066,12 @@ fn render(t: &TemplateSpec, f: &FillInput) -> String {
             parts.push(substitute(&h.text, &h.vars, &clean(f.header.as_slice())))
         }
         Some(Header::Media { kind, .. }) => parts.push(format!("[{}]", kind.as_str())),
+        Some(Header::Location) => parts.push(
+            f.location
+                .as_ref()
+                .map(LocationFill::label)
+                .unwrap_or_else(|| "[location]".into()),
+        ),
         None => {}
     }
     parts.push(substitute(&t.body.text, &t.body.vars, &clean(&f.body)));
@@ -1629,11 +2146,234 @@ mod tests {
                 },
             ],
             cards: vec![],
+            otp: None,
         }
     }
 
     fn fields(e: FieldErrors) -> Vec<String> {
         e.0.into_iter().map(|f| f.field).collect()
+    }
+
+    fn at_the_clinic() -> TemplateInput {
+        let mut t = basic();
+        t.header = Some(HeaderInput {
+            format: "location".into(),
+            text: None,
+            example: None,
+        });
+        t
+    }
+
+    fn otp(kind: &str) -> TemplateInput {
+        TemplateInput {
+            name: "login_code".into(),
+            language: "en_US".into(),
+            category: "AUTHENTICATION".into(),
+            otp: Some(OtpInput {
+                otp_type: kind.into(),
+                button_text: Some("Copy code".into()),
+                autofill_text: (kind != "copy_code").then(|| "Autofill".into()),
+                supported_apps: if kind == "copy_code" {
+                    vec![]
+                } else {
+                    vec![OtpApp {
+                        package_name: "com.example.clinic".into(),
+                        signature_hash: "K8a/AINcGX7".into(),
+                    }]
+                },
+                zero_tap_terms_accepted: kind == "zero_tap",
+                add_security_recommendation: true,
+                code_expiration_minutes: Some(10),
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn otp_templates_use_metas_preset_format_and_send_the_code_twice() {
+        for kind in ["copy_code", "one_tap", "zero_tap"] {
+            let spec = TemplateSpec::parse(&otp(kind)).unwrap();
+            assert_eq!(
+                TemplateSpec::parse(&spec.to_input()).unwrap(),
+                spec,
+                "{kind}"
+            );
+            let meta = spec.to_meta_components("https://desk.example/");
+            assert_eq!(
+                meta[0],
+                json!({ "type": "BODY", "add_security_recommendation": true })
+            );
+            assert_eq!(
+                meta[1],
+                json!({ "type": "FOOTER", "code_expiration_minutes": 10 })
+            );
+            let button = &meta[2]["buttons"][0];
+            assert_eq!(button["type"], "OTP");
+            assert_eq!(button["otp_type"], kind.to_ascii_uppercase());
+            // Read back as Meta lists it (with its own body and footer texts).
+            let mut listed = meta.clone();
+            listed[0]["text"] = json!(
+                "*{{1}}* is your verification code. For your security, do not share this code."
+            );
+            listed[1]["text"] = json!("This code expires in 10 minutes.");
+            let back = TemplateSpec::from_meta(&json!({ "name": "login_code", "language": "en_US", "category": "AUTHENTICATION", "components": listed })).unwrap();
+            assert_eq!(back, spec, "{kind}");
+        }
+        let spec = TemplateSpec::parse(&otp("one_tap")).unwrap();
+        assert_eq!(spec.otp.as_ref().unwrap().supported_apps.len(), 1);
+        let filled = spec
+            .fill(
+                &FillInput {
+                    body: vec!["481516".into()],
+                    ..Default::default()
+                },
+                || "x".into(),
+            )
+            .unwrap();
+        assert_eq!(filled.components[0]["parameters"][0]["text"], "481516");
+        assert_eq!(
+            (
+                filled.components[1]["sub_type"].as_str(),
+                filled.components[1]["parameters"][0]["text"].as_str()
+            ),
+            (Some("url"), Some("481516"))
+        );
+        assert_eq!(
+            filled.text,
+            "481516 is your verification code. For your security, do not share this code.\nThis code expires in 10 minutes.\n[Copy code]"
+        );
+        assert_eq!(
+            fields(
+                spec.fill(
+                    &FillInput {
+                        body: vec!["12 34".into()],
+                        ..Default::default()
+                    },
+                    || "x".into()
+                )
+                .unwrap_err()
+            ),
+            ["body"]
+        );
+
+        // Meta's limits.
+        let mut bad = otp("zero_tap");
+        let o = bad.otp.as_mut().unwrap();
+        o.zero_tap_terms_accepted = false;
+        o.code_expiration_minutes = Some(91);
+        o.supported_apps[0].signature_hash = "short".into();
+        o.supported_apps[0].package_name = "noDots".into();
+        bad.category = "UTILITY".into();
+        bad.body.text = "My own text {{1}}".into();
+        assert_eq!(
+            fields(TemplateSpec::parse(&bad).unwrap_err()),
+            [
+                "category",
+                "body.text",
+                "otp.supported_apps[0].package_name",
+                "otp.supported_apps[0].signature_hash",
+                "otp.zero_tap_terms_accepted",
+                "otp.code_expiration_minutes"
+            ]
+        );
+        let mut apps = otp("one_tap");
+        apps.otp.as_mut().unwrap().supported_apps.clear();
+        assert_eq!(
+            fields(TemplateSpec::parse(&apps).unwrap_err()),
+            ["otp.supported_apps"]
+        );
+        let mut copy = otp("copy_code");
+        copy.otp.as_mut().unwrap().autofill_text = Some("Autofill".into());
+        copy.footer = Some("mine".into());
+        assert_eq!(
+            fields(TemplateSpec::parse(&copy).unwrap_err()),
+            ["otp", "otp.autofill_text"]
+        );
+    }
+
+    #[test]
+    fn a_location_header_is_submitted_bare_and_filled_with_the_place_per_send() {
+        let spec = TemplateSpec::parse(&at_the_clinic()).unwrap();
+        assert_eq!(spec.header, Some(Header::Location));
+        assert_eq!(TemplateSpec::parse(&spec.to_input()).unwrap(), spec);
+        let meta = spec.to_meta_components("https://desk.example/");
+        assert_eq!(meta[0], json!({ "type": "HEADER", "format": "LOCATION" }));
+        // Read back as Meta lists it.
+        let listed = json!({ "name": "appointment_reminder", "language": "en_US", "category": "UTILITY", "components": meta });
+        assert_eq!(
+            TemplateSpec::from_meta(&listed).unwrap().header,
+            Some(Header::Location)
+        );
+        assert!(spec.preview().starts_with("[location]\nYour visit"));
+
+        let place = LocationFill {
+            latitude: 18.5204,
+            longitude: 73.8567,
+            name: Some("Sunrise  Clinic".into()),
+            address: Some("12 FC Road, Pune".into()),
+        };
+        let fill = FillInput {
+            location: Some(place.clone()),
+            body: vec!["Monday".into(), "10:30".into()],
+            ..Default::default()
+        };
+        let filled = spec.fill(&fill, || "fdl_x".into()).unwrap();
+        assert_eq!(
+            filled.components[0],
+            json!({ "type": "header", "parameters": [{ "type": "location", "location": {
+                "latitude": "18.5204", "longitude": "73.8567", "name": "Sunrise Clinic", "address": "12 FC Road, Pune" } }] })
+        );
+        assert!(
+            filled
+                .text
+                .starts_with("[location: Sunrise Clinic, 12 FC Road, Pune]\n"),
+            "{}",
+            filled.text
+        );
+
+        // The place is required, bounded, and a text is not a place.
+        let missing = FillInput {
+            body: fill.body.clone(),
+            ..Default::default()
+        };
+        assert_eq!(
+            fields(spec.fill(&missing, || "c".into()).unwrap_err()),
+            ["location"]
+        );
+        let wrong = FillInput {
+            header: Some("Pune".into()),
+            location: Some(LocationFill {
+                latitude: 91.0,
+                longitude: f64::NAN,
+                name: Some("x".repeat(1001)),
+                address: None,
+            }),
+            body: fill.body.clone(),
+            ..Default::default()
+        };
+        assert_eq!(
+            fields(spec.fill(&wrong, || "c".into()).unwrap_err()),
+            [
+                "header",
+                "location.latitude",
+                "location.longitude",
+                "location.name"
+            ]
+        );
+        // No sample file, no text; and never in an authentication template.
+        let mut bad = at_the_clinic();
+        bad.header.as_mut().unwrap().example = Some("https://x.example/a.png".into());
+        assert_eq!(
+            fields(TemplateSpec::parse(&bad).unwrap_err()),
+            ["header.example"]
+        );
+        let mut auth = at_the_clinic();
+        auth.category = "AUTHENTICATION".into();
+        auth.buttons.truncate(1);
+        assert_eq!(
+            fields(TemplateSpec::parse(&auth).unwrap_err()),
+            ["category"]
+        );
     }
 
     #[test]

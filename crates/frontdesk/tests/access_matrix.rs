@@ -457,6 +457,30 @@ async fn fresh_contact(w: &World) -> String {
         .to_owned()
 }
 
+/// A pending erasure request of org A's for a new contact: (contact id, request id). The
+/// organisation's delay is set for the request and put back to 0 at once, so the other
+/// routes' erasures still run immediately.
+async fn fresh_pending_erasure(w: &World) -> (String, String) {
+    let c = fresh_contact(w).await;
+    w.ok(
+        Method::PUT,
+        "/api/v1/audience/erasure-settings",
+        Some(json!({ "window_days": 30, "delay_hours": 48 })),
+    )
+    .await;
+    let r = w
+        .ok(Method::POST, &format!("/api/v1/contacts/{c}/erase"), None)
+        .await;
+    w.ok(
+        Method::PUT,
+        "/api/v1/audience/erasure-settings",
+        Some(json!({ "window_days": 30, "delay_hours": 0 })),
+    )
+    .await;
+    assert_eq!(r["state"], "pending", "{r}");
+    (c, r["id"].as_str().unwrap().to_owned())
+}
+
 /// A new tag of org A's: its id.
 async fn fresh_tag(w: &World) -> String {
     w.ok(
@@ -4154,6 +4178,29 @@ fn matrix() -> Vec<Entry> {
             },
         ),
         route(
+            Method::DELETE,
+            "/simulator/graph/{version}/{node}/message_templates",
+            Public,
+            |w, _| {
+                Box::pin(async move {
+                    let ch = w.sim_a().await;
+                    let name = format!("matrix_gone_{}", w.uniq_digits());
+                    let (s, v) = w.app.api(
+                        Method::POST,
+                        &format!("/simulator/graph/v23.0/{}/message_templates", ch.waba_id),
+                        Some(&ch.access_token),
+                        Some(json!({ "name": name, "language": "en", "category": "UTILITY", "components": [{ "type": "BODY", "text": "Soon gone." }] })),
+                    ).await;
+                    assert!(s.is_success(), "{v}");
+                    Case::bare(format!("/simulator/graph/v23.0/{}/message_templates?name={name}", ch.waba_id))
+                        .header("authorization", &format!("Bearer {}", ch.access_token))
+                        .then(|_, a| {
+                            Box::pin(async move { assert_eq!(a.json()["success"], true, "{}", a.short()) })
+                        })
+                })
+            },
+        ),
+        route(
             Method::GET,
             "/simulator/media/{media_id}",
             Public,
@@ -4655,6 +4702,69 @@ fn matrix() -> Vec<Entry> {
                         assert!(v["erased_at"].is_string() && v["phone"].is_null() && v["name"].is_null(), "{v}");
                     })
                 })
+            })
+        }),
+        route(Method::GET, "/api/v1/erasure-requests", Access::Perm(ContactsErase), |w, _| {
+            Box::pin(async move {
+                let (c, r) = fresh_pending_erasure(w).await;
+                Case::bare(format!("/api/v1/erasure-requests?pending=true&contact_id={c}")).then(move |_, a| {
+                    Box::pin(async move {
+                        let list = a.json();
+                        assert!(list.as_array().unwrap().iter().any(|x| x["id"] == r.as_str() && x["state"] == "pending"), "{}", a.short());
+                    })
+                })
+            })
+        }),
+        route(Method::POST, "/api/v1/erasure-requests/{request_id}/cancel", Access::Perm(ContactsErase), |w, _| {
+            Box::pin(async move {
+                let (c, r) = fresh_pending_erasure(w).await;
+                Case::bare(format!("/api/v1/erasure-requests/{r}/cancel")).then(move |w, a| {
+                    Box::pin(async move {
+                        assert_eq!(a.json()["state"], "cancelled", "{}", a.short());
+                        assert!(w.get_a(&format!("/api/v1/contacts/{c}")).await["erased_at"].is_null());
+                    })
+                })
+            })
+        }),
+        route(Method::GET, "/api/v1/audience/erasure-settings", Access::Perm(ContactsConfigure), |_, _| {
+            Box::pin(async move {
+                Case::bare("/api/v1/audience/erasure-settings").then(|_, a| {
+                    Box::pin(async move { assert!(a.json()["window_days"].as_i64().is_some_and(|d| (1..=90).contains(&d)), "{}", a.short()) })
+                })
+            })
+        }),
+        route(Method::PUT, "/api/v1/audience/erasure-settings", Access::Perm(ContactsConfigure), |_, _| {
+            Box::pin(async move {
+                // The delay stays 0, so the other routes' erasures still run at once.
+                Case::json("/api/v1/audience/erasure-settings", json!({ "window_days": 14, "delay_hours": 0 })).then(|w, _| {
+                    Box::pin(async move {
+                        assert_eq!(w.get_a("/api/v1/audience/erasure-settings").await["window_days"], 14);
+                    })
+                })
+            })
+        }),
+        route(Method::POST, "/contacts/{contact_id}/erasure/{request_id}/cancel", Access::Perm(ContactsErase), |w, _| {
+            Box::pin(async move {
+                let (c, r) = fresh_pending_erasure(w).await;
+                Case::form(format!("/contacts/{c}/erasure/{r}/cancel"), &[])
+                    .see_other(format!("/contacts/{c}?ok=erasure_cancelled"))
+                    .then(move |w, _| {
+                        Box::pin(async move {
+                            let list = w.get_a(&format!("/api/v1/erasure-requests?contact_id={c}")).await;
+                            assert_eq!(list[0]["state"], "cancelled", "{list}");
+                        })
+                    })
+            })
+        }),
+        route(Method::POST, "/contacts/settings/erasure", Access::Perm(ContactsConfigure), |_, _| {
+            Box::pin(async move {
+                Case::form("/contacts/settings/erasure", &[("window_days", "21"), ("delay_hours", "0")])
+                    .see_other("/contacts/settings?ok=erasure")
+                    .then(|w, _| {
+                        Box::pin(async move {
+                            assert_eq!(w.get_a("/api/v1/audience/erasure-settings").await["window_days"], 21);
+                        })
+                    })
             })
         }),
         route(Method::POST, "/contacts/{contact_id}/erase", Access::Perm(ContactsErase), |w, _| {

@@ -212,7 +212,9 @@ both_backends! {
         assert_eq!((clicks[0]["clicks"].as_i64(), clicks[0]["button_index"].as_i64()), (Some(2), Some(1)), "{clicks}");
         let per_template = w.ok(Method::GET, &format!("/api/v1/templates/{id}/clicks"), None).await;
         assert_eq!(per_template.as_array().unwrap().len(), 1);
-        assert_eq!(w.ok(Method::GET, &format!("/api/v1/templates/{id}"), None).await["clicks"], 2);
+        let counted = w.ok(Method::GET, &format!("/api/v1/templates/{id}"), None).await;
+        assert_eq!((counted["clicks"].as_i64(), counted["unique_clicks"].as_i64()), (Some(2), Some(1)), "two clicks by one recipient: {counted}");
+        assert!(clicks[0]["first_clicked_at"].is_string(), "{clicks}");
         // The template's page shows the total and the clicks per message.
         let page = w.app.web_get(&w.web, &format!("/templates/{id}")).await.text().await.unwrap();
         assert!(page.contains(&message) && page.contains("data-testid=\"link-clicks\">2<"), "{page}");
@@ -251,7 +253,7 @@ both_backends! {
 
         // Fixed (it is marketing) and submitted again: approved.
         promo["category"] = json!("MARKETING");
-        let fixed = w.ok(Method::PUT, &format!("/api/v1/templates/{id}"), Some(promo)).await;
+        let fixed = w.ok(Method::PUT, &format!("/api/v1/templates/{id}"), Some(promo.clone())).await;
         assert_eq!(fixed["status"], "REJECTED", "a rejected template's edit waits for submit");
         w.ok(Method::POST, &format!("/api/v1/templates/{id}/submit"), None).await;
         let approved = w.status_becomes(&id, "APPROVED").await;
@@ -259,11 +261,109 @@ both_backends! {
         let (s, v) = w.send("spring_offer", Some(json!({ "header": "Asha", "body": ["May 1", "9:00"] }))).await;
         assert_eq!(s, StatusCode::ACCEPTED, "{v}");
 
-        // Deleting it here makes it unknown: refused again.
+        // Deleting it deletes it at the provider too (this language only), and makes it
+        // unknown here: refused again.
+        let mut other_language = promo.clone();
+        other_language["language"] = json!("pt_BR");
+        let pt = w.create(other_language).await.1["id"].as_str().unwrap().to_owned();
+        w.ok(Method::POST, &format!("/api/v1/templates/{pt}/submit"), None).await;
+        w.status_becomes(&pt, "APPROVED").await;
         let (s, _) = w.call(Method::DELETE, &format!("/api/v1/templates/{id}"), None).await;
         assert_eq!(s, StatusCode::NO_CONTENT);
-        let (s, _) = w.send("spring_offer", Some(json!({ "header": "Asha", "body": ["May 1", "9:00"] }))).await;
-        assert_eq!(s, StatusCode::CONFLICT);
+        let (s, v) = w.send("spring_offer", Some(json!({ "header": "Asha", "body": ["May 1", "9:00"] }))).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("template_not_approved")), "{v}");
+        let target = w.app.db.store.webhook_target(&w.ch.webhook_key).await.unwrap().unwrap();
+        let mut tx = w.app.db.store.begin_read(&target.ctx).await.unwrap();
+        let channel = frontdesk_domain::ChannelId::parse(&w.ch.id).unwrap();
+        assert!(tx.sim_template(channel, "spring_offer", "en_US").await.unwrap().is_none(), "gone at the provider");
+        assert!(tx.sim_template(channel, "spring_offer", "pt_BR").await.unwrap().is_some(), "the other language stays");
+        drop(tx);
+        // A sync does not bring it back.
+        let synced = w.ok(Method::POST, &format!("/api/v1/channels/{}/templates/sync", w.ch.id), None).await;
+        assert_eq!(synced["created"], 0, "{synced}");
+        // A template the provider no longer has is deleted here only when asked.
+        let mut tx = w.app.db.store.begin(&target.ctx).await.unwrap();
+        tx.delete_sim_templates(channel, "spring_offer", None).await.unwrap();
+        tx.commit().await.unwrap();
+        let (s, v) = w.call(Method::DELETE, &format!("/api/v1/templates/{pt}"), None).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::BAD_GATEWAY, Some("provider_error")), "{v}");
+        let (s, _) = w.call(Method::DELETE, &format!("/api/v1/templates/{pt}?local_only=true"), None).await;
+        assert_eq!(s, StatusCode::NO_CONTENT);
+    }
+
+    async fn a_location_header_is_sent_with_the_place_and_the_phone_shows_the_pin(db) {
+        let w = world(db).await;
+        let customer = w.app.sim_customer(&w.web, &w.ch.id, "Asha Rao", PHONE, "").await;
+        let (s, t) = w.create(json!({ "name": "find_us", "language": "en_US", "category": "UTILITY",
+            "header": { "format": "location" },
+            "body": { "text": "Your visit is on {{1}}. Tap the map for directions.", "examples": ["Monday"] } })).await;
+        assert_eq!(s, StatusCode::CREATED, "{t}");
+        let id = t["id"].as_str().unwrap().to_owned();
+        let fields: Vec<&str> = t["fill_fields"].as_array().unwrap().iter().map(|f| f["field"].as_str().unwrap()).collect();
+        assert_eq!(fields, ["location.latitude", "location.longitude", "location.name", "location.address", "body[0]"]);
+        w.ok(Method::POST, &format!("/api/v1/templates/{id}/submit"), None).await;
+        w.status_becomes(&id, "APPROVED").await;
+        let sims = {
+            let target = w.app.db.store.webhook_target(&w.ch.webhook_key).await.unwrap().unwrap();
+            let mut tx = w.app.db.store.begin_read(&target.ctx).await.unwrap();
+            tx.sim_template(frontdesk_domain::ChannelId::parse(&w.ch.id).unwrap(), "find_us", "en_US").await.unwrap().unwrap()
+        };
+        assert_eq!(sims.components[0], json!({ "type": "HEADER", "format": "LOCATION" }), "submitted as Meta expects");
+
+        // The place is required and checked.
+        let (s, v) = w.send("find_us", Some(json!({ "body": ["Tuesday"] }))).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_fill")), "{v}");
+        let (s, v) = w.send("find_us", Some(json!({ "body": ["Tuesday"], "location": { "latitude": 95.0, "longitude": 73.8 } }))).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+        assert!(v["error"]["message"].as_str().unwrap().contains("location.latitude"), "{v}");
+
+        let (s, m) = w.send("find_us", Some(json!({ "body": ["Tuesday"],
+            "location": { "latitude": 18.5204, "longitude": 73.8567, "name": "Sunrise Clinic", "address": "12 FC Road, Pune" } }))).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{m}");
+        assert!(m["preview"].as_str().unwrap().starts_with("[location: Sunrise Clinic, 12 FC Road, Pune]"), "{m}");
+        let text = w.until("the pin on the phone", async || w.phone_texts(&customer).await.into_iter().find(|t| t.contains("Tuesday"))).await;
+        assert_eq!(text, "[location: Sunrise Clinic, 12 FC Road, Pune]\nYour visit is on Tuesday. Tap the map for directions.");
+    }
+
+    async fn an_otp_template_is_submitted_in_metas_preset_format_and_delivers_the_code(db) {
+        let w = world(db).await;
+        let customer = w.app.sim_customer(&w.web, &w.ch.id, "Asha Rao", PHONE, "").await;
+        let otp = json!({ "name": "login_otp", "language": "en_US", "category": "AUTHENTICATION",
+            "otp": { "otp_type": "one_tap", "button_text": "Copy code", "autofill_text": "Autofill",
+                     "supported_apps": [{ "package_name": "com.example.clinic", "signature_hash": "K8a/AINcGX7" }],
+                     "add_security_recommendation": true, "code_expiration_minutes": 10 } });
+        let mut bad = otp.clone();
+        bad["otp"]["supported_apps"] = json!([]);
+        bad["otp"]["code_expiration_minutes"] = json!(120);
+        let (s, v) = w.create(bad).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_template")), "{v}");
+        let msg = v["error"]["message"].as_str().unwrap();
+        assert!(msg.contains("otp.supported_apps") && msg.contains("otp.code_expiration_minutes"), "{msg}");
+
+        let (s, t) = w.create(otp).await;
+        assert_eq!(s, StatusCode::CREATED, "{t}");
+        assert_eq!(t["preview"], "123456 is your verification code. For your security, do not share this code.\nThis code expires in 10 minutes.\n[Copy code]");
+        let id = t["id"].as_str().unwrap().to_owned();
+        w.ok(Method::POST, &format!("/api/v1/templates/{id}/submit"), None).await;
+        w.status_becomes(&id, "APPROVED").await;
+        let submitted = {
+            let target = w.app.db.store.webhook_target(&w.ch.webhook_key).await.unwrap().unwrap();
+            let mut tx = w.app.db.store.begin_read(&target.ctx).await.unwrap();
+            tx.sim_template(frontdesk_domain::ChannelId::parse(&w.ch.id).unwrap(), "login_otp", "en_US").await.unwrap().unwrap()
+        };
+        assert_eq!(submitted.components[2]["buttons"][0]["otp_type"], "ONE_TAP", "{}", submitted.components);
+        assert_eq!(submitted.components[2]["buttons"][0]["supported_apps"][0]["package_name"], "com.example.clinic");
+
+        let (s, v) = w.send("login_otp", Some(json!({ "body": ["48 15"] }))).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_fill")), "{v}");
+        let (s, m) = w.send("login_otp", Some(json!({ "body": ["481516"] }))).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{m}");
+        let text = w.until("the code on the phone", async || w.phone_texts(&customer).await.into_iter().find(|t| t.contains("481516"))).await;
+        assert_eq!(text, "481516 is your verification code. For your security, do not share this code.\nThis code expires in 10 minutes.\n[Copy code]");
+        // A sync reads it back as the same preset template.
+        w.ok(Method::POST, &format!("/api/v1/channels/{}/templates/sync", w.ch.id), None).await;
+        let again = w.ok(Method::GET, &format!("/api/v1/templates/{id}"), None).await;
+        assert_eq!(again["content"]["otp"]["otp_type"], "one_tap", "{again}");
     }
 
     async fn named_variables_are_submitted_and_sent_by_name(db) {

@@ -206,6 +206,8 @@ fn conflict_message(code: &str) -> &'static str {
         "export_needs_a_person" => "an export is approved by a person, not an API key",
         "export_not_approved" => "this export has not been approved",
         "import_started" => "this import has already been started",
+        "erasure_pending" => "an erasure request for this contact is already pending",
+        "erasure_not_pending" => "this erasure request was already executed or cancelled",
         "segment_name_taken" => "a segment with this name exists",
         "too_many_segments" => "the organisation has the most segments allowed",
         _ => "the request conflicts with the current state",

@@ -1,42 +1,506 @@
-//! Erasure on request: a contact's personal data goes, in one transaction, at once (which
-//! meets any erasure window, the default being immediate). The contact row stays as a
-//! tombstone so conversations and messages stay linked and counted: its values are
-//! cleared, its user id replaced by `erased.<contact id>` (a contact needs a number or a
-//! user id), custom field values and tags removed; its messages keep a tombstone
-//! (`{"erased": true}`, preview `[erased]`), notes on its conversations are replaced, and
-//! its media rows lose their file name and bytes reference (they can no longer be served).
+//! Erasure on request. A request is recorded (`erasure_requests`: who asked, when, due by =
+//! asked + the organisation's window) and executed at once (the default) or after the
+//! organisation's delay, which leaves time to cancel it; the worker executes the due ones.
+//! Every step is audited.
+//!
+//! Executing erases, in one transaction: the contact row stays as a tombstone so
+//! conversations and messages stay linked and counted (values cleared, user id replaced by
+//! `erased.<contact id>` because a contact needs a number or a user id; custom field values
+//! and tags removed); its messages keep a tombstone (`{"erased": true}`, preview
+//! `[erased]`); notes on its conversations are replaced; its media rows lose file name,
+//! provider id and bytes reference; the raw webhook bodies that name it lose every part
+//! that does (its messages, statuses and profile); sends still queued to it are dropped;
+//! queue tokens lose a walk-in name. The media bytes themselves go with the blob store's
+//! garbage collector (the worker's), which sees every organisation through
+//! [`crate::Store::blobs_in_use`], because a blob may be shared.
 //!
 //! Kept on purpose: the consent ledger (append-only; the proof that someone opted out) and
-//! the audit log (which never holds personal data). Not yet erased: the raw webhook
-//! payloads in `webhook_inbox` and the media bytes in the blob store (content-addressed and
-//! possibly shared; they need a garbage collector that checks every organisation).
+//! the audit log (which never holds personal data).
 
 use crate::StoreError;
+use crate::audience::FieldProblem;
 use crate::audit::AuditRecord;
 use crate::orgs::now_micros;
-use crate::tenant::{TenantTx, with_conn};
-use frontdesk_domain::ContactId;
-use serde::Serialize;
+use crate::tenant::{TenantCtx, TenantTx, Tx, with_conn};
+use frontdesk_domain::{ContactId, ErasureRequestId};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use std::collections::HashSet;
+use time::OffsetDateTime;
+use uuid::Uuid;
 
 /// What an erasure removed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErasureReport {
     pub contact_id: ContactId,
     pub messages: i64,
     pub media: i64,
     pub notes: i64,
+    /// Raw webhook bodies that named the contact and were redacted.
+    #[serde(default)]
+    pub webhook_bodies: i64,
+    /// Sends and downloads still queued for the contact, dropped.
+    #[serde(default)]
+    pub outbox: i64,
+    /// The blobs (SHA-256) the contact's media pointed at: the garbage collector deletes
+    /// each one no organisation still references. Not shown.
+    #[serde(skip)]
+    #[schema(ignore)]
+    pub blobs: Vec<String>,
+}
+
+/// How long an organisation has to carry out an erasure request, and how long it waits
+/// before doing so (0: at once).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct ErasureSettings {
+    /// A request is due by this many days after it was made (1–90; default 30).
+    pub window_days: i32,
+    /// Hours a request waits (and can be cancelled) before it is executed; 0 executes at
+    /// once (the default). At most the window.
+    pub delay_hours: i32,
+}
+
+impl Default for ErasureSettings {
+    fn default() -> Self {
+        Self {
+            window_days: 30,
+            delay_hours: 0,
+        }
+    }
+}
+
+impl ErasureSettings {
+    /// Every problem at once, by field.
+    pub fn check(&self) -> Result<(), StoreError> {
+        let mut problems = Vec::new();
+        if !(1..=90).contains(&self.window_days) {
+            problems.push(FieldProblem::new(
+                "window_days",
+                "the window is 1 to 90 days",
+            ));
+        }
+        if self.delay_hours < 0 {
+            problems.push(FieldProblem::new(
+                "delay_hours",
+                "the delay cannot be negative",
+            ));
+        } else if (1..=90).contains(&self.window_days) && self.delay_hours > self.window_days * 24 {
+            problems.push(FieldProblem::new(
+                "delay_hours",
+                "the delay must end within the window",
+            ));
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(StoreError::InvalidFields(problems))
+        }
+    }
+}
+
+/// A recorded erasure request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct ErasureRequest {
+    pub id: ErasureRequestId,
+    pub contact_id: ContactId,
+    /// `user:<id>`, `api_key:<id>` or `system:<component>`.
+    pub requested_by: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub requested_at: OffsetDateTime,
+    /// When it is (or was to be) executed.
+    #[serde(with = "time::serde::rfc3339")]
+    pub execute_at: OffsetDateTime,
+    /// The end of the organisation's window.
+    #[serde(with = "time::serde::rfc3339")]
+    pub due_by: OffsetDateTime,
+    /// `pending`, `done` or `cancelled`.
+    pub state: String,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub finished_at: Option<OffsetDateTime>,
+    pub cancelled_by: Option<String>,
+    /// What was erased (when done).
+    pub report: Option<ErasureReport>,
+}
+
+type RequestRow = (
+    Uuid,
+    Uuid,
+    String,
+    OffsetDateTime,
+    OffsetDateTime,
+    OffsetDateTime,
+    String,
+    Option<OffsetDateTime>,
+    Option<String>,
+    Option<String>,
+);
+
+fn request(r: RequestRow) -> Result<ErasureRequest, StoreError> {
+    let report = match r.9 {
+        Some(s) => Some(
+            serde_json::from_str(&s)
+                .map_err(|_| StoreError::Corrupt("an erasure report is not JSON".into()))?,
+        ),
+        None => None,
+    };
+    Ok(ErasureRequest {
+        id: ErasureRequestId::from_uuid(r.0),
+        contact_id: ContactId::from_uuid(r.1),
+        requested_by: r.2,
+        requested_at: r.3,
+        execute_at: r.4,
+        due_by: r.5,
+        state: r.6,
+        finished_at: r.7,
+        cancelled_by: r.8,
+        report,
+    })
+}
+
+/// The identifiers a raw webhook body names a contact by.
+struct Needles {
+    /// Number digits (`wa_id`, `from`, `recipient_id`), user ids, the username.
+    identities: Vec<String>,
+    /// The contact's messages' provider ids (statuses name them).
+    message_ids: HashSet<String>,
+}
+
+impl Needles {
+    fn names(&self, s: &str) -> bool {
+        self.message_ids.contains(s)
+            || self.identities.iter().any(|n| {
+                s == n
+                    || s.strip_prefix(n.as_str())
+                        .is_some_and(|rest| rest.starts_with('@'))
+            })
+    }
+
+    /// Whether any string inside `v` names the contact.
+    fn mentioned_in(&self, v: &Value) -> bool {
+        match v {
+            Value::String(s) => self.names(s),
+            Value::Array(items) => items.iter().any(|i| self.mentioned_in(i)),
+            Value::Object(map) => map.values().any(|x| self.mentioned_in(x)),
+            _ => false,
+        }
+    }
+
+    /// Removes from `v` every list element that names the contact (a message, a status, a
+    /// profile — with all it carries, texts included) and replaces any other string that
+    /// names it. Lists nested in an element are cleaned first, so a batch's envelope that
+    /// names the contact only inside its lists stays. Returns whether anything changed.
+    fn redact(&self, v: &mut Value) -> bool {
+        match v {
+            Value::String(s) if self.names(s) => {
+                *v = Value::String("[erased]".into());
+                true
+            }
+            Value::Array(items) => {
+                let mut changed = false;
+                for i in items.iter_mut() {
+                    changed |= self.redact_lists_in(i);
+                }
+                let before = items.len();
+                items.retain(|i| !self.mentioned_in(i));
+                changed || items.len() != before
+            }
+            Value::Object(map) => {
+                let mut changed = false;
+                for x in map.values_mut() {
+                    changed |= self.redact(x);
+                }
+                changed
+            }
+            _ => false,
+        }
+    }
+
+    /// Cleans the lists inside a list element, leaving its own values for the element's
+    /// removal to decide.
+    fn redact_lists_in(&self, v: &mut Value) -> bool {
+        match v {
+            Value::Array(_) => self.redact(v),
+            Value::Object(map) => {
+                let mut changed = false;
+                for x in map.values_mut() {
+                    changed |= self.redact_lists_in(x);
+                }
+                changed
+            }
+            _ => false,
+        }
+    }
+
+    /// The body with the contact's parts removed, or `None` when it does not name them.
+    /// A body that is not JSON but contains a needle is replaced whole.
+    fn redact_body(&self, body: &[u8]) -> Option<Vec<u8>> {
+        match serde_json::from_slice::<Value>(body) {
+            Ok(mut v) => self
+                .redact(&mut v)
+                .then(|| serde_json::to_vec(&v).expect("JSON serialises")),
+            Err(_) => Some(br#"{"erased":true}"#.to_vec()),
+        }
+    }
 }
 
 impl TenantTx {
+    fn acting(&self) -> String {
+        let a = self.ctx().actor();
+        format!("{}:{}", a.kind(), a.id_text())
+    }
+
+    /// The organisation's erasure window and delay (defaults until changed).
+    pub async fn erasure_settings(&mut self) -> Result<ErasureSettings, StoreError> {
+        let org = self.org();
+        let row: Option<(i32, i32)> = with_conn!(self.tx, c => {
+            sqlx::query_as("SELECT window_days, delay_hours FROM erasure_settings WHERE org_id = $1")
+                .bind(org).fetch_optional(c).await?
+        });
+        Ok(row
+            .map(|(window_days, delay_hours)| ErasureSettings {
+                window_days,
+                delay_hours,
+            })
+            .unwrap_or_default())
+    }
+
+    /// Changes the erasure window and delay (audited). Requests already made keep theirs.
+    pub async fn set_erasure_settings(
+        &mut self,
+        s: ErasureSettings,
+    ) -> Result<ErasureSettings, StoreError> {
+        s.check()?;
+        let org = self.org();
+        with_conn!(self.tx, c => {
+            sqlx::query("INSERT INTO erasure_settings (org_id, window_days, delay_hours, updated_at) VALUES ($1, $2, $3, $4) \
+                         ON CONFLICT (org_id) DO UPDATE SET window_days = excluded.window_days, delay_hours = excluded.delay_hours, updated_at = excluded.updated_at")
+                .bind(org).bind(s.window_days).bind(s.delay_hours).bind(now_micros())
+                .execute(c).await?;
+        });
+        self.audit(AuditRecord::new(
+            "erasure.settings_changed",
+            "organisation",
+            org.to_string(),
+            serde_json::json!({ "window_days": s.window_days, "delay_hours": s.delay_hours }),
+        ))
+        .await?;
+        Ok(s)
+    }
+
+    /// One erasure request.
+    pub async fn erasure_request(
+        &mut self,
+        id: ErasureRequestId,
+    ) -> Result<ErasureRequest, StoreError> {
+        let org = self.org();
+        let r: Option<RequestRow> = with_conn!(self.tx, c => {
+            sqlx::query_as("SELECT id, contact_id, requested_by, requested_at, execute_at, due_by, state, finished_at, cancelled_by, report FROM erasure_requests WHERE org_id = $1 AND id = $2")
+                .bind(org).bind(id.as_uuid()).fetch_optional(c).await?
+        });
+        r.map(request).transpose()?.ok_or(StoreError::NotFound)
+    }
+
+    /// Erasure requests, newest first (at most 100): one contact's, or the organisation's;
+    /// optionally only the pending ones.
+    pub async fn erasure_requests(
+        &mut self,
+        contact: Option<ContactId>,
+        pending_only: bool,
+    ) -> Result<Vec<ErasureRequest>, StoreError> {
+        let org = self.org();
+        let contact = contact.map(|c| c.as_uuid());
+        let rows: Vec<RequestRow> = with_conn!(self.tx, c => {
+            sqlx::query_as("SELECT id, contact_id, requested_by, requested_at, execute_at, due_by, state, finished_at, cancelled_by, report FROM erasure_requests \
+                            WHERE org_id = $1 AND ($2 IS NULL OR contact_id = $2) AND ($3 = FALSE OR state = 'pending') ORDER BY requested_at DESC, id DESC LIMIT 100")
+                .bind(org).bind(contact).bind(pending_only).fetch_all(c).await?
+        });
+        rows.into_iter().map(request).collect()
+    }
+
+    /// Records a request to erase a contact (audited `erasure.requested`), due by now plus
+    /// the organisation's window. With no delay configured it is executed in this same
+    /// transaction; otherwise it waits for the worker and can be cancelled meanwhile. A
+    /// contact has at most one pending request (409 `erasure_pending`).
+    pub async fn request_erasure(
+        &mut self,
+        contact: ContactId,
+        now: OffsetDateTime,
+    ) -> Result<ErasureRequest, StoreError> {
+        self.contact(contact).await?;
+        let settings = self.erasure_settings().await?;
+        let org = self.org();
+        let id = ErasureRequestId::new();
+        let now = now
+            .replace_nanosecond(now.nanosecond() / 1000 * 1000)
+            .unwrap_or(now);
+        let execute_at = now + time::Duration::hours(settings.delay_hours.into());
+        let due_by = now + time::Duration::days(settings.window_days.into());
+        let by = self.acting();
+        let pending: Option<Uuid> = with_conn!(self.tx, c => {
+            sqlx::query_scalar("SELECT id FROM erasure_requests WHERE org_id = $1 AND contact_id = $2 AND state = 'pending'")
+                .bind(org).bind(contact.as_uuid()).fetch_optional(c).await?
+        });
+        if pending.is_some() {
+            return Err(StoreError::Conflict("erasure_pending"));
+        }
+        with_conn!(self.tx, c => {
+            sqlx::query("INSERT INTO erasure_requests (org_id, id, contact_id, requested_by, requested_at, execute_at, due_by, state) VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending')")
+                .bind(org).bind(id.as_uuid()).bind(contact.as_uuid()).bind(&by).bind(now).bind(execute_at).bind(due_by)
+                .execute(c).await?;
+        });
+        self.audit(AuditRecord::new(
+            "erasure.requested",
+            "contact",
+            contact.to_string(),
+            serde_json::json!({
+                "request": id.to_string(),
+                "execute_at": execute_at.unix_timestamp(),
+                "due_by": due_by.unix_timestamp(),
+            }),
+        ))
+        .await?;
+        let report = if settings.delay_hours == 0 {
+            self.execute_erasure(id, now).await?
+        } else {
+            None
+        };
+        let mut r = self.erasure_request(id).await?;
+        // The executed report as made, with the blobs to collect (not stored).
+        if report.is_some() {
+            r.report = report;
+        }
+        Ok(r)
+    }
+
+    /// Cancels a pending request (audited `erasure.cancelled`); 409 `erasure_not_pending`
+    /// once it was executed or cancelled.
+    pub async fn cancel_erasure(
+        &mut self,
+        id: ErasureRequestId,
+    ) -> Result<ErasureRequest, StoreError> {
+        let r = self.erasure_request(id).await?;
+        if r.state != "pending" {
+            return Err(StoreError::Conflict("erasure_not_pending"));
+        }
+        let org = self.org();
+        let by = self.acting();
+        with_conn!(self.tx, c => {
+            sqlx::query("UPDATE erasure_requests SET state = 'cancelled', cancelled_by = $3, finished_at = $4 WHERE org_id = $1 AND id = $2 AND state = 'pending'")
+                .bind(org).bind(id.as_uuid()).bind(&by).bind(now_micros()).execute(c).await?;
+        });
+        self.audit(AuditRecord::new(
+            "erasure.cancelled",
+            "contact",
+            r.contact_id.to_string(),
+            serde_json::json!({ "request": id.to_string() }),
+        ))
+        .await?;
+        self.erasure_request(id).await
+    }
+
+    /// Executes one pending request: erases the contact and records the outcome (audited
+    /// `erasure.executed`). `None` when the request is no longer pending (cancelled, or
+    /// executed by someone else first).
+    async fn execute_erasure(
+        &mut self,
+        id: ErasureRequestId,
+        now: OffsetDateTime,
+    ) -> Result<Option<ErasureReport>, StoreError> {
+        let org = self.org();
+        // Claims the request first: a concurrent executor waits on this row, then finds
+        // nothing pending.
+        let claimed: Option<Uuid> = with_conn!(self.tx, c => {
+            sqlx::query_scalar("UPDATE erasure_requests SET state = 'done', finished_at = $3 WHERE org_id = $1 AND id = $2 AND state = 'pending' RETURNING contact_id")
+                .bind(org).bind(id.as_uuid()).bind(now).fetch_optional(c).await?
+        });
+        let Some(contact) = claimed else {
+            return Ok(None);
+        };
+        let report = self.erase_contact(ContactId::from_uuid(contact)).await?;
+        let stored = serde_json::to_string(&report).expect("a report serialises");
+        with_conn!(self.tx, c => {
+            sqlx::query("UPDATE erasure_requests SET report = $3 WHERE org_id = $1 AND id = $2")
+                .bind(org).bind(id.as_uuid()).bind(&stored).execute(c).await?;
+        });
+        self.audit(AuditRecord::new(
+            "erasure.executed",
+            "contact",
+            contact.to_string(),
+            serde_json::json!({ "request": id.to_string() }),
+        ))
+        .await?;
+        Ok(Some(report))
+    }
+
+    /// Executes this organisation's pending requests whose time has come (the worker's).
+    pub async fn execute_due_erasures(
+        &mut self,
+        now: OffsetDateTime,
+    ) -> Result<Vec<ErasureReport>, StoreError> {
+        let org = self.org();
+        let due: Vec<Uuid> = with_conn!(self.tx, c => {
+            sqlx::query_scalar("SELECT id FROM erasure_requests WHERE org_id = $1 AND state = 'pending' AND execute_at <= $2 ORDER BY execute_at, id LIMIT 100")
+                .bind(org).bind(now).fetch_all(c).await?
+        });
+        let mut reports = Vec::new();
+        for id in due {
+            if let Some(r) = self
+                .execute_erasure(ErasureRequestId::from_uuid(id), now)
+                .await?
+            {
+                reports.push(r);
+            }
+        }
+        Ok(reports)
+    }
+
     /// Erases a contact's personal data now (audited with counts only). Erasing twice is
-    /// harmless.
+    /// harmless. Requests ([`Self::request_erasure`]) call this; it leaves no request row.
     pub async fn erase_contact(&mut self, id: ContactId) -> Result<ErasureReport, StoreError> {
         self.contact(id).await?;
         let org = self.org();
         let c = id.as_uuid();
         let now = now_micros();
         let tombstone = format!("erased.{id}");
-        let (messages, media, notes) = with_conn!(self.tx, k => {
+        // What names the contact in raw webhook bodies, read before it is cleared (and
+        // unmasked: this is the store's own reading, never shown).
+        type Ids = (
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+        );
+        let (ids, wamids, blobs): (Ids, Vec<String>, Vec<String>) = with_conn!(self.tx, k => {
+            let ids: Ids = sqlx::query_as("SELECT phone, bsuid, parent_bsuid, username FROM contacts WHERE org_id = $1 AND id = $2")
+                .bind(org).bind(c).fetch_one(&mut *k).await?;
+            let wamids: Vec<String> = sqlx::query_scalar("SELECT provider_message_id FROM messages WHERE org_id = $1 AND contact_id = $2 AND provider_message_id IS NOT NULL")
+                .bind(org).bind(c).fetch_all(&mut *k).await?;
+            let blobs: Vec<String> = sqlx::query_scalar("SELECT DISTINCT blob_sha256 FROM media WHERE org_id = $1 AND blob_sha256 IS NOT NULL AND id IN (SELECT media_id FROM messages WHERE org_id = $1 AND contact_id = $2 AND media_id IS NOT NULL)")
+                .bind(org).bind(c).fetch_all(&mut *k).await?;
+            (ids, wamids, blobs)
+        });
+        let mut identities: Vec<String> = Vec::new();
+        if let Some(p) = ids.0 {
+            identities.push(p.trim_start_matches('+').to_owned());
+        }
+        for s in [ids.1, ids.2, ids.3].into_iter().flatten() {
+            // A tombstone's own user id names nobody.
+            if !s.is_empty() && !s.starts_with("erased.") {
+                identities.push(s);
+            }
+        }
+        let needles = Needles {
+            identities,
+            message_ids: wamids.into_iter().collect(),
+        };
+        let webhook_bodies = self.redact_webhook_bodies(&needles).await?;
+        let (messages, media, notes, outbox) = with_conn!(self.tx, k => {
+            // Work still queued for the contact: sends of its messages (they would carry
+            // nothing now) and downloads of its media.
+            let outbox = sqlx::query("DELETE FROM outbox WHERE org_id = $1 AND ((action IN ('send', 'mark_read') AND target_id IN (SELECT id FROM messages WHERE org_id = $1 AND contact_id = $2)) OR (action = 'fetch_media' AND target_id IN (SELECT media_id FROM messages WHERE org_id = $1 AND contact_id = $2 AND media_id IS NOT NULL)))")
+                .bind(org).bind(c).execute(&mut *k).await?.rows_affected();
+            sqlx::query("UPDATE messages SET status = 'failed', error_title = NULL WHERE org_id = $1 AND contact_id = $2 AND status = 'queued'")
+                .bind(org).bind(c).execute(&mut *k).await?;
             let media = sqlx::query("UPDATE media SET filename = NULL, blob_sha256 = NULL, expected_sha256 = NULL, provider_media_id = NULL, status = 'failed', error = 'erased' WHERE org_id = $1 AND id IN (SELECT media_id FROM messages WHERE org_id = $1 AND contact_id = $2 AND media_id IS NOT NULL)")
                 .bind(org).bind(c).execute(&mut *k).await?.rows_affected();
             let messages = sqlx::query("UPDATE messages SET content = '{\"erased\":true}', preview = '[erased]', reply_to = NULL, error_title = NULL, updated_at = $3 WHERE org_id = $1 AND contact_id = $2")
@@ -45,17 +509,22 @@ impl TenantTx {
                 .bind(org).bind(c).bind(now).execute(&mut *k).await?;
             let notes = sqlx::query("UPDATE notes SET body = '[erased]', mentions = '[]' WHERE org_id = $1 AND conversation_id IN (SELECT id FROM conversations WHERE org_id = $1 AND contact_id = $2)")
                 .bind(org).bind(c).execute(&mut *k).await?.rows_affected();
+            sqlx::query("UPDATE queue_tokens SET walk_in_name = NULL WHERE org_id = $1 AND contact_id = $2")
+                .bind(org).bind(c).execute(&mut *k).await?;
             sqlx::query("DELETE FROM contact_field_values WHERE org_id = $1 AND contact_id = $2").bind(org).bind(c).execute(&mut *k).await?;
             sqlx::query("DELETE FROM contact_tags WHERE org_id = $1 AND contact_id = $2").bind(org).bind(c).execute(&mut *k).await?;
             sqlx::query("UPDATE contacts SET phone = NULL, bsuid = $3, parent_bsuid = NULL, username = NULL, profile_name = NULL, name = NULL, email = NULL, language = NULL, company = NULL, erased_at = coalesce(erased_at, $4), updated_at = $4 WHERE org_id = $1 AND id = $2")
                 .bind(org).bind(c).bind(&tombstone).bind(now).execute(&mut *k).await?;
-            (messages as i64, media as i64, notes as i64)
+            (messages as i64, media as i64, notes as i64, outbox as i64)
         });
         self.audit(AuditRecord::new(
             "contact.erased",
             "contact",
             id.to_string(),
-            serde_json::json!({ "messages": messages, "media": media, "notes": notes }),
+            serde_json::json!({
+                "messages": messages, "media": media, "notes": notes,
+                "webhook_bodies": webhook_bodies, "outbox": outbox,
+            }),
         ))
         .await?;
         Ok(ErasureReport {
@@ -63,6 +532,180 @@ impl TenantTx {
             messages,
             media,
             notes,
+            webhook_bodies,
+            outbox,
+            blobs,
         })
+    }
+
+    /// Removes the contact's parts from the organisation's raw webhook bodies. The body's
+    /// hash stays, so a provider retry of the original is still recognised as a duplicate
+    /// (and cannot bring the data back); a pending body is still processed, without them.
+    async fn redact_webhook_bodies(&mut self, needles: &Needles) -> Result<i64, StoreError> {
+        let org = self.org();
+        let mut candidates: Vec<Uuid> = Vec::new();
+        for n in &needles.identities {
+            let bytes = n.as_bytes().to_vec();
+            let ids: Vec<Uuid> = match &mut self.tx {
+                Tx::Postgres(t) => {
+                    sqlx::query_scalar(
+                        "SELECT id FROM webhook_inbox WHERE org_id = $1 AND position($2::bytea in body) > 0",
+                    )
+                    .bind(org)
+                    .bind(bytes)
+                    .fetch_all(&mut **t)
+                    .await?
+                }
+                Tx::Sqlite(t) => {
+                    sqlx::query_scalar(
+                        "SELECT id FROM webhook_inbox WHERE org_id = $1 AND instr(body, $2) > 0",
+                    )
+                    .bind(org)
+                    .bind(bytes)
+                    .fetch_all(&mut **t)
+                    .await?
+                }
+            };
+            for id in ids {
+                if !candidates.contains(&id) {
+                    candidates.push(id);
+                }
+            }
+        }
+        let mut redacted = 0;
+        for id in candidates {
+            let body: Vec<u8> = with_conn!(self.tx, c => {
+                sqlx::query_scalar("SELECT body FROM webhook_inbox WHERE org_id = $1 AND id = $2")
+                    .bind(org).bind(id).fetch_one(c).await?
+            });
+            let Some(new_body) = needles.redact_body(&body) else {
+                continue;
+            };
+            with_conn!(self.tx, c => {
+                sqlx::query("UPDATE webhook_inbox SET body = $3 WHERE org_id = $1 AND id = $2")
+                    .bind(org).bind(id).bind(new_body).execute(c).await?;
+            });
+            redacted += 1;
+        }
+        Ok(redacted)
+    }
+}
+
+impl crate::Store {
+    /// Executes every organisation's due erasure requests (the worker's); answers what
+    /// each erased, so the caller can collect the blobs no longer referenced.
+    pub async fn execute_due_erasures(
+        &self,
+        now: OffsetDateTime,
+    ) -> Result<Vec<ErasureReport>, StoreError> {
+        let mut reports = Vec::new();
+        for org in self.all_org_ids().await? {
+            let ctx = TenantCtx::system(org, "erasure");
+            let mut tx = self.begin_background(&ctx).await?;
+            let mut done = tx.execute_due_erasures(now).await?;
+            tx.commit().await?;
+            reports.append(&mut done);
+        }
+        Ok(reports)
+    }
+
+    /// Which of `candidates` (blob SHA-256s) a media row of any organisation still names.
+    /// On PostgreSQL the application role sees one organisation at a time; the
+    /// `frontdesk_blobs_in_use` function (the schema owner's, SECURITY DEFINER) answers
+    /// for all of them and tells nothing but this.
+    pub async fn blobs_in_use(&self, candidates: &[String]) -> Result<HashSet<String>, StoreError> {
+        let mut used = HashSet::new();
+        for chunk in candidates.chunks(500) {
+            let mut g = self.begin_global(false).await?;
+            let found: Vec<String> = match &mut g.tx {
+                Tx::Postgres(t) => {
+                    sqlx::query_scalar("SELECT frontdesk_blobs_in_use($1)")
+                        .bind(chunk.to_vec())
+                        .fetch_all(&mut **t)
+                        .await?
+                }
+                Tx::Sqlite(t) => {
+                    let list = serde_json::to_string(chunk).expect("strings serialise");
+                    sqlx::query_scalar("SELECT DISTINCT blob_sha256 FROM media WHERE blob_sha256 IN (SELECT value FROM json_each($1))")
+                        .bind(list)
+                        .fetch_all(&mut **t)
+                        .await?
+                }
+            };
+            g.commit().await?;
+            used.extend(found);
+        }
+        Ok(used)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn needles() -> Needles {
+        Needles {
+            identities: vec!["919876543210".into(), "IN.1234567890".into()],
+            message_ids: ["wamid.OUT1".to_owned()].into_iter().collect(),
+        }
+    }
+
+    #[test]
+    fn a_batch_loses_the_contacts_parts_and_keeps_everyone_elses() {
+        let body = json!({"object": "whatsapp_business_account", "entry": [{"id": "WABA", "changes": [{"field": "messages", "value": {
+            "metadata": {"display_phone_number": "15550001111", "phone_number_id": "PN1"},
+            "contacts": [
+                {"profile": {"name": "Asha"}, "wa_id": "919876543210"},
+                {"profile": {"name": "Ben"}, "wa_id": "447700900123"}
+            ],
+            "messages": [
+                {"from": "919876543210", "id": "wamid.A", "type": "text", "text": {"body": "my address is 5 Elm St"}},
+                {"from": "447700900123", "id": "wamid.B", "type": "text", "text": {"body": "hello"}}
+            ],
+            "statuses": [{"id": "wamid.OUT1", "status": "read", "recipient_id": "IN.1234567890@lid"}]
+        }}]}]});
+        let out = needles()
+            .redact_body(&serde_json::to_vec(&body).unwrap())
+            .expect("the body names the contact");
+        let text = String::from_utf8(out).unwrap();
+        for gone in ["919876543210", "Asha", "5 Elm St", "wamid.A", "wamid.OUT1"] {
+            assert!(!text.contains(gone), "{gone} left in {text}");
+        }
+        for kept in ["447700900123", "Ben", "wamid.B", "PN1"] {
+            assert!(text.contains(kept), "{kept} lost from {text}");
+        }
+    }
+
+    #[test]
+    fn a_body_that_does_not_name_the_contact_is_left_alone() {
+        let body = br#"{"entry":[{"changes":[{"value":{"messages":[{"from":"9198765432100","text":{"body":"919876543210 is my friend's"}}]}}]}]}"#;
+        // The digits inside a longer number or a text are not the contact's identifier
+        // (the text is another customer's message, not the contact's).
+        assert_eq!(needles().redact_body(body), None);
+        assert_eq!(
+            needles().redact_body(b"not json 919876543210"),
+            Some(br#"{"erased":true}"#.to_vec())
+        );
+    }
+
+    #[test]
+    fn settings_are_bounded_by_the_window() {
+        assert!(ErasureSettings::default().check().is_ok());
+        let bad = |w, d| {
+            matches!(
+                ErasureSettings {
+                    window_days: w,
+                    delay_hours: d
+                }
+                .check(),
+                Err(StoreError::InvalidFields(_))
+            )
+        };
+        assert!(bad(0, 0));
+        assert!(bad(91, 0));
+        assert!(bad(30, -1));
+        assert!(bad(1, 25));
+        assert!(!bad(1, 24));
     }
 }

@@ -668,6 +668,22 @@ impl TenantTx {
         Ok(())
     }
 
+    /// Deletes a number's templates of a name: only the one with `id` when given, else
+    /// every language of it. Answers how many went.
+    pub async fn delete_sim_templates(
+        &mut self,
+        channel: ChannelId,
+        name: &str,
+        id: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        let org = self.ctx().org_id().as_uuid();
+        let n = with_conn!(self.tx, c => {
+            sqlx::query("DELETE FROM sim_templates WHERE org_id = $1 AND channel_id = $2 AND name = $3 AND ($4 IS NULL OR id = $4)")
+                .bind(org).bind(channel.as_uuid()).bind(name).bind(id).execute(c).await?.rows_affected()
+        });
+        Ok(n)
+    }
+
     /// The templates of a number, newest first.
     pub async fn sim_templates(
         &mut self,

@@ -47,8 +47,11 @@ pub struct TemplateRecord {
     pub provider_template_id: Option<String>,
     /// The components as written; `None` when the provider's could not be read.
     pub content: Option<TemplateInput>,
-    /// Clicks on its tracked buttons, all messages together.
+    /// Clicks on its tracked buttons, all messages together (every click counts).
     pub clicks: i64,
+    /// Recipients who clicked at least one of its tracked buttons (each person once,
+    /// however often and on however many messages they clicked).
+    pub unique_clicks: i64,
     #[serde(with = "time::serde::rfc3339::option")]
     pub created_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339::option")]
@@ -84,7 +87,11 @@ pub struct LinkClicks {
     pub card_index: Option<i32>,
     pub button_index: i32,
     pub destination: String,
+    /// Every click on this link (one recipient's link: repeated clicks count each time).
     pub clicks: i64,
+    /// When the recipient first clicked: the link counts once among unique clicks.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub first_clicked_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339::option")]
     pub last_clicked_at: Option<OffsetDateTime>,
 }
@@ -130,6 +137,7 @@ struct Row {
     provider_template_id: Option<String>,
     content: Option<String>,
     clicks: i64,
+    unique_clicks: i64,
     created_at: Option<OffsetDateTime>,
     submitted_at: Option<OffsetDateTime>,
     updated_at: OffsetDateTime,
@@ -139,6 +147,7 @@ macro_rules! template_select {
     () => {
         "SELECT t.id, t.channel_id, t.waba_id, t.name, t.language, t.category, t.status, t.reason, t.quality, t.provider_template_id, t.content,
                 CAST(coalesce((SELECT sum(l.clicks) FROM template_links l WHERE l.org_id = t.org_id AND l.template_id = t.id), 0) AS BIGINT) AS clicks,
+                CAST((SELECT count(DISTINCT coalesce(l.contact_id, l.message_id, l.id)) FROM template_links l WHERE l.org_id = t.org_id AND l.template_id = t.id AND l.clicks > 0) AS BIGINT) AS unique_clicks,
                 t.created_at, t.submitted_at, t.updated_at FROM templates t "
     };
 }
@@ -164,6 +173,7 @@ fn record(r: Row) -> Result<TemplateRecord, StoreError> {
         provider_template_id: r.provider_template_id,
         content,
         clicks: r.clicks,
+        unique_clicks: r.unique_clicks,
         created_at: r.created_at,
         submitted_at: r.submitted_at,
         updated_at: r.updated_at,
@@ -557,9 +567,10 @@ impl TenantTx {
             String,
             i64,
             Option<OffsetDateTime>,
+            Option<OffsetDateTime>,
         );
         let rows: Vec<R> = with_conn!(self.tx, c => {
-            sqlx::query_as("SELECT id, message_id, contact_id, card_index, button_index, destination, CAST(clicks AS BIGINT), last_clicked_at FROM template_links
+            sqlx::query_as("SELECT id, message_id, contact_id, card_index, button_index, destination, CAST(clicks AS BIGINT), first_clicked_at, last_clicked_at FROM template_links
                             WHERE org_id = $1 AND ($2 IS NULL OR template_id = $2) AND ($3 IS NULL OR message_id = $3)
                             ORDER BY clicks DESC, created_at DESC LIMIT 500")
                 .bind(org).bind(template.map(|t| t.as_uuid())).bind(message.map(|m| m.as_uuid())).fetch_all(c).await?
@@ -574,7 +585,8 @@ impl TenantTx {
                 button_index: r.4,
                 destination: r.5,
                 clicks: r.6,
-                last_clicked_at: r.7,
+                first_clicked_at: r.7,
+                last_clicked_at: r.8,
             })
             .collect())
     }

@@ -82,6 +82,9 @@ const NARROW_POLICIES: &[(&str, &str, &str)] = &[
         "template_link_by_code",
         "frontdesk_presented_token()",
     ),
+    // Granted to the schema owner only (never the application role): it lets the
+    // `frontdesk_blobs_in_use` function see every organisation's blob references.
+    ("media", "blob_collector", "true"),
 ];
 
 async fn org(store: &Store, slug: &str) -> TenantCtx {
@@ -385,6 +388,21 @@ async fn populate_audience(store: &Store, ctx: &TenantCtx, tag: &str) {
         .await
         .unwrap();
     tx.request_export(None).await.unwrap();
+    tx.set_erasure_settings(frontdesk_store::erasure::ErasureSettings {
+        window_days: 30,
+        delay_hours: 24,
+    })
+    .await
+    .unwrap();
+    let to_erase = tx
+        .create_contact(&ContactInput {
+            name: Some(format!("Leaving {tag}")),
+            phone: Some("+14155550179".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    tx.request_erasure(to_erase.id, now_micros()).await.unwrap();
     tx.commit().await.unwrap();
 }
 

@@ -202,7 +202,12 @@ both_backends! {
         let link = |code: &str| TrackedLink { card: None, button: 0, code: code.into(), destination: "https://clinic.example/map".into() };
         tx.create_tracked_links(t.id, m1, contact, &[link(&c1)]).await.unwrap();
         tx.create_tracked_links(t.id, m2, contact, &[link(&c2)]).await.unwrap();
+        // A second recipient, who gets the message but never clicks.
+        let other = tx.upsert_contact(&CustomerIdentity { phone: Some(E164::parse("+919876500000").unwrap()), ..Default::default() }).await.unwrap();
+        let c3 = new_link_code();
+        tx.create_tracked_links(t.id, MessageId::new(), other, &[link(&c3)]).await.unwrap();
         tx.commit().await.unwrap();
+        assert_eq!(db.store.begin_read(&a).await.unwrap().template(t.id).await.unwrap().unique_clicks, 0);
         for _ in 0..3 {
             assert_eq!(db.store.follow_tracked_link(&c1).await.unwrap().as_deref(), Some("https://clinic.example/map"));
         }
@@ -210,12 +215,18 @@ both_backends! {
         assert_eq!(db.store.follow_tracked_link("fdl_made_up_code_000000").await.unwrap(), None);
         assert_eq!(db.store.follow_tracked_link(&format!("{c1}x")).await.unwrap(), None);
         let mut tx = db.store.begin_read(&a).await.unwrap();
-        assert_eq!(tx.template(t.id).await.unwrap().clicks, 4);
+        let counted = tx.template(t.id).await.unwrap();
+        assert_eq!((counted.clicks, counted.unique_clicks), (4, 1), "four clicks, one person (two messages)");
         let per_message = tx.link_clicks(None, Some(m1)).await.unwrap();
         assert_eq!((per_message.len(), per_message[0].clicks, per_message[0].contact_id), (1, 3, Some(contact)));
         assert!(per_message[0].last_clicked_at.is_some());
-        assert_eq!(tx.link_clicks(Some(t.id), None).await.unwrap().iter().map(|l| l.clicks).collect::<Vec<_>>(), [3, 1]);
+        assert!(per_message[0].first_clicked_at.is_some() && per_message[0].first_clicked_at <= per_message[0].last_clicked_at);
+        assert_eq!(tx.link_clicks(Some(t.id), None).await.unwrap().iter().map(|l| l.clicks).collect::<Vec<_>>(), [3, 1, 0]);
         tx.commit().await.unwrap();
+        // The second recipient clicks once: two people.
+        db.store.follow_tracked_link(&c3).await.unwrap().unwrap();
+        let counted = db.store.begin_read(&a).await.unwrap().template(t.id).await.unwrap();
+        assert_eq!((counted.clicks, counted.unique_clicks), (5, 2));
         // Deleting the template removes its links: the code leads nowhere any more.
         let mut tx = db.store.begin(&a).await.unwrap();
         tx.delete_template(t.id).await.unwrap();

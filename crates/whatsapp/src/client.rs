@@ -464,6 +464,27 @@ impl ProviderClient {
             .map(drop)
     }
 
+    /// Deletes a template at the provider (`DELETE /{waba-id}/message_templates?name=…`):
+    /// with the provider's template id (`hsm_id`) only that one language, without it
+    /// every language of the name.
+    pub async fn delete_template(
+        &self,
+        name: &str,
+        template_id: Option<&str>,
+    ) -> Result<(), ProviderError> {
+        let mut url = self.cloud_only_url(&[&self.cfg.waba_id, "message_templates"])?;
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("name", name);
+            if let Some(id) = template_id {
+                q.append_pair("hsm_id", id);
+            }
+        }
+        self.call(self.http.delete(url), "delete template")
+            .await
+            .map(drop)
+    }
+
     /// Every template of the business account (`GET /{waba-id}/message_templates`),
     /// following the `after` cursor for at most 20 pages of 100.
     pub async fn list_templates(&self) -> Result<Vec<Value>, ProviderError> {

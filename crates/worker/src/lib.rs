@@ -68,6 +68,16 @@ const SNOOZE_TICK: Duration = Duration::from_secs(15);
 /// minute of midnight in each organisation's time zone.
 const QUEUE_DAY_END_TICK: Duration = Duration::from_secs(60);
 
+/// How often the worker executes erasure requests whose delay is over.
+const ERASURE_TICK: Duration = Duration::from_secs(60);
+
+/// How often the worker sweeps the whole blob store for files no organisation references.
+const BLOB_SWEEP_TICK: Duration = Duration::from_secs(3600);
+
+/// Blobs written or touched this recently are never collected (an upload's bytes land
+/// before its media row commits).
+pub const BLOB_GRACE: Duration = Duration::from_secs(600);
+
 /// The clock the worker reads (tests move it).
 pub type Now = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
 
@@ -115,6 +125,8 @@ impl Worker {
     pub async fn drain(self: &Arc<Self>) -> Result<(), StoreError> {
         self.store.wake_snoozed(self.now()).await?;
         self.store.expire_past_queue_tokens(self.now()).await?;
+        // No grace here: a test drains after its uploads have committed.
+        self.execute_erasures(Duration::ZERO).await?;
         loop {
             let a = self.process_inbox(usize::MAX).await?;
             let b = self.dispatch_due(true).await?;
@@ -123,6 +135,26 @@ impl Worker {
                 return Ok(());
             }
         }
+    }
+
+    /// Executes the erasure requests whose delay is over, then deletes the blobs their
+    /// contacts' media used that no organisation references any more. Answers how many
+    /// requests were executed.
+    pub async fn execute_erasures(&self, grace: Duration) -> Result<usize, StoreError> {
+        let reports = self.store.execute_due_erasures(self.now()).await?;
+        let shas: Vec<String> = reports.iter().flat_map(|r| r.blobs.clone()).collect();
+        if !shas.is_empty() {
+            match blob::collect_garbage(&self.store, &self.blobs, Some(shas), grace).await {
+                Ok(c) => tracing::info!(
+                    deleted = c.deleted,
+                    kept_recent = c.recent,
+                    "erased contacts' blobs collected"
+                ),
+                // The hourly sweep retries whatever is left.
+                Err(e) => tracing::error!(error = %e, "collecting erased contacts' blobs failed"),
+            }
+        }
+        Ok(reports.len())
     }
 
     /// Runs the worker's loops until `shutdown` resolves.
@@ -136,6 +168,8 @@ impl Worker {
             tokio::spawn(async move {
                 let mut last_wake = std::time::Instant::now();
                 let mut last_day_end: Option<std::time::Instant> = None;
+                let mut last_erasure: Option<std::time::Instant> = None;
+                let mut last_sweep = std::time::Instant::now();
                 loop {
                     if let Err(e) = me.process_inbox(50_000).await {
                         tracing::error!(error = %e, "webhook processing failed; retrying");
@@ -157,6 +191,23 @@ impl Worker {
                         last_day_end = Some(std::time::Instant::now());
                         if let Err(e) = me.store.expire_past_queue_tokens(me.now()).await {
                             tracing::error!(error = %e, "ending past days' queue tokens failed");
+                        }
+                    }
+                    if last_erasure.is_none_or(|t| t.elapsed() >= ERASURE_TICK) {
+                        last_erasure = Some(std::time::Instant::now());
+                        if let Err(e) = me.execute_erasures(BLOB_GRACE).await {
+                            tracing::error!(error = %e, "executing due erasure requests failed");
+                        }
+                    }
+                    if last_sweep.elapsed() >= BLOB_SWEEP_TICK {
+                        last_sweep = std::time::Instant::now();
+                        match blob::collect_garbage(&me.store, &me.blobs, None, BLOB_GRACE).await {
+                            Ok(c) => tracing::info!(
+                                checked = c.checked,
+                                deleted = c.deleted,
+                                "blob store swept"
+                            ),
+                            Err(e) => tracing::error!(error = %e, "sweeping the blob store failed"),
                         }
                     }
                     tokio::select! {

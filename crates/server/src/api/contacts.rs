@@ -13,11 +13,12 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use frontdesk_domain::audience::FieldKind;
 use frontdesk_domain::audience::{ConsentSource, ConsentState};
-use frontdesk_domain::{ContactId, FieldId, Permission, TagId};
+use frontdesk_domain::{ContactId, ErasureRequestId, FieldId, Permission, TagId};
 use frontdesk_store::audience::{
     ContactInput, ContactPage, ContactQuery, ContactRecord, FieldDef, Tag,
 };
 use frontdesk_store::consent::{AudienceSettings, ConsentEvent, ConsentView};
+use frontdesk_store::erasure::{ErasureRequest, ErasureSettings};
 use frontdesk_store::inbox::Cursor;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -41,6 +42,16 @@ pub(crate) fn routes(b: RouteTableBuilder) -> RouteTableBuilder {
         .json(routes!(rename_tag), Access::Perm(ContactsConfigure))
         .json(routes!(delete_tag), Access::Perm(ContactsConfigure))
         .json(routes!(erase_contact), Access::Perm(ContactsErase))
+        .json(routes!(list_erasure_requests), Access::Perm(ContactsErase))
+        .json(routes!(cancel_erasure_request), Access::Perm(ContactsErase))
+        .json(
+            routes!(get_erasure_settings),
+            Access::Perm(ContactsConfigure),
+        )
+        .json(
+            routes!(put_erasure_settings),
+            Access::Perm(ContactsConfigure),
+        )
         .json(routes!(get_consent), Access::Perm(ContactsRead))
         .json(routes!(record_consent), Access::Perm(ContactsWrite))
         .json(
@@ -502,21 +513,140 @@ async fn put_audience_settings(
     Ok(Json(s))
 }
 
-/// Erases a contact's personal data now: values, custom fields, tags, message contents
-/// (tombstones stay), notes on its conversations, media references. The consent ledger and
+/// Records a request to erase a contact's personal data: values, custom fields, tags,
+/// message contents (tombstones stay), notes on its conversations, media and their bytes,
+/// the raw webhook bodies that name it. With the organisation's default (no delay) it is
+/// executed at once (200, `state: done`, with what was erased); with a delay it waits,
+/// cancellable, and the worker executes it (202, `state: pending`). The consent ledger and
 /// the audit log stay. Audited.
 #[utoipa::path(post, path = "/api/v1/contacts/{contact_id}/erase", tag = "audience",
     params(("contact_id" = String, Path, description = "Contact id")),
-    responses((status = 200, description = "Erased", body = frontdesk_store::erasure::ErasureReport),
-        (status = 404, description = "No such contact here", body = ErrorEnvelope)))]
+    responses((status = 200, description = "Erased", body = ErasureRequest),
+        (status = 202, description = "Recorded; executed after the organisation's delay", body = ErasureRequest),
+        (status = 404, description = "No such contact here", body = ErrorEnvelope),
+        (status = 409, description = "A request for this contact is already pending (`erasure_pending`)", body = ErrorEnvelope)))]
 async fn erase_contact(
     State(state): State<AppState>,
     Tenant(ctx): Tenant,
     Path(id): Path<String>,
-) -> Result<Json<frontdesk_store::erasure::ErasureReport>, ApiError> {
+) -> Result<(StatusCode, Json<ErasureRequest>), ApiError> {
     let id = path_id(&id, ContactId::parse)?;
+    let r = request_erasure(&state, &ctx, id).await?;
+    let status = if r.state == "pending" {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(r)))
+}
+
+/// Records (and, without a delay, executes) an erasure request; an executed one's media
+/// bytes are collected once no organisation references them.
+pub(crate) async fn request_erasure(
+    state: &AppState,
+    ctx: &frontdesk_store::TenantCtx,
+    id: ContactId,
+) -> Result<ErasureRequest, ApiError> {
+    let mut tx = state.store().begin(ctx).await?;
+    let r = tx.request_erasure(id, state.now()).await?;
+    tx.commit().await?;
+    if let Some(blobs) = r.report.as_ref().map(|rep| rep.blobs.clone())
+        && !blobs.is_empty()
+    {
+        let (store, files) = (state.store().clone(), state.blobs().clone());
+        tokio::spawn(async move {
+            let grace = frontdesk_worker::BLOB_GRACE;
+            if let Err(e) =
+                frontdesk_worker::blob::collect_garbage(&store, &files, Some(blobs), grace).await
+            {
+                // The worker's sweep retries.
+                tracing::error!(error = %e, "collecting an erased contact's blobs failed");
+            }
+        });
+    }
+    Ok(r)
+}
+
+/// The list's filters.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ErasureListParams {
+    /// Only this contact's requests.
+    pub contact_id: Option<String>,
+    /// Only pending requests (`true`).
+    pub pending: Option<bool>,
+}
+
+/// Erasure requests, newest first (at most 100): who asked, when, when they are executed
+/// and due by, their state and what was erased.
+#[utoipa::path(get, path = "/api/v1/erasure-requests", tag = "audience", params(ErasureListParams),
+    responses((status = 200, description = "Requests", body = [ErasureRequest]),
+        (status = 404, description = "No such contact here", body = ErrorEnvelope)))]
+async fn list_erasure_requests(
+    State(state): State<AppState>,
+    Tenant(ctx): Tenant,
+    Query(q): Query<ErasureListParams>,
+) -> Result<Json<Vec<ErasureRequest>>, ApiError> {
+    let contact = q
+        .contact_id
+        .as_deref()
+        .map(|c| path_id(c, ContactId::parse))
+        .transpose()?;
+    let mut tx = state.store().begin_read(&ctx).await?;
+    if let Some(c) = contact {
+        tx.contact(c).await?;
+    }
+    let list = tx
+        .erasure_requests(contact, q.pending.unwrap_or(false))
+        .await?;
+    tx.commit().await?;
+    Ok(Json(list))
+}
+
+/// Cancels a pending erasure request (audited); 409 `erasure_not_pending` once executed
+/// or cancelled.
+#[utoipa::path(post, path = "/api/v1/erasure-requests/{request_id}/cancel", tag = "audience",
+    params(("request_id" = String, Path, description = "Erasure request id")),
+    responses((status = 200, description = "Cancelled", body = ErasureRequest),
+        (status = 404, description = "No such request here", body = ErrorEnvelope),
+        (status = 409, description = "Not pending", body = ErrorEnvelope)))]
+async fn cancel_erasure_request(
+    State(state): State<AppState>,
+    Tenant(ctx): Tenant,
+    Path(id): Path<String>,
+) -> Result<Json<ErasureRequest>, ApiError> {
+    let id = path_id(&id, ErasureRequestId::parse)?;
     let mut tx = state.store().begin(&ctx).await?;
-    let r = tx.erase_contact(id).await?;
+    let r = tx.cancel_erasure(id).await?;
     tx.commit().await?;
     Ok(Json(r))
+}
+
+/// The erasure window (days a request is due by) and delay (hours it waits, cancellable).
+#[utoipa::path(get, path = "/api/v1/audience/erasure-settings", tag = "audience",
+    responses((status = 200, description = "Settings", body = ErasureSettings)))]
+async fn get_erasure_settings(
+    State(state): State<AppState>,
+    Tenant(ctx): Tenant,
+) -> Result<Json<ErasureSettings>, ApiError> {
+    let mut tx = state.store().begin_read(&ctx).await?;
+    let s = tx.erasure_settings().await?;
+    tx.commit().await?;
+    Ok(Json(s))
+}
+
+/// Changes the erasure window (1–90 days) and delay (0 up to the window, in hours).
+/// Requests already made keep their times. Audited.
+#[utoipa::path(put, path = "/api/v1/audience/erasure-settings", tag = "audience", request_body = ErasureSettings,
+    responses((status = 200, description = "Settings", body = ErasureSettings),
+        (status = 422, description = "Out of bounds (`invalid_fields`)", body = ErrorEnvelope)))]
+async fn put_erasure_settings(
+    State(state): State<AppState>,
+    Tenant(ctx): Tenant,
+    ApiJson(req): ApiJson<ErasureSettings>,
+) -> Result<Json<ErasureSettings>, ApiError> {
+    let mut tx = state.store().begin(&ctx).await?;
+    let s = tx.set_erasure_settings(req).await?;
+    tx.commit().await?;
+    Ok(Json(s))
 }

@@ -111,6 +111,20 @@ pub(crate) fn fill_fields(spec: &TemplateSpec) -> Vec<FillField> {
             label: format!("{} link (https)", kind.as_str()),
             example: Some(example.clone()),
         }),
+        Some(Header::Location) => {
+            for (field, label, example) in [
+                ("latitude", "place: latitude", "18.5204"),
+                ("longitude", "place: longitude", "73.8567"),
+                ("name", "place: name (optional)", "Sunrise Clinic"),
+                ("address", "place: address (optional)", "12 FC Road, Pune"),
+            ] {
+                out.push(FillField {
+                    field: format!("location.{field}"),
+                    label: label.into(),
+                    example: Some(example.into()),
+                });
+            }
+        }
         _ => {}
     }
     for (i, (k, e)) in spec.body.vars.iter().zip(&spec.body.examples).enumerate() {
@@ -293,22 +307,64 @@ pub(crate) async fn update(
     Ok(t)
 }
 
-/// Deletes a template here (its tracked links stop working). The provider's copy, if any,
-/// is left alone: delete it in Meta's manager, or a sync brings it back.
+/// Where a template is deleted.
+#[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct DeleteTemplateParams {
+    /// `true`: delete it here only, leaving the provider's copy (for a template the
+    /// provider no longer has; a sync brings back one it still has).
+    pub local_only: Option<bool>,
+}
+
+/// Deletes a template: first at the provider (`DELETE /{waba-id}/message_templates` with
+/// its name and id, so only this language goes), then here with its tracked links. A
+/// template never submitted is only here. A provider refusal keeps it (502). Sends of it
+/// are refused afterwards, here and at the provider.
 #[utoipa::path(delete, path = "/api/v1/templates/{template_id}", tag = "templates",
-    params(("template_id" = String, Path, description = "Template id")),
+    params(("template_id" = String, Path, description = "Template id"), DeleteTemplateParams),
     responses((status = 204, description = "Deleted"),
-        (status = 404, description = "No such template here", body = ErrorEnvelope)))]
+        (status = 404, description = "No such template here", body = ErrorEnvelope),
+        (status = 502, description = "The provider refused the deletion; kept here", body = ErrorEnvelope)))]
 async fn delete_template(
     State(state): State<AppState>,
     Tenant(ctx): Tenant,
     Path(id): Path<String>,
+    Query(q): Query<DeleteTemplateParams>,
 ) -> Result<StatusCode, ApiError> {
     let id = path_id(&id, TemplateId::parse)?;
-    let mut tx = state.store().begin(&ctx).await?;
+    delete_everywhere(&state, &ctx, id, q.local_only.unwrap_or(false)).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes a template at the provider (when it has one there and `local_only` is not
+/// asked), then here.
+pub(crate) async fn delete_everywhere(
+    state: &AppState,
+    ctx: &TenantCtx,
+    id: TemplateId,
+    local_only: bool,
+) -> Result<(), ApiError> {
+    let mut tx = state.store().begin_read(ctx).await?;
+    let t = tx.template(id).await?;
+    let creds = match (&t.provider_template_id, t.channel_id, local_only) {
+        (Some(_), Some(channel), false) => Some(tx.channel_credentials(channel).await?),
+        _ => None,
+    };
+    tx.commit().await?;
+    if let (Some(creds), Some(pid)) = (creds, &t.provider_template_id) {
+        let client =
+            frontdesk_worker::provider_client(frontdesk_whatsapp::client::http_client(), &creds);
+        client
+            .delete_template(&t.name, Some(pid))
+            .await
+            .map_err(|e| ApiError::BadGateway {
+                message: format!("the provider refused the deletion: {e}"),
+            })?;
+    }
+    let mut tx = state.store().begin(ctx).await?;
     tx.delete_template(id).await?;
     tx.commit().await?;
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
 /// Submits a draft or rejected template for review (`POST /{waba-id}/message_templates`).

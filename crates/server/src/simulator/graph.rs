@@ -15,7 +15,7 @@ use axum::body::Bytes;
 use axum::extract::{Multipart, Path, Query, State};
 use axum::http::{HeaderMap, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use frontdesk_store::{
     SimCustomer, SimDirection, SimMedia, SimMessage, SimNumber, SimTemplate, TenantCtx,
 };
@@ -54,6 +54,12 @@ pub(crate) fn routes(b: RouteTableBuilder) -> RouteTableBuilder {
         Method::GET,
         "/simulator/graph/{version}/{node}/message_templates",
         get(list_templates),
+        Access::Public,
+    )
+    .other(
+        Method::DELETE,
+        "/simulator/graph/{version}/{node}/message_templates",
+        delete(delete_templates),
         Access::Public,
     )
     .other(
@@ -981,7 +987,22 @@ pub(crate) fn review(category: &str, components: &Value) -> Result<(), &'static 
     Ok(())
 }
 
+/// Whether the components are Meta's preset authentication format (an OTP button; the body
+/// and footer are WhatsApp's own text).
+fn is_otp(components: &Value) -> bool {
+    components.as_array().into_iter().flatten().any(|c| {
+        c.get("buttons")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .any(|b| str_at(b, &["type"]) == Some("OTP"))
+    })
+}
+
 fn review_format(components: &Value) -> Result<(), &'static str> {
+    if is_otp(components) {
+        return Ok(());
+    }
     let body = components
         .as_array()
         .into_iter()
@@ -1317,14 +1338,58 @@ pub(crate) fn render_template(template: &Value, send: &Value) -> GraphResult<Str
                     str_at(c, &["text"]).unwrap_or_default(),
                     &params_of("header"),
                 )?),
+                Some(f) if f.eq_ignore_ascii_case("location") => {
+                    let p = params_of("header");
+                    let place = p
+                        .first()
+                        .filter(|p| str_at(p, &["type"]) == Some("location"))
+                        .and_then(|p| p.get("location"))
+                        .filter(|l| str_at(l, &["latitude"]).is_some() && str_at(l, &["longitude"]).is_some())
+                        .ok_or_else(|| {
+                            MetaError::new(
+                                StatusCode::BAD_REQUEST,
+                                132000,
+                                "(#132000) Number of parameters does not match the expected number of params",
+                            )
+                            .details("the location header needs a location parameter with latitude and longitude")
+                        })?;
+                    let words: Vec<&str> = [str_at(place, &["name"]), str_at(place, &["address"])]
+                        .into_iter()
+                        .flatten()
+                        .collect();
+                    // The phone draws a map pin with the place's name and address.
+                    parts.push(if words.is_empty() {
+                        "[location]".to_owned()
+                    } else {
+                        format!("[location: {}]", words.join(", "))
+                    });
+                }
                 Some(f) => parts.push(format!("[{}]", f.to_ascii_lowercase())),
                 None => {}
             },
+            Some("BODY") if str_at(c, &["text"]).is_none() && is_otp(template) => {
+                // WhatsApp writes an authentication template's text around the code.
+                use frontdesk_domain::template::{OTP_BODY, OTP_SECURITY};
+                let mut text = fill_text(OTP_BODY, &params_of("body"))?;
+                if c.get("add_security_recommendation")
+                    .and_then(Value::as_bool)
+                    == Some(true)
+                {
+                    text = format!("{text} {OTP_SECURITY}");
+                }
+                parts.push(text);
+            }
             Some("BODY") => parts.push(fill_text(
                 str_at(c, &["text"]).unwrap_or_default(),
                 &params_of("body"),
             )?),
-            Some("FOOTER") => parts.push(str_at(c, &["text"]).unwrap_or_default().to_owned()),
+            Some("FOOTER") => match (
+                str_at(c, &["text"]),
+                c.get("code_expiration_minutes").and_then(Value::as_u64),
+            ) {
+                (None, Some(m)) => parts.push(format!("This code expires in {m} minutes.")),
+                (text, _) => parts.push(text.unwrap_or_default().to_owned()),
+            },
             Some("BUTTONS") => {
                 let mut labels = Vec::new();
                 for (i, b) in c
@@ -1395,6 +1460,46 @@ pub(crate) fn render_template(template: &Value, send: &Value) -> GraphResult<Str
         }
     }
     Ok(parts.join("\n"))
+}
+
+#[derive(Deserialize)]
+struct DeleteTemplate {
+    name: Option<String>,
+    hsm_id: Option<String>,
+}
+
+/// `DELETE /{waba-id}/message_templates?name=…[&hsm_id=…]`: with `hsm_id`, only that
+/// template (one language); without, every language of the name. A send naming a deleted
+/// template is refused like any unknown template.
+async fn delete_templates(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((version, node)): Path<(String, String)>,
+    Query(q): Query<DeleteTemplate>,
+) -> GraphResult<Json<Value>> {
+    check_version(&version)?;
+    let (ctx, number) = authenticate(&state, &headers).await?;
+    if node != number.waba_id {
+        return Err(MetaError::no_such_object(&node));
+    }
+    let name = q
+        .name
+        .as_deref()
+        .filter(|n| !n.is_empty() && n.len() <= 512)
+        .ok_or_else(|| MetaError::required("name"))?;
+    let hsm_id = q.hsm_id.as_deref().filter(|h| !h.is_empty());
+    let mut tx = state.store().begin(&ctx).await?;
+    let n = tx
+        .delete_sim_templates(number.channel_id, name, hsm_id)
+        .await?;
+    if n == 0 {
+        return Err(
+            MetaError::new(StatusCode::BAD_REQUEST, 100, "(#100) Invalid parameter")
+                .details(format!("Message template \"{name}\" was not found")),
+        );
+    }
+    tx.commit().await?;
+    Ok(Json(json!({ "success": true })))
 }
 
 #[derive(Deserialize)]

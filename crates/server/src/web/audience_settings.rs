@@ -47,6 +47,12 @@ pub(crate) fn routes(b: RouteTableBuilder) -> RouteTableBuilder {
         post(keywords_form),
         Access::Perm(ContactsConfigure),
     )
+    .page(
+        Method::POST,
+        "/contacts/settings/erasure",
+        post(erasure_form),
+        Access::Perm(ContactsConfigure),
+    )
 }
 
 #[derive(Deserialize, Default)]
@@ -59,6 +65,8 @@ struct Notice {
 struct Problem {
     section: &'static str,
     message: String,
+    /// The erasure form's values as typed (window, delay), kept on a refusal.
+    typed: Option<(String, String)>,
 }
 
 async fn render(
@@ -72,7 +80,17 @@ async fn render(
     let fields = tx.fields().await?;
     let tags = tx.tags().await?;
     let settings = tx.audience_settings().await?;
+    let erasure = tx.erasure_settings().await?;
     tx.commit().await?;
+    let (window, delay) = problem
+        .as_ref()
+        .and_then(|p| p.typed.clone())
+        .unwrap_or_else(|| {
+            (
+                erasure.window_days.to_string(),
+                erasure.delay_hours.to_string(),
+            )
+        });
     let err = |section: &str| -> Markup {
         html! {
             @if let Some(p) = problem.as_ref().filter(|p| p.section == section) {
@@ -141,6 +159,15 @@ async fn render(
             label { "Confirmation sent on opt-in" input type="text" name="opt_in_reply" maxlength="1000" value=(settings.opt_in_reply); }
             button type="submit" { "Save keywords" }
         }
+        h2 { "Erasure on request" }
+        p.muted { "A request to erase a contact is due by the end of the window; with a delay it waits that long (and can be cancelled on the contact's page) before it runs. No delay: it runs at once." }
+        (err("erasure"))
+        form method="post" action="/contacts/settings/erasure" data-testid="erasure-settings" {
+            (page.csrf_field())
+            label { "Window (days, 1–90)" input type="number" name="window_days" min="1" max="90" required value=(window); }
+            label { "Delay before it runs (hours, 0 = at once)" input type="number" name="delay_hours" min="0" max="2160" required value=(delay); }
+            button type="submit" { "Save erasure settings" }
+        }
     };
     let mut r = page.render("Contact settings", body);
     if refused {
@@ -161,6 +188,7 @@ async fn settings_page(
         Some("fields") => Some("Fields saved."),
         Some("tags") => Some("Tags saved."),
         Some("keywords") => Some("Keywords saved."),
+        Some("erasure") => Some("Erasure settings saved."),
         _ => None,
     };
     render(&state, &ctx, &page, ok, None).await
@@ -174,7 +202,11 @@ fn problem_of(section: &'static str, e: StoreError) -> Result<Problem, PageError
         StoreError::Conflict(code) => ApiError::from(StoreError::Conflict(code)).to_string(),
         other => return Err(other.into()),
     };
-    Ok(Problem { section, message })
+    Ok(Problem {
+        section,
+        message,
+        typed: None,
+    })
 }
 
 /// Commits a change and goes back to the page, or shows the page again with the refusal.
@@ -309,4 +341,54 @@ async fn keywords_form(
         .await
         .map(drop);
     finish(&state, caller, &ctx, &headers, "keywords", tx, r).await
+}
+
+#[derive(Deserialize)]
+struct ErasureForm {
+    window_days: String,
+    delay_hours: String,
+}
+
+async fn erasure_form(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    Tenant(ctx): Tenant,
+    headers: HeaderMap,
+    PageForm(f): PageForm<ErasureForm>,
+) -> Result<Response, PageError> {
+    use frontdesk_store::audience::FieldProblem;
+    let typed = Some((f.window_days.clone(), f.delay_hours.clone()));
+    let mut tx = state.store().begin(&ctx).await?;
+    let mut problems = Vec::new();
+    let window = f.window_days.trim().parse::<i32>().unwrap_or_else(|_| {
+        problems.push(FieldProblem::new("window_days", "a whole number of days"));
+        0
+    });
+    let delay = f.delay_hours.trim().parse::<i32>().unwrap_or_else(|_| {
+        problems.push(FieldProblem::new("delay_hours", "a whole number of hours"));
+        0
+    });
+    let r = if problems.is_empty() {
+        tx.set_erasure_settings(frontdesk_store::erasure::ErasureSettings {
+            window_days: window,
+            delay_hours: delay,
+        })
+        .await
+        .map(drop)
+    } else {
+        Err(StoreError::InvalidFields(problems))
+    };
+    match r {
+        Err(e) if !matches!(e, StoreError::NotFound) => {
+            // Shown again with what was typed, not what is stored.
+            drop(tx);
+            let p = Problem {
+                typed,
+                ..problem_of("erasure", e)?
+            };
+            let page = PageCtx::new(&state, Some(caller), &headers, NAV_PATH).await;
+            render(&state, &ctx, &page, None, Some(p)).await
+        }
+        r => finish(&state, caller, &ctx, &headers, "erasure", tx, r).await,
+    }
 }

@@ -75,6 +75,12 @@ pub(crate) fn routes(b: RouteTableBuilder) -> RouteTableBuilder {
     )
     .page(
         Method::POST,
+        "/contacts/{contact_id}/erasure/{request_id}/cancel",
+        post(contact_erasure_cancel),
+        Access::Perm(ContactsErase),
+    )
+    .page(
+        Method::POST,
         "/contacts/{contact_id}/consent",
         post(contact_consent),
         Access::Perm(ContactsWrite),
@@ -97,6 +103,10 @@ fn notice(code: &Option<String>) -> Markup {
         Some("tagged") => Some("Tags updated."),
         Some("consent") => Some("Consent recorded."),
         Some("erased") => Some("The contact's personal data was erased."),
+        Some("erasure_requested") => {
+            Some("Erasure requested: it runs after the organisation's delay unless cancelled.")
+        }
+        Some("erasure_cancelled") => Some("The erasure request was cancelled."),
         _ => None,
     };
     html! { @if let Some(t) = text { p.notice role="status" data-testid="notice" { (t) } } }
@@ -481,16 +491,52 @@ async fn contact_page(
     let defs = tx.fields().await?;
     let catalogue = tx.tags().await?;
     let consent = tx.consent(id).await?;
+    let erasures = if ctx.can(Permission::ContactsErase) {
+        tx.erasure_requests(Some(id), false).await?
+    } else {
+        Vec::new()
+    };
+    let erasure_delay = tx.erasure_settings().await?.delay_hours;
     tx.commit().await?;
     let page = PageCtx::new(&state, Some(caller), &headers, NAV_PATH).await;
+    let pending = erasures.iter().find(|r| r.state == "pending");
     let body = html! {
         (contact_body(&page, &c, &defs, &catalogue, &FormValues::of(&c), &[], &q.ok))
         (consent_section(&page, &c, &consent))
-        @if page.can(Permission::ContactsErase) && c.erased_at.is_none() {
+        @if page.can(Permission::ContactsErase) && (c.erased_at.is_none() || !erasures.is_empty()) {
             h2 { "Erase on request" }
-            form method="post" action={ "/contacts/" (c.id) "/erase" } data-confirm="Erase this contact's personal data and message contents? This cannot be undone." data-testid="erase-form" {
-                (page.csrf_field())
-                button.danger type="submit" { "Erase personal data" }
+            @if let Some(r) = pending {
+                p data-testid="erasure-pending" {
+                    "Erasure requested " (when(r.requested_at)) " by " (r.requested_by)
+                    "; it runs " (when(r.execute_at)) " (due by " (when(r.due_by)) ")."
+                }
+                form method="post" action={ "/contacts/" (c.id) "/erasure/" (r.id) "/cancel" } data-testid="erasure-cancel" {
+                    (page.csrf_field())
+                    button type="submit" { "Cancel the erasure" }
+                }
+            } @else if c.erased_at.is_none() {
+                @let confirm = if erasure_delay == 0 {
+                    "Erase this contact's personal data and message contents now? This cannot be undone.".to_owned()
+                } else {
+                    format!("Request erasure of this contact's personal data? It runs in {erasure_delay} hours unless cancelled.")
+                };
+                form method="post" action={ "/contacts/" (c.id) "/erase" } data-confirm=(confirm) data-testid="erase-form" {
+                    (page.csrf_field())
+                    button.danger type="submit" { "Erase personal data" }
+                }
+            }
+            @if !erasures.is_empty() {
+                table data-testid="erasure-requests" {
+                    thead { tr { th { "Requested" } th { "By" } th { "Runs" } th { "Due by" } th { "State" } } }
+                    tbody {
+                        @for r in &erasures {
+                            tr data-erasure-id=(r.id) {
+                                td { (when(r.requested_at)) } td { (r.requested_by) }
+                                td { (when(r.execute_at)) } td { (when(r.due_by)) } td { (r.state) }
+                            }
+                        }
+                    }
+                }
             }
         }
     };
@@ -647,10 +693,33 @@ async fn contact_erase(
     Path(id): Path<String>,
 ) -> Result<Response, PageError> {
     let id = contact_id(&id)?;
+    let r = crate::api::contacts::request_erasure(&state, &ctx, id).await?;
+    let ok = if r.state == "pending" {
+        "erasure_requested"
+    } else {
+        "erased"
+    };
+    Ok(see_other(&format!("/contacts/{id}?ok={ok}"), &[]))
+}
+
+async fn contact_erasure_cancel(
+    State(state): State<AppState>,
+    Tenant(ctx): Tenant,
+    Path((contact, request)): Path<(String, String)>,
+) -> Result<Response, PageError> {
+    let contact = contact_id(&contact)?;
+    let request = frontdesk_domain::ErasureRequestId::parse(&request)
+        .map_err(|_| PageError(ApiError::NotFound))?;
     let mut tx = state.store().begin(&ctx).await?;
-    tx.erase_contact(id).await?;
+    if tx.erasure_request(request).await?.contact_id != contact {
+        return Err(PageError(ApiError::NotFound));
+    }
+    tx.cancel_erasure(request).await?;
     tx.commit().await?;
-    Ok(see_other(&format!("/contacts/{id}?ok=erased"), &[]))
+    Ok(see_other(
+        &format!("/contacts/{contact}?ok=erasure_cancelled"),
+        &[],
+    ))
 }
 
 #[derive(Deserialize)]

@@ -1043,6 +1043,21 @@ async fn template_message(
             for (field, v) in &f.values {
                 if field == "header" {
                     fill.header = Some(v.clone());
+                } else if let Some(part) = field.strip_prefix("location.") {
+                    let place = fill.location.get_or_insert_with(Default::default);
+                    let number = |v: &str| {
+                        v.trim()
+                            .parse::<f64>()
+                            .map_err(|_| invalid("the place's latitude and longitude are numbers"))
+                    };
+                    let text = (!v.trim().is_empty()).then(|| v.clone());
+                    match part {
+                        "latitude" => place.latitude = number(v)?,
+                        "longitude" => place.longitude = number(v)?,
+                        "name" => place.name = text,
+                        "address" => place.address = text,
+                        _ => return Err(invalid("no such value of a place")),
+                    }
                 } else if let Some(i) = index_of(field, "body") {
                     body.insert(i, v.clone());
                 } else if let Some(i) = index_of(field, "buttons") {

@@ -145,7 +145,7 @@ async fn list_page(
             p.muted data-testid="no-templates" { "No template here yet." }
         } @else {
             table data-testid="templates" {
-                thead { tr { th { "Name" } th { "Language" } th { "Category" } th { "Status" } th { "Quality" } th { "Clicks" } th { "Updated" } } }
+                thead { tr { th { "Name" } th { "Language" } th { "Category" } th { "Status" } th { "Quality" } th { "Clicks" } th title="Recipients who clicked, each once" { "People" } th { "Updated" } } }
                 tbody {
                     @for t in &list {
                         tr data-template-id=(t.id) data-name=(t.name) {
@@ -155,6 +155,7 @@ async fn list_page(
                             td { (status_badge(t)) @if let Some(r) = &t.reason { br; span.muted data-testid="template-reason" { (r) } } }
                             td data-testid="template-quality" { (t.quality.as_deref().unwrap_or("—")) }
                             td data-testid="template-clicks" { (t.clicks) }
+                            td data-testid="template-unique-clicks" { (t.unique_clicks) }
                             td { (when(t.updated_at)) }
                         }
                     }
@@ -235,7 +236,7 @@ fn editor(page: &PageCtx, e: &Editor<'_>) -> Markup {
                     legend { "Header" }
                     label { "Kind"
                         select name="header_format" data-testid="tpl-header-format" {
-                            @for (v, l) in [("none", "none"), ("text", "text"), ("image", "image"), ("video", "video"), ("document", "document")] {
+                            @for (v, l) in [("none", "none"), ("text", "text"), ("image", "image"), ("video", "video"), ("document", "document"), ("location", "location (place given per send)")] {
                                 option value=(v) selected[header_format.eq_ignore_ascii_case(v)] { (l) }
                             }
                         }
@@ -250,8 +251,8 @@ fn editor(page: &PageCtx, e: &Editor<'_>) -> Markup {
                         (field_error(errs, "header.format"))
                     }
                 }
-                label { "Body (at most 1024 characters; variables {{1}}, {{2}}… or {{first_name}})"
-                    textarea name="body_text" rows="5" maxlength="2000" required data-testid="tpl-body" { (i.body.text) }
+                label { "Body (at most 1024 characters; variables {{1}}, {{2}}… or {{first_name}}; empty for a one-time-password template)"
+                    textarea name="body_text" rows="5" maxlength="2000" data-testid="tpl-body" { (i.body.text) }
                     (field_error(errs, "body.text"))
                 }
                 label { "Examples, one per line, in the order of the variables"
@@ -281,6 +282,28 @@ fn editor(page: &PageCtx, e: &Editor<'_>) -> Markup {
                         }
                     }
                 }
+                @let otp = i.otp.as_ref();
+                @let app = otp.and_then(|o| o.supported_apps.first());
+                fieldset data-testid="tpl-otp" {
+                    legend { "One-time password (authentication only: WhatsApp writes the body; no header, footer or other buttons)" }
+                    (field_error(errs, "otp"))
+                    label { "Button"
+                        select name="otp_type" data-testid="tpl-otp-type" {
+                            @for (v, l) in [("none", "none (an ordinary template)"), ("copy_code", "copy code"), ("one_tap", "one-tap autofill"), ("zero_tap", "zero-tap")] {
+                                option value=(v) selected[otp.map_or("none", |o| o.otp_type.as_str()) == v] { (l) }
+                            }
+                        }
+                        (field_error(errs, "otp.otp_type"))
+                    }
+                    label { "Button label (optional)" input type="text" name="otp_button_text" maxlength="60" value=(otp.and_then(|o| o.button_text.as_deref()).unwrap_or("")); (field_error(errs, "otp.button_text")) }
+                    label { "Autofill label (one-tap, zero-tap)" input type="text" name="otp_autofill_text" maxlength="60" value=(otp.and_then(|o| o.autofill_text.as_deref()).unwrap_or("")); (field_error(errs, "otp.autofill_text")) }
+                    label { "Android package (one-tap, zero-tap)" input type="text" name="otp_package_name" maxlength="224" placeholder="com.example.app" value=(app.map_or("", |a| a.package_name.as_str())) data-testid="tpl-otp-package"; (field_error(errs, "otp.supported_apps")) }
+                    label { "App signing key hash (11 characters)" input type="text" name="otp_signature_hash" maxlength="20" value=(app.map_or("", |a| a.signature_hash.as_str())); }
+                    label.check { input type="checkbox" name="otp_zero_tap_terms_accepted" value="1" checked[otp.is_some_and(|o| o.zero_tap_terms_accepted)]; "Zero-tap terms accepted" }
+                    (field_error(errs, "otp.zero_tap_terms_accepted"))
+                    label.check { input type="checkbox" name="otp_add_security_recommendation" value="1" checked[otp.is_some_and(|o| o.add_security_recommendation)]; "Add \"For your security, do not share this code.\"" }
+                    label { "Code expires after (minutes, 1–90; optional)" input type="number" name="otp_code_expiration_minutes" min="1" max="90" value=(otp.and_then(|o| o.code_expiration_minutes).map(|m| m.to_string()).unwrap_or_default()); (field_error(errs, "otp.code_expiration_minutes")) }
+                }
                 button type="submit" data-testid="template-save" { (e.save_label) }
             }
             aside.phone-preview {
@@ -289,6 +312,44 @@ fn editor(page: &PageCtx, e: &Editor<'_>) -> Markup {
             }
         }
     }
+}
+
+/// The one-time-password part of the editor form.
+fn otp_input(
+    one: &dyn Fn(&str) -> String,
+    opt: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<frontdesk_domain::template::OtpInput>, PageError> {
+    use frontdesk_domain::template::{OtpApp, OtpInput};
+    let kind = one("otp_type");
+    if kind.is_empty() || kind == "none" {
+        return Ok(None);
+    }
+    let minutes = match opt("otp_code_expiration_minutes") {
+        None => None,
+        Some(m) => Some(m.parse::<u32>().map_err(|_| {
+            PageError(ApiError::unprocessable(
+                "invalid",
+                "otp.code_expiration_minutes: a whole number of minutes",
+            ))
+        })?),
+    };
+    let (pkg, hash) = (opt("otp_package_name"), opt("otp_signature_hash"));
+    Ok(Some(OtpInput {
+        otp_type: kind,
+        button_text: opt("otp_button_text"),
+        autofill_text: opt("otp_autofill_text"),
+        supported_apps: if pkg.is_some() || hash.is_some() {
+            vec![OtpApp {
+                package_name: pkg.unwrap_or_default(),
+                signature_hash: hash.unwrap_or_default(),
+            }]
+        } else {
+            Vec::new()
+        },
+        zero_tap_terms_accepted: opt("otp_zero_tap_terms_accepted").is_some(),
+        add_security_recommendation: opt("otp_add_security_recommendation").is_some(),
+        code_expiration_minutes: minutes,
+    }))
 }
 
 /// The editor form as a written template; a text that is not one comes back as errors.
@@ -313,7 +374,8 @@ fn form_input(raw: &[u8]) -> Result<(Option<ChannelId>, TemplateInput), PageErro
         f => Some(HeaderInput {
             format: f.to_owned(),
             text: opt("header_text").filter(|_| f == "text"),
-            example: opt("header_example"),
+            // A location header has no sample: the place comes with each send.
+            example: opt("header_example").filter(|_| f != "location"),
         }),
     };
     let mut buttons = Vec::new();
@@ -354,6 +416,7 @@ fn form_input(raw: &[u8]) -> Result<(Option<ChannelId>, TemplateInput), PageErro
         footer: opt("footer"),
         buttons,
         cards: Vec::new(),
+        otp: otp_input(&one, &opt)?,
     };
     let channel = opt("channel_id").and_then(|c| ChannelId::parse(&c).ok());
     Ok((channel, input))
@@ -537,6 +600,7 @@ fn detail(
             dt { "Category" } dd { (t.category.as_deref().unwrap_or("—")) }
             dt { "Quality" } dd data-testid="template-quality" { (t.quality.as_deref().unwrap_or("not rated yet")) }
             dt { "Clicks on tracked buttons" } dd data-testid="template-clicks" { (t.clicks) }
+            dt { "People who clicked" } dd data-testid="template-unique-clicks" { (t.unique_clicks) }
             @if let Some(s) = t.submitted_at { dt { "Submitted" } dd { (when(s)) } }
         }
         @if submittable {
@@ -545,7 +609,7 @@ fn detail(
                 button type="submit" data-testid="template-submit" { "Submit for review" }
             }
         }
-        form.inline method="post" action={ "/templates/" (t.id) "/delete" } data-confirm="Delete this template here? WhatsApp keeps its copy." {
+        form.inline method="post" action={ "/templates/" (t.id) "/delete" } data-confirm="Delete this template, here and at WhatsApp? Sends of it stop." {
             (page.csrf_field())
             button.danger type="submit" data-testid="template-delete" { "Delete" }
         }
@@ -628,9 +692,7 @@ async fn delete(
     Path(id): Path<String>,
 ) -> Result<Response, PageError> {
     let id = template_id(&id)?;
-    let mut tx = state.store().begin(&ctx).await?;
-    tx.delete_template(id).await?;
-    tx.commit().await?;
+    tapi::delete_everywhere(&state, &ctx, id, false).await?;
     Ok(see_other("/templates?ok=deleted", &[]))
 }
 
