@@ -163,3 +163,7 @@ id_type!(
     /// A request to export contacts (needs a second person's approval).
     ExportId
 );
+id_type!(
+    /// A marketing campaign: one template sent to a segment's audience.
+    CampaignId
+);

@@ -1,6 +1,7 @@
 //! Pure types and rules of Frontdesk: ids, actors and roles. No I/O.
 
 pub mod audience;
+pub mod campaign;
 mod email;
 mod ids;
 mod permissions;
@@ -11,7 +12,7 @@ mod tenant;
 
 pub use email::{Email, EmailError};
 pub use ids::{
-    ApiKeyId, ChannelId, ConsentEventId, ContactId, ConversationId, ExportId, FieldId, ImportId,
+    ApiKeyId, CampaignId, ChannelId, ConsentEventId, ContactId, ConversationId, ExportId, FieldId, ImportId,
     InboxId, InvitationId, LabelId, MediaId, MessageId, NoteId, NotificationId, OrgId, OutboxId,
     QueueId, QueueTokenId, QuickReplyId, RoleId, ScreenLinkId, SegmentId, SessionId, TagId, TeamId,
     TemplateId, TrackedLinkId, UserId,
