@@ -54,16 +54,16 @@ impl CampaignStatus {
     }
 
     /// The state an action leads to from this one, or `None` when it is not allowed:
-    /// draft → scheduled | running; scheduled → running (launch now) | cancelled;
-    /// running ⇄ paused; running, paused, scheduled → cancelled. Completed and cancelled
-    /// are final.
+    /// draft → scheduled | running; scheduled → running (launch now) | paused | cancelled;
+    /// running ⇄ paused (a campaign paused before its time resumes as scheduled); running,
+    /// paused, scheduled → cancelled. Completed and cancelled are final.
     pub fn after(self, action: CampaignAction) -> Option<CampaignStatus> {
         use CampaignAction as A;
         use CampaignStatus as S;
         match (self, action) {
             (S::Draft, A::Launch) | (S::Scheduled, A::Launch) => Some(S::Running),
             (S::Draft, A::Schedule) | (S::Scheduled, A::Schedule) => Some(S::Scheduled),
-            (S::Running, A::Pause) => Some(S::Paused),
+            (S::Scheduled | S::Running, A::Pause) => Some(S::Paused),
             (S::Paused, A::Resume) => Some(S::Running),
             (S::Scheduled | S::Running | S::Paused, A::Cancel) => Some(S::Cancelled),
             _ => None,

@@ -702,18 +702,27 @@ impl TenantTx {
         now: OffsetDateTime,
     ) -> Result<Campaign, StoreError> {
         let c = self.campaign(id).await?;
-        let to = c
+        let mut to = c
             .status
             .after(action)
             .ok_or(StoreError::Conflict("campaign_state"))?;
         if matches!(action, CampaignAction::Launch | CampaignAction::Schedule) {
             return self.launch_campaign(id, None, now).await;
         }
+        // Paused before its time: it goes back to waiting for that time.
+        let scheduled = c
+            .scheduled_at
+            .filter(|t| c.started_at.is_none() && *t > now);
+        if action == CampaignAction::Resume && scheduled.is_some() {
+            to = CampaignStatus::Scheduled;
+        }
         self.set_status(id, c.status, to).await?;
         let mut data = serde_json::json!({ "from": c.status.as_str() });
         match action {
             CampaignAction::Pause => self.unqueue_campaign(id).await?,
-            CampaignAction::Resume => self.queue_campaign(id, now).await?,
+            CampaignAction::Resume => {
+                self.queue_campaign(id, scheduled.unwrap_or(now)).await?
+            }
             CampaignAction::Cancel => {
                 self.unqueue_campaign(id).await?;
                 data["withdrawn"] = serde_json::json!(self.withdraw_campaign(id, now).await?);

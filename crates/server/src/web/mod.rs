@@ -11,6 +11,7 @@ mod exports;
 mod imports;
 mod inbox;
 mod queue;
+mod campaigns;
 mod segments;
 mod signin;
 mod templates;
@@ -52,6 +53,7 @@ pub(crate) fn routes(b: RouteTableBuilder) -> RouteTableBuilder {
     let b = exports::routes(b);
     let b = contacts::routes(b);
     let b = segments::routes(b);
+    let b = campaigns::routes(b);
     inbox::routes(b)
 }
 
@@ -118,6 +120,11 @@ const NAV: &[NavItem] = &[
         href: "/templates",
         label: "Templates",
         needs: Some(Permission::TemplatesManage),
+    },
+    NavItem {
+        href: "/campaigns",
+        label: "Campaigns",
+        needs: Some(Permission::CampaignsManage),
     },
     NavItem {
         href: "/team",

@@ -628,3 +628,40 @@ document.addEventListener("focusin", (event) => {
     setTimeout(() => window.location.reload(), Number(reload.dataset.reloadEvery) * 1000);
   }
 })();
+
+// Campaign page: while a campaign is scheduled, running or paused, its figures, chart bars
+// and status are refreshed from the API every 2 s (textContent and attributes only).
+(() => {
+  const live = document.querySelector("[data-campaign-live]");
+  if (!live) return;
+  const id = live.dataset.campaignLive;
+  const chart = live.querySelector("svg[data-max]");
+  const tick = async () => {
+    let body;
+    try {
+      const r = await fetch(`/api/v1/campaigns/${encodeURIComponent(id)}`, { credentials: "same-origin", headers: { accept: "application/json" } });
+      if (!r.ok) return;
+      body = await r.json();
+    } catch { return; }
+    const f = body.figures || {};
+    for (const cell of live.querySelectorAll("[data-figure]")) {
+      const v = f[cell.dataset.figure];
+      if (typeof v === "number") cell.textContent = String(v);
+    }
+    if (chart) {
+      const keys = ["queued", "sent", "delivered", "read", "replied", "clicked", "failed"];
+      const max = Math.max(1, ...keys.map((k) => Number(f[k]) || 0));
+      for (const k of keys) {
+        const bar = chart.querySelector(`[data-bar="${k}"]`);
+        if (bar) bar.setAttribute("width", String(Math.round(((Number(f[k]) || 0) * 360) / max)));
+        const label = chart.querySelector(`[data-figure-text="${k}"]`);
+        if (label) label.textContent = String(Number(f[k]) || 0);
+      }
+    }
+    const status = document.querySelector("[data-campaign-status]");
+    if (status && body.campaign) status.textContent = body.campaign.status;
+    if (body.campaign && ["completed", "cancelled"].includes(body.campaign.status)) return;
+    setTimeout(tick, 2000);
+  };
+  setTimeout(tick, 2000);
+})();
