@@ -175,7 +175,7 @@ both_backends! {
         assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("campaign_state")), "{v}");
         let page = w.app.web_get(&w.web, &format!("/campaigns/{id}")).await.text().await.unwrap();
         assert!(page.contains("data-testid=\"figure-replied\">1<") && page.contains("data-testid=\"campaign-chart\""), "{page}");
-        let audit = w.ok(Method::GET, "/api/v1/audit?limit=100", None).await;
+        let audit = w.ok(Method::GET, "/api/v1/audit-events?limit=100", None).await;
         let actions: Vec<&str> = audit["events"].as_array().unwrap().iter().filter_map(|e| e["action"].as_str()).collect();
         for want in ["campaign.created", "campaign.launched", "campaign.completed", "campaign.report_downloaded"] {
             assert!(actions.contains(&want), "{want} not in {actions:?}");
