@@ -338,7 +338,8 @@ async fn render_campaign(
     tx.commit().await?;
     let page = PageCtx::new(&state, Some(caller), &headers, NAV_PATH).await;
     let s = c.status;
-    let live = matches!(s, CampaignStatus::Scheduled | CampaignStatus::Running | CampaignStatus::Paused);
+    // Statuses and replies keep coming after the last message is queued.
+    let live = s != CampaignStatus::Draft;
     let mut r = page.render(&c.name, html! {
         p { "Status: " strong data-testid="campaign-status" data-campaign-status { (s.as_str()) }
             @if let Some(w) = &c.waiting { " · waiting (" (w) ") until " (c.waiting_until.map(|t| t.to_string()).unwrap_or_default()) }

@@ -629,8 +629,8 @@ document.addEventListener("focusin", (event) => {
   }
 })();
 
-// Campaign page: while a campaign is scheduled, running or paused, its figures, chart bars
-// and status are refreshed from the API every 2 s (textContent and attributes only).
+// Campaign page: once launched, its figures, chart bars and status are refreshed from the
+// API every 2 s (every 5 s for ten minutes once it is over; textContent and attributes only).
 (() => {
   const live = document.querySelector("[data-campaign-live]");
   if (!live) return;
@@ -660,8 +660,11 @@ document.addEventListener("focusin", (event) => {
     }
     const status = document.querySelector("[data-campaign-status]");
     if (status && body.campaign) status.textContent = body.campaign.status;
-    if (body.campaign && ["completed", "cancelled"].includes(body.campaign.status)) return;
-    setTimeout(tick, 2000);
+    // Over: statuses and replies still arrive for a while, so keep looking, less often.
+    const over = body.campaign && ["completed", "cancelled"].includes(body.campaign.status);
+    if (over && ++quiet > 120) return;
+    setTimeout(tick, over ? 5000 : 2000);
   };
+  let quiet = 0;
   setTimeout(tick, 2000);
 })();
