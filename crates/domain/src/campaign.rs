@@ -105,10 +105,7 @@ pub fn pick_language(contact: Option<&str>, approved: &[String], default: &str) 
     if approved.iter().any(|a| a == base) {
         return base.to_owned();
     }
-    if let Some(a) = approved
-        .iter()
-        .find(|a| a.split('_').next() == Some(base))
-    {
+    if let Some(a) = approved.iter().find(|a| a.split('_').next() == Some(base)) {
         return a.clone();
     }
     default.to_owned()
@@ -173,9 +170,9 @@ impl ValueSource {
             ));
         }
         match &self.fallback {
-            Some(f) if f.chars().count() > MAX_FALLBACK => {
-                problems.push(format!("{at}: a fallback is at most {MAX_FALLBACK} characters"))
-            }
+            Some(f) if f.chars().count() > MAX_FALLBACK => problems.push(format!(
+                "{at}: a fallback is at most {MAX_FALLBACK} characters"
+            )),
             None if self.source == "text" => {
                 problems.push(format!("{at}: a text value needs its text as the fallback"))
             }
@@ -250,15 +247,15 @@ impl Mapping {
             format!("no value for {at} ({}) and no fallback", v.source)
         };
         let header = match &self.header {
-            Some(h) => Some(
-                h.resolve(c)
-                    .ok_or_else(|| missing("header".into(), h))?,
-            ),
+            Some(h) => Some(h.resolve(c).ok_or_else(|| missing("header".into(), h))?),
             None => None,
         };
         let mut body = Vec::with_capacity(self.body.len());
         for (i, v) in self.body.iter().enumerate() {
-            body.push(v.resolve(c).ok_or_else(|| missing(format!("body[{i}]"), v))?);
+            body.push(
+                v.resolve(c)
+                    .ok_or_else(|| missing(format!("body[{i}]"), v))?,
+            );
         }
         let mut buttons = BTreeMap::new();
         for (i, v) in &self.buttons {
@@ -297,7 +294,14 @@ mod tests {
             assert_eq!(S::Completed.after(a), None);
             assert_eq!(S::Cancelled.after(a), None);
         }
-        for s in ["draft", "scheduled", "running", "paused", "completed", "cancelled"] {
+        for s in [
+            "draft",
+            "scheduled",
+            "running",
+            "paused",
+            "completed",
+            "cancelled",
+        ] {
             assert_eq!(S::parse(s).unwrap().as_str(), s);
         }
     }

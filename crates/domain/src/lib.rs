@@ -12,10 +12,10 @@ mod tenant;
 
 pub use email::{Email, EmailError};
 pub use ids::{
-    ApiKeyId, CampaignId, ChannelId, ConsentEventId, ContactId, ConversationId, ExportId, FieldId, ImportId,
-    InboxId, InvitationId, LabelId, MediaId, MessageId, NoteId, NotificationId, OrgId, OutboxId,
-    QueueId, QueueTokenId, QuickReplyId, RoleId, ScreenLinkId, SegmentId, SessionId, TagId, TeamId,
-    TemplateId, TrackedLinkId, UserId,
+    ApiKeyId, CampaignId, ChannelId, ConsentEventId, ContactId, ConversationId, ExportId, FieldId,
+    ImportId, InboxId, InvitationId, LabelId, MediaId, MessageId, NoteId, NotificationId, OrgId,
+    OutboxId, QueueId, QueueTokenId, QuickReplyId, RoleId, ScreenLinkId, SegmentId, SessionId,
+    TagId, TeamId, TemplateId, TrackedLinkId, UserId,
 };
 pub use permissions::{BuiltinRole, Permission, PermissionSet, UnknownPermission};
 pub use phone::{Bsuid, BsuidError, E164, E164Error};

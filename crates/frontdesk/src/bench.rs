@@ -1012,8 +1012,7 @@ pub async fn run_campaign(opts: CampaignOptions) -> anyhow::Result<()> {
     let started = Instant::now();
     let (stop_worker, stopped) = tokio::sync::watch::channel(false);
     let worker = bench.worker.spawn(stopped);
-    let budget =
-        Duration::from_secs_f64(opts.contacts as f64 / f64::from(opts.rate) * 3.0 + 60.0);
+    let budget = Duration::from_secs_f64(opts.contacts as f64 / f64::from(opts.rate) * 3.0 + 60.0);
     let enqueued_after = loop {
         let mut tx = store.begin_read(&ctx).await?;
         let c = tx.campaign(campaign.id).await?;
@@ -1021,7 +1020,10 @@ pub async fn run_campaign(opts: CampaignOptions) -> anyhow::Result<()> {
         if c.status == frontdesk_domain::campaign::CampaignStatus::Completed {
             break started.elapsed();
         }
-        ensure!(started.elapsed() < budget, "the campaign did not finish enqueueing in {budget:?}");
+        ensure!(
+            started.elapsed() < budget,
+            "the campaign did not finish enqueueing in {budget:?}"
+        );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     while store.outbox_len().await? > 0 {

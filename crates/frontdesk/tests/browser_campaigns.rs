@@ -45,12 +45,27 @@ async fn a_csv_import_becomes_a_segment_and_a_campaign_whose_figures_rise() {
         assert!(s.is_success(), "{p}: {s} {v}");
         v
     };
-    api(Method::POST, "/api/v1/tags", Some(json!({ "name": "spring" }))).await;
-    let t = api(Method::POST, "/api/v1/templates", Some(json!({ "channel_id": ch.id, "template": {
+    api(
+        Method::POST,
+        "/api/v1/tags",
+        Some(json!({ "name": "spring" })),
+    )
+    .await;
+    let t = api(
+        Method::POST,
+        "/api/v1/templates",
+        Some(json!({ "channel_id": ch.id, "template": {
         "name": "spring_sale", "language": "en_US", "category": "UTILITY",
-        "body": { "text": "Hi {{1}}, your spring order is ready.", "examples": ["Ana"] } } }))).await;
+        "body": { "text": "Hi {{1}}, your spring order is ready.", "examples": ["Ana"] } } })),
+    )
+    .await;
     let tid = t["id"].as_str().unwrap().to_owned();
-    api(Method::POST, &format!("/api/v1/templates/{tid}/submit"), None).await;
+    api(
+        Method::POST,
+        &format!("/api/v1/templates/{tid}/submit"),
+        None,
+    )
+    .await;
     until(&app, "the template approved", async || {
         let t = api(Method::GET, &format!("/api/v1/templates/{tid}"), None).await;
         (t["status"] == "APPROVED").then_some(())
@@ -84,7 +99,9 @@ async fn a_csv_import_becomes_a_segment_and_a_campaign_whose_figures_rise() {
 
     // A segment of the imported tag.
     browser.goto(&app.url("/segments/new")).await;
-    browser.fill("[data-testid=segment-name]", "Spring buyers").await;
+    browser
+        .fill("[data-testid=segment-name]", "Spring buyers")
+        .await;
     browser.click("[data-testid=segment-add-condition]").await;
     until(&app, "the live count", async || {
         (browser.text("[data-testid=segment-count]").await == "2").then_some(())
@@ -103,7 +120,9 @@ async fn a_csv_import_becomes_a_segment_and_a_campaign_whose_figures_rise() {
     browser.wait_for_path("/campaigns").await;
     browser.click("[data-testid=new-campaign]").await;
     browser.wait_for_path("/campaigns/new").await;
-    browser.fill("[data-testid=campaign-name]", "Spring pickup").await;
+    browser
+        .fill("[data-testid=campaign-name]", "Spring pickup")
+        .await;
     browser
         .click("[data-testid=campaign-consent] option[value='not_opted_out']")
         .await;

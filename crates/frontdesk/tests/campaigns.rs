@@ -84,8 +84,12 @@ impl World {
             )
             .await;
         let id = c["id"].as_str().unwrap().to_owned();
-        self.ok(Method::PUT, &format!("/api/v1/contacts/{id}/tags/{tag}"), None)
-            .await;
+        self.ok(
+            Method::PUT,
+            &format!("/api/v1/contacts/{id}/tags/{tag}"),
+            None,
+        )
+        .await;
         id
     }
 }

@@ -14,8 +14,8 @@ use crate::audit::AuditRecord;
 use crate::inbox::Cursor;
 use crate::orgs::now_micros;
 use crate::segments::ConsentRequirement;
-use crate::tenant::{TenantCtx, TenantTx, with_conn};
 use crate::templates::TemplateRefusal;
+use crate::tenant::{TenantCtx, TenantTx, with_conn};
 use crate::{NewOutbound, Store, StoreError};
 use frontdesk_domain::audience::{ConsentFilter, Rule};
 use frontdesk_domain::campaign::{
@@ -360,10 +360,7 @@ impl TenantTx {
                 .bind(org).bind(at).bind(cid).bind(limit + 1).fetch_all(c).await?
         });
         let next_cursor = Cursor::page(&mut rows, limit, |r| (r.created_at, r.id));
-        let items = rows
-            .into_iter()
-            .map(campaign)
-            .collect::<Result<_, _>>()?;
+        let items = rows.into_iter().map(campaign).collect::<Result<_, _>>()?;
         Ok(CampaignPage { items, next_cursor })
     }
 
@@ -417,7 +414,9 @@ impl TenantTx {
             for (id, text, number) in vals {
                 let v = match (text, number) {
                     (Some(t), _) => t,
-                    (None, Some(n)) if n.fract() == 0.0 && n.abs() < 1e15 => format!("{}", n as i64),
+                    (None, Some(n)) if n.fract() == 0.0 && n.abs() < 1e15 => {
+                        format!("{}", n as i64)
+                    }
                     (None, Some(n)) => n.to_string(),
                     (None, None) => continue,
                 };
@@ -468,7 +467,9 @@ impl TenantTx {
     ) -> Result<CampaignReview, StoreError> {
         let c = self.campaign(id).await?;
         let rule = match c.status {
-            CampaignStatus::Draft | CampaignStatus::Scheduled => self.segment(c.segment_id).await?.rule,
+            CampaignStatus::Draft | CampaignStatus::Scheduled => {
+                self.segment(c.segment_id).await?.rule
+            }
             _ => self.campaign_rule(id).await?,
         };
         let consent = consent_of(&c.consent);
@@ -720,9 +721,7 @@ impl TenantTx {
         let mut data = serde_json::json!({ "from": c.status.as_str() });
         match action {
             CampaignAction::Pause => self.unqueue_campaign(id).await?,
-            CampaignAction::Resume => {
-                self.queue_campaign(id, scheduled.unwrap_or(now)).await?
-            }
+            CampaignAction::Resume => self.queue_campaign(id, scheduled.unwrap_or(now)).await?,
             CampaignAction::Cancel => {
                 self.unqueue_campaign(id).await?;
                 data["withdrawn"] = serde_json::json!(self.withdraw_campaign(id, now).await?);
@@ -950,7 +949,11 @@ impl TenantTx {
                     &c.template_language,
                 );
                 let (state, fill, reason) = if !v.addressable {
-                    ("excluded", String::from("{}"), Some("no_address".to_owned()))
+                    (
+                        "excluded",
+                        String::from("{}"),
+                        Some("no_address".to_owned()),
+                    )
                 } else {
                     match c.mapping.fill_for(&v.values) {
                         Ok(f) => (
@@ -958,7 +961,11 @@ impl TenantTx {
                             serde_json::to_string(&f).expect("a fill serialises"),
                             None,
                         ),
-                        Err(m) => ("excluded", String::from("{}"), Some(format!("missing_value: {m}"))),
+                        Err(m) => (
+                            "excluded",
+                            String::from("{}"),
+                            Some(format!("missing_value: {m}")),
+                        ),
                     }
                 };
                 with_conn!(self.tx, cn => {
@@ -994,7 +1001,13 @@ impl TenantTx {
             .map_err(|_| StoreError::Corrupt("a recipient's values do not parse".into()))?;
         let mut components = Vec::new();
         let prepared = match self
-            .prepare_template_send(waba, &c.template_name, language, &mut components, Some(fill))
+            .prepare_template_send(
+                waba,
+                &c.template_name,
+                language,
+                &mut components,
+                Some(fill),
+            )
             .await
         {
             Ok(p) => p,
@@ -1033,8 +1046,13 @@ impl TenantTx {
         if let Some(p) = prepared
             && !p.links.is_empty()
         {
-            self.create_tracked_links(p.template, message.id, ContactId::from_uuid(contact), &p.links)
-                .await?;
+            self.create_tracked_links(
+                p.template,
+                message.id,
+                ContactId::from_uuid(contact),
+                &p.links,
+            )
+            .await?;
         }
         let n = with_conn!(self.tx, cn => {
             sqlx::query("UPDATE campaign_recipients SET state = 'queued', message_id = $4, queued_at = $5 WHERE org_id = $1 AND campaign_id = $2 AND contact_id = $3 AND state = 'pending'")
@@ -1048,10 +1066,20 @@ impl TenantTx {
     }
 
     /// The campaign's figures now.
-    pub async fn campaign_figures(&mut self, id: CampaignId) -> Result<CampaignFigures, StoreError> {
+    pub async fn campaign_figures(
+        &mut self,
+        id: CampaignId,
+    ) -> Result<CampaignFigures, StoreError> {
         let c = self.campaign(id).await?;
         let org = self.org_uuid_c();
-        type Row = (String, Option<String>, Option<String>, Option<i64>, Option<String>, i64);
+        type Row = (
+            String,
+            Option<String>,
+            Option<String>,
+            Option<i64>,
+            Option<String>,
+            i64,
+        );
         let rows: Vec<Row> = with_conn!(self.tx, cn => {
             sqlx::query_as("SELECT r.state, r.reason, m.status, m.error_code, m.error_title, count(*) FROM campaign_recipients r
                             LEFT JOIN messages m ON m.org_id = r.org_id AND m.id = r.message_id
@@ -1080,7 +1108,9 @@ impl TenantTx {
                 "cancelled" => f.cancelled += n,
                 "failed" => {
                     f.failed += n;
-                    *failed.entry(reason.unwrap_or_else(|| "not sent".into())).or_default() += n;
+                    *failed
+                        .entry(reason.unwrap_or_else(|| "not sent".into()))
+                        .or_default() += n;
                 }
                 _ => {
                     f.queued += n;
@@ -1149,17 +1179,15 @@ impl TenantTx {
         self.campaign(id).await?;
         let org = self.org_uuid_c();
         let limit = limit.clamp(1, 1000);
-        if state.is_some_and(|s| {
-            !["pending", "excluded", "queued", "failed", "cancelled"].contains(&s)
-        }) {
+        if state
+            .is_some_and(|s| !["pending", "excluded", "queued", "failed", "cancelled"].contains(&s))
+        {
             return Err(invalid(
                 "state: pending, excluded, queued, failed or cancelled",
             ));
         }
         let after = match after {
-            Some(a) => Some(
-                Uuid::parse_str(a).map_err(|_| invalid("cursor: not one of ours"))?,
-            ),
+            Some(a) => Some(Uuid::parse_str(a).map_err(|_| invalid("cursor: not one of ours"))?),
             None => None,
         };
         type Row = (

@@ -114,7 +114,12 @@ fn mapping() -> Mapping {
     .unwrap()
 }
 
-async fn create(store: &Store, ctx: &TenantCtx, ch: ChannelId, seg: frontdesk_domain::SegmentId) -> CampaignId {
+async fn create(
+    store: &Store,
+    ctx: &TenantCtx,
+    ch: ChannelId,
+    seg: frontdesk_domain::SegmentId,
+) -> CampaignId {
     let mut tx = store.begin(ctx).await.unwrap();
     let c = tx
         .create_campaign(&NewCampaign {
@@ -152,7 +157,11 @@ async fn steps(store: &Store, now: OffsetDateTime) -> usize {
     panic!("steps never ran out");
 }
 
-async fn figures(store: &Store, ctx: &TenantCtx, id: CampaignId) -> frontdesk_store::campaigns::CampaignFigures {
+async fn figures(
+    store: &Store,
+    ctx: &TenantCtx,
+    id: CampaignId,
+) -> frontdesk_store::campaigns::CampaignFigures {
     let mut tx = store.begin_read(ctx).await.unwrap();
     let f = tx.campaign_figures(id).await.unwrap();
     tx.commit().await.unwrap();
@@ -166,28 +175,50 @@ async fn status(store: &Store, ctx: &TenantCtx, id: CampaignId) -> CampaignStatu
     c.status
 }
 
-async fn change(store: &Store, ctx: &TenantCtx, id: CampaignId, a: CampaignAction, now: OffsetDateTime) -> Result<CampaignStatus, StoreError> {
+async fn change(
+    store: &Store,
+    ctx: &TenantCtx,
+    id: CampaignId,
+    a: CampaignAction,
+    now: OffsetDateTime,
+) -> Result<CampaignStatus, StoreError> {
     let mut tx = store.begin(ctx).await.unwrap();
     let c = tx.change_campaign(id, a, now).await?;
     tx.commit().await.unwrap();
     Ok(c.status)
 }
 
-async fn launch(store: &Store, ctx: &TenantCtx, id: CampaignId, at: Option<OffsetDateTime>, now: OffsetDateTime) -> CampaignStatus {
+async fn launch(
+    store: &Store,
+    ctx: &TenantCtx,
+    id: CampaignId,
+    at: Option<OffsetDateTime>,
+    now: OffsetDateTime,
+) -> CampaignStatus {
     let mut tx = store.begin(ctx).await.unwrap();
     let c = tx.launch_campaign(id, at, now).await.unwrap();
     tx.commit().await.unwrap();
     c.status
 }
 
-async fn set_channel(store: &Store, ctx: &TenantCtx, ch: ChannelId, limit: Option<&str>, mps: Option<i32>) {
+async fn set_channel(
+    store: &Store,
+    ctx: &TenantCtx,
+    ch: ChannelId,
+    limit: Option<&str>,
+    mps: Option<i32>,
+) {
     let mut tx = store.begin(ctx).await.unwrap();
     tx.set_channel_health(ch, None, limit, mps).await.unwrap();
     tx.commit().await.unwrap();
 }
 
 /// How many messages each contact was sent.
-async fn sends_per_contact(store: &Store, ctx: &TenantCtx, id: CampaignId) -> Vec<(ContactId, String, Option<String>)> {
+async fn sends_per_contact(
+    store: &Store,
+    ctx: &TenantCtx,
+    id: CampaignId,
+) -> Vec<(ContactId, String, Option<String>)> {
     let mut tx = store.begin_read(ctx).await.unwrap();
     let page = tx.campaign_recipients(id, None, None, 1000).await.unwrap();
     tx.commit().await.unwrap();

@@ -194,8 +194,8 @@ pub(crate) async fn local_send_at(
             "send_at: a local date and time such as 2026-12-01T09:30",
         )
     };
-    let local = time::PrimitiveDateTime::parse(text.get(..16).ok_or_else(bad)?, &fmt)
-        .map_err(|_| bad())?;
+    let local =
+        time::PrimitiveDateTime::parse(text.get(..16).ok_or_else(bad)?, &fmt).map_err(|_| bad())?;
     let tz = tx.time_zone().await?;
     frontdesk_store::inbox::utc_of_local(local, &tz).map_err(|_| {
         ApiError::unprocessable(
@@ -359,10 +359,18 @@ pub(crate) async fn report_csv(tx: &mut TenantTx, id: CampaignId) -> Result<Stri
         out.push_str(&format!("{k},{v}\n"));
     }
     for r in &f.failed_by_reason {
-        out.push_str(&format!("{},{}\n", cell(&format!("failed: {}", r.reason)), r.count));
+        out.push_str(&format!(
+            "{},{}\n",
+            cell(&format!("failed: {}", r.reason)),
+            r.count
+        ));
     }
     for r in &f.excluded {
-        out.push_str(&format!("{},{}\n", cell(&format!("excluded: {}", r.reason)), r.count));
+        out.push_str(&format!(
+            "{},{}\n",
+            cell(&format!("excluded: {}", r.reason)),
+            r.count
+        ));
     }
     out.push_str("\ncontact_id,name,language,state,reason,message_status,error_code,error_title,queued_at,clicks\n");
     let mut cursor: Option<String> = None;

@@ -117,7 +117,10 @@ fn parse_values(text: &str) -> Result<Mapping, String> {
     let mut body = Vec::new();
     for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
         let (source, fallback) = match line.split_once('|') {
-            Some((s, f)) => (s.trim(), Some(f.trim().to_owned()).filter(|f| !f.is_empty())),
+            Some((s, f)) => (
+                s.trim(),
+                Some(f.trim().to_owned()).filter(|f| !f.is_empty()),
+            ),
             None => (line, None),
         };
         body.push(ValueSource {
@@ -449,10 +452,21 @@ async fn campaign_action(
                 )),
             }
         }
-        "pause" => tx.change_campaign(id, CampaignAction::Pause, state.now()).await,
-        "resume" => tx.change_campaign(id, CampaignAction::Resume, state.now()).await,
-        "cancel" => tx.change_campaign(id, CampaignAction::Cancel, state.now()).await,
-        _ => Err(StoreError::Invalid("launch, schedule, pause, resume or cancel".into())),
+        "pause" => {
+            tx.change_campaign(id, CampaignAction::Pause, state.now())
+                .await
+        }
+        "resume" => {
+            tx.change_campaign(id, CampaignAction::Resume, state.now())
+                .await
+        }
+        "cancel" => {
+            tx.change_campaign(id, CampaignAction::Cancel, state.now())
+                .await
+        }
+        _ => Err(StoreError::Invalid(
+            "launch, schedule, pause, resume or cancel".into(),
+        )),
     };
     let error = match outcome {
         Ok(_) => {

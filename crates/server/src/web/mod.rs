@@ -5,13 +5,13 @@
 mod account;
 mod admin;
 mod audience_settings;
+mod campaigns;
 mod channels;
 mod contacts;
 mod exports;
 mod imports;
 mod inbox;
 mod queue;
-mod campaigns;
 mod segments;
 mod signin;
 mod templates;
