@@ -268,8 +268,7 @@ async fn resume_campaign(
     Tenant(ctx): Tenant,
     Path(id): Path<String>,
 ) -> Result<Json<Campaign>, ApiError> {
-    let r = change(&state, &ctx, &id, CampaignAction::Resume).await;
-    r
+    change(&state, &ctx, &id, CampaignAction::Resume).await
 }
 
 /// Cancels a scheduled, running or paused campaign: recipients not yet queued are not, and
