@@ -4534,8 +4534,20 @@ fn matrix() -> Vec<Entry> {
         route(Method::POST, "/api/v1/campaigns/{campaign_id}/launch", Access::Perm(CampaignsManage), |w, _| {
             Box::pin(async move {
                 let c = fresh_campaign(w).await;
-                Case::json(format!("/api/v1/campaigns/{c}/launch"), json!({})).then(|_, a| {
-                    Box::pin(async move { assert_eq!(a.json()["status"], "running", "{}", a.short()) })
+                Case::json(format!("/api/v1/campaigns/{c}/launch"), json!({})).then(move |w, a| {
+                    Box::pin(async move {
+                        assert_eq!(a.json()["status"], "running", "{}", a.short());
+                        // The worker finishes it in the background (and audits that): wait,
+                        // so no later route's snapshot of org A sees it happen.
+                        for _ in 0..200 {
+                            let v = w.get_a(&format!("/api/v1/campaigns/{c}")).await;
+                            if v["campaign"]["status"] == "completed" {
+                                return;
+                            }
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                        panic!("the launched campaign never completed");
+                    })
                 })
             })
         }),
