@@ -167,3 +167,7 @@ id_type!(
     /// A request to erase a contact's personal data.
     ErasureRequestId
 );
+id_type!(
+    /// A marketing campaign: one template sent to a segment's audience.
+    CampaignId
+);

@@ -863,3 +863,207 @@ pub async fn run_inbox(opts: InboxOptions) -> anyhow::Result<()> {
     ensure!(failed == 0, "{failed} requests failed");
     Ok(())
 }
+
+/// What `bench campaign` was asked to do.
+#[derive(Debug, Clone)]
+pub struct CampaignOptions {
+    pub contacts: usize,
+    /// The number's throughput: the rate the campaign and the dispatcher must hold.
+    pub rate: i32,
+    pub database_url: Option<String>,
+}
+
+/// `frontdesk bench campaign`: N contacts, a segment of all of them, an approved template
+/// with a name variable and a tracked button, on one simulated number at R messages per
+/// second with an unlimited tier. Measures the audience snapshot (the worker's steps until
+/// every contact is a recipient), the enqueue steps (each moves a second's worth of
+/// recipients into the outbox; their total time shows the headroom against R), and, with
+/// the worker running as in `serve`, the rate the sends reached the simulator.
+pub async fn run_campaign(opts: CampaignOptions) -> anyhow::Result<()> {
+    use frontdesk_store::campaigns::NewCampaign;
+    ensure!(opts.contacts > 1, "--contacts must be at least 2");
+    ensure!((1..=1000).contains(&opts.rate), "--rate must be 1–1000");
+    let bench = BenchServer::start(opts.database_url.clone(), 0).await?;
+    let store = bench.store.clone();
+    let state = bench.state.clone();
+    let run = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+    let (_, ctx) = store
+        .create_organisation(
+            "Campaign benchmark",
+            &format!("campaign-{run:x}"),
+            Actor::System("bench".into()),
+        )
+        .await?;
+    let view = frontdesk_server::simulator::connect_simulated_number(
+        &state,
+        &ctx,
+        "Benchmark",
+        Some((opts.rate + (opts.rate / 10).max(1)).min(1000)),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("connecting a simulated number: {e}"))?;
+
+    // Contacts, a segment of everyone, the approved template (as its webhook would leave it).
+    let loading = Instant::now();
+    let mut tx = store.begin(&ctx).await?;
+    tx.update_channel(
+        view.id,
+        frontdesk_store::ChannelUpdate {
+            throughput_mps: Some(opts.rate),
+            ..Default::default()
+        },
+    )
+    .await?;
+    tx.set_channel_health(view.id, None, Some("TIER_UNLIMITED"), None)
+        .await?;
+    let spec = frontdesk_domain::template::TemplateSpec::parse(&serde_json::from_value(
+        serde_json::json!({
+            "name": "bench_offer", "language": "en", "category": "MARKETING",
+            "body": { "text": "Hi {{1}}, the spring offer is on.", "examples": ["Ana"] },
+            "buttons": [{ "type": "url", "text": "See it", "url": "https://shop.example/spring", "track": true }]
+        }),
+    )?)
+    .map_err(|e| anyhow::anyhow!("bench template: {e}"))?;
+    tx.create_template(view.id, &spec).await?;
+    tx.set_template_status(&frontdesk_store::TemplateStatus {
+        waba_id: &view.waba_id,
+        name: "bench_offer",
+        language: "en",
+        provider_template_id: Some("1"),
+        status: "APPROVED",
+        reason: None,
+        category: None,
+    })
+    .await?;
+    let segment = tx
+        .save_segment(
+            None,
+            "Everyone",
+            &frontdesk_domain::audience::Rule::And(vec![]),
+        )
+        .await?;
+    tx.commit().await?;
+    for chunk in (0..opts.contacts).collect::<Vec<_>>().chunks(5_000) {
+        let mut tx = store.begin(&ctx).await?;
+        for i in chunk {
+            tx.upsert_contact(&frontdesk_store::CustomerIdentity {
+                phone: Some(frontdesk_domain::E164::parse(&format!("+1415{:07}", i))?),
+                ..Default::default()
+            })
+            .await?;
+        }
+        tx.commit().await?;
+    }
+    store.analyze().await?;
+    println!(
+        "backend: {}; {} contacts loaded in {:.1} s; number at {} messages/s, unlimited tier",
+        store.backend(),
+        opts.contacts,
+        loading.elapsed().as_secs_f64(),
+        opts.rate
+    );
+
+    let mut tx = store.begin(&ctx).await?;
+    let campaign = tx
+        .create_campaign(&NewCampaign {
+            name: "Spring".into(),
+            channel: view.id,
+            segment: segment.id,
+            template_name: "bench_offer".into(),
+            template_language: "en".into(),
+            mapping: serde_json::from_value(
+                serde_json::json!({ "body": [{ "source": "first_name", "fallback": "there" }] }),
+            )?,
+            consent: frontdesk_store::segments::ConsentRequirement::NotOptedOut,
+        })
+        .await?;
+    let now = time::OffsetDateTime::now_utc();
+    tx.launch_campaign(campaign.id, None, now).await?;
+    tx.commit().await?;
+
+    // The audience snapshot: steps until the first enqueue step.
+    let started = Instant::now();
+    let mut snapshotted = 0;
+    loop {
+        let mut tx = store.begin_background(&ctx).await?;
+        let step = tx
+            .campaign_step(campaign.id, time::OffsetDateTime::now_utc())
+            .await?;
+        let built = tx.campaign(campaign.id).await?.audience_built;
+        tx.commit().await?;
+        snapshotted += step.snapshotted;
+        if built {
+            break;
+        }
+    }
+    let snapshot = started.elapsed();
+    ensure!(
+        snapshotted == opts.contacts,
+        "snapshotted {snapshotted} of {} contacts",
+        opts.contacts
+    );
+    println!(
+        "audience snapshot: {snapshotted} recipients in {:.2} s ({:.0} recipients/s)",
+        snapshot.as_secs_f64(),
+        snapshotted as f64 / snapshot.as_secs_f64()
+    );
+
+    // Dispatch with the worker as `serve` runs it; the campaign's own steps keep enqueueing.
+    let started = Instant::now();
+    let (stop_worker, stopped) = tokio::sync::watch::channel(false);
+    let worker = bench.worker.spawn(stopped);
+    let budget = Duration::from_secs_f64(opts.contacts as f64 / f64::from(opts.rate) * 3.0 + 60.0);
+    let enqueued_after = loop {
+        let mut tx = store.begin_read(&ctx).await?;
+        let c = tx.campaign(campaign.id).await?;
+        tx.commit().await?;
+        if c.status == frontdesk_domain::campaign::CampaignStatus::Completed {
+            break started.elapsed();
+        }
+        ensure!(
+            started.elapsed() < budget,
+            "the campaign did not finish enqueueing in {budget:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    while store.outbox_len().await? > 0 {
+        ensure!(
+            started.elapsed() < budget,
+            "the outbox did not drain in {budget:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let drained = started.elapsed();
+    let sent = store.send_times(&ctx, view.id).await?;
+    let refusals: i32 = sent.iter().map(|(_, attempts)| attempts - 1).sum();
+    let times: Vec<time::OffsetDateTime> = sent.into_iter().map(|(t, _)| t).collect();
+    let _ = stop_worker.send(true);
+    let _ = worker.await;
+    bench.stop().await;
+    ensure!(
+        times.len() == opts.contacts,
+        "only {} of {} sends were taken by the provider",
+        times.len(),
+        opts.contacts
+    );
+    let span = (*times.last().expect("non-empty") - times[0]).as_seconds_f64();
+    let achieved = (times.len() - 1) as f64 / span.max(1e-9);
+    println!(
+        "enqueue: all {} recipients in the outbox after {:.1} s (paced at {} per second: {:.1} s at the least)",
+        opts.contacts,
+        enqueued_after.as_secs_f64(),
+        opts.rate,
+        opts.contacts as f64 / f64::from(opts.rate)
+    );
+    println!(
+        "dispatch: {} sent in {:.1} s (outbox drained after {:.1} s); achieved {:.1} messages/s, deviation {:+.2}% from the configured {}",
+        times.len(),
+        span,
+        drained.as_secs_f64(),
+        achieved,
+        (achieved - f64::from(opts.rate)) / f64::from(opts.rate) * 100.0,
+        opts.rate
+    );
+    println!("sends the provider refused as too fast (130429, then retried): {refusals}");
+    Ok(())
+}

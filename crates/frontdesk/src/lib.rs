@@ -92,6 +92,17 @@ pub enum BenchCommand {
         #[arg(long)]
         database_url: Option<String>,
     },
+    /// A campaign to N contacts on one simulated number with throughput R: time to
+    /// snapshot the audience, time to enqueue, and the dispatch rate held against R.
+    Campaign {
+        #[arg(long, default_value_t = 100_000)]
+        contacts: usize,
+        #[arg(long, default_value_t = 1_000)]
+        rate: i32,
+        /// Database to run on; default: a SQLite file in a temporary directory.
+        #[arg(long)]
+        database_url: Option<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -198,6 +209,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             } => {
                 bench::run_dispatch(bench::DispatchOptions {
                     messages,
+                    rate,
+                    database_url,
+                })
+                .await
+            }
+            BenchCommand::Campaign {
+                contacts,
+                rate,
+                database_url,
+            } => {
+                bench::run_campaign(bench::CampaignOptions {
+                    contacts,
                     rate,
                     database_url,
                 })

@@ -520,6 +520,39 @@ async fn fresh_segment(w: &World) -> String {
         .to_owned()
 }
 
+/// A campaign's creation body (the approved template of [`approve_template`]).
+fn campaign_body(name: &str, channel: &str, segment: &str) -> Value {
+    json!({ "name": name, "channel_id": channel, "segment_id": segment,
+        "template_name": "appointment_reminder", "template_language": "en", "consent": "opt_in" })
+}
+
+/// A new draft campaign of org A's (to a new segment): its id.
+async fn fresh_campaign(w: &World) -> String {
+    approve_template(w).await;
+    let s = fresh_segment(w).await;
+    w.ok(
+        Method::POST,
+        "/api/v1/campaigns",
+        Some(campaign_body(&w.uniq("campaign"), &w.a.channel, &s)),
+    )
+    .await["id"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// A new campaign of org A's scheduled far ahead (it stays scheduled): its id.
+async fn scheduled_campaign(w: &World) -> String {
+    let c = fresh_campaign(w).await;
+    w.ok(
+        Method::POST,
+        &format!("/api/v1/campaigns/{c}/launch"),
+        Some(json!({ "send_at": "2099-01-01T09:00" })),
+    )
+    .await;
+    c
+}
+
 /// A new CSV import of org A's (one row, not started): its id.
 async fn fresh_import(w: &World) -> String {
     let csv = format!("name,phone\nImported,{}\n", w.uniq_phone("+1415"));
@@ -4510,6 +4543,182 @@ fn matrix() -> Vec<Entry> {
                         assert!(!all.as_array().unwrap().iter().any(|x| x["id"] == s.as_str()));
                     })
                 })
+            })
+        }),
+        route(Method::GET, "/api/v1/campaigns", Access::Perm(CampaignsManage), |w, _| {
+            Box::pin(async move {
+                let c = fresh_campaign(w).await;
+                Case::bare("/api/v1/campaigns").then(move |_, a| {
+                    Box::pin(async move {
+                        assert!(a.json()["items"].as_array().unwrap().iter().any(|x| x["id"] == c.as_str()), "{}", a.short())
+                    })
+                })
+            })
+        }),
+        route(Method::POST, "/api/v1/campaigns", Access::Perm(CampaignsManage), |w, _| {
+            Box::pin(async move {
+                approve_template(w).await;
+                let s = fresh_segment(w).await;
+                let name = w.uniq("campaign");
+                Case::json("/api/v1/campaigns", campaign_body(&name, &w.a.channel, &s)).status(201).then(move |w, a| {
+                    Box::pin(async move {
+                        let id = a.json()["id"].as_str().unwrap().to_owned();
+                        let v = w.get_a(&format!("/api/v1/campaigns/{id}")).await;
+                        assert_eq!((v["campaign"]["name"].as_str(), v["campaign"]["status"].as_str()), (Some(name.as_str()), Some("draft")), "{v}");
+                    })
+                })
+            })
+        })
+        .cross(|w| {
+            Box::pin(async move {
+                // Org A's number and segment in org B's campaign are not there.
+                approve_template(w).await;
+                let s = fresh_segment(w).await;
+                vec![Case::json("/api/v1/campaigns", campaign_body("Cross", &w.a.channel, &s))]
+            })
+        }),
+        route(Method::GET, "/api/v1/campaigns/{campaign_id}", Access::Perm(CampaignsManage), |w, _| {
+            Box::pin(async move {
+                let c = fresh_campaign(w).await;
+                Case::bare(format!("/api/v1/campaigns/{c}")).then(move |_, a| {
+                    Box::pin(async move {
+                        assert_eq!(a.json()["campaign"]["id"], c.as_str(), "{}", a.short());
+                        assert!(a.json()["figures"]["queued"].is_i64(), "{}", a.short());
+                    })
+                })
+            })
+        }),
+        route(Method::GET, "/api/v1/campaigns/{campaign_id}/review", Access::Perm(CampaignsManage), |w, _| {
+            Box::pin(async move {
+                let c = fresh_campaign(w).await;
+                Case::bare(format!("/api/v1/campaigns/{c}/review")).then(|_, a| {
+                    Box::pin(async move { assert!(a.json()["sendable"].is_i64() && a.json()["matched"].is_i64(), "{}", a.short()) })
+                })
+            })
+        }),
+        route(Method::POST, "/api/v1/campaigns/{campaign_id}/launch", Access::Perm(CampaignsManage), |w, _| {
+            Box::pin(async move {
+                let c = fresh_campaign(w).await;
+                Case::json(format!("/api/v1/campaigns/{c}/launch"), json!({})).then(move |w, a| {
+                    Box::pin(async move {
+                        assert_eq!(a.json()["status"], "running", "{}", a.short());
+                        // The worker finishes it in the background (and audits that): wait,
+                        // so no later route's snapshot of org A sees it happen.
+                        for _ in 0..200 {
+                            let v = w.get_a(&format!("/api/v1/campaigns/{c}")).await;
+                            if v["campaign"]["status"] == "completed" {
+                                return;
+                            }
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                        }
+                        panic!("the launched campaign never completed");
+                    })
+                })
+            })
+        }),
+        route(Method::POST, "/api/v1/campaigns/{campaign_id}/pause", Access::Perm(CampaignsManage), |w, _| {
+            Box::pin(async move {
+                let c = scheduled_campaign(w).await;
+                Case::bare(format!("/api/v1/campaigns/{c}/pause")).then(|_, a| {
+                    Box::pin(async move { assert_eq!(a.json()["status"], "paused", "{}", a.short()) })
+                })
+            })
+        }),
+        route(Method::POST, "/api/v1/campaigns/{campaign_id}/resume", Access::Perm(CampaignsManage), |w, _| {
+            Box::pin(async move {
+                let c = scheduled_campaign(w).await;
+                w.ok(Method::POST, &format!("/api/v1/campaigns/{c}/pause"), None).await;
+                Case::bare(format!("/api/v1/campaigns/{c}/resume")).then(|_, a| {
+                    // Paused before its time: it waits for that time again.
+                    Box::pin(async move { assert_eq!(a.json()["status"], "scheduled", "{}", a.short()) })
+                })
+            })
+        }),
+        route(Method::POST, "/api/v1/campaigns/{campaign_id}/cancel", Access::Perm(CampaignsManage), |w, _| {
+            Box::pin(async move {
+                let c = scheduled_campaign(w).await;
+                Case::bare(format!("/api/v1/campaigns/{c}/cancel")).then(|_, a| {
+                    Box::pin(async move { assert_eq!(a.json()["status"], "cancelled", "{}", a.short()) })
+                })
+            })
+        }),
+        route(Method::GET, "/api/v1/campaigns/{campaign_id}/recipients", Access::Perm(CampaignsManage), |w, _| {
+            Box::pin(async move {
+                let c = fresh_campaign(w).await;
+                Case::bare(format!("/api/v1/campaigns/{c}/recipients?state=queued&limit=10")).then(|_, a| {
+                    Box::pin(async move { assert!(a.json()["items"].is_array(), "{}", a.short()) })
+                })
+            })
+        }),
+        route(Method::GET, "/api/v1/campaigns/{campaign_id}/report.csv", Access::Perm(CampaignsManage), |w, _| {
+            Box::pin(async move {
+                let c = fresh_campaign(w).await;
+                Case::bare(format!("/api/v1/campaigns/{c}/report.csv")).then(|_, a| {
+                    Box::pin(async move {
+                        assert!(a.header("content-type").unwrap().starts_with("text/csv"));
+                        assert!(a.text.starts_with("figure,count"), "{}", a.short());
+                    })
+                })
+            })
+        }),
+        route(Method::GET, "/campaigns", Access::Perm(CampaignsManage), |w, _| {
+            Box::pin(async move {
+                let c = fresh_campaign(w).await;
+                Case::bare("/campaigns").then(move |_, a| {
+                    Box::pin(async move { assert!(a.text.contains(&format!("data-campaign-id=\"{c}\"")), "{}", a.short()) })
+                })
+            })
+        }),
+        route(Method::GET, "/campaigns/new", Access::Perm(CampaignsManage), |_, _| {
+            Box::pin(async move {
+                Case::bare("/campaigns/new").then(|_, a| {
+                    Box::pin(async move { assert!(a.text.contains("data-testid=\"campaign-form\""), "{}", a.short()) })
+                })
+            })
+        }),
+        route(Method::POST, "/campaigns", Access::Perm(CampaignsManage), |w, _| {
+            Box::pin(async move {
+                approve_template(w).await;
+                let s = fresh_segment(w).await;
+                let name = w.uniq("paged campaign");
+                Case::form("/campaigns", &[("name", &name), ("channel_id", &w.a.channel), ("segment_id", &s),
+                    ("template", "appointment_reminder|en"), ("consent", "opt_in"), ("values", "")])
+                    .see_other_starting("/campaigns/")
+                    .then(move |w, _| {
+                        Box::pin(async move {
+                            let all = w.get_a("/api/v1/campaigns").await;
+                            assert!(all["items"].as_array().unwrap().iter().any(|x| x["name"] == name.as_str()), "{all}");
+                        })
+                    })
+            })
+        })
+        .cross(|w| {
+            Box::pin(async move {
+                approve_template(w).await;
+                let s = fresh_segment(w).await;
+                vec![Case::form("/campaigns", &[("name", "Cross"), ("channel_id", &w.a.channel), ("segment_id", &s),
+                    ("template", "appointment_reminder|en"), ("consent", "opt_in"), ("values", "")])]
+            })
+        }),
+        route(Method::GET, "/campaigns/{campaign_id}", Access::Perm(CampaignsManage), |w, _| {
+            Box::pin(async move {
+                let c = fresh_campaign(w).await;
+                Case::bare(format!("/campaigns/{c}")).then(|_, a| {
+                    Box::pin(async move { assert!(a.text.contains("data-testid=\"campaign-figures\""), "{}", a.short()) })
+                })
+            })
+        }),
+        route(Method::POST, "/campaigns/{campaign_id}", Access::Perm(CampaignsManage), |w, _| {
+            Box::pin(async move {
+                let c = scheduled_campaign(w).await;
+                Case::form(format!("/campaigns/{c}"), &[("action", "pause")])
+                    .see_other(format!("/campaigns/{c}"))
+                    .then(move |w, _| {
+                        Box::pin(async move {
+                            let v = w.get_a(&format!("/api/v1/campaigns/{c}")).await;
+                            assert_eq!(v["campaign"]["status"], "paused", "{v}");
+                        })
+                    })
             })
         }),
         route(Method::GET, "/segments", Access::Perm(ContactsRead), |w, _| {

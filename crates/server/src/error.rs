@@ -210,6 +210,13 @@ fn conflict_message(code: &str) -> &'static str {
         "erasure_not_pending" => "this erasure request was already executed or cancelled",
         "segment_name_taken" => "a segment with this name exists",
         "too_many_segments" => "the organisation has the most segments allowed",
+        "campaign_state" => {
+            "the campaign's state does not allow this (reload: it may have changed)"
+        }
+        "template_not_approved" => {
+            "the campaign's template is not approved in its default language"
+        }
+        "too_many_campaigns" => "the organisation has the most campaigns allowed",
         _ => "the request conflicts with the current state",
     }
 }

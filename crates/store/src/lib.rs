@@ -8,6 +8,7 @@
 pub mod api_keys;
 pub mod audience;
 pub mod audit;
+pub mod campaigns;
 pub mod channels;
 pub mod consent;
 pub mod erasure;

@@ -276,6 +276,7 @@ async fn populate(store: &Store, ctx: &TenantCtx, tag: &str) {
     tx.commit().await.unwrap();
     populate_inbox(store, ctx, tag, channel.id, team.id, inbound).await;
     populate_audience(store, ctx, tag).await;
+    populate_campaign(store, ctx, tag, channel.id).await;
     let body = format!("{{\"object\":\"whatsapp_business_account\",\"tag\":\"{tag}\"}}");
     store
         .store_webhooks(&[(ctx, channel.id, body.as_bytes())])
@@ -403,6 +404,57 @@ async fn populate_audience(store: &Store, ctx: &TenantCtx, tag: &str) {
         .await
         .unwrap();
     tx.request_erasure(to_erase.id, now_micros()).await.unwrap();
+    tx.commit().await.unwrap();
+}
+
+/// A campaign of the `promo_{tag}` template to everyone, launched and stepped until its
+/// recipients are snapshotted and queued.
+async fn populate_campaign(
+    store: &Store,
+    ctx: &TenantCtx,
+    tag: &str,
+    channel: frontdesk_domain::ChannelId,
+) {
+    let now = now_micros();
+    let mut tx = store.begin(ctx).await.unwrap();
+    tx.set_template_status(&frontdesk_store::TemplateStatus {
+        waba_id: &format!("waba{tag}"),
+        name: &format!("promo_{tag}"),
+        language: "en",
+        provider_template_id: None,
+        status: "APPROVED",
+        reason: None,
+        category: None,
+    })
+    .await
+    .unwrap();
+    let segment = tx
+        .save_segment(
+            None,
+            &format!("Everyone {tag}"),
+            &frontdesk_domain::audience::Rule::And(vec![]),
+        )
+        .await
+        .unwrap();
+    let campaign = tx
+        .create_campaign(&frontdesk_store::campaigns::NewCampaign {
+            name: format!("Offer {tag}"),
+            channel,
+            segment: segment.id,
+            template_name: format!("promo_{tag}"),
+            template_language: "en".into(),
+            mapping: serde_json::from_value(
+                serde_json::json!({ "body": [{ "source": "first_name", "fallback": "there" }] }),
+            )
+            .unwrap(),
+            consent: frontdesk_store::segments::ConsentRequirement::NotOptedOut,
+        })
+        .await
+        .unwrap();
+    tx.launch_campaign(campaign.id, None, now).await.unwrap();
+    tx.campaign_step(campaign.id, now).await.unwrap();
+    let step = tx.campaign_step(campaign.id, now).await.unwrap();
+    assert!(step.queued > 0, "{step:?}");
     tx.commit().await.unwrap();
 }
 
@@ -600,6 +652,10 @@ type PolicyRow = (String, String, bool, Option<String>, Option<String>);
 /// but no content, so they are global and a worker claims across tenants. Their columns are
 /// pinned: adding a column (content, say) fails the test until it is reviewed here.
 const WORK_QUEUES: &[(&str, &[&str])] = &[
+    (
+        "campaign_queue",
+        &["campaign_id", "org_id", "next_run_at", "lease_until"],
+    ),
     (
         "import_queue",
         &["import_id", "org_id", "queued_at", "lease_until"],
@@ -1112,6 +1168,18 @@ both_backends! {
             let queues = tx.queues().await.unwrap();
             assert_eq!(queues.iter().map(|q| q.name.clone()).collect::<Vec<_>>(), vec![format!("Dr {own}")]);
             assert_eq!(tx.queue_for_keyword(queues[0].channel_id, &format!("JOIN {other}")).await.unwrap(), None);
+            tx.commit().await.unwrap();
+
+            // Campaigns: each lists its own; the other's, asked for by id, is not there.
+            let mut tx = db.store.begin_read(ctx).await.unwrap();
+            let mine = tx.campaigns(None, 50).await.unwrap().items;
+            assert_eq!(mine.iter().map(|c| c.name.clone()).collect::<Vec<_>>(), vec![format!("Offer {own}")]);
+            assert!(tx.campaign_recipients(mine[0].id, None, None, 100).await.unwrap().items.len() >= 2);
+            tx.commit().await.unwrap();
+            let theirs_ctx = if ctx.org_id() == a.org_id() { &b } else { &a };
+            let mut tx = db.store.begin_read(theirs_ctx).await.unwrap();
+            assert!(matches!(tx.campaign(mine[0].id).await, Err(frontdesk_store::StoreError::NotFound)));
+            assert!(matches!(tx.campaign_recipients(mine[0].id, None, None, 10).await, Err(frontdesk_store::StoreError::NotFound)));
             tx.commit().await.unwrap();
         }
         // Both chains intact after all of it.

@@ -7,6 +7,7 @@
 //! for timing.
 
 pub mod blob;
+mod campaigns;
 pub mod consent;
 mod dispatch;
 mod imports;
@@ -78,6 +79,9 @@ const BLOB_SWEEP_TICK: Duration = Duration::from_secs(3600);
 /// before its media row commits).
 pub const BLOB_GRACE: Duration = Duration::from_secs(600);
 
+/// How often the worker looks for campaign steps that are due.
+const CAMPAIGN_TICK: Duration = Duration::from_millis(100);
+
 /// The clock the worker reads (tests move it).
 pub type Now = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
 
@@ -131,7 +135,9 @@ impl Worker {
             let a = self.process_inbox(usize::MAX).await?;
             let b = self.dispatch_due(true).await?;
             let c = self.process_imports(usize::MAX).await?;
-            if a == 0 && b == 0 && c == 0 {
+            // Steps due now only: a campaign paced to later seconds waits for the clock.
+            let d = self.process_campaigns(1000).await?;
+            if a == 0 && b == 0 && c == 0 && d == 0 {
                 return Ok(());
             }
         }
@@ -218,6 +224,22 @@ impl Worker {
                 }
             })
         };
+        let campaigns = {
+            let me = self.clone();
+            let mut stop = shutdown.clone();
+            tokio::spawn(async move {
+                loop {
+                    if let Err(e) = me.process_campaigns(100).await {
+                        tracing::error!(error = %e, "campaign steps failed; retrying");
+                    }
+                    // Steps are paced to the number's throughput a second at a time.
+                    tokio::select! {
+                        () = tokio::time::sleep(CAMPAIGN_TICK) => {}
+                        _ = stop.changed() => return,
+                    }
+                }
+            })
+        };
         let me = self.clone();
         let mut stop = shutdown;
         tokio::spawn(async move {
@@ -239,6 +261,7 @@ impl Worker {
                 }
             }
             inbox.abort();
+            campaigns.abort();
         })
     }
 }

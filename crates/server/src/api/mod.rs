@@ -3,6 +3,7 @@
 pub(crate) mod account;
 pub(crate) mod admin;
 pub(crate) mod audit;
+pub(crate) mod campaigns;
 pub(crate) mod channels;
 pub(crate) mod contacts;
 mod events;
@@ -36,6 +37,7 @@ pub(crate) fn routes(b: RouteTableBuilder) -> RouteTableBuilder {
     let b = exports::routes(b);
     let b = events::routes(b);
     let b = templates::routes(b);
+    let b = campaigns::routes(b);
     audit::routes(b)
 }
 

@@ -5,6 +5,7 @@
 mod account;
 mod admin;
 mod audience_settings;
+mod campaigns;
 mod channels;
 mod contacts;
 mod exports;
@@ -52,6 +53,7 @@ pub(crate) fn routes(b: RouteTableBuilder) -> RouteTableBuilder {
     let b = exports::routes(b);
     let b = contacts::routes(b);
     let b = segments::routes(b);
+    let b = campaigns::routes(b);
     inbox::routes(b)
 }
 
@@ -118,6 +120,11 @@ const NAV: &[NavItem] = &[
         href: "/templates",
         label: "Templates",
         needs: Some(Permission::TemplatesManage),
+    },
+    NavItem {
+        href: "/campaigns",
+        label: "Campaigns",
+        needs: Some(Permission::CampaignsManage),
     },
     NavItem {
         href: "/team",

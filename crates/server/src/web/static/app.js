@@ -862,3 +862,43 @@ document.addEventListener("focusin", (event) => {
     window.setInterval(load, 30000);
   }
 })();
+
+// Campaign page: once launched, its figures, chart bars and status are refreshed from the
+// API every 2 s (every 5 s for ten minutes once it is over; textContent and attributes only).
+(() => {
+  const live = document.querySelector("[data-campaign-live]");
+  if (!live) return;
+  const id = live.dataset.campaignLive;
+  const chart = live.querySelector("svg[data-max]");
+  const tick = async () => {
+    let body;
+    try {
+      const r = await fetch(`/api/v1/campaigns/${encodeURIComponent(id)}`, { credentials: "same-origin", headers: { accept: "application/json" } });
+      if (!r.ok) return;
+      body = await r.json();
+    } catch { return; }
+    const f = body.figures || {};
+    for (const cell of live.querySelectorAll("[data-figure]")) {
+      const v = f[cell.dataset.figure];
+      if (typeof v === "number") cell.textContent = String(v);
+    }
+    if (chart) {
+      const keys = ["queued", "sent", "delivered", "read", "replied", "clicked", "failed"];
+      const max = Math.max(1, ...keys.map((k) => Number(f[k]) || 0));
+      for (const k of keys) {
+        const bar = chart.querySelector(`[data-bar="${k}"]`);
+        if (bar) bar.setAttribute("width", String(Math.round(((Number(f[k]) || 0) * 360) / max)));
+        const label = chart.querySelector(`[data-figure-text="${k}"]`);
+        if (label) label.textContent = String(Number(f[k]) || 0);
+      }
+    }
+    const status = document.querySelector("[data-campaign-status]");
+    if (status && body.campaign) status.textContent = body.campaign.status;
+    // Over: statuses and replies still arrive for a while, so keep looking, less often.
+    const over = body.campaign && ["completed", "cancelled"].includes(body.campaign.status);
+    if (over && ++quiet > 120) return;
+    setTimeout(tick, over ? 5000 : 2000);
+  };
+  let quiet = 0;
+  setTimeout(tick, 2000);
+})();

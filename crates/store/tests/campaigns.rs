@@ -1,0 +1,430 @@
+//! Campaigns on both backends: review, launch, the audience snapshot with its exclusions,
+//! the worker's steps into the outbox (throughput, the tier's daily limit, pause, resume,
+//! cancel), a crash in the middle of a step, schedules, and the figures read back from
+//! the messages' statuses and replies.
+
+use frontdesk_domain::audience::{ConsentSource, ConsentState, FieldKind, Rule};
+use frontdesk_domain::campaign::{CampaignAction, CampaignStatus, Mapping};
+use frontdesk_domain::template::TemplateSpec;
+use frontdesk_domain::{Actor, CampaignId, ChannelId, ContactId, UserId};
+use frontdesk_store::audience::ContactInput;
+use frontdesk_store::campaigns::NewCampaign;
+use frontdesk_store::segments::ConsentRequirement;
+use frontdesk_store::{
+    AuditQuery, InboundRecord, NewChannel, Provider, StatusRecord, Store, StoreError,
+    TemplateStatus, TenantCtx, both_backends,
+};
+use secrecy::SecretString;
+use serde_json::json;
+use time::{Duration, OffsetDateTime};
+
+const WABA: &str = "102290129340398";
+
+async fn org_with_channel(store: &Store, slug: &str) -> (TenantCtx, ChannelId) {
+    let ctx = store
+        .create_organisation(&format!("Shop {slug}"), slug, Actor::User(UserId::new()))
+        .await
+        .unwrap()
+        .1;
+    let mut tx = store.begin(&ctx).await.unwrap();
+    let (view, _) = tx
+        .create_channel(NewChannel {
+            name: "Shop".into(),
+            provider: Provider::Cloud,
+            phone_number_id: "106540352242922".into(),
+            waba_id: WABA.into(),
+            display_number: "+1 555-078-3881".into(),
+            api_base_url: "https://graph.facebook.com".into(),
+            api_version: "v23.0".into(),
+            simulated: false,
+            access_token: SecretString::from("EAAG-token-0001".to_owned()),
+            app_secret: Some(SecretString::from("app-secret".to_owned())),
+            verify_token: None,
+            throughput_mps: 80,
+        })
+        .await
+        .unwrap();
+    // The offer, approved in two languages.
+    for lang in ["en_US", "pt_BR"] {
+        let spec = TemplateSpec::parse(
+            &serde_json::from_value(json!({
+                "name": "spring_offer", "language": lang, "category": "MARKETING",
+                "body": { "text": "Hello {{1}}, our {{2}} shop has a spring offer.", "examples": ["Ana", "Pune"] },
+                "buttons": [{ "type": "url", "text": "See it", "url": "https://shop.example/spring", "track": true }]
+            }))
+            .unwrap(),
+        )
+        .unwrap();
+        tx.create_template(view.id, &spec).await.unwrap();
+        tx.set_template_status(&TemplateStatus {
+            waba_id: WABA,
+            name: "spring_offer",
+            language: lang,
+            provider_template_id: Some("9001"),
+            status: "APPROVED",
+            reason: None,
+            category: None,
+        })
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+    (ctx, view.id)
+}
+
+/// `n` tagged contacts (`+1415555xxxx`, named `Person i`, city `Pune`), and the segment
+/// of that tag. Returns the segment and the contacts.
+async fn audience(
+    store: &Store,
+    ctx: &TenantCtx,
+    n: usize,
+) -> (frontdesk_domain::SegmentId, Vec<ContactId>) {
+    let mut tx = store.begin(ctx).await.unwrap();
+    let tag = tx.create_tag("vip").await.unwrap();
+    tx.create_field("city", "City", FieldKind::Text, &[])
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let c = tx
+            .create_contact(&ContactInput {
+                name: Some(format!("Person {i}")),
+                phone: Some(format!("+1415555{i:04}")),
+                fields: [("city".to_string(), json!("Pune"))].into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        tx.set_contact_tag(c.id, tag.id, true).await.unwrap();
+        ids.push(c.id);
+    }
+    let seg = tx
+        .save_segment(None, "VIPs", &Rule::HasTag(tag.id))
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    (seg.id, ids)
+}
+
+fn mapping() -> Mapping {
+    serde_json::from_value(json!({ "body": [
+        { "source": "first_name", "fallback": "there" },
+        { "source": "field:city" }
+    ] }))
+    .unwrap()
+}
+
+async fn create(
+    store: &Store,
+    ctx: &TenantCtx,
+    ch: ChannelId,
+    seg: frontdesk_domain::SegmentId,
+) -> CampaignId {
+    let mut tx = store.begin(ctx).await.unwrap();
+    let c = tx
+        .create_campaign(&NewCampaign {
+            name: "Spring".into(),
+            channel: ch,
+            segment: seg,
+            template_name: "spring_offer".into(),
+            template_language: "en_US".into(),
+            mapping: mapping(),
+            consent: ConsentRequirement::NotOptedOut,
+        })
+        .await
+        .unwrap();
+    tx.commit().await.unwrap();
+    c.id
+}
+
+/// Runs the worker's steps that are due at `now` (as `Worker::process_campaigns` does).
+async fn steps(store: &Store, now: OffsetDateTime) -> usize {
+    let mut queued = 0;
+    for _ in 0..100 {
+        let claimed = store
+            .claim_campaigns(now, Duration::seconds(60), 10)
+            .await
+            .unwrap();
+        if claimed.is_empty() {
+            return queued;
+        }
+        for (ctx, id) in claimed {
+            let mut tx = store.begin_background(&ctx).await.unwrap();
+            queued += tx.campaign_step(id, now).await.unwrap().queued;
+            tx.commit().await.unwrap();
+        }
+    }
+    panic!("steps never ran out");
+}
+
+async fn figures(
+    store: &Store,
+    ctx: &TenantCtx,
+    id: CampaignId,
+) -> frontdesk_store::campaigns::CampaignFigures {
+    let mut tx = store.begin_read(ctx).await.unwrap();
+    let f = tx.campaign_figures(id).await.unwrap();
+    tx.commit().await.unwrap();
+    f
+}
+
+async fn status(store: &Store, ctx: &TenantCtx, id: CampaignId) -> CampaignStatus {
+    let mut tx = store.begin_read(ctx).await.unwrap();
+    let c = tx.campaign(id).await.unwrap();
+    tx.commit().await.unwrap();
+    c.status
+}
+
+async fn change(
+    store: &Store,
+    ctx: &TenantCtx,
+    id: CampaignId,
+    a: CampaignAction,
+    now: OffsetDateTime,
+) -> Result<CampaignStatus, StoreError> {
+    let mut tx = store.begin(ctx).await.unwrap();
+    let c = tx.change_campaign(id, a, now).await?;
+    tx.commit().await.unwrap();
+    Ok(c.status)
+}
+
+async fn launch(
+    store: &Store,
+    ctx: &TenantCtx,
+    id: CampaignId,
+    at: Option<OffsetDateTime>,
+    now: OffsetDateTime,
+) -> CampaignStatus {
+    let mut tx = store.begin(ctx).await.unwrap();
+    let c = tx.launch_campaign(id, at, now).await.unwrap();
+    tx.commit().await.unwrap();
+    c.status
+}
+
+async fn set_channel(
+    store: &Store,
+    ctx: &TenantCtx,
+    ch: ChannelId,
+    limit: Option<&str>,
+    mps: Option<i32>,
+) {
+    let mut tx = store.begin(ctx).await.unwrap();
+    tx.set_channel_health(ch, None, limit, mps).await.unwrap();
+    tx.commit().await.unwrap();
+}
+
+/// How many messages each contact was sent.
+async fn sends_per_contact(
+    store: &Store,
+    ctx: &TenantCtx,
+    id: CampaignId,
+) -> Vec<(ContactId, String, Option<String>)> {
+    let mut tx = store.begin_read(ctx).await.unwrap();
+    let page = tx.campaign_recipients(id, None, None, 1000).await.unwrap();
+    tx.commit().await.unwrap();
+    page.items
+        .into_iter()
+        .map(|r| (r.contact_id, r.state, r.reason))
+        .collect()
+}
+
+both_backends! {
+    async fn a_campaign_reaches_its_segment_once_never_the_opted_out_and_counts_what_happened(db) {
+        let store = &db.store;
+        let (a, ch) = org_with_channel(store, "alpha").await;
+        let (seg, people) = audience(store, &a, 4).await;
+        let now = frontdesk_store::now_micros();
+        // Person 0 reads Portuguese and opted in; person 2 opted out; person 3 has no city.
+        let mut tx = store.begin(&a).await.unwrap();
+        tx.update_contact(people[0], &ContactInput { language: Some("pt_BR".into()), ..Default::default() }).await.unwrap();
+        tx.record_consent(people[0], ConsentState::OptIn, ConsentSource::Form, "signed up at the till").await.unwrap();
+        tx.record_consent(people[2], ConsentState::OptOut, ConsentSource::Agent, "asked on the phone").await.unwrap();
+        tx.update_contact(people[3], &ContactInput { fields: [("city".to_string(), serde_json::Value::Null)].into(), ..Default::default() }).await.unwrap();
+        tx.commit().await.unwrap();
+        let id = create(store, &a, ch, seg).await;
+
+        let mut tx = store.begin_read(&a).await.unwrap();
+        let r = tx.review_campaign(id, now).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!((r.matched, r.opted_out, r.missing_value, r.sendable), (4, 1, 1, 2), "{r:?}");
+        assert_eq!(r.daily_limit, Some(250), "an unknown tier is held to the starting one");
+        let langs: Vec<(&str, i64)> = r.languages.iter().map(|l| (l.language.as_str(), l.recipients)).collect();
+        assert_eq!(langs, [("en_US", 1), ("pt_BR", 1)]);
+        let pt = r.languages.iter().find(|l| l.language == "pt_BR").unwrap();
+        assert_eq!(pt.preview.as_deref(), Some("Hello Person, our Pune shop has a spring offer.\n[See it]"), "{pt:?}");
+
+        // A draft cannot be paused; launch runs it.
+        assert!(matches!(change(store, &a, id, CampaignAction::Pause, now).await, Err(StoreError::Conflict("campaign_state"))));
+        assert_eq!(launch(store, &a, id, None, now).await, CampaignStatus::Running);
+        assert_eq!(steps(store, now).await, 2);
+        assert_eq!(status(store, &a, id).await, CampaignStatus::Completed);
+        assert_eq!(steps(store, now + Duration::hours(1)).await, 0, "a completed campaign sends nothing more");
+
+        let rows = sends_per_contact(store, &a, id).await;
+        let state_of = |c: ContactId| rows.iter().find(|r| r.0 == c).map(|r| (r.1.as_str(), r.2.as_deref()));
+        assert_eq!(state_of(people[0]), Some(("queued", None)));
+        assert_eq!(state_of(people[1]), Some(("queued", None)));
+        assert_eq!(state_of(people[2]), None, "an opted-out contact is not even a recipient");
+        assert!(matches!(state_of(people[3]), Some(("excluded", Some(r))) if r.starts_with("missing_value")), "{rows:?}");
+
+        // The dispatcher takes both; one is delivered and read, the other fails; one replies.
+        let jobs = store.claim_outbox(now, Duration::seconds(60), 10).await.unwrap();
+        assert_eq!(jobs.len(), 2);
+        let mut messages = Vec::new();
+        for (i, job) in jobs.iter().enumerate() {
+            let mut tx = store.begin(&job.ctx).await.unwrap();
+            let m = tx.message(frontdesk_domain::MessageId::from_uuid(job.target)).await.unwrap();
+            let content: serde_json::Value = serde_json::from_str(&tx.outbound_row(m.id).await.unwrap().content).unwrap();
+            assert_eq!(content["type"], "template");
+            if i == 0 {
+                tx.finish_send(job.id, m.id, "wamid.one").await.unwrap();
+            } else {
+                tx.fail_job(job, Some(131026), "Message undeliverable").await.unwrap();
+            }
+            tx.commit().await.unwrap();
+            messages.push(m);
+        }
+        let mut tx = store.begin(&a).await.unwrap();
+        for s in ["sent", "delivered", "read"] {
+            tx.apply_status(ch, &StatusRecord { provider_message_id: "wamid.one".into(), status: s.into(), provider_at: now,
+                error_code: None, error_title: None, pricing_category: None, pricing_model: None, billable: None }).await.unwrap();
+        }
+        tx.record_inbound(ch, messages[0].contact_id, &InboundRecord { provider_message_id: "wamid.reply".into(), kind: "text".into(),
+            content: "{\"body\":\"Yes please\"}".into(), preview: "Yes please".into(), reply_to: None, provider_at: now, media: None }).await.unwrap();
+        tx.commit().await.unwrap();
+
+        let f = figures(store, &a, id).await;
+        assert_eq!((f.recipients, f.queued, f.sent, f.delivered, f.read, f.replied, f.failed), (3, 2, 1, 1, 1, 1, 1), "{f:?}");
+        assert_eq!(f.failed_by_reason[0].reason, "131026 Message undeliverable");
+        let excluded: Vec<(&str, i64)> = f.excluded.iter().map(|e| (e.reason.as_str(), e.count)).collect();
+        assert_eq!(excluded, [("missing_value", 1), ("opted_out", 1)]);
+
+        let actions: Vec<String> = store.audit_events(&a, &AuditQuery { limit: 100, ..Default::default() }).await.unwrap()
+            .events.into_iter().map(|e| e.action).filter(|x| x.starts_with("campaign.")).collect();
+        for want in ["campaign.created", "campaign.launched", "campaign.completed"] {
+            assert!(actions.iter().any(|x| x == want), "{want} missing from {actions:?}");
+        }
+
+        // Another organisation sees none of it.
+        let (b, _) = org_with_channel(store, "beta").await;
+        let mut tx = store.begin_read(&b).await.unwrap();
+        assert!(matches!(tx.campaign(id).await, Err(StoreError::NotFound)));
+        assert!(matches!(tx.campaign_figures(id).await, Err(StoreError::NotFound)));
+        assert!(tx.campaigns(None, 50).await.unwrap().items.is_empty());
+        tx.commit().await.unwrap();
+    }
+
+    async fn the_tiers_daily_limit_holds_sends_until_the_24_hour_window_frees_up(db) {
+        let store = &db.store;
+        let (a, ch) = org_with_channel(store, "alpha").await;
+        set_channel(store, &a, ch, Some("TIER_50"), None).await;
+        let (seg, _) = audience(store, &a, 60).await;
+        let id = create(store, &a, ch, seg).await;
+        let now = frontdesk_store::now_micros();
+        let mut tx = store.begin_read(&a).await.unwrap();
+        let r = tx.review_campaign(id, now).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!((r.sendable, r.daily_limit, r.over_daily_limit), (60, Some(50), 10));
+        launch(store, &a, id, None, now).await;
+        assert_eq!(steps(store, now).await, 50);
+        // Later the same day: no room; the campaign waits for the window.
+        assert_eq!(steps(store, now + Duration::hours(2)).await, 0);
+        let mut tx = store.begin_read(&a).await.unwrap();
+        let c = tx.campaign(id).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!((c.status, c.waiting.as_deref()), (CampaignStatus::Running, Some("daily_limit")));
+        assert!(c.waiting_until.unwrap() > now + Duration::hours(23), "{c:?}");
+        // A day later the first sends have left the window: the rest go.
+        assert_eq!(steps(store, now + Duration::hours(24) + Duration::minutes(1)).await, 10);
+        assert_eq!(status(store, &a, id).await, CampaignStatus::Completed);
+    }
+
+    async fn sends_are_paced_by_throughput_pause_stops_them_and_cancel_withdraws_the_queued(db) {
+        let store = &db.store;
+        let (a, ch) = org_with_channel(store, "alpha").await;
+        set_channel(store, &a, ch, Some("TIER_UNLIMITED"), Some(2)).await;
+        let (seg, _) = audience(store, &a, 7).await;
+        let id = create(store, &a, ch, seg).await;
+        let t0 = frontdesk_store::now_micros();
+        launch(store, &a, id, None, t0).await;
+        // Two a second at 2 messages/s.
+        assert_eq!(steps(store, t0).await, 2);
+        assert_eq!(steps(store, t0).await, 0, "the next batch is due a second later");
+        assert_eq!(steps(store, t0 + Duration::seconds(1)).await, 2);
+        assert_eq!(change(store, &a, id, CampaignAction::Pause, t0).await.unwrap(), CampaignStatus::Paused);
+        assert_eq!(steps(store, t0 + Duration::seconds(10)).await, 0, "paused: nothing is queued");
+        assert_eq!(change(store, &a, id, CampaignAction::Resume, t0 + Duration::seconds(10)).await.unwrap(), CampaignStatus::Running);
+        assert_eq!(steps(store, t0 + Duration::seconds(10)).await, 2);
+        // A dispatcher holds one message right now; cancel withdraws the other five queued
+        // ones and the one not yet queued.
+        let held = store.claim_outbox(t0 + Duration::seconds(11), Duration::seconds(60), 1).await.unwrap();
+        assert_eq!(held.len(), 1);
+        assert_eq!(change(store, &a, id, CampaignAction::Cancel, t0 + Duration::seconds(11)).await.unwrap(), CampaignStatus::Cancelled);
+        assert_eq!(store.outbox_len().await.unwrap(), 1, "only the held row is left");
+        let f = figures(store, &a, id).await;
+        assert_eq!((f.queued, f.cancelled, f.pending), (1, 6, 0), "{f:?}");
+        assert!(matches!(change(store, &a, id, CampaignAction::Resume, t0).await, Err(StoreError::Conflict("campaign_state"))));
+        assert_eq!(steps(store, t0 + Duration::hours(1)).await, 0);
+    }
+
+    async fn a_step_that_dies_midway_sends_nobody_twice(db) {
+        let store = &db.store;
+        let (a, ch) = org_with_channel(store, "alpha").await;
+        let (seg, people) = audience(store, &a, 5).await;
+        let id = create(store, &a, ch, seg).await;
+        let now = frontdesk_store::now_micros();
+        launch(store, &a, id, None, now).await;
+        // Snapshot, then a step whose transaction never commits (the process died).
+        let claimed = store.claim_campaigns(now, Duration::seconds(60), 10).await.unwrap();
+        let mut tx = store.begin_background(&claimed[0].0).await.unwrap();
+        assert_eq!(tx.campaign_step(id, now).await.unwrap().snapshotted, 5);
+        tx.commit().await.unwrap();
+        let claimed = store.claim_campaigns(now, Duration::seconds(60), 10).await.unwrap();
+        let mut tx = store.begin_background(&claimed[0].0).await.unwrap();
+        assert_eq!(tx.campaign_step(id, now).await.unwrap().queued, 5);
+        drop(tx);
+        assert_eq!(store.outbox_len().await.unwrap(), 0, "the rolled-back step queued nothing");
+        // The lease runs out and another worker takes the campaign.
+        assert_eq!(steps(store, now + Duration::seconds(61)).await, 5);
+        assert_eq!(steps(store, now + Duration::seconds(200)).await, 0);
+        assert_eq!(store.outbox_len().await.unwrap(), 5);
+        let mut tx = store.begin_read(&a).await.unwrap();
+        for p in &people {
+            let conv = tx.find_conversation(ch, *p).await.unwrap().unwrap();
+            assert_eq!(tx.conversation_messages(conv.id, 10).await.unwrap().len(), 1, "one message per recipient");
+        }
+        tx.commit().await.unwrap();
+    }
+
+    async fn a_scheduled_campaign_starts_at_its_time_and_an_opt_out_since_the_snapshot_is_honoured(db) {
+        let store = &db.store;
+        let (a, ch) = org_with_channel(store, "alpha").await;
+        set_channel(store, &a, ch, None, Some(1)).await;
+        let (seg, people) = audience(store, &a, 3).await;
+        let id = create(store, &a, ch, seg).await;
+        let now = frontdesk_store::now_micros();
+        let mut tx = store.begin(&a).await.unwrap();
+        assert!(matches!(tx.launch_campaign(id, Some(now - Duration::minutes(1)), now).await, Err(StoreError::Invalid(_))));
+        drop(tx);
+        assert_eq!(launch(store, &a, id, Some(now + Duration::hours(1)), now).await, CampaignStatus::Scheduled);
+        assert_eq!(steps(store, now).await, 0);
+        assert_eq!(status(store, &a, id).await, CampaignStatus::Scheduled);
+        let at = now + Duration::hours(1);
+        // Starts: snapshot of three, one sent (1 message/s).
+        assert_eq!(steps(store, at).await, 1);
+        assert_eq!(status(store, &a, id).await, CampaignStatus::Running);
+        // The last one opts out after the snapshot: never sent to.
+        let mut tx = store.begin(&a).await.unwrap();
+        tx.record_consent(people[2], ConsentState::OptOut, ConsentSource::Agent, "STOP by phone").await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(steps(store, at + Duration::seconds(1)).await, 1);
+        assert_eq!(steps(store, at + Duration::seconds(2)).await, 0);
+        assert_eq!(status(store, &a, id).await, CampaignStatus::Completed);
+        let rows = sends_per_contact(store, &a, id).await;
+        let last = rows.iter().find(|r| r.0 == people[2]).unwrap();
+        assert_eq!((last.1.as_str(), last.2.as_deref()), ("excluded", Some("opted_out")));
+        let actions: Vec<String> = store.audit_events(&a, &AuditQuery { limit: 100, ..Default::default() }).await.unwrap()
+            .events.into_iter().map(|e| e.action).collect();
+        assert!(actions.iter().any(|x| x == "campaign.scheduled") && actions.iter().any(|x| x == "campaign.started"), "{actions:?}");
+    }
+}
