@@ -407,6 +407,77 @@ async fn report_processing(
     }
 }
 
+/// A simulated number that sends at `rate` messages per second. The simulator enforces the
+/// rate too, as Meta does, with 10 % headroom for arrival jitter: a send it refuses with
+/// 130429 shows as a second attempt.
+async fn paced_number(
+    state: &frontdesk_server::AppState,
+    ctx: &TenantCtx,
+    rate: i32,
+) -> anyhow::Result<frontdesk_store::ChannelView> {
+    let view = frontdesk_server::simulator::connect_simulated_number(
+        state,
+        ctx,
+        "Benchmark",
+        Some((rate + (rate / 10).max(1)).min(1000)),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("connecting a simulated number: {e}"))?;
+    let mut tx = state.store().begin(ctx).await?;
+    tx.update_channel(
+        view.id,
+        frontdesk_store::ChannelUpdate {
+            throughput_mps: Some(rate),
+            ..Default::default()
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(view)
+}
+
+/// What a dispatch run sent: when the outbox was empty (from the run's start), the times the
+/// provider's answers were recorded, and the sends it refused as too fast (then retried).
+struct Sends {
+    drained: Duration,
+    times: Vec<time::OffsetDateTime>,
+    refusals: i32,
+}
+
+/// Waits (within `budget` of `started`) until the outbox is empty, then reads the number's
+/// sends.
+async fn drain_outbox(
+    store: &frontdesk_store::Store,
+    ctx: &TenantCtx,
+    channel: frontdesk_domain::ChannelId,
+    started: Instant,
+    budget: Duration,
+) -> anyhow::Result<Sends> {
+    while store.outbox_len().await? > 0 {
+        ensure!(
+            started.elapsed() < budget,
+            "the outbox did not drain in {budget:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let drained = started.elapsed();
+    let sent = store.send_times(ctx, channel).await?;
+    let refusals: i32 = sent.iter().map(|(_, attempts)| attempts - 1).sum();
+    let times = sent.into_iter().map(|(t, _)| t).collect();
+    Ok(Sends {
+        drained,
+        times,
+        refusals,
+    })
+}
+
+/// The seconds from the first send to the last, and the rate they were sent at: n sends
+/// spaced 1/rate apart span (n-1)/rate seconds. `times` is not empty.
+fn span_and_rate(times: &[time::OffsetDateTime]) -> (f64, f64) {
+    let span = (*times.last().expect("non-empty") - times[0]).as_seconds_f64();
+    (span, (times.len() - 1) as f64 / span.max(1e-9))
+}
+
 /// What `bench dispatch` was asked to do.
 #[derive(Debug, Clone)]
 pub struct DispatchOptions {
@@ -435,26 +506,8 @@ pub async fn run_dispatch(opts: DispatchOptions) -> anyhow::Result<()> {
             Actor::System("bench".into()),
         )
         .await?;
-    let view =
-        // The simulator enforces the rate too, as Meta does, with 10 % headroom for arrival
-        // jitter: a send it refuses with 130429 shows as a second attempt.
-        frontdesk_server::simulator::connect_simulated_number(
-            &state,
-            &ctx,
-            "Benchmark",
-            Some((opts.rate + (opts.rate / 10).max(1)).min(1000)),
-        )
-            .await
-            .map_err(|e| anyhow::anyhow!("connecting a simulated number: {e}"))?;
+    let view = paced_number(&state, &ctx, opts.rate).await?;
     let mut tx = store.begin(&ctx).await?;
-    tx.update_channel(
-        view.id,
-        frontdesk_store::ChannelUpdate {
-            throughput_mps: Some(opts.rate),
-            ..Default::default()
-        },
-    )
-    .await?;
     let creds = tx.channel_credentials(view.id).await?;
     tx.commit().await?;
 
@@ -516,17 +569,11 @@ pub async fn run_dispatch(opts: DispatchOptions) -> anyhow::Result<()> {
     let (stop_worker, stopped) = tokio::sync::watch::channel(false);
     let worker = bench.worker.spawn(stopped);
     let budget = Duration::from_secs_f64(opts.messages as f64 / f64::from(opts.rate) * 3.0 + 30.0);
-    while store.outbox_len().await? > 0 {
-        ensure!(
-            started.elapsed() < budget,
-            "the outbox did not drain in {budget:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let drained = started.elapsed();
-    let sent = store.send_times(&ctx, view.id).await?;
-    let refusals: i32 = sent.iter().map(|(_, attempts)| attempts - 1).sum();
-    let times: Vec<time::OffsetDateTime> = sent.into_iter().map(|(t, _)| t).collect();
+    let Sends {
+        drained,
+        times,
+        refusals,
+    } = drain_outbox(&store, &ctx, view.id, started, budget).await?;
     let _ = stop_worker.send(true);
     let _ = worker.await;
     bench.stop().await;
@@ -537,9 +584,7 @@ pub async fn run_dispatch(opts: DispatchOptions) -> anyhow::Result<()> {
         times.len(),
         opts.messages
     );
-    let span = (*times.last().expect("non-empty") - times[0]).as_seconds_f64();
-    // n sends spaced 1/rate apart span (n-1)/rate seconds.
-    let achieved = (times.len() - 1) as f64 / span.max(1e-9);
+    let (span, achieved) = span_and_rate(&times);
     let busiest = times
         .iter()
         .enumerate()
@@ -894,26 +939,11 @@ pub async fn run_campaign(opts: CampaignOptions) -> anyhow::Result<()> {
             Actor::System("bench".into()),
         )
         .await?;
-    let view = frontdesk_server::simulator::connect_simulated_number(
-        &state,
-        &ctx,
-        "Benchmark",
-        Some((opts.rate + (opts.rate / 10).max(1)).min(1000)),
-    )
-    .await
-    .map_err(|e| anyhow::anyhow!("connecting a simulated number: {e}"))?;
+    let view = paced_number(&state, &ctx, opts.rate).await?;
 
     // Contacts, a segment of everyone, the approved template (as its webhook would leave it).
     let loading = Instant::now();
     let mut tx = store.begin(&ctx).await?;
-    tx.update_channel(
-        view.id,
-        frontdesk_store::ChannelUpdate {
-            throughput_mps: Some(opts.rate),
-            ..Default::default()
-        },
-    )
-    .await?;
     tx.set_channel_health(view.id, None, Some("TIER_UNLIMITED"), None)
         .await?;
     let spec = frontdesk_domain::template::TemplateSpec::parse(&serde_json::from_value(
@@ -1026,17 +1056,11 @@ pub async fn run_campaign(opts: CampaignOptions) -> anyhow::Result<()> {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    while store.outbox_len().await? > 0 {
-        ensure!(
-            started.elapsed() < budget,
-            "the outbox did not drain in {budget:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let drained = started.elapsed();
-    let sent = store.send_times(&ctx, view.id).await?;
-    let refusals: i32 = sent.iter().map(|(_, attempts)| attempts - 1).sum();
-    let times: Vec<time::OffsetDateTime> = sent.into_iter().map(|(t, _)| t).collect();
+    let Sends {
+        drained,
+        times,
+        refusals,
+    } = drain_outbox(&store, &ctx, view.id, started, budget).await?;
     let _ = stop_worker.send(true);
     let _ = worker.await;
     bench.stop().await;
@@ -1046,8 +1070,7 @@ pub async fn run_campaign(opts: CampaignOptions) -> anyhow::Result<()> {
         times.len(),
         opts.contacts
     );
-    let span = (*times.last().expect("non-empty") - times[0]).as_seconds_f64();
-    let achieved = (times.len() - 1) as f64 / span.max(1e-9);
+    let (span, achieved) = span_and_rate(&times);
     println!(
         "enqueue: all {} recipients in the outbox after {:.1} s (paced at {} per second: {:.1} s at the least)",
         opts.contacts,
