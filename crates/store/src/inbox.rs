@@ -606,6 +606,13 @@ fn parse_label_ids(s: Option<&str>) -> Vec<Uuid> {
         .collect()
 }
 
+impl ItemRow {
+    /// Whether the row carries label ids (only then is the label catalogue read).
+    fn has_labels(&self) -> bool {
+        self.labels.as_deref().is_some_and(|l| !l.is_empty())
+    }
+}
+
 fn item(v: &Viewer, r: ItemRow, catalogue: &[Label]) -> ConversationItem {
     let mut labels: Vec<Label> = parse_label_ids(r.labels.as_deref())
         .into_iter()
@@ -1265,10 +1272,7 @@ impl TenantTx {
             Tx::Postgres(t) => run!(&mut **t, LIST_SQL_POSTGRES),
         };
         let next_cursor = Cursor::page(&mut rows, limit, |r| (r.last_message_at, r.id));
-        let catalogue = if rows
-            .iter()
-            .any(|r| r.labels.as_deref().is_some_and(|l| !l.is_empty()))
-        {
+        let catalogue = if rows.iter().any(ItemRow::has_labels) {
             self.labels().await?
         } else {
             Vec::new()
@@ -1334,29 +1338,16 @@ impl TenantTx {
         id: ConversationId,
     ) -> Result<(ConversationItem, Option<OffsetDateTime>), StoreError> {
         let org = self.org();
-        let r: Option<ItemRow> = match &mut self.tx {
-            Tx::Sqlite(t) => {
-                sqlx::query_as(ONE_SQL_SQLITE)
-                    .bind(org)
-                    .bind(v.me())
-                    .bind(v.read_all)
-                    .bind(id.as_uuid())
-                    .fetch_optional(&mut **t)
-                    .await?
-            }
-            Tx::Postgres(t) => {
-                sqlx::query_as(ONE_SQL_POSTGRES)
-                    .bind(org)
-                    .bind(v.me())
-                    .bind(v.read_all)
-                    .bind(id.as_uuid())
-                    .fetch_optional(&mut **t)
-                    .await?
-            }
+        let sql = match self.tx {
+            Tx::Sqlite(_) => ONE_SQL_SQLITE,
+            Tx::Postgres(_) => ONE_SQL_POSTGRES,
         };
+        let r: Option<ItemRow> = with_conn!(self.tx, c => {
+            sqlx::query_as(sql).bind(org).bind(v.me()).bind(v.read_all).bind(id.as_uuid()).fetch_optional(c).await?
+        });
         let r = r.ok_or(StoreError::NotFound)?;
         let last_inbound = r.last_inbound_at;
-        let catalogue = if r.labels.as_deref().is_some_and(|l| !l.is_empty()) {
+        let catalogue = if r.has_labels() {
             self.labels().await?
         } else {
             Vec::new()
