@@ -2,7 +2,7 @@
 //! unique-recipient cap of a messaging-limit tier, the template language a recipient gets,
 //! and the variable mapping that fills a template from a contact's values.
 
-use crate::template::FillInput;
+use crate::template::{FillInput, LocationFill, MAX_LOCATION_TEXT};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
@@ -113,7 +113,8 @@ pub fn pick_language(contact: Option<&str>, approved: &[String], default: &str) 
 
 /// Where one template value comes from: a contact value, with a fallback when the contact
 /// has none. `source` is `name`, `first_name`, `profile_name`, `email`, `company`,
-/// `language`, `field:<key>`, or `text` (the fallback itself, the same for everyone).
+/// `language`, `field:<key>`, `column:<name>` (that column of the recipient's row in the
+/// campaign's CSV file), or `text` (the fallback itself, the same for everyone).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ValueSource {
@@ -122,13 +123,17 @@ pub struct ValueSource {
     pub fallback: Option<String>,
 }
 
-/// How a campaign fills its template: the header's variable, the body's values in order,
-/// and button endings by button index.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+/// How a campaign fills its template: the header's variable (or, for a location header,
+/// the place, the same for every recipient), the body's values in order, and button endings
+/// by button index.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Mapping {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub header: Option<ValueSource>,
+    /// The place a location header shows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location: Option<LocationFill>,
     #[serde(default)]
     pub body: Vec<ValueSource>,
     #[serde(default)]
@@ -140,6 +145,8 @@ pub struct Mapping {
 const MAX_FALLBACK: usize = 200;
 /// Body values a mapping may name.
 const MAX_BODY_VALUES: usize = 20;
+/// Characters of a CSV column name a `column:` source may name.
+const MAX_COLUMN_NAME: usize = 100;
 
 /// The contact values a mapping reads.
 #[derive(Debug, Clone, Default)]
@@ -151,6 +158,8 @@ pub struct ContactValues {
     pub language: Option<String>,
     /// Custom field values by key, as text.
     pub fields: BTreeMap<String, String>,
+    /// The recipient's row of the campaign's CSV file, by column name.
+    pub columns: BTreeMap<String, String>,
 }
 
 impl ValueSource {
@@ -163,10 +172,14 @@ impl ValueSource {
                 && k.len() <= 40
                 && k.chars()
                     .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        }) || self.source.strip_prefix("column:").is_some_and(|k| {
+            !k.trim().is_empty()
+                && k.chars().count() <= MAX_COLUMN_NAME
+                && !k.chars().any(char::is_control)
         });
         if !known {
             problems.push(format!(
-                "{at}: the source is name, first_name, profile_name, email, company, language, field:<key> or text"
+                "{at}: the source is name, first_name, profile_name, email, company, language, field:<key>, column:<CSV column> or text"
             ));
         }
         match &self.fallback {
@@ -195,9 +208,11 @@ impl ValueSource {
             "company" => c.company.clone(),
             "language" => c.language.clone(),
             "text" => None,
-            s => s
-                .strip_prefix("field:")
-                .and_then(|k| c.fields.get(k).cloned()),
+            s => match (s.strip_prefix("field:"), s.strip_prefix("column:")) {
+                (Some(k), _) => c.fields.get(k).cloned(),
+                (_, Some(k)) => c.columns.get(k).cloned(),
+                _ => None,
+            },
         };
         own.filter(|v| !v.trim().is_empty())
             .or_else(|| self.fallback.clone().filter(|v| !v.trim().is_empty()))
@@ -214,6 +229,26 @@ impl Mapping {
         }
         if let Some(h) = &self.header {
             h.check("header", &mut problems);
+        }
+        if let Some(l) = &self.location {
+            if self.header.is_some() {
+                problems.push("location: a template has one header, a value or a place".into());
+            }
+            if !l.latitude.is_finite() || !(-90.0..=90.0).contains(&l.latitude) {
+                problems.push("location.latitude: a latitude from -90 to 90".into());
+            }
+            if !l.longitude.is_finite() || !(-180.0..=180.0).contains(&l.longitude) {
+                problems.push("location.longitude: a longitude from -180 to 180".into());
+            }
+            for (what, v) in [("name", &l.name), ("address", &l.address)] {
+                if v.as_deref()
+                    .is_some_and(|v| v.chars().count() > MAX_LOCATION_TEXT)
+                {
+                    problems.push(format!(
+                        "location.{what}: at most {MAX_LOCATION_TEXT} characters"
+                    ));
+                }
+            }
         }
         for (i, v) in self.body.iter().enumerate() {
             v.check(&format!("body[{i}]"), &mut problems);
@@ -233,11 +268,20 @@ impl Mapping {
 
     /// Custom field keys the mapping reads.
     pub fn field_keys(&self) -> Vec<String> {
+        self.sources_with("field:")
+    }
+
+    /// CSV column names the mapping reads.
+    pub fn column_keys(&self) -> Vec<String> {
+        self.sources_with("column:")
+    }
+
+    fn sources_with(&self, prefix: &str) -> Vec<String> {
         self.header
             .iter()
             .chain(self.body.iter())
             .chain(self.buttons.values())
-            .filter_map(|v| v.source.strip_prefix("field:").map(str::to_owned))
+            .filter_map(|v| v.source.strip_prefix(prefix).map(str::to_owned))
             .collect()
     }
 
@@ -265,11 +309,9 @@ impl Mapping {
                     .ok_or_else(|| missing(format!("buttons[{i}]"), v))?,
             );
         }
-        // A location header is not mapped from contact fields (yet): such a template's
-        // recipients are refused by the fill check.
         Ok(FillInput {
             header,
-            location: None,
+            location: self.location.clone(),
             body,
             buttons,
             cards: Vec::new(),
@@ -359,5 +401,41 @@ mod tests {
         .unwrap();
         let e = m.check().unwrap_err();
         assert!(e.contains("body[0]") && e.contains("body[1]"), "{e}");
+    }
+
+    #[test]
+    fn a_mapping_reads_the_recipients_csv_row_and_carries_a_checked_place() {
+        let m: Mapping = serde_json::from_value(serde_json::json!({
+            "body": [{ "source": "column:Pickup code" }, { "source": "column:Town", "fallback": "town" }],
+            "location": { "latitude": 18.5204, "longitude": 73.8567, "name": "Sunrise Store" }
+        }))
+        .unwrap();
+        m.check().unwrap();
+        assert_eq!(m.column_keys(), ["Pickup code", "Town"]);
+        assert!(m.field_keys().is_empty());
+        let mut c = ContactValues::default();
+        c.columns.insert("Pickup code".into(), "A1".into());
+        let fill = m.fill_for(&c).unwrap();
+        assert_eq!(fill.body, ["A1", "town"]);
+        assert_eq!(
+            fill.location.unwrap().name.as_deref(),
+            Some("Sunrise Store")
+        );
+
+        let bad: Mapping = serde_json::from_value(serde_json::json!({
+            "header": { "source": "name" },
+            "body": [{ "source": "column:" }],
+            "location": { "latitude": -91.0, "longitude": 181.0 }
+        }))
+        .unwrap();
+        let e = bad.check().unwrap_err();
+        for want in [
+            "body[0]",
+            "location.latitude",
+            "location.longitude",
+            "one header",
+        ] {
+            assert!(e.contains(want), "{want} not in {e}");
+        }
     }
 }

@@ -7,6 +7,7 @@
 //! Variables are `{{1}}`…`{{n}}` (positional) or `{{first_name}}` (named), never both in one
 //! template. Values for a template are given in the order the variables first appear.
 
+use crate::MediaId;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -494,10 +495,15 @@ pub struct HeaderInput {
     /// The text of a text header.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
-    /// The variable's example (text header), or a sample file (media: an https link, or
-    /// a handle from Meta's upload API).
+    /// The variable's example (text header), or, for a media header, a handle from Meta's
+    /// Resumable Upload API given as is (or a link, in templates written before samples).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub example: Option<String>,
+    /// Media headers: the id of a sample file uploaded here (`POST
+    /// /api/v1/templates/samples`). Each submission uploads it to Meta's Resumable Upload
+    /// API and submits the fresh handle. Give this or `example`, not both.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample: Option<String>,
 }
 
 /// The body text and one example per variable, in the order the variables appear.
@@ -583,13 +589,46 @@ pub struct VarText {
     pub examples: Vec<String>,
 }
 
+/// A media header's sample, which Meta's reviewers look at.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MediaSample {
+    /// A file uploaded here: sent through Meta's Resumable Upload API at each submission,
+    /// whose handle is then submitted.
+    Stored(MediaId),
+    /// A handle (or a link, in templates written before samples) submitted as given.
+    Given(String),
+}
+
+impl MediaSample {
+    /// The handle or link given as is (`None` for a stored file).
+    pub fn given(&self) -> Option<&str> {
+        match self {
+            MediaSample::Given(s) => Some(s),
+            MediaSample::Stored(_) => None,
+        }
+    }
+}
+
+/// What a media sample's file may be, per header kind: the types Meta's Resumable Upload
+/// API takes that the kind shows (JPEG and PNG images, MP4 videos, PDF documents), and the
+/// largest sample accepted here (WhatsApp's media limits for images and videos; documents
+/// bounded like videos: a sample only shows what the template looks like).
+pub fn sample_rule(kind: MediaKind) -> (&'static [&'static str], usize) {
+    const MB: usize = 1024 * 1024;
+    match kind {
+        MediaKind::Image => (&["image/jpeg", "image/png"], 5 * MB),
+        MediaKind::Video => (&["video/mp4"], 16 * MB),
+        MediaKind::Document => (&["application/pdf"], 16 * MB),
+    }
+}
+
 /// A parsed header.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Header {
     Text(VarText),
     Media {
         kind: MediaKind,
-        example: String,
+        sample: MediaSample,
     },
     /// A map pin: the place (coordinates, name, address) is given with each send.
     Location,
@@ -653,7 +692,7 @@ impl Button {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Card {
     pub media: MediaKind,
-    pub example: String,
+    pub sample: MediaSample,
     pub body: VarText,
     pub buttons: Vec<Button>,
 }
@@ -851,7 +890,7 @@ fn parse_media_header(
     errs: &mut Errs,
     field: &str,
     h: &HeaderInput,
-) -> Option<(MediaKind, String)> {
+) -> Option<(MediaKind, MediaSample)> {
     let Some(kind) = MediaKind::parse(&h.format) else {
         errs.add(
             format!("{field}.format"),
@@ -862,14 +901,37 @@ fn parse_media_header(
     if h.text.as_deref().is_some_and(|t| !t.is_empty()) {
         errs.add(format!("{field}.text"), "a media header has no text");
     }
-    match h.example.as_deref().map(str::trim) {
-        Some(e) if !e.is_empty() && e.len() <= MAX_URL && !e.chars().any(char::is_whitespace) => {
-            Some((kind, e.to_owned()))
+    let sample = h.sample.as_deref().map(str::trim).filter(|s| !s.is_empty());
+    let example = h
+        .example
+        .as_deref()
+        .map(str::trim)
+        .filter(|e| !e.is_empty());
+    match (sample, example) {
+        (Some(_), Some(_)) => {
+            errs.add(
+                format!("{field}.sample"),
+                "give a sample file or an upload handle, not both",
+            );
+            None
+        }
+        (Some(s), None) => match MediaId::parse(s) {
+            Ok(id) => Some((kind, MediaSample::Stored(id))),
+            Err(_) => {
+                errs.add(
+                    format!("{field}.sample"),
+                    "the id of a sample file uploaded for this template",
+                );
+                None
+            }
+        },
+        (None, Some(e)) if e.len() <= MAX_URL && !e.chars().any(char::is_whitespace) => {
+            Some((kind, MediaSample::Given(e.to_owned())))
         }
         _ => {
             errs.add(
                 format!("{field}.example"),
-                "a media header needs a sample file: an https link or an upload handle",
+                "a media header needs a sample file (upload one) or an upload handle",
             );
             None
         }
@@ -1068,6 +1130,9 @@ impl TemplateSpec {
         let header = match &input.header {
             None => None,
             Some(h) if h.format.eq_ignore_ascii_case("text") => {
+                if h.sample.is_some() {
+                    errs.add("header.sample", "only a media header has a sample file");
+                }
                 let text = h.text.as_deref().unwrap_or_default();
                 if text.contains('\n') {
                     errs.add("header.text", "a header is one line");
@@ -1089,7 +1154,7 @@ impl TemplateSpec {
                 if h.text.as_deref().is_some_and(|t| !t.is_empty()) {
                     errs.add("header.text", "a location header has no text");
                 }
-                if h.example.as_deref().is_some_and(|e| !e.is_empty()) {
+                if h.example.as_deref().is_some_and(|e| !e.is_empty()) || h.sample.is_some() {
                     errs.add(
                         "header.example",
                         "a location header has no sample: the place is given with each send",
@@ -1098,7 +1163,7 @@ impl TemplateSpec {
                 Some(Header::Location)
             }
             Some(h) => parse_media_header(&mut errs, "header", h)
-                .map(|(kind, example)| Header::Media { kind, example }),
+                .map(|(kind, sample)| Header::Media { kind, sample }),
         };
         let footer = input
             .footer
@@ -1146,10 +1211,10 @@ impl TemplateSpec {
                     &c.buttons,
                     MAX_CARD_BUTTONS,
                 );
-                if let Some((media, example)) = media {
+                if let Some((media, sample)) = media {
                     cards.push(Card {
                         media,
-                        example,
+                        sample,
                         body,
                         buttons,
                     });
@@ -1210,16 +1275,14 @@ impl TemplateSpec {
                 format: "text".into(),
                 text: Some(t.text.clone()),
                 example: t.examples.first().cloned(),
+                sample: None,
             },
-            Header::Media { kind, example } => HeaderInput {
-                format: kind.as_str().into(),
-                text: None,
-                example: Some(example.clone()),
-            },
+            Header::Media { kind, sample } => media_input(*kind, sample),
             Header::Location => HeaderInput {
                 format: "location".into(),
                 text: None,
                 example: None,
+                sample: None,
             },
         });
         TemplateInput {
@@ -1239,11 +1302,7 @@ impl TemplateSpec {
                 .cards
                 .iter()
                 .map(|c| CardInput {
-                    header: HeaderInput {
-                        format: c.media.as_str().into(),
-                        text: None,
-                        example: Some(c.example.clone()),
-                    },
+                    header: media_input(c.media, &c.sample),
                     body: body_input(&c.body),
                     buttons: c.buttons.iter().map(button_input).collect(),
                 })
@@ -1270,9 +1329,39 @@ impl TemplateSpec {
         out
     }
 
+    /// The sample files uploaded here (the header's and each card's), with the field that
+    /// names each (`header.sample`, `cards[1].header.sample`): a submission first sends
+    /// them through Meta's Resumable Upload API.
+    pub fn stored_samples(&self) -> Vec<(String, MediaKind, MediaId)> {
+        let header = match &self.header {
+            Some(Header::Media { kind, sample }) => {
+                Some(("header.sample".to_owned(), *kind, sample))
+            }
+            _ => None,
+        };
+        let cards = self
+            .cards
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (format!("cards[{i}].header.sample"), c.media, &c.sample));
+        header
+            .into_iter()
+            .chain(cards)
+            .filter_map(|(field, kind, sample)| match sample {
+                MediaSample::Stored(id) => Some((field, kind, *id)),
+                MediaSample::Given(_) => None,
+            })
+            .collect()
+    }
+
     /// Meta's `components` to submit (`POST /{waba-id}/message_templates`). A tracked URL
     /// button is submitted as `<redirect_base>/r/{{1}}`: the send fills in a per-message code.
-    pub fn to_meta_components(&self, redirect_base: &str) -> Value {
+    /// A stored sample is submitted as its handle in `handles` (see [`Self::stored_samples`]).
+    pub fn to_meta_components(
+        &self,
+        redirect_base: &str,
+        handles: &BTreeMap<MediaId, String>,
+    ) -> Value {
         if let Some(o) = &self.otp {
             return Value::Array(o.meta_components());
         }
@@ -1290,7 +1379,9 @@ impl TemplateSpec {
                 }
                 out.push(h);
             }
-            Some(Header::Media { kind, example }) => out.push(media_header_json(*kind, example)),
+            Some(Header::Media { kind, sample }) => {
+                out.push(media_header_json(*kind, sample, handles))
+            }
             Some(Header::Location) => out.push(json!({ "type": "HEADER", "format": "LOCATION" })),
             None => {}
         }
@@ -1307,7 +1398,7 @@ impl TemplateSpec {
                 .iter()
                 .map(|c| {
                     json!({ "components": [
-                        media_header_json(c.media, &c.example),
+                        media_header_json(c.media, &c.sample, handles),
                         text_json("BODY", &c.body, self.format),
                         buttons_json(&c.buttons, redirect_base),
                     ] })
@@ -1319,13 +1410,17 @@ impl TemplateSpec {
     }
 
     /// The whole submission body: name, language, category, parameter format, components.
-    pub fn to_meta_submission(&self, redirect_base: &str) -> Value {
+    pub fn to_meta_submission(
+        &self,
+        redirect_base: &str,
+        handles: &BTreeMap<MediaId, String>,
+    ) -> Value {
         json!({
             "name": self.name.as_str(),
             "language": self.language.as_str(),
             "category": self.category.as_str(),
             "parameter_format": match self.format { ParamFormat::Positional => "POSITIONAL", ParamFormat::Named => "NAMED" },
-            "components": self.to_meta_components(redirect_base),
+            "components": self.to_meta_components(redirect_base, handles),
         })
     }
 
@@ -1537,8 +1632,29 @@ fn button_input(b: &Button) -> ButtonInput {
     out
 }
 
-fn media_header_json(kind: MediaKind, example: &str) -> Value {
-    json!({ "type": "HEADER", "format": kind.as_str().to_ascii_uppercase(), "example": { "header_handle": [example] } })
+/// A stored sample without its handle is submitted with none (the provider refuses it).
+fn media_header_json(
+    kind: MediaKind,
+    sample: &MediaSample,
+    handles: &BTreeMap<MediaId, String>,
+) -> Value {
+    let handle = match sample {
+        MediaSample::Given(h) => Some(h),
+        MediaSample::Stored(id) => handles.get(id),
+    };
+    json!({ "type": "HEADER", "format": kind.as_str().to_ascii_uppercase(), "example": { "header_handle": handle.into_iter().collect::<Vec<_>>() } })
+}
+
+fn media_input(kind: MediaKind, sample: &MediaSample) -> HeaderInput {
+    HeaderInput {
+        format: kind.as_str().into(),
+        text: None,
+        example: sample.given().map(str::to_owned),
+        sample: match sample {
+            MediaSample::Stored(id) => Some(id.to_string()),
+            MediaSample::Given(_) => None,
+        },
+    }
 }
 
 fn text_json(kind: &str, t: &VarText, format: ParamFormat) -> Value {
@@ -1691,6 +1807,7 @@ fn read_components(comps: &[Value]) -> Parts {
                     format,
                     text: s(c, "text"),
                     example,
+                    sample: None,
                 });
             }
             "BODY" => {
@@ -1759,6 +1876,7 @@ fn read_components(comps: &[Value]) -> Parts {
                             format: String::new(),
                             text: None,
                             example: None,
+                            sample: None,
                         }),
                         body: b.unwrap_or_default(),
                         buttons: bs,
@@ -2121,6 +2239,7 @@ mod tests {
                 format: "text".into(),
                 text: Some("Hi {{1}}".into()),
                 example: Some("Ana".into()),
+                sample: None,
             }),
             body: BodyInput {
                 text: "Your visit is on {{1}} at {{2}}. See you!".into(),
@@ -2160,6 +2279,7 @@ mod tests {
             format: "location".into(),
             text: None,
             example: None,
+            sample: None,
         });
         t
     }
@@ -2198,7 +2318,7 @@ mod tests {
                 spec,
                 "{kind}"
             );
-            let meta = spec.to_meta_components("https://desk.example/");
+            let meta = spec.to_meta_components("https://desk.example/", &BTreeMap::new());
             assert_eq!(
                 meta[0],
                 json!({ "type": "BODY", "add_security_recommendation": true })
@@ -2296,7 +2416,7 @@ mod tests {
         let spec = TemplateSpec::parse(&at_the_clinic()).unwrap();
         assert_eq!(spec.header, Some(Header::Location));
         assert_eq!(TemplateSpec::parse(&spec.to_input()).unwrap(), spec);
-        let meta = spec.to_meta_components("https://desk.example/");
+        let meta = spec.to_meta_components("https://desk.example/", &BTreeMap::new());
         assert_eq!(meta[0], json!({ "type": "HEADER", "format": "LOCATION" }));
         // Read back as Meta lists it.
         let listed = json!({ "name": "appointment_reminder", "language": "en_US", "category": "UTILITY", "components": meta });
@@ -2391,7 +2511,7 @@ mod tests {
     #[test]
     fn meta_components_carry_examples_and_the_tracked_redirect() {
         let spec = TemplateSpec::parse(&basic()).unwrap();
-        let c = spec.to_meta_components("https://desk.example/");
+        let c = spec.to_meta_components("https://desk.example/", &BTreeMap::new());
         assert_eq!(c[0]["example"]["header_text"][0], "Ana");
         assert_eq!(c[1]["type"], "BODY");
         assert_eq!(c[1]["example"]["body_text"][0][1], "10:30");
@@ -2433,13 +2553,13 @@ mod tests {
         };
         let spec = TemplateSpec::parse(&t).unwrap();
         assert_eq!(spec.format, ParamFormat::Named);
-        let c = spec.to_meta_components("https://d.example");
+        let c = spec.to_meta_components("https://d.example", &BTreeMap::new());
         assert_eq!(
             c[0]["example"]["body_text_named_params"][1]["param_name"],
             "code"
         );
         assert_eq!(
-            spec.to_meta_submission("https://d.example")["parameter_format"],
+            spec.to_meta_submission("https://d.example", &BTreeMap::new())["parameter_format"],
             "NAMED"
         );
         let filled = spec
@@ -2566,6 +2686,7 @@ mod tests {
                 format: "image".into(),
                 text: None,
                 example: Some(format!("https://img.example/{n}.jpg")),
+                sample: None,
             },
             body: BodyInput {
                 text: format!("Card {n} for {{{{1}}}} only"),
@@ -2594,7 +2715,7 @@ mod tests {
         let spec = TemplateSpec::parse(&t).unwrap();
         assert_eq!(spec.tracked_buttons(), [(Some(0), 0), (Some(1), 0)]);
         assert_eq!(TemplateSpec::parse(&spec.to_input()).unwrap(), spec);
-        let meta = spec.to_meta_components("https://d.example");
+        let meta = spec.to_meta_components("https://d.example", &BTreeMap::new());
         assert_eq!(meta[1]["type"], "CAROUSEL");
         assert_eq!(meta[1]["cards"][1]["components"][0]["format"], "IMAGE");
         let fill = FillInput {
@@ -2636,11 +2757,64 @@ mod tests {
             format: "document".into(),
             text: None,
             example: None,
+            sample: None,
         });
         assert_eq!(
             fields(TemplateSpec::parse(&no_example).unwrap_err()),
             ["header.example"]
         );
+    }
+
+    #[test]
+    fn a_stored_sample_is_submitted_as_the_handle_its_upload_got() {
+        let id = MediaId::new();
+        let mut t = basic();
+        t.header = Some(HeaderInput {
+            format: "image".into(),
+            text: None,
+            example: None,
+            sample: Some(id.to_string()),
+        });
+        let spec = TemplateSpec::parse(&t).unwrap();
+        assert_eq!(
+            spec.stored_samples(),
+            vec![("header.sample".to_owned(), MediaKind::Image, id)]
+        );
+        assert_eq!(
+            TemplateSpec::parse(&spec.to_input()).unwrap(),
+            spec,
+            "round trip"
+        );
+        let handles: BTreeMap<MediaId, String> = [(id, "4::aW1hZ2UvcG5n:ARb".to_owned())].into();
+        let c = spec.to_meta_components("https://d.example", &handles);
+        assert_eq!(
+            c[0],
+            json!({ "type": "HEADER", "format": "IMAGE", "example": { "header_handle": ["4::aW1hZ2UvcG5n:ARb"] } })
+        );
+        // Without its handle, nothing is made up: the provider refuses the submission.
+        let c = spec.to_meta_components("https://d.example", &BTreeMap::new());
+        assert_eq!(c[0]["example"]["header_handle"], json!([]));
+        // Both a file and a handle, a file id that is not one, or a sample on a text header.
+        let mut both = t.clone();
+        both.header.as_mut().unwrap().example = Some("4::x".into());
+        assert_eq!(
+            fields(TemplateSpec::parse(&both).unwrap_err()),
+            ["header.sample"]
+        );
+        let mut bad = t.clone();
+        bad.header.as_mut().unwrap().sample = Some("../etc".into());
+        assert_eq!(
+            fields(TemplateSpec::parse(&bad).unwrap_err()),
+            ["header.sample"]
+        );
+        let mut text = basic();
+        text.header.as_mut().unwrap().sample = Some(id.to_string());
+        assert_eq!(
+            fields(TemplateSpec::parse(&text).unwrap_err()),
+            ["header.sample"]
+        );
+        assert_eq!(sample_rule(MediaKind::Image).0, ["image/jpeg", "image/png"]);
+        assert_eq!(sample_rule(MediaKind::Document).0, ["application/pdf"]);
     }
 
     #[test]

@@ -998,13 +998,14 @@ pub async fn run_campaign(opts: CampaignOptions) -> anyhow::Result<()> {
         .create_campaign(&NewCampaign {
             name: "Spring".into(),
             channel: view.id,
-            segment: segment.id,
+            audience: frontdesk_store::campaigns::Audience::Segment(segment.id),
             template_name: "bench_offer".into(),
             template_language: "en".into(),
             mapping: serde_json::from_value(
                 serde_json::json!({ "body": [{ "source": "first_name", "fallback": "there" }] }),
             )?,
             consent: frontdesk_store::segments::ConsentRequirement::NotOptedOut,
+            planned_at: None,
         })
         .await?;
     let now = time::OffsetDateTime::now_utc();

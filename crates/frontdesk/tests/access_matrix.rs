@@ -4588,6 +4588,19 @@ fn matrix() -> Vec<Entry> {
                 })
             })
         }),
+        route(Method::PATCH, "/api/v1/campaigns/{campaign_id}", Access::Perm(CampaignsManage), |w, _| {
+            Box::pin(async move {
+                let c = fresh_campaign(w).await;
+                let name = w.uniq("renamed campaign");
+                Case::json(format!("/api/v1/campaigns/{c}"), json!({ "name": name, "consent": "not_opted_out" })).then(move |w, a| {
+                    Box::pin(async move {
+                        assert_eq!(a.json()["name"], name.as_str(), "{}", a.short());
+                        let v = w.get_a(&format!("/api/v1/campaigns/{c}")).await;
+                        assert_eq!((v["campaign"]["name"].as_str(), v["campaign"]["consent"].as_str()), (Some(name.as_str()), Some("not_opted_out")), "{v}");
+                    })
+                })
+            })
+        }),
         route(Method::GET, "/api/v1/campaigns/{campaign_id}/review", Access::Perm(CampaignsManage), |w, _| {
             Box::pin(async move {
                 let c = fresh_campaign(w).await;
@@ -4698,6 +4711,32 @@ fn matrix() -> Vec<Entry> {
                 let s = fresh_segment(w).await;
                 vec![Case::form("/campaigns", &[("name", "Cross"), ("channel_id", &w.a.channel), ("segment_id", &s),
                     ("template", "appointment_reminder|en"), ("consent", "opt_in"), ("values", "")])]
+            })
+        }),
+        route(Method::GET, "/campaigns/{campaign_id}/edit", Access::Perm(CampaignsManage), |w, _| {
+            Box::pin(async move {
+                let c = fresh_campaign(w).await;
+                Case::bare(format!("/campaigns/{c}/edit")).then(move |_, a| {
+                    Box::pin(async move {
+                        assert!(a.text.contains(&format!("action=\"/campaigns/{c}/edit\"")) && a.text.contains("data-testid=\"save-campaign\""), "{}", a.short())
+                    })
+                })
+            })
+        }),
+        route(Method::POST, "/campaigns/{campaign_id}/edit", Access::Perm(CampaignsManage), |w, _| {
+            Box::pin(async move {
+                let c = fresh_campaign(w).await;
+                let s = fresh_segment(w).await;
+                let name = w.uniq("edited campaign");
+                Case::form(format!("/campaigns/{c}/edit"), &[("name", &name), ("channel_id", &w.a.channel), ("segment_id", &s),
+                    ("template", "appointment_reminder|en"), ("consent", "opt_in"), ("values", "")])
+                    .see_other(format!("/campaigns/{c}"))
+                    .then(move |w, _| {
+                        Box::pin(async move {
+                            let v = w.get_a(&format!("/api/v1/campaigns/{c}")).await;
+                            assert_eq!((v["campaign"]["name"].as_str(), v["campaign"]["segment_id"].as_str()), (Some(name.as_str()), Some(s.as_str())), "{v}");
+                        })
+                    })
             })
         }),
         route(Method::GET, "/campaigns/{campaign_id}", Access::Perm(CampaignsManage), |w, _| {
@@ -5199,6 +5238,34 @@ fn matrix() -> Vec<Entry> {
                 vec![Case::json("/api/v1/templates", json!({ "channel_id": w.a.channel, "template": template_body("matrix_cross") }))]
             })
         }),
+        route(Method::POST, "/api/v1/templates/samples", Access::Perm(TemplatesManage), |w, _| {
+            Box::pin(async move {
+                let (ctype, body) = common::simulator::multipart(&[
+                    ("channel_id", None, None, w.a.channel.as_bytes()),
+                    ("format", None, None, b"image"),
+                    ("file", Some("sample.png"), Some("image/png"), b"\x89PNG\r\n\x1a\nmatrix sample"),
+                ]);
+                Case::raw("/api/v1/templates/samples", ctype, body)
+                    .status(201)
+                    .then(|_, a| {
+                        Box::pin(async move {
+                            let v = a.json();
+                            assert_eq!((v["format"].as_str(), v["mime_type"].as_str(), v["size_bytes"].as_i64()), (Some("image"), Some("image/png"), Some(21)), "{v}");
+                        })
+                    })
+            })
+        })
+        .cross(|w| {
+            Box::pin(async move {
+                // Org A's channel: not found for org B, nothing stored.
+                let (ctype, body) = common::simulator::multipart(&[
+                    ("channel_id", None, None, w.a.channel.as_bytes()),
+                    ("format", None, None, b"image"),
+                    ("file", Some("sample.png"), Some("image/png"), b"\x89PNG\r\n\x1a\ncross"),
+                ]);
+                vec![Case::raw("/api/v1/templates/samples", ctype, body)]
+            })
+        }),
         route(Method::GET, "/api/v1/templates/{template_id}", Access::Perm(InboxRead), |w, _| {
             Box::pin(async move {
                 let id = fresh_template(w, &w.a.channel).await;
@@ -5285,6 +5352,20 @@ fn matrix() -> Vec<Entry> {
                         assert_eq!(w.app.get("/r/fdl_made_up_code").await.status(), StatusCode::NOT_FOUND);
                     })
                 })
+            })
+        }),
+        route(Method::POST, "/simulator/graph/{version}/{node}/uploads", Access::Public, |w, _| {
+            Box::pin(async move {
+                let ch = w.sim_a().await;
+                let app = ch.answer["app_id"].as_str().unwrap().to_owned();
+                Case::bare(format!("/simulator/graph/v23.0/{app}/uploads?file_name=a.png&file_length=12&file_type=image/png"))
+                    .header("authorization", &format!("OAuth {}", ch.access_token))
+                    .then(|_, a| {
+                        Box::pin(async move {
+                            let id = a.json()["id"].as_str().unwrap_or_default().to_owned();
+                            assert!(id.starts_with("upload:") && id.contains("?sig="), "{}", a.short());
+                        })
+                    })
             })
         }),
         route(Method::POST, "/simulator/graph/{version}/{node}", Access::Public, |w, _| {

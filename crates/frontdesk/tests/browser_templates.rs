@@ -1,7 +1,9 @@
 //! The template editor in a real headless Chromium: a manager writes a template, sees the
 //! phone preview follow their typing, gets a refusal beside the field without losing what
 //! they typed, saves, submits, sees the simulator's approval on the page, then starts a
-//! chat from the inbox with one input per variable and the phone shows it filled in. SQLite only:
+//! chat from the inbox with one input per variable and the phone shows it filled in; then
+//! writes an IMAGE-header template with a sample file, which the page uploads and the
+//! simulator approves. SQLite only:
 //! the template flow is tested on both backends over HTTP (`templates.rs`).
 
 mod common;
@@ -183,6 +185,91 @@ async fn a_manager_writes_a_template_with_a_live_preview_gets_it_approved_and_se
         Some("Hello Asha\nYour visit is at 11:00. See you soon!\nSunrise Clinic\n[Confirm]")
     );
     assert!(browser.current_url().await.path().starts_with("/inbox/"));
+
+    // An IMAGE header with a sample file: chosen in the editor, uploaded by the page, shown
+    // once saved, sent through the simulator's Resumable Upload API on submit, approved.
+    let dir = tempfile::tempdir().unwrap();
+    let png = dir.path().join("clinic.png");
+    std::fs::write(&png, b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR the new clinic").unwrap();
+    browser.goto(&app.url("/templates/new")).await;
+    browser.fill("[data-testid=tpl-name]", "clinic_photo").await;
+    browser
+        .click("[data-testid=tpl-category] option[value=MARKETING]")
+        .await;
+    browser
+        .click("[data-testid=tpl-header-format] option[value=image]")
+        .await;
+    browser
+        .find("[data-testid=tpl-header-sample-file]")
+        .await
+        .send_keys(png.to_str().unwrap())
+        .await
+        .unwrap();
+    let mut sample = String::new();
+    for _ in 0..100 {
+        sample = browser.value("[data-testid=tpl-header-sample]").await;
+        if !sample.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(
+        !sample.is_empty(),
+        "the page uploaded the sample: {}",
+        browser.text("[data-testid=tpl-sample-status]").await
+    );
+    browser
+        .fill(
+            "[data-testid=tpl-body]",
+            "Our new clinic opens on {{1}}. Come and see!",
+        )
+        .await;
+    browser.fill("[data-testid=tpl-examples]", "Monday").await;
+    wait_for_text(
+        &browser,
+        "[data-testid=template-preview]",
+        "[image]\nOur new clinic opens on Monday. Come and see!",
+    )
+    .await;
+    browser.click("[data-testid=template-save]").await;
+    browser
+        .wait_for("[data-testid=template-submit]", Duration::from_secs(5))
+        .await;
+    assert_eq!(
+        browser.count("[data-testid=tpl-sample-preview]").await,
+        1,
+        "the saved template shows its sample"
+    );
+    browser.click("[data-testid=template-submit]").await;
+    browser
+        .wait_for("[data-testid=notice]", Duration::from_secs(5))
+        .await;
+    let mut approved = false;
+    for _ in 0..100 {
+        app.drain().await;
+        browser.goto(browser.current_url().await.as_ref()).await;
+        if browser.text("[data-testid=template-status]").await == "APPROVED" {
+            approved = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(approved, "the image template was approved on the page");
+    let (_, listed) = app
+        .graph_call(
+            Method::GET,
+            &format!("/{}/message_templates?name=clinic_photo", sim.waba_id),
+            Some(&sim.access_token),
+            None,
+        )
+        .await;
+    let handle = listed["data"][0]["components"][0]["example"]["header_handle"][0]
+        .as_str()
+        .unwrap_or_default();
+    assert!(
+        handle.starts_with("4::"),
+        "submitted with an upload handle: {listed}"
+    );
     assert!(browser.csp_violations().await.is_empty());
     browser.close().await;
 }

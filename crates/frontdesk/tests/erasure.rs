@@ -314,4 +314,105 @@ both_backends! {
         let (_, ben_view) = app.api(Method::GET, &format!("/api/v1/contacts/{ben}"), Some(&a_token), None).await;
         assert!(ben_view["erased_at"].is_null());
     }
+    async fn a_pending_request_survives_a_merge_and_erases_the_merged_contact_and_its_linked_ids(db) {
+        let app = TestApp::spawn(db).await;
+        let (a, mut token, email) = org(&app, "erase-merge", "106540352242966").await;
+        let (s, v) = app.api(Method::PUT, "/api/v1/audience/erasure-settings", Some(&token), Some(json!({ "window_days": 7, "delay_hours": 2 }))).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let ts = time::OffsetDateTime::now_utc().unix_timestamp().to_string();
+        let value = |contacts: Value, messages: Value| json!({ "object": "whatsapp_business_account", "entry": [{ "id": WABA, "changes": [{ "field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": { "display_phone_number": "15550783881", "phone_number_id": "106540352242966" },
+            "contacts": contacts, "messages": messages }}]}]});
+        // Lee writes first by number; later a message known only by Lee's user id makes a
+        // second contact (WhatsApp hid the number).
+        store_body(&app, &a, &value(json!([{ "wa_id": "14155550100", "profile": { "name": "Lee Park" } }]),
+            json!([{ "from": "14155550100", "id": "wamid.LEE1", "timestamp": ts, "type": "text", "text": { "body": "my first visit" } }]))).await;
+        app.drain().await;
+        store_body(&app, &a, &value(json!([{ "user_id": "US.1234567890123", "profile": { "name": "Lee Park" } }]),
+            json!([{ "from_user_id": "US.1234567890123", "id": "wamid.LEE2", "timestamp": ts, "type": "text", "text": { "body": "the rash again" } }]))).await;
+        app.drain().await;
+        let (by_phone, _) = contact_by_phone(&app, &a, "+14155550100").await;
+        let mut tx = app.db.store.begin_read(&a.ctx).await.unwrap();
+        let by_id = tx.find_contact(&frontdesk_store::CustomerIdentity {
+            bsuid: Some(frontdesk_domain::Bsuid::parse("US.1234567890123").unwrap()), ..Default::default()
+        }).await.unwrap().expect("the user-id contact");
+        tx.commit().await.unwrap();
+        assert_ne!(by_phone, by_id, "two contacts before the merge");
+
+        // Lee asks to be erased, through the user-id contact; it waits two hours.
+        let (s, req) = app.api(Method::POST, &format!("/api/v1/contacts/{by_id}/erase"), Some(&token), None).await;
+        assert_eq!((s, req["state"].as_str()), (StatusCode::ACCEPTED, Some("pending")), "{req}");
+        // Meanwhile a message carries both the number and the user id: the contacts merge
+        // into the older one (by number), and the request goes with them.
+        store_body(&app, &a, &value(json!([{ "wa_id": "14155550100", "user_id": "US.1234567890123", "profile": { "name": "Lee Park" } }]),
+            json!([{ "from": "14155550100", "from_user_id": "US.1234567890123", "id": "wamid.LEE3", "timestamp": ts, "type": "text", "text": { "body": "both ids now" } }]))).await;
+        app.drain().await;
+        let (s, _) = app.api(Method::GET, &format!("/api/v1/contacts/{by_id}"), Some(&token), None).await;
+        assert_eq!(s, StatusCode::NOT_FOUND, "the user-id contact was merged away");
+        let (_, pending) = app.api(Method::GET, &format!("/api/v1/erasure-requests?pending=true&contact_id={by_phone}"), Some(&token), None).await;
+        let pending = pending.as_array().unwrap();
+        assert_eq!(pending.len(), 1, "{pending:?}");
+        assert_eq!((pending[0]["id"].as_str(), pending[0]["execute_at"].as_str()), (req["id"].as_str(), req["execute_at"].as_str()), "the same request, same time");
+        let (s, v) = app.api(Method::POST, &format!("/api/v1/contacts/{by_phone}/erase"), Some(&token), None).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("erasure_pending")), "{v}");
+
+        // Once due, the merged contact is erased: the number, the user id and every body.
+        app.advance(2 * 3600 + 60);
+        app.drain().await;
+        token = relogin(&app, &email).await;
+        let (_, c) = app.api(Method::GET, &format!("/api/v1/contacts/{by_phone}"), Some(&token), None).await;
+        assert!(c["erased_at"].is_string() && c["phone"].is_null(), "{c}");
+        let (_, done) = app.api(Method::GET, &format!("/api/v1/erasure-requests?contact_id={by_phone}"), Some(&token), None).await;
+        assert_eq!(done[0]["state"], "done", "{done}");
+        assert_eq!(done[0]["report"]["messages"], 3, "the messages of both contacts: {done}");
+        for b in app.db.store.inbox_where(&a.ctx, None, 10).await.unwrap() {
+            let text = String::from_utf8(b.body).unwrap();
+            for gone in ["14155550100", "US.1234567890123", "Lee Park", "rash", "first visit", "both ids"] {
+                assert!(!text.contains(gone), "{gone} still in {text}");
+            }
+        }
+        let (_, audit) = app.api(Method::GET, "/api/v1/audit-events?limit=100", Some(&token), None).await;
+        let actions: Vec<&str> = audit["events"].as_array().unwrap().iter().filter_map(|e| e["action"].as_str()).collect();
+        assert!(actions.contains(&"contact.merged") && actions.contains(&"erasure.carried_over") && actions.contains(&"erasure.executed"), "{actions:?}");
+    }
+
+    async fn two_pending_requests_of_merged_contacts_become_one_that_runs_at_the_earlier_time(db) {
+        let app = TestApp::spawn(db).await;
+        let (a, token, _) = org(&app, "erase-fold", "106540352242977").await;
+        let ts = time::OffsetDateTime::now_utc().unix_timestamp().to_string();
+        let value = |contacts: Value, messages: Value| json!({ "object": "whatsapp_business_account", "entry": [{ "id": WABA, "changes": [{ "field": "messages", "value": {
+            "metadata": { "display_phone_number": "15550783881", "phone_number_id": "106540352242977" },
+            "contacts": contacts, "messages": messages }}]}]});
+        store_body(&app, &a, &value(json!([{ "wa_id": "14155550100" }]),
+            json!([{ "from": "14155550100", "id": "wamid.F1", "timestamp": ts, "type": "text", "text": { "body": "one" } }]))).await;
+        app.drain().await;
+        store_body(&app, &a, &value(json!([{ "user_id": "US.1234567890123" }]),
+            json!([{ "from_user_id": "US.1234567890123", "id": "wamid.F2", "timestamp": ts, "type": "text", "text": { "body": "two" } }]))).await;
+        app.drain().await;
+        let (by_phone, _) = contact_by_phone(&app, &a, "+14155550100").await;
+        let mut tx = app.db.store.begin_read(&a.ctx).await.unwrap();
+        let by_id = tx.find_contact(&frontdesk_store::CustomerIdentity {
+            bsuid: Some(frontdesk_domain::Bsuid::parse("US.1234567890123").unwrap()), ..Default::default()
+        }).await.unwrap().unwrap();
+        tx.commit().await.unwrap();
+        // The user-id contact's request runs in 1 hour, the number's in 5.
+        app.api(Method::PUT, "/api/v1/audience/erasure-settings", Some(&token), Some(json!({ "window_days": 7, "delay_hours": 1 }))).await;
+        let (_, early) = app.api(Method::POST, &format!("/api/v1/contacts/{by_id}/erase"), Some(&token), None).await;
+        app.api(Method::PUT, "/api/v1/audience/erasure-settings", Some(&token), Some(json!({ "window_days": 2, "delay_hours": 5 }))).await;
+        let (_, late) = app.api(Method::POST, &format!("/api/v1/contacts/{by_phone}/erase"), Some(&token), None).await;
+        assert_eq!((early["state"].as_str(), late["state"].as_str()), (Some("pending"), Some("pending")));
+        store_body(&app, &a, &value(json!([{ "wa_id": "14155550100", "user_id": "US.1234567890123" }]),
+            json!([{ "from": "14155550100", "from_user_id": "US.1234567890123", "id": "wamid.F3", "timestamp": ts, "type": "text", "text": { "body": "three" } }]))).await;
+        app.drain().await;
+        let (_, all) = app.api(Method::GET, &format!("/api/v1/erasure-requests?contact_id={by_phone}"), Some(&token), None).await;
+        let all = all.as_array().unwrap();
+        assert_eq!(all.len(), 2, "both requests are kept on the merged contact: {all:?}");
+        let pending: Vec<&Value> = all.iter().filter(|r| r["state"] == "pending").collect();
+        assert_eq!(pending.len(), 1, "{all:?}");
+        assert_eq!(pending[0]["id"], early["id"], "the earlier one survives");
+        assert_eq!(pending[0]["due_by"], late["due_by"], "with the earlier deadline");
+        let folded = all.iter().find(|r| r["id"] == late["id"]).unwrap();
+        assert_eq!((folded["state"].as_str(), folded["cancelled_by"].as_str()), (Some("cancelled"), Some("system:contact_merge")), "{folded}");
+    }
 }

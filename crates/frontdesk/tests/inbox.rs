@@ -420,6 +420,12 @@ both_backends! {
         let (s, t) = w.app.graph_call(Method::POST, &format!("/{}/message_templates", w.ch.waba_id), Some(&w.ch.access_token),
             Some(json!({ "name": "visit_reminder", "language": "en", "category": "UTILITY", "components": [{ "type": "BODY", "text": "See you tomorrow." }] }))).await;
         assert!(s.is_success(), "{t}");
+        // The simulator reviews in the background, as Meta does: a retry before the
+        // approval would be refused with 132001 again.
+        w.until("the simulator's approval", async || {
+            let (_, v) = w.app.graph_call(Method::GET, &format!("/{}/message_templates?name=visit_reminder", w.ch.waba_id), Some(&w.ch.access_token), None).await;
+            (v["data"][0]["status"] == "APPROVED").then_some(())
+        }).await;
         let (s, v) = w.call(&w.admin, Method::POST, &format!("/api/v1/messages/{id}/retry"), None).await;
         assert_eq!(s, StatusCode::ACCEPTED, "{v}");
         events.until("message.status", |d| d["message_id"] == id.as_str() && d["status"] == "queued").await;

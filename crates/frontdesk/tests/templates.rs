@@ -16,6 +16,8 @@ use serde_json::{Value, json};
 use std::time::Duration;
 
 const PHONE: &str = "+14155550100";
+/// The first bytes of a PNG file, then some content: enough for the simulator's check.
+const PNG: &[u8] = b"\x89PNG\r\n\x1a\n\0\0\0\rIHDR sample pixels";
 
 struct World {
     app: TestApp,
@@ -112,6 +114,54 @@ impl World {
             .filter(|m| m["direction"] == "to_customer")
             .map(|m| m["text"].as_str().unwrap().to_owned())
             .collect()
+    }
+
+    /// Uploads a sample file for a media header (`POST /api/v1/templates/samples`).
+    async fn upload_sample(
+        &self,
+        format: &str,
+        mime: &str,
+        name: &str,
+        bytes: &[u8],
+    ) -> (StatusCode, Value) {
+        let (ctype, body) = common::simulator::multipart(&[
+            ("channel_id", None, None, self.ch.id.as_bytes()),
+            ("format", None, None, format.as_bytes()),
+            ("file", Some(name), Some(mime), bytes),
+        ]);
+        let r = self
+            .app
+            .client
+            .post(self.app.url("/api/v1/templates/samples"))
+            .bearer_auth(&self.admin.access)
+            .header("content-type", ctype)
+            .body(body)
+            .send()
+            .await
+            .unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+
+    /// A Graph API call as Meta's Resumable Upload API takes it (`Authorization: OAuth`).
+    async fn upload_call(
+        &self,
+        method: Method,
+        path: &str,
+        offset: Option<usize>,
+        body: Vec<u8>,
+    ) -> (StatusCode, Value) {
+        let mut req = self
+            .app
+            .client
+            .request(method, self.app.graph(path))
+            .header("authorization", format!("OAuth {}", self.ch.access_token));
+        if let Some(o) = offset {
+            req = req.header("file_offset", o.to_string());
+        }
+        let r = req.body(body).send().await.unwrap();
+        let status = r.status();
+        (status, r.json().await.unwrap_or(Value::Null))
     }
 
     async fn post_webhook(&self, field: &str, value: Value) {
@@ -388,8 +438,11 @@ both_backends! {
     async fn a_carousel_goes_out_card_by_card_with_a_tracked_link_per_card(db) {
         let w = world(db).await;
         let customer = w.app.sim_customer(&w.web, &w.ch.id, "Asha Rao", PHONE, "").await;
+        let (s, sample) = w.upload_sample("image", "image/png", "kit.png", PNG).await;
+        assert_eq!(s, StatusCode::CREATED, "{sample}");
+        let sample = sample["id"].as_str().unwrap().to_owned();
         let card = |n: &str| json!({
-            "header": { "format": "image", "example": format!("https://img.example/{n}.jpg") },
+            "header": { "format": "image", "sample": sample },
             "body": { "text": format!("The {n} kit, for {{{{1}}}} only."), "examples": ["10 dollars"] },
             "buttons": [{ "type": "url", "text": "Buy", "url": "https://shop.example/p/{{1}}", "example": "https://shop.example/p/1", "track": true }]
         });
@@ -549,5 +602,158 @@ both_backends! {
         let actions: Vec<String> = w.ok(Method::GET, "/api/v1/audit-events?limit=50", None).await["events"].as_array().unwrap()
             .iter().map(|e| e["action"].as_str().unwrap().to_owned()).collect();
         assert!(actions.iter().any(|a| a == "template.synced"), "{actions:?}");
+    }
+    async fn a_media_header_sample_goes_through_the_resumable_upload_and_the_template_is_approved(db) {
+        let w = world(db).await;
+        let app_id = w.ch.answer["app_id"].as_str().expect("a simulated number has a Meta app id").to_owned();
+        // Refused samples: a type the kind does not take, too large, an unknown kind.
+        let (s, v) = w.upload_sample("image", "application/pdf", "x.pdf", b"%PDF-1.7").await;
+        assert_eq!(s, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{v}");
+        let big = [PNG, &vec![0u8; 5 * 1024 * 1024]].concat();
+        let (s, _) = w.upload_sample("image", "image/png", "big.png", &big).await;
+        assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE);
+        let (s, v) = w.upload_sample("sticker", "image/png", "x.png", PNG).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_upload")), "{v}");
+
+        let (s, sample) = w.upload_sample("image", "image/png", "clinic.png", PNG).await;
+        assert_eq!(s, StatusCode::CREATED, "{sample}");
+        assert_eq!((sample["format"].as_str(), sample["size_bytes"].as_u64()), (Some("image"), Some(PNG.len() as u64)), "{sample}");
+        let id = sample["id"].as_str().unwrap().to_owned();
+        // Stored like any media: the editor shows it from the media route.
+        let r = w.app.client.get(w.app.url(&format!("/api/v1/media/{id}"))).bearer_auth(&w.admin.access).send().await.unwrap();
+        assert_eq!(r.status(), StatusCode::OK);
+        assert_eq!(r.bytes().await.unwrap().as_ref(), PNG);
+
+        // A video header cannot take an image sample; the image header can.
+        let mut t = json!({ "name": "clinic_photo", "language": "en_US", "category": "MARKETING",
+            "header": { "format": "video", "sample": id },
+            "body": { "text": "Our new clinic opens on {{1}}. Come and see!", "examples": ["Monday"] } });
+        let (s, v) = w.create(t.clone()).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_template")), "{v}");
+        assert!(v["error"]["message"].as_str().unwrap().contains("header.sample"), "{v}");
+        t["header"]["format"] = json!("image");
+        let (s, created) = w.create(t).await;
+        assert_eq!(s, StatusCode::CREATED, "{created}");
+        assert_eq!(created["content"]["header"]["sample"], id.as_str(), "{created}");
+        let tid = created["id"].as_str().unwrap().to_owned();
+        w.ok(Method::POST, &format!("/api/v1/templates/{tid}/submit"), None).await;
+        w.status_becomes(&tid, "APPROVED").await;
+
+        // What the simulator received: Meta's format, with the handle of a finished upload.
+        let (_, listed) = w.app.graph_call(Method::GET, &format!("/{}/message_templates?name=clinic_photo", w.ch.waba_id), Some(&w.ch.access_token), None).await;
+        let header = &listed["data"][0]["components"][0];
+        assert_eq!((header["type"].as_str(), header["format"].as_str()), (Some("HEADER"), Some("IMAGE")), "{listed}");
+        let handle = header["example"]["header_handle"][0].as_str().unwrap();
+        assert!(handle.starts_with("4::") && handle.contains(":e:"), "{handle}");
+
+        // Sent with a link per send, as before.
+        let customer = w.app.sim_customer(&w.web, &w.ch.id, "Asha Rao", PHONE, "").await;
+        let (s, v) = w.send("clinic_photo", Some(json!({ "header": "https://img.example/opening.jpg", "body": ["Monday"] }))).await;
+        assert_eq!(s, StatusCode::ACCEPTED, "{v}");
+        let text = w.until("the photo template on the phone", async || w.phone_texts(&customer).await.into_iter().next()).await;
+        assert!(text.starts_with("[image]"), "{text}");
+
+        // Without a Meta app id on the number, a sample cannot be uploaded: refused before
+        // anything changes.
+        w.ok(Method::PATCH, &format!("/api/v1/channels/{}", w.ch.id), Some(json!({ "app_id": "" }))).await;
+        let (_, second) = w.create(json!({ "name": "clinic_photo_two", "language": "en_US", "category": "MARKETING",
+            "header": { "format": "image", "sample": id },
+            "body": { "text": "Our new clinic opens on {{1}}. Come and see!", "examples": ["Monday"] } })).await;
+        let sid = second["id"].as_str().unwrap().to_owned();
+        let (s, v) = w.call(Method::POST, &format!("/api/v1/templates/{sid}/submit"), None).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::CONFLICT, Some("app_id_required")), "{v}");
+        assert_eq!(w.ok(Method::GET, &format!("/api/v1/templates/{sid}"), None).await["status"], "DRAFT");
+        let (s, v) = w.call(Method::PATCH, &format!("/api/v1/channels/{}", w.ch.id), Some(json!({ "app_id": "12ab" }))).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+        let ch = w.ok(Method::PATCH, &format!("/api/v1/channels/{}", w.ch.id), Some(json!({ "app_id": app_id }))).await;
+        assert_eq!(ch["app_id"], app_id.as_str());
+        // A Cloud channel is given its app id when connected; a malformed one connects nothing.
+        let cloud = |pnid: &str, app: &str| json!({ "provider": "cloud", "name": "Second desk", "phone_number_id": pnid,
+            "waba_id": "102290129340398", "access_token": "EAAG-second", "app_secret": "second-secret", "verify_token": "second-verify",
+            "api_base_url": "http://127.0.0.1:9", "app_id": app });
+        let (s, v) = w.call(Method::POST, "/api/v1/channels", Some(cloud("106540352240001", "12 34"))).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+        let (s, v) = w.call(Method::POST, "/api/v1/channels", Some(cloud("106540352240002", "584544743160774"))).await;
+        assert_eq!((s, v["channel"]["app_id"].as_str()), (StatusCode::CREATED, Some("584544743160774")), "{v}");
+
+        // A link given as the example is not a handle: the simulator refuses as Meta does,
+        // and the draft keeps the reason.
+        let (_, linked) = w.create(json!({ "name": "clinic_link", "language": "en_US", "category": "MARKETING",
+            "header": { "format": "image", "example": "https://img.example/clinic.jpg" },
+            "body": { "text": "Our new clinic opens on {{1}}. Come and see!", "examples": ["Monday"] } })).await;
+        let lid = linked["id"].as_str().unwrap().to_owned();
+        let (s, v) = w.call(Method::POST, &format!("/api/v1/templates/{lid}/submit"), None).await;
+        assert_eq!(s, StatusCode::BAD_GATEWAY, "{v}");
+        let after = w.ok(Method::GET, &format!("/api/v1/templates/{lid}"), None).await;
+        assert_eq!(after["status"], "DRAFT");
+        assert!(after["reason"].as_str().unwrap().contains("header_handle"), "{after}");
+
+        let (_, audit) = w.call(Method::GET, "/api/v1/audit-events?limit=100", None).await;
+        let actions: Vec<&str> = audit["events"].as_array().unwrap().iter().filter_map(|e| e["action"].as_str()).collect();
+        assert!(actions.contains(&"template.sample_uploaded") && actions.contains(&"template.submitted"), "{actions:?}");
+    }
+
+    async fn the_simulated_upload_api_speaks_metas_wire_format_and_checks_type_size_and_offset(db) {
+        let w = world(db).await;
+        let app_id = w.ch.answer["app_id"].as_str().unwrap().to_owned();
+        let start = |q: &str| format!("/{app_id}/uploads?{q}");
+        // Step 1 checks the declared file.
+        let (s, v) = w.upload_call(Method::POST, &start("file_name=a.gif&file_length=10&file_type=image/gif"), None, vec![]).await;
+        assert_eq!((s, v["error"]["code"].as_i64(), v["error"]["type"].as_str()), (StatusCode::BAD_REQUEST, Some(100), Some("OAuthException")), "{v}");
+        let (s, v) = w.upload_call(Method::POST, &start("file_name=a.png&file_length=6000000&file_type=image/png"), None, vec![]).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "an image is at most 5 MiB: {v}");
+        let (s, v) = w.upload_call(Method::POST, &start("file_length=10&file_type=image/png"), None, vec![]).await;
+        assert!(s == StatusCode::BAD_REQUEST && v["error"]["message"].as_str().unwrap().contains("file_name"), "{v}");
+        let (s, v) = w.upload_call(Method::POST, &format!("/999/uploads?file_name=a.png&file_length={}&file_type=image/png", PNG.len()), None, vec![]).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "another app's uploads: {v}");
+        let (s, v) = w.app.graph_call(Method::POST, &start("file_name=a.png&file_length=10&file_type=image/png"), None, None).await;
+        assert_eq!((s, v["error"]["code"].as_i64()), (StatusCode::UNAUTHORIZED, Some(190)), "{v}");
+        let (s, v) = w.upload_call(Method::POST, &start(&format!("file_name=a.png&file_length={}&file_type=image/png", PNG.len())), None, vec![]).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let session = v["id"].as_str().unwrap().to_owned();
+        assert!(session.starts_with("upload:") && session.contains("?sig="), "{session}");
+        let path = format!("/{session}");
+        let unsigned = format!("/{}", session.split('?').next().unwrap());
+
+        // Step 2 checks the offset, the signature, the length and, at the end, the bytes.
+        let (s, v) = w.upload_call(Method::POST, &unsigned, Some(0), PNG[..10].to_vec()).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "without its signature: {v}");
+        let (s, v) = w.upload_call(Method::POST, &path, Some(3), PNG[..10].to_vec()).await;
+        assert!(s == StatusCode::BAD_REQUEST && v["error"]["error_data"]["details"].as_str().unwrap().contains("file_offset"), "{v}");
+        let (s, v) = w.upload_call(Method::POST, &path, None, PNG.to_vec()).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "file_offset is required: {v}");
+        // Interrupted after 10 bytes: the session says where to resume.
+        let (s, v) = w.upload_call(Method::POST, &path, Some(0), PNG[..10].to_vec()).await;
+        assert_eq!((s, v["file_offset"].as_u64()), (StatusCode::OK, Some(10)), "{v}");
+        let (s, v) = w.upload_call(Method::GET, &path, None, vec![]).await;
+        assert_eq!((s, v["file_offset"].as_u64(), v["id"].as_str()), (StatusCode::OK, Some(10), Some(session.as_str())), "{v}");
+        let (s, v) = w.upload_call(Method::POST, &path, Some(10), [&PNG[10..], b"extra"].concat()).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "more than file_length: {v}");
+        let (s, v) = w.upload_call(Method::POST, &path, Some(10), PNG[10..].to_vec()).await;
+        assert_eq!(s, StatusCode::OK, "{v}");
+        let handle = v["h"].as_str().unwrap().to_owned();
+        assert!(handle.starts_with("4::"), "{handle}");
+
+        // A PDF declared as a PNG is refused once complete.
+        let pdf = b"%PDF-1.7 leaflet";
+        let (_, v) = w.upload_call(Method::POST, &start(&format!("file_name=x.png&file_length={}&file_type=image/png", pdf.len())), None, vec![]).await;
+        let (s, v) = w.upload_call(Method::POST, &format!("/{}", v["id"].as_str().unwrap()), Some(0), pdf.to_vec()).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+
+        // Templates: a media header needs a finished upload's handle, of a fitting type.
+        let create = |format: &str, handle: Value| json!({ "name": format!("sim_{}", format.to_lowercase()), "language": "en", "category": "MARKETING",
+            "components": [{ "type": "HEADER", "format": format, "example": { "header_handle": handle } },
+                           { "type": "BODY", "text": "Our new clinic is open. Come and see!" }] });
+        let tpl = format!("/{}/message_templates", w.ch.waba_id);
+        for (format, h) in [("IMAGE", json!(["4::made-up"])), ("IMAGE", json!([])), ("VIDEO", json!([handle.clone()]))] {
+            let (s, v) = w.app.graph_call(Method::POST, &tpl, Some(&w.ch.access_token), Some(create(format, h))).await;
+            assert_eq!((s, v["error"]["code"].as_i64(), v["error"]["message"].as_str()), (StatusCode::BAD_REQUEST, Some(100), Some("(#100) Invalid parameter")), "{format}: {v}");
+        }
+        let mut no_example = create("DOCUMENT", json!([]));
+        no_example["components"][0].as_object_mut().unwrap().remove("example");
+        let (s, _) = w.app.graph_call(Method::POST, &tpl, Some(&w.ch.access_token), Some(no_example)).await;
+        assert_eq!(s, StatusCode::BAD_REQUEST);
+        let (s, v) = w.app.graph_call(Method::POST, &tpl, Some(&w.ch.access_token), Some(create("IMAGE", json!([handle])))).await;
+        assert_eq!((s, v["status"].as_str()), (StatusCode::OK, Some("PENDING")), "{v}");
     }
 }

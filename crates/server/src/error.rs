@@ -217,6 +217,9 @@ fn conflict_message(code: &str) -> &'static str {
             "the campaign's template is not approved in its default language"
         }
         "too_many_campaigns" => "the organisation has the most campaigns allowed",
+        "audience_importing" => {
+            "the campaign's CSV file is still being imported; launch it once the review shows every row"
+        }
         _ => "the request conflicts with the current state",
     }
 }

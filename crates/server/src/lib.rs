@@ -8,7 +8,6 @@ mod account;
 pub mod api;
 pub mod auth;
 pub mod error;
-mod group_commit;
 mod health;
 pub mod mail;
 pub mod metrics;

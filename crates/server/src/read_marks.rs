@@ -1,13 +1,13 @@
-//! The conversation view's read marks, group-committed (see [`crate::group_commit`]):
+//! The conversation view's read marks, group-committed (see [`frontdesk_store::group_commit`]):
 //! opening a conversation writes how far the user has read it, and on SQLite one durable
 //! write per view was most of a busy inbox's cost. Each batch is one
 //! [`Store::mark_read_batch`] call; the view answers after its mark is committed, so a list
 //! loaded right after it never shows the conversation unread.
 
-use crate::group_commit::GroupCommit;
 use frontdesk_domain::ConversationId;
+use frontdesk_store::group_commit::{GroupCommit, parallel_commits};
 use frontdesk_store::inbox::ReadMark;
-use frontdesk_store::{Backend, Store, TenantCtx};
+use frontdesk_store::{Store, TenantCtx};
 use tokio::sync::oneshot;
 
 /// Most marks one transaction carries.
@@ -45,10 +45,7 @@ impl ReadMarks {
         ctx: &TenantCtx,
         conversation: ConversationId,
     ) -> Result<bool, MarkFailed> {
-        let parallel = match self.store.backend() {
-            Backend::Sqlite => 1,
-            Backend::Postgres => 4,
-        };
+        let parallel = parallel_commits(self.store.backend());
         self.queue.start(parallel, MAX_BATCH, || {
             let store = self.store.clone();
             move |batch| commit(store.clone(), batch)

@@ -11,20 +11,26 @@
 
 use crate::audience::consent_state_sql;
 use crate::audit::AuditRecord;
+use crate::events::{Event, EventKind};
+use crate::imports::{ImportMapping, ImportView, count_rejected};
 use crate::inbox::Cursor;
 use crate::orgs::now_micros;
 use crate::segments::ConsentRequirement;
-use crate::templates::TemplateRefusal;
-use crate::tenant::{TenantCtx, TenantTx, with_conn};
-use crate::{NewOutbound, Store, StoreError};
+use crate::templates::{ApprovedTemplate, PreparedTemplate, TemplateRefusal};
+use crate::tenant::{TenantCtx, TenantTx, Tx, with_builder, with_conn};
+use crate::tokens::token_hash;
+use crate::{MessageStatus, MessageView, OutboxAction, Store, StoreError};
 use frontdesk_domain::audience::{ConsentFilter, Rule};
 use frontdesk_domain::campaign::{
     CampaignAction, CampaignStatus, ContactValues, Mapping, daily_limit, pick_language,
 };
 use frontdesk_domain::template::FillInput;
-use frontdesk_domain::{CampaignId, ChannelId, ContactId, MessageId, OrgId, SegmentId};
+use frontdesk_domain::{
+    CampaignId, ChannelId, ContactId, ConversationId, ImportId, MessageId, OrgId, OutboxId,
+    SegmentId, TeamId, UserId,
+};
 use serde::Serialize;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
@@ -39,17 +45,56 @@ const LIMIT_WINDOW: time::Duration = time::Duration::hours(24);
 /// Why a withdrawn message failed.
 const CANCELLED: &str = "cancelled with its campaign";
 
-/// A campaign to create (a draft).
+/// Rows per multi-row statement (bind parameters stay far below either backend's limit).
+const ROWS_PER_STATEMENT: usize = 250;
+
+/// A pending recipient as an enqueue step reads it: contact, language, values (JSON), not
+/// erased, consent state, and its conversation on the campaign's number if it has one
+/// (id, assignee, team).
+type PendingRow = (
+    Uuid,
+    String,
+    String,
+    bool,
+    String,
+    Option<Uuid>,
+    Option<Uuid>,
+    Option<Uuid>,
+);
+
+/// One recipient's message in an enqueue batch.
+struct BatchSend {
+    contact: Uuid,
+    conversation: Option<Uuid>,
+    assignee: Option<Uuid>,
+    team: Option<Uuid>,
+    message: Uuid,
+    content: serde_json::Value,
+    preview: String,
+    prepared: Option<PreparedTemplate>,
+}
+
+/// Who a campaign is for: a segment's contacts, or the contacts of a CSV file (an
+/// import whose rows upserted them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Audience {
+    Segment(SegmentId),
+    Import(ImportId),
+}
+
+/// A campaign to create (a draft), or what a draft becomes when edited.
 #[derive(Debug, Clone)]
 pub struct NewCampaign {
     pub name: String,
     pub channel: ChannelId,
-    pub segment: SegmentId,
+    pub audience: Audience,
     pub template_name: String,
     /// The language recipients get when theirs is not approved.
     pub template_language: String,
     pub mapping: Mapping,
     pub consent: ConsentRequirement,
+    /// A draft's planned send time (it is sent only when launched or scheduled).
+    pub planned_at: Option<OffsetDateTime>,
 }
 
 /// A campaign as stored and shown.
@@ -58,13 +103,16 @@ pub struct Campaign {
     pub id: CampaignId,
     pub name: String,
     pub channel_id: ChannelId,
-    pub segment_id: SegmentId,
+    /// The audience: a segment, or (`import_id`) the contacts of a CSV file.
+    pub segment_id: Option<SegmentId>,
+    pub import_id: Option<ImportId>,
     pub template_name: String,
     pub template_language: String,
     pub mapping: Mapping,
     /// `opt_in` (only contacts who opted in) or `not_opted_out` (unknown consent too).
     pub consent: String,
     pub status: CampaignStatus,
+    /// When a scheduled campaign starts (a draft: its planned time, not binding).
     #[serde(with = "time::serde::rfc3339::option")]
     pub scheduled_at: Option<OffsetDateTime>,
     #[serde(with = "time::serde::rfc3339::option")]
@@ -85,6 +133,19 @@ pub struct Campaign {
     pub created_at: OffsetDateTime,
     #[serde(with = "time::serde::rfc3339")]
     pub updated_at: OffsetDateTime,
+}
+
+impl Campaign {
+    /// Who the campaign is for.
+    pub fn audience(&self) -> Result<Audience, StoreError> {
+        match (self.segment_id, self.import_id) {
+            (Some(s), None) => Ok(Audience::Segment(s)),
+            (None, Some(i)) => Ok(Audience::Import(i)),
+            _ => Err(StoreError::Corrupt(
+                "a campaign has one audience, a segment or an import".into(),
+            )),
+        }
+    }
 }
 
 /// A page of campaigns, newest first.
@@ -136,10 +197,27 @@ pub struct LanguagePreview {
     pub problem: Option<String>,
 }
 
+/// A CSV audience's file: the import's progress and the rows it left out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+pub struct FileReview {
+    pub import_id: ImportId,
+    pub filename: String,
+    /// `queued`, `running` or `done` (a campaign launches once it is done).
+    pub status: String,
+    pub total_rows: i64,
+    pub processed_rows: i64,
+    /// Rows without a valid number, or with a value or consent change refused.
+    pub invalid_rows: i64,
+    /// Rows whose number an earlier row of the file had.
+    pub duplicate_rows: i64,
+}
+
 /// What a launch would do now: the audience after exclusions and per language.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct CampaignReview {
-    /// Contacts the segment selects now.
+    /// A CSV audience's file, with its invalid and duplicate rows.
+    pub file: Option<FileReview>,
+    /// Contacts the segment (or the file) selects now.
     pub matched: i64,
     pub opted_out: i64,
     pub no_opt_in: i64,
@@ -149,9 +227,14 @@ pub struct CampaignReview {
     pub sendable: i64,
     /// The number's unique recipients in a moving 24 hours (`None`: unlimited).
     pub daily_limit: Option<i64>,
-    /// Unique recipients of templates in the last 24 hours on the business account.
+    /// Unique recipients of templates in the last 24 hours on the business account, not
+    /// counting those sent inside the recipient's service window (Meta does not).
     pub used_last_24h: i64,
-    /// Of the sendable ones, those over today's room: they go when the window frees up.
+    /// Of the sendable ones, those whose service window with the number is open now: they
+    /// do not count against the tier.
+    pub in_service_window: i64,
+    /// Of the other sendable ones, those over today's room: they go when the window frees
+    /// up.
     pub over_daily_limit: i64,
     pub languages: Vec<LanguagePreview>,
 }
@@ -198,7 +281,8 @@ struct CampaignRow {
     id: Uuid,
     name: String,
     channel_id: Uuid,
-    segment_id: Uuid,
+    segment_id: Option<Uuid>,
+    import_id: Option<Uuid>,
     template_name: String,
     template_language: String,
     mapping: String,
@@ -218,7 +302,7 @@ struct CampaignRow {
 
 macro_rules! campaign_cols {
     () => {
-        "id, name, channel_id, segment_id, template_name, template_language, mapping, consent, status, scheduled_at, started_at, finished_at, audience_built, CAST(excluded_opted_out AS BIGINT) AS excluded_opted_out, CAST(excluded_no_opt_in AS BIGINT) AS excluded_no_opt_in, waiting, waiting_until, created_at, updated_at"
+        "id, name, channel_id, segment_id, import_id, template_name, template_language, mapping, consent, status, scheduled_at, started_at, finished_at, audience_built, CAST(excluded_opted_out AS BIGINT) AS excluded_opted_out, CAST(excluded_no_opt_in AS BIGINT) AS excluded_no_opt_in, waiting, waiting_until, created_at, updated_at"
     };
 }
 
@@ -227,7 +311,8 @@ fn campaign(r: CampaignRow) -> Result<Campaign, StoreError> {
         id: CampaignId::from_uuid(r.id),
         name: r.name,
         channel_id: ChannelId::from_uuid(r.channel_id),
-        segment_id: SegmentId::from_uuid(r.segment_id),
+        segment_id: r.segment_id.map(SegmentId::from_uuid),
+        import_id: r.import_id.map(ImportId::from_uuid),
         template_name: r.template_name,
         template_language: r.template_language,
         mapping: serde_json::from_str(&r.mapping)
@@ -263,6 +348,23 @@ fn consent_of(s: &str) -> ConsentRequirement {
     }
 }
 
+fn audience_ids(a: Audience) -> (Option<Uuid>, Option<Uuid>) {
+    match a {
+        Audience::Segment(s) => (Some(s.as_uuid()), None),
+        Audience::Import(i) => (None, Some(i.as_uuid())),
+    }
+}
+
+/// What the audit records of a draft's values (no contact data).
+fn draft_audit(name: &str, n: &NewCampaign) -> serde_json::Value {
+    let (segment, import) = match n.audience {
+        Audience::Segment(s) => (Some(s.to_string()), None),
+        Audience::Import(i) => (None, Some(i.to_string())),
+    };
+    serde_json::json!({ "name": name, "segment_id": segment, "import_id": import, "channel_id": n.channel,
+        "template": n.template_name, "language": n.template_language, "consent": consent_str(n.consent) })
+}
+
 fn trunc(s: &str, max: usize) -> String {
     s.chars().take(max).collect()
 }
@@ -271,10 +373,29 @@ fn invalid(m: impl Into<String>) -> StoreError {
     StoreError::Invalid(m.into())
 }
 
+/// A CSV audience's file: its import, the columns the mapping reads (name, index) and
+/// the rows (line 2 of the file is the first).
+struct CsvRows {
+    import: ImportId,
+    wanted: Vec<(String, usize)>,
+    rows: Vec<Vec<String>>,
+}
+
 /// A contact's values as the mapping reads them, and whether it can be addressed.
 struct Values {
     values: ContactValues,
     addressable: bool,
+}
+
+/// The recent template sends of a business account that were outside the recipient's
+/// service window, up to the backend's "24 hours before the send" (closed by the caller).
+macro_rules! recent_sends_sql {
+    () => {
+        " FROM messages m JOIN channels ch ON ch.org_id = m.org_id AND ch.id = m.channel_id
+          WHERE m.org_id = $1 AND ch.waba_id = $2 AND m.direction = 'out' AND m.kind = 'template' AND m.created_at > $3 AND m.status <> 'failed'
+            AND NOT EXISTS (SELECT 1 FROM messages i WHERE i.org_id = m.org_id AND i.conversation_id = m.conversation_id AND i.direction = 'in'
+                            AND i.created_at <= m.created_at AND i.created_at > "
+    };
 }
 
 impl TenantTx {
@@ -282,17 +403,47 @@ impl TenantTx {
         self.ctx().org_id().as_uuid()
     }
 
-    /// Creates a draft. The number, the segment and the template (in the default
-    /// language, any status) must be this organisation's; the mapping is checked.
-    pub async fn create_campaign(&mut self, n: &NewCampaign) -> Result<Campaign, StoreError> {
-        let org = self.org_uuid_c();
+    /// Checks a draft's values against the organisation: the number, the audience (a
+    /// segment, or an import that did not fail and has every column the mapping reads), the
+    /// template (in the default language, any status), the mapping and the planned time.
+    /// Returns the trimmed name.
+    async fn check_draft(&mut self, n: &NewCampaign) -> Result<String, StoreError> {
         let name = n.name.trim();
         if name.is_empty() || name.chars().count() > 120 {
             return Err(invalid("name: 1 to 120 characters"));
         }
         n.mapping.check().map_err(invalid)?;
         let channel = self.channel(n.channel).await?;
-        self.segment(n.segment).await?;
+        match n.audience {
+            Audience::Segment(s) => {
+                self.segment(s).await?;
+                if let Some(k) = n.mapping.column_keys().first() {
+                    return Err(invalid(format!(
+                        "mapping: column:{k} reads a CSV file's column, and this audience is a segment"
+                    )));
+                }
+            }
+            Audience::Import(i) => {
+                let v = self.contact_import(i).await?;
+                match v.status.as_str() {
+                    "failed" => return Err(invalid("audience: the file's import failed")),
+                    "uploaded" => {
+                        return Err(invalid(
+                            "audience: the file's import was never run (run it with a mapping first)",
+                        ));
+                    }
+                    _ => {}
+                }
+                if let Some(k) = n
+                    .mapping
+                    .column_keys()
+                    .into_iter()
+                    .find(|k| !v.columns.contains(k))
+                {
+                    return Err(invalid(format!("mapping: the file has no column {k:?}")));
+                }
+            }
+        }
         if self
             .template_named(&channel.waba_id, &n.template_name, &n.template_language)
             .await?
@@ -303,6 +454,16 @@ impl TenantTx {
                 n.template_name, n.template_language
             )));
         }
+        if n.planned_at.is_some_and(|t| t <= now_micros()) {
+            return Err(invalid("send_at: a time in the future"));
+        }
+        Ok(name.to_owned())
+    }
+
+    /// Creates a draft (values checked as [`Self::check_draft`] says).
+    pub async fn create_campaign(&mut self, n: &NewCampaign) -> Result<Campaign, StoreError> {
+        let org = self.org_uuid_c();
+        let name = self.check_draft(n).await?;
         let count: i64 = with_conn!(self.tx, c => {
             sqlx::query_scalar("SELECT count(*) FROM campaigns WHERE org_id = $1").bind(org).fetch_one(c).await?
         });
@@ -313,21 +474,115 @@ impl TenantTx {
         let now = now_micros();
         let mapping = serde_json::to_string(&n.mapping).expect("a mapping serialises");
         let by = self.ctx().actor().to_string();
+        let (segment, import) = audience_ids(n.audience);
         with_conn!(self.tx, c => {
-            sqlx::query("INSERT INTO campaigns (org_id, id, name, channel_id, segment_id, template_name, template_language, mapping, consent, status, created_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'draft', $10, $11, $11)")
-                .bind(org).bind(id.as_uuid()).bind(name).bind(n.channel.as_uuid()).bind(n.segment.as_uuid())
+            sqlx::query("INSERT INTO campaigns (org_id, id, name, channel_id, segment_id, import_id, template_name, template_language, mapping, consent, status, scheduled_at, created_by, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'draft', $11, $12, $13, $13)")
+                .bind(org).bind(id.as_uuid()).bind(&name).bind(n.channel.as_uuid()).bind(segment).bind(import)
                 .bind(&n.template_name).bind(&n.template_language).bind(&mapping).bind(consent_str(n.consent))
-                .bind(&by).bind(now).execute(c).await?;
+                .bind(n.planned_at).bind(&by).bind(now).execute(c).await?;
         });
         self.audit(AuditRecord::new(
             "campaign.created",
             "campaign",
             id.to_string(),
-            serde_json::json!({ "name": name, "segment_id": n.segment, "channel_id": n.channel,
-                "template": n.template_name, "language": n.template_language, "consent": consent_str(n.consent) }),
+            draft_audit(&name, n),
         ))
         .await?;
         self.campaign(id).await
+    }
+
+    /// Changes a draft (name, number, audience, template, language, mapping, consent,
+    /// planned time); any other state is `campaign_state`. Audited with what changed.
+    pub async fn update_campaign(
+        &mut self,
+        id: CampaignId,
+        n: &NewCampaign,
+    ) -> Result<Campaign, StoreError> {
+        let before = self.campaign(id).await?;
+        if before.status != CampaignStatus::Draft {
+            return Err(StoreError::Conflict("campaign_state"));
+        }
+        let name = self.check_draft(n).await?;
+        let org = self.org_uuid_c();
+        let mapping = serde_json::to_string(&n.mapping).expect("a mapping serialises");
+        let (segment, import) = audience_ids(n.audience);
+        let changed = with_conn!(self.tx, c => {
+            sqlx::query("UPDATE campaigns SET name = $3, channel_id = $4, segment_id = $5, import_id = $6, template_name = $7, template_language = $8, mapping = $9, consent = $10, scheduled_at = $11, updated_at = $12
+                         WHERE org_id = $1 AND id = $2 AND status = 'draft'")
+                .bind(org).bind(id.as_uuid()).bind(&name).bind(n.channel.as_uuid()).bind(segment).bind(import)
+                .bind(&n.template_name).bind(&n.template_language).bind(&mapping).bind(consent_str(n.consent))
+                .bind(n.planned_at).bind(now_micros()).execute(c).await?.rows_affected()
+        });
+        if changed != 1 {
+            // Launched meanwhile.
+            return Err(StoreError::Conflict("campaign_state"));
+        }
+        let after = self.campaign(id).await?;
+        let mut fields = Vec::new();
+        for (field, differs) in [
+            ("name", before.name != after.name),
+            ("channel", before.channel_id != after.channel_id),
+            (
+                "audience",
+                (before.segment_id, before.import_id) != (after.segment_id, after.import_id),
+            ),
+            ("template", before.template_name != after.template_name),
+            (
+                "language",
+                before.template_language != after.template_language,
+            ),
+            ("mapping", before.mapping != after.mapping),
+            ("consent", before.consent != after.consent),
+            ("planned_at", before.scheduled_at != after.scheduled_at),
+        ] {
+            if differs {
+                fields.push(field);
+            }
+        }
+        let mut data = draft_audit(&name, n);
+        data["changed"] = serde_json::json!(fields);
+        self.audit(AuditRecord::new(
+            "campaign.updated",
+            "campaign",
+            id.to_string(),
+            data,
+        ))
+        .await?;
+        Ok(after)
+    }
+
+    /// Uploads a campaign's CSV audience and starts importing it (the worker upserts its
+    /// rows as contacts, as any contact import does). Without a column mapping, the column
+    /// called phone (or mobile, number, whatsapp) is the number and the others are read
+    /// by the campaign only (`column:<name>`).
+    pub async fn import_campaign_audience(
+        &mut self,
+        filename: &str,
+        csv: &str,
+        mapping: Option<&ImportMapping>,
+    ) -> Result<ImportView, StoreError> {
+        let view = self.upload_import(filename, csv).await?;
+        let mapping = match mapping {
+            Some(m) => m.clone(),
+            None => {
+                let phone = view
+                    .columns
+                    .iter()
+                    .find(|c| {
+                        let c = c.trim().to_ascii_lowercase();
+                        ["phone", "phone number", "mobile", "number", "whatsapp"]
+                            .contains(&c.as_str())
+                    })
+                    .ok_or_else(|| {
+                        invalid("file: no column called phone (name the number's column phone)")
+                    })?;
+                ImportMapping {
+                    columns: [(phone.clone(), "phone".to_owned())].into(),
+                    consent_evidence: None,
+                }
+            }
+        };
+        self.start_import(view.id, &mapping).await
     }
 
     /// One campaign of the organisation.
@@ -365,12 +620,14 @@ impl TenantTx {
     }
 
     /// Values of the contacts with ids in `[first, last]` (the caller keeps the ones it
-    /// asked for), with the custom fields `keys`.
+    /// asked for), with the custom fields `keys` and, from a CSV audience's file, the
+    /// columns the mapping reads of each contact's row.
     async fn contact_values(
         &mut self,
         first: Uuid,
         last: Uuid,
         keys: &[String],
+        file: Option<&CsvRows>,
     ) -> Result<HashMap<Uuid, Values>, StoreError> {
         let org = self.org_uuid_c();
         type Row = (
@@ -398,7 +655,7 @@ impl TenantTx {
                             email: r.3,
                             company: r.4,
                             language: r.5,
-                            fields: BTreeMap::new(),
+                            ..Default::default()
                         },
                         addressable: r.6,
                     },
@@ -425,7 +682,72 @@ impl TenantTx {
                 }
             }
         }
+        if let Some(f) = file.filter(|f| !f.wanted.is_empty()) {
+            let lines: Vec<(Uuid, i32)> = with_conn!(self.tx, c => {
+                sqlx::query_as("SELECT contact_id, line FROM contact_import_contacts WHERE org_id = $1 AND import_id = $2 AND contact_id >= $3 AND contact_id <= $4")
+                    .bind(org).bind(f.import.as_uuid()).bind(first).bind(last).fetch_all(c).await?
+            });
+            for (id, line) in lines {
+                // Line 2 is the first row below the header.
+                let (Some(e), Some(row)) = (
+                    out.get_mut(&id),
+                    usize::try_from(line - 2).ok().and_then(|i| f.rows.get(i)),
+                ) else {
+                    continue;
+                };
+                for (name, idx) in &f.wanted {
+                    if let Some(v) = row.get(*idx).map(|v| v.trim()).filter(|v| !v.is_empty()) {
+                        e.values.columns.insert(name.clone(), v.to_owned());
+                    }
+                }
+            }
+        }
         Ok(out)
+    }
+
+    /// A CSV audience's file as the mapping reads it (`None` for a segment's audience).
+    async fn csv_rows(&mut self, c: &Campaign) -> Result<Option<CsvRows>, StoreError> {
+        let Some(import) = c.import_id else {
+            return Ok(None);
+        };
+        let keys = c.mapping.column_keys();
+        if keys.is_empty() {
+            return Ok(Some(CsvRows {
+                import,
+                wanted: Vec::new(),
+                rows: Vec::new(),
+            }));
+        }
+        let (columns, rows) = self.import_csv(import).await?;
+        let wanted = keys
+            .into_iter()
+            .filter_map(|k| columns.iter().position(|c| *c == k).map(|i| (k, i)))
+            .collect();
+        Ok(Some(CsvRows {
+            import,
+            wanted,
+            rows,
+        }))
+    }
+
+    /// Contacts among `[first, last]` whose service window with the number is open at `now`.
+    async fn open_windows(
+        &mut self,
+        channel: ChannelId,
+        first: Uuid,
+        last: Uuid,
+        now: OffsetDateTime,
+    ) -> Result<HashSet<Uuid>, StoreError> {
+        let org = self.org_uuid_c();
+        let rows: Vec<(Uuid, Option<OffsetDateTime>)> = with_conn!(self.tx, c => {
+            sqlx::query_as("SELECT contact_id, last_inbound_at FROM conversations WHERE org_id = $1 AND channel_id = $2 AND contact_id >= $3 AND contact_id <= $4 AND last_inbound_at IS NOT NULL")
+                .bind(org).bind(channel.as_uuid()).bind(first).bind(last).fetch_all(c).await?
+        });
+        Ok(rows
+            .into_iter()
+            .filter(|(_, at)| crate::messaging::window_open(*at, now))
+            .map(|(id, _)| id)
+            .collect())
     }
 
     /// The approved languages of the campaign's template on its business account.
@@ -443,22 +765,47 @@ impl TenantTx {
             .collect())
     }
 
-    /// Unique recipients of templates on the business account's numbers since `since`, and
-    /// when the oldest of those messages was queued.
+    /// Unique recipients of templates on the business account's numbers since `since`
+    /// that were sent outside the recipient's service window (no message from them on that
+    /// number in the 24 hours before; Meta's limit does not count the others), and when
+    /// the oldest of those messages was queued. One query: the recent sends by
+    /// `messages_out_recent`, each one's window by `messages_by_conversation`.
     async fn recent_unique_recipients(
         &mut self,
         waba: &str,
         since: OffsetDateTime,
     ) -> Result<(i64, Option<OffsetDateTime>), StoreError> {
         let org = self.org_uuid_c();
-        Ok(with_conn!(self.tx, c => {
-            sqlx::query_as("SELECT count(DISTINCT m.contact_id), min(m.created_at) FROM messages m JOIN channels ch ON ch.org_id = m.org_id AND ch.id = m.channel_id
-                            WHERE m.org_id = $1 AND ch.waba_id = $2 AND m.direction = 'out' AND m.kind = 'template' AND m.created_at > $3 AND m.status <> 'failed'")
-                .bind(org).bind(waba).bind(since).fetch_one(c).await?
-        }))
+        Ok(match &mut self.tx {
+            Tx::Sqlite(t) => {
+                sqlx::query_as(concat!(
+                    "SELECT count(DISTINCT m.contact_id), min(m.created_at)",
+                    recent_sends_sql!(),
+                    "strftime('%Y-%m-%dT%H:%M:%fZ', m.created_at, '-1 day'))"
+                ))
+                .bind(org)
+                .bind(waba)
+                .bind(since)
+                .fetch_one(&mut **t)
+                .await?
+            }
+            Tx::Postgres(t) => {
+                sqlx::query_as(concat!(
+                    "SELECT count(DISTINCT m.contact_id), min(m.created_at)",
+                    recent_sends_sql!(),
+                    "m.created_at - INTERVAL '24 hours')"
+                ))
+                .bind(org)
+                .bind(waba)
+                .bind(since)
+                .fetch_one(&mut **t)
+                .await?
+            }
+        })
     }
 
-    /// What a launch would do now (nothing is written): the segment's contacts, those left
+    /// What a launch would do now (nothing is written): the audience's contacts (a
+    /// segment's, or a CSV file's with the file's invalid and duplicate rows), those left
     /// out and why, the tier's room today, and a preview per language.
     pub async fn review_campaign(
         &mut self,
@@ -466,31 +813,48 @@ impl TenantTx {
         now: OffsetDateTime,
     ) -> Result<CampaignReview, StoreError> {
         let c = self.campaign(id).await?;
-        let rule = match c.status {
-            CampaignStatus::Draft | CampaignStatus::Scheduled => {
-                self.segment(c.segment_id).await?.rule
-            }
-            _ => self.campaign_rule(id).await?,
-        };
+        let rule = self.audience_rule(&c).await?;
         let consent = consent_of(&c.consent);
         let channel = self.channel(c.channel_id).await?;
-        let (matched, opted_out, no_opt_in) = self.exclusion_counts(&rule, consent, now).await?;
+        let file = match c.import_id {
+            Some(i) => {
+                let v = self.contact_import(i).await?;
+                let (invalid_rows, duplicate_rows) = count_rejected(&v.rejected);
+                Some(FileReview {
+                    import_id: i,
+                    filename: v.filename,
+                    status: v.status,
+                    total_rows: v.total_rows,
+                    processed_rows: v.processed_rows,
+                    invalid_rows,
+                    duplicate_rows,
+                })
+            }
+            None => None,
+        };
+        let (matched, opted_out, no_opt_in) = self
+            .exclusion_counts(c.import_id, &rule, consent, now)
+            .await?;
         let approved = self
             .approved_languages(&channel.waba_id, &c.template_name)
             .await?;
         let keys = c.mapping.field_keys();
+        let csv = self.csv_rows(&c).await?;
         let mut after = None;
-        let (mut sendable, mut missing) = (0i64, 0i64);
+        let (mut sendable, mut missing, mut in_window) = (0i64, 0i64, 0i64);
         let mut by_lang: BTreeMap<String, (i64, Option<FillInput>)> = BTreeMap::new();
         loop {
             let ids = self
-                .marketing_audience(&rule, consent, after, BUILD_BATCH, now)
+                .marketing_audience_in(c.import_id, &rule, consent, after, BUILD_BATCH, now)
                 .await?;
             let (Some(first), Some(last)) = (ids.first(), ids.last()) else {
                 break;
             };
             let values = self
-                .contact_values(first.as_uuid(), last.as_uuid(), &keys)
+                .contact_values(first.as_uuid(), last.as_uuid(), &keys, csv.as_ref())
+                .await?;
+            let open = self
+                .open_windows(c.channel_id, first.as_uuid(), last.as_uuid(), now)
                 .await?;
             for cid in &ids {
                 let Some(v) = values.get(&cid.as_uuid()) else {
@@ -499,6 +863,9 @@ impl TenantTx {
                 match c.mapping.fill_for(&v.values) {
                     Ok(fill) if v.addressable => {
                         sendable += 1;
+                        if open.contains(&cid.as_uuid()) {
+                            in_window += 1;
+                        }
                         let lang = pick_language(
                             v.values.language.as_deref(),
                             &approved,
@@ -546,8 +913,11 @@ impl TenantTx {
         let (used, _) = self
             .recent_unique_recipients(&channel.waba_id, now - LIMIT_WINDOW)
             .await?;
-        let over = limit.map_or(0, |l| (sendable - (l - used).max(0)).max(0));
+        // Recipients whose window is open now are not counted by Meta.
+        let counted = sendable - in_window;
+        let over = limit.map_or(0, |l| (counted - (l - used).max(0)).max(0));
         Ok(CampaignReview {
+            file,
             matched,
             opted_out,
             no_opt_in,
@@ -555,30 +925,42 @@ impl TenantTx {
             sendable,
             daily_limit: limit,
             used_last_24h: used,
+            in_service_window: in_window,
             over_daily_limit: over,
             languages,
         })
     }
 
-    /// The rule's contacts, those of them who opted out, and (when an opt-in is needed)
-    /// those without one.
+    /// The audience's rule: a draft's or scheduled campaign's segment as it is now (a CSV
+    /// audience: everyone of its file), else the rule copied at launch.
+    async fn audience_rule(&mut self, c: &Campaign) -> Result<Rule, StoreError> {
+        match (c.status, c.segment_id) {
+            (CampaignStatus::Draft | CampaignStatus::Scheduled, Some(s)) => {
+                Ok(self.segment(s).await?.rule)
+            }
+            (CampaignStatus::Draft | CampaignStatus::Scheduled, None) => Ok(Rule::all()),
+            _ => self.campaign_rule(c.id).await,
+        }
+    }
+
+    /// The rule's contacts (within a CSV audience's contacts), those of them who opted
+    /// out, and (when an opt-in is needed) those without one.
     async fn exclusion_counts(
         &mut self,
+        import: Option<ImportId>,
         rule: &Rule,
         consent: ConsentRequirement,
         now: OffsetDateTime,
     ) -> Result<(i64, i64, i64), StoreError> {
-        let matched = self.preview_rule(rule, now).await?.count;
+        let matched = self.count_rule_in(import, rule, now).await?;
         let with = |f| Rule::And(vec![rule.clone(), Rule::Consent(f)]);
         let opted_out = self
-            .preview_rule(&with(ConsentFilter::OptOut), now)
-            .await?
-            .count;
+            .count_rule_in(import, &with(ConsentFilter::OptOut), now)
+            .await?;
         let no_opt_in = match consent {
             ConsentRequirement::OptedIn => {
-                self.preview_rule(&with(ConsentFilter::Unknown), now)
+                self.count_rule_in(import, &with(ConsentFilter::Unknown), now)
                     .await?
-                    .count
             }
             ConsentRequirement::NotOptedOut => 0,
         };
@@ -644,7 +1026,8 @@ impl TenantTx {
 
     /// Launches a draft now (`at` = `None`) or schedules it for `at`; a scheduled one can be
     /// launched now or moved. The template must be approved in the default language and
-    /// the segment still there; its rule is copied into the campaign.
+    /// the segment still there (its rule is copied into the campaign), or a CSV audience's
+    /// import done (`audience_importing` until then).
     pub async fn launch_campaign(
         &mut self,
         id: CampaignId,
@@ -672,8 +1055,16 @@ impl TenantTx {
             Some(t) if t.status == "APPROVED" => {}
             _ => return Err(StoreError::Conflict("template_not_approved")),
         }
-        let segment = self.segment(c.segment_id).await?;
-        let rule = serde_json::to_string(&segment.rule).expect("a rule serialises");
+        if let Some(i) = c.import_id {
+            // The audience is the file's contacts: all of them, once the import is done.
+            match self.contact_import(i).await?.status.as_str() {
+                "done" => {}
+                "failed" => return Err(invalid("audience: the file's import failed")),
+                _ => return Err(StoreError::Conflict("audience_importing")),
+            }
+        }
+        let rule = self.audience_rule(&c).await?;
+        let rule = serde_json::to_string(&rule).expect("a rule serialises");
         let org = self.org_uuid_c();
         self.set_status(id, c.status, to).await?;
         with_conn!(self.tx, cn => {
@@ -835,42 +1226,22 @@ impl TenantTx {
         }
         let mps = i64::from(channel.throughput_mps.max(1));
         let batch = mps.min(room.unwrap_or(i64::MAX)).min(ENQUEUE_BATCH);
-        type Pending = (Uuid, String, String, bool, String);
-        let pending: Vec<Pending> = with_conn!(self.tx, cn => {
-            sqlx::query_as(concat!("SELECT r.contact_id, r.language, r.fill, k.erased_at IS NULL, coalesce(", consent_state_sql!(), ", '')
+        let pending: Vec<PendingRow> = with_conn!(self.tx, cn => {
+            sqlx::query_as(concat!("SELECT r.contact_id, r.language, r.fill, k.erased_at IS NULL, coalesce(", consent_state_sql!(), ", ''), v.id, v.assignee_id, v.team_id
                 FROM campaign_recipients r JOIN contacts k ON k.org_id = r.org_id AND k.id = r.contact_id
+                LEFT JOIN conversations v ON v.org_id = r.org_id AND v.channel_id = $4 AND v.contact_id = r.contact_id
                 WHERE r.org_id = $1 AND r.campaign_id = $2 AND r.state = 'pending' ORDER BY r.contact_id LIMIT $3"))
-                .bind(org).bind(id.as_uuid()).bind(batch + 1).fetch_all(cn).await?
+                .bind(org).bind(id.as_uuid()).bind(batch + 1).bind(c.channel_id.as_uuid()).fetch_all(cn).await?
         });
         let more = pending.len() as i64 > batch;
-        let need_opt_in = consent_of(&c.consent) == ConsentRequirement::OptedIn;
-        let mut queued = 0;
-        for (contact, language, fill, live, consent) in pending.into_iter().take(batch as usize) {
-            // Consent and erasure are checked again at the send: an opt-out since the
-            // snapshot is never sent to.
-            let left_out = if !live {
-                Some("erased")
-            } else if consent == "opt_out" {
-                Some("opted_out")
-            } else if need_opt_in && consent != "opt_in" {
-                Some("no_opt_in")
-            } else {
-                None
-            };
-            if let Some(reason) = left_out {
-                with_conn!(self.tx, cn => {
-                    sqlx::query("UPDATE campaign_recipients SET state = 'excluded', reason = $4 WHERE org_id = $1 AND campaign_id = $2 AND contact_id = $3 AND state = 'pending'")
-                        .bind(org).bind(id.as_uuid()).bind(contact).bind(reason).execute(cn).await?;
-                });
-                continue;
-            }
-            if self
-                .enqueue_recipient(&c, &channel.waba_id, contact, &language, &fill, now)
-                .await?
-            {
-                queued += 1;
-            }
-        }
+        let queued = self
+            .enqueue_batch(
+                &c,
+                &channel.waba_id,
+                pending.into_iter().take(batch as usize),
+                now,
+            )
+            .await?;
         with_conn!(self.tx, cn => {
             sqlx::query("UPDATE campaigns SET waiting = NULL, waiting_until = NULL WHERE org_id = $1 AND id = $2 AND waiting IS NOT NULL")
                 .bind(org).bind(id.as_uuid()).execute(cn).await?;
@@ -919,14 +1290,17 @@ impl TenantTx {
                 .bind(org).bind(c.id.as_uuid()).fetch_one(cn).await?
         });
         if after.is_none() {
-            let (_, opted_out, no_opt_in) = self.exclusion_counts(&rule, consent, now).await?;
+            let (_, opted_out, no_opt_in) = self
+                .exclusion_counts(c.import_id, &rule, consent, now)
+                .await?;
             with_conn!(self.tx, cn => {
                 sqlx::query("UPDATE campaigns SET excluded_opted_out = $3, excluded_no_opt_in = $4 WHERE org_id = $1 AND id = $2")
                     .bind(org).bind(c.id.as_uuid()).bind(opted_out).bind(no_opt_in).execute(cn).await?;
             });
         }
         let ids = self
-            .marketing_audience(
+            .marketing_audience_in(
+                c.import_id,
                 &rule,
                 consent,
                 after.map(ContactId::from_uuid),
@@ -936,8 +1310,14 @@ impl TenantTx {
             .await?;
         let approved = self.approved_languages(waba, &c.template_name).await?;
         if let (Some(first), Some(last)) = (ids.first(), ids.last()) {
+            let csv = self.csv_rows(c).await?;
             let values = self
-                .contact_values(first.as_uuid(), last.as_uuid(), &c.mapping.field_keys())
+                .contact_values(
+                    first.as_uuid(),
+                    last.as_uuid(),
+                    &c.mapping.field_keys(),
+                    csv.as_ref(),
+                )
                 .await?;
             for cid in &ids {
                 let Some(v) = values.get(&cid.as_uuid()) else {
@@ -984,85 +1364,339 @@ impl TenantTx {
         Ok(ids.len())
     }
 
-    /// Queues one pending recipient's message (filled and checked as every template send
-    /// is) and marks the recipient queued, in this transaction. A recipient the template
-    /// cannot be sent to is marked failed with the reason. Returns whether it was queued.
-    async fn enqueue_recipient(
+    /// Moves a batch of pending recipients to the outbox in this transaction, a few
+    /// multi-row statements for the whole batch: consent and erasure are checked again
+    /// (an opt-out since the snapshot is never sent to), the template is read once per
+    /// language and filled for each recipient as every template send is, and each message
+    /// is stored with its outbox row, its conversation's preview, its tracked links and its
+    /// recipient's move to `queued`. A recipient the template cannot be sent to is marked
+    /// failed with the reason. Returns how many were queued.
+    async fn enqueue_batch(
         &mut self,
         c: &Campaign,
         waba: &str,
-        contact: Uuid,
-        language: &str,
-        fill: &str,
+        pending: impl Iterator<Item = PendingRow>,
         now: OffsetDateTime,
-    ) -> Result<bool, StoreError> {
-        let org = self.org_uuid_c();
-        let fill: FillInput = serde_json::from_str(fill)
-            .map_err(|_| StoreError::Corrupt("a recipient's values do not parse".into()))?;
-        let mut components = Vec::new();
-        let prepared = match self
-            .prepare_template_send(
-                waba,
-                &c.template_name,
-                language,
-                &mut components,
-                Some(fill),
-            )
-            .await
-        {
-            Ok(p) => p,
-            Err(TemplateRefusal::Store(e)) => return Err(e),
-            Err(e) => {
-                let reason = trunc(&e.to_string(), 500);
-                with_conn!(self.tx, cn => {
-                    sqlx::query("UPDATE campaign_recipients SET state = 'failed', reason = $4 WHERE org_id = $1 AND campaign_id = $2 AND contact_id = $3 AND state = 'pending'")
-                        .bind(org).bind(c.id.as_uuid()).bind(contact).bind(&reason).execute(cn).await?;
-                });
-                return Ok(false);
+    ) -> Result<usize, StoreError> {
+        let need_opt_in = consent_of(&c.consent) == ConsentRequirement::OptedIn;
+        let mut templates: HashMap<String, Result<ApprovedTemplate, String>> = HashMap::new();
+        let mut left_out: BTreeMap<(&'static str, String), Vec<Uuid>> = BTreeMap::new();
+        let mut sends = Vec::new();
+        for (contact, language, fill, live, consent, conversation, assignee, team) in pending {
+            let excluded = if !live {
+                Some("erased")
+            } else if consent == "opt_out" {
+                Some("opted_out")
+            } else if need_opt_in && consent != "opt_in" {
+                Some("no_opt_in")
+            } else {
+                None
+            };
+            if let Some(reason) = excluded {
+                left_out
+                    .entry(("excluded", reason.to_owned()))
+                    .or_default()
+                    .push(contact);
+                continue;
             }
-        };
-        let content = serde_json::json!({ "type": "template", "name": c.template_name,
-            "language": language, "components": components })
-        .to_string();
-        let preview = prepared
-            .as_ref()
-            .map(|p| p.text.clone())
-            .unwrap_or_else(|| format!("[template {}]", c.template_name));
-        let message = self
-            .queue_message(
-                &NewOutbound {
-                    channel: c.channel_id,
-                    contact: ContactId::from_uuid(contact),
-                    kind: "template".into(),
-                    content,
-                    preview,
-                    reply_to: None,
-                    needs_window: false,
-                    author: None,
-                },
-                now,
-            )
-            .await?;
-        if let Some(p) = prepared
-            && !p.links.is_empty()
-        {
-            self.create_tracked_links(
-                p.template,
-                message.id,
-                ContactId::from_uuid(contact),
-                &p.links,
-            )
-            .await?;
+            let fill: FillInput = serde_json::from_str(&fill)
+                .map_err(|_| StoreError::Corrupt("a recipient's values do not parse".into()))?;
+            if !templates.contains_key(&language) {
+                let t = match self
+                    .approved_template(waba, &c.template_name, &language)
+                    .await
+                {
+                    Ok(t) => Ok(t),
+                    Err(TemplateRefusal::Store(e)) => return Err(e),
+                    Err(e) => Err(e.to_string()),
+                };
+                templates.insert(language.clone(), t);
+            }
+            let mut components = Vec::new();
+            let prepared = match &templates[&language] {
+                Ok(t) => t.prepare(&mut components, Some(fill)),
+                Err(reason) => Err(TemplateRefusal::NotApproved(reason.clone())),
+            };
+            let prepared = match prepared {
+                Ok(p) => p,
+                Err(TemplateRefusal::Store(e)) => return Err(e),
+                Err(e) => {
+                    left_out
+                        .entry(("failed", trunc(&e.to_string(), 500)))
+                        .or_default()
+                        .push(contact);
+                    continue;
+                }
+            };
+            let content = serde_json::json!({ "type": "template", "name": c.template_name,
+                "language": language, "components": components });
+            let preview = trunc(
+                &prepared
+                    .as_ref()
+                    .map(|p| p.text.clone())
+                    .unwrap_or_else(|| format!("[template {}]", c.template_name)),
+                300,
+            );
+            sends.push(BatchSend {
+                contact,
+                conversation,
+                assignee,
+                team,
+                message: MessageId::new().as_uuid(),
+                content,
+                preview,
+                prepared,
+            });
         }
-        let n = with_conn!(self.tx, cn => {
-            sqlx::query("UPDATE campaign_recipients SET state = 'queued', message_id = $4, queued_at = $5 WHERE org_id = $1 AND campaign_id = $2 AND contact_id = $3 AND state = 'pending'")
-                .bind(org).bind(c.id.as_uuid()).bind(contact).bind(message.id.as_uuid()).bind(now_micros()).execute(cn).await?.rows_affected()
-        });
-        if n != 1 {
-            // Someone else moved this recipient meanwhile: undo by failing the whole step.
+        self.leave_out(c.id, &left_out).await?;
+        if sends.is_empty() {
+            return Ok(0);
+        }
+        self.open_conversations(c.channel_id, &mut sends, now)
+            .await?;
+        self.insert_batch_messages(c.channel_id, &sends, now)
+            .await?;
+        self.link_batch(&sends).await?;
+        let org = self.org_uuid_c();
+        let mut moved = 0;
+        for chunk in sends.chunks(ROWS_PER_STATEMENT) {
+            moved += with_builder!(self.tx, qb => {
+                qb.push("UPDATE campaign_recipients SET state = 'queued', message_id = v.column2, queued_at = ");
+                qb.push_bind(now_micros());
+                qb.push(" FROM (");
+                qb.push_values(chunk, |mut b, s| {
+                    b.push_bind(s.contact).push_bind(s.message);
+                });
+                qb.push(") AS v WHERE campaign_recipients.org_id = ");
+                qb.push_bind(org);
+                qb.push(" AND campaign_recipients.campaign_id = ");
+                qb.push_bind(c.id.as_uuid());
+                qb.push(" AND campaign_recipients.contact_id = v.column1 AND campaign_recipients.state = 'pending'");
+            }, execute);
+        }
+        if moved != sends.len() as u64 {
+            // Someone else moved some of these recipients meanwhile: undo by failing the
+            // whole step.
             return Err(StoreError::Conflict("campaign_state"));
         }
-        Ok(true)
+        Ok(sends.len())
+    }
+
+    /// Marks recipients `excluded` or `failed` from `pending`, one statement per state and
+    /// reason.
+    async fn leave_out(
+        &mut self,
+        campaign: CampaignId,
+        by_reason: &BTreeMap<(&'static str, String), Vec<Uuid>>,
+    ) -> Result<(), StoreError> {
+        let org = self.org_uuid_c();
+        for ((state, reason), who) in by_reason {
+            for chunk in who.chunks(ROWS_PER_STATEMENT) {
+                with_builder!(self.tx, qb => {
+                    qb.push("UPDATE campaign_recipients SET state = ");
+                    qb.push_bind(*state);
+                    qb.push(", reason = ");
+                    qb.push_bind(reason);
+                    qb.push(" WHERE org_id = ");
+                    qb.push_bind(org);
+                    qb.push(" AND campaign_id = ");
+                    qb.push_bind(campaign.as_uuid());
+                    qb.push(" AND state = 'pending' AND contact_id IN (");
+                    let mut ids = qb.separated(", ");
+                    for contact in chunk {
+                        ids.push_bind(*contact);
+                    }
+                    qb.push(")");
+                }, execute);
+            }
+        }
+        Ok(())
+    }
+
+    /// Gives every send a conversation: the ones that have none get one (a conversation
+    /// another transaction opened meanwhile is found and used).
+    async fn open_conversations(
+        &mut self,
+        channel: ChannelId,
+        sends: &mut [BatchSend],
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let org = self.org_uuid_c();
+        let missing: Vec<Uuid> = sends
+            .iter()
+            .filter(|s| s.conversation.is_none())
+            .map(|s| s.contact)
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let stamp = now_micros();
+        let mut found: HashMap<Uuid, (Uuid, Option<Uuid>, Option<Uuid>)> = HashMap::new();
+        for chunk in missing.chunks(ROWS_PER_STATEMENT) {
+            with_builder!(self.tx, qb => {
+                qb.push("INSERT INTO conversations (org_id, id, channel_id, contact_id, status, last_message_at, created_at, updated_at) ");
+                qb.push_values(chunk, |mut b, contact| {
+                    b.push_bind(org)
+                        .push_bind(ConversationId::new().as_uuid())
+                        .push_bind(channel.as_uuid())
+                        .push_bind(*contact)
+                        .push_bind("open")
+                        .push_bind(now)
+                        .push_bind(stamp)
+                        .push_bind(stamp);
+                });
+                qb.push(" ON CONFLICT (org_id, channel_id, contact_id) DO NOTHING");
+            }, execute);
+            let rows: Vec<(Uuid, Uuid, Option<Uuid>, Option<Uuid>)> = with_builder!(self.tx, qb => {
+                qb.push("SELECT contact_id, id, assignee_id, team_id FROM conversations WHERE org_id = ");
+                qb.push_bind(org);
+                qb.push(" AND channel_id = ");
+                qb.push_bind(channel.as_uuid());
+                qb.push(" AND contact_id IN (");
+                let mut ids = qb.separated(", ");
+                for contact in chunk {
+                    ids.push_bind(*contact);
+                }
+                qb.push(")");
+            }, fetch_all as (Uuid, Uuid, Option<Uuid>, Option<Uuid>));
+            found.extend(rows.into_iter().map(|r| (r.0, (r.1, r.2, r.3))));
+        }
+        for s in sends.iter_mut().filter(|s| s.conversation.is_none()) {
+            let (id, assignee, team) = found
+                .get(&s.contact)
+                .ok_or_else(|| StoreError::Corrupt("a conversation just opened is gone".into()))?;
+            s.conversation = Some(*id);
+            s.assignee = *assignee;
+            s.team = *team;
+        }
+        Ok(())
+    }
+
+    /// Stores the batch's messages with their outbox rows, moves each conversation's last
+    /// message to it, and queues a new-message event for each (as `queue_message` does for
+    /// one).
+    async fn insert_batch_messages(
+        &mut self,
+        channel: ChannelId,
+        sends: &[BatchSend],
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let org = self.org_uuid_c();
+        let stamp = now_micros();
+        for chunk in sends.chunks(ROWS_PER_STATEMENT) {
+            let contents: Vec<String> = chunk.iter().map(|s| s.content.to_string()).collect();
+            with_builder!(self.tx, qb => {
+                qb.push("INSERT INTO messages (org_id, id, conversation_id, channel_id, contact_id, direction, kind, content, preview, status, created_at, updated_at) ");
+                qb.push_values(chunk.iter().zip(&contents), |mut b, (s, content)| {
+                    b.push_bind(org)
+                        .push_bind(s.message)
+                        .push_bind(s.conversation)
+                        .push_bind(channel.as_uuid())
+                        .push_bind(s.contact)
+                        .push_bind("out")
+                        .push_bind("template")
+                        .push_bind(content)
+                        .push_bind(&s.preview)
+                        .push_bind("queued")
+                        .push_bind(stamp)
+                        .push_bind(stamp);
+                });
+            }, execute);
+            with_builder!(self.tx, qb => {
+                qb.push("UPDATE conversations SET last_message_at = ");
+                qb.push_bind(stamp);
+                qb.push(", updated_at = ");
+                qb.push_bind(stamp);
+                qb.push(", last_preview = v.column2 FROM (");
+                qb.push_values(chunk, |mut b, s| {
+                    b.push_bind(s.conversation).push_bind(&s.preview);
+                });
+                qb.push(") AS v WHERE conversations.org_id = ");
+                qb.push_bind(org);
+                qb.push(" AND conversations.id = v.column1");
+            }, execute);
+            with_builder!(self.tx, qb => {
+                qb.push("INSERT INTO outbox (id, org_id, channel_id, target_id, action, next_attempt_at, created_at) ");
+                qb.push_values(chunk, |mut b, s| {
+                    b.push_bind(OutboxId::new().as_uuid())
+                        .push_bind(org)
+                        .push_bind(channel.as_uuid())
+                        .push_bind(s.message)
+                        .push_bind(OutboxAction::Send.as_str())
+                        .push_bind(now)
+                        .push_bind(now);
+                });
+            }, execute);
+        }
+        self.queued_outbox_work();
+        let org_id = self.ctx().org_id();
+        for s in sends {
+            let conversation = ConversationId::from_uuid(s.conversation.expect("opened above"));
+            let message = MessageView {
+                id: MessageId::from_uuid(s.message),
+                conversation_id: conversation,
+                channel_id: channel,
+                contact_id: ContactId::from_uuid(s.contact),
+                direction: "out".into(),
+                provider_message_id: None,
+                kind: "template".into(),
+                content: s.content.clone(),
+                preview: s.preview.clone(),
+                reply_to: None,
+                media_id: None,
+                status: MessageStatus::Queued,
+                error_code: None,
+                error_title: None,
+                pricing_category: None,
+                attempts: 0,
+                created_at: stamp,
+            };
+            self.emit(Event {
+                org_id,
+                kind: EventKind::MessageNew,
+                conversation_id: Some(conversation),
+                channel_id: Some(channel),
+                assignee_id: s.assignee.map(UserId::from_uuid),
+                team_id: s.team.map(TeamId::from_uuid),
+                for_user: None,
+                data: serde_json::json!({ "conversation_id": conversation, "message": message }),
+            });
+        }
+        Ok(())
+    }
+
+    /// Stores the tracked links of the batch's messages (codes hashed, as
+    /// [`TenantTx::create_tracked_links`] does for one message).
+    async fn link_batch(&mut self, sends: &[BatchSend]) -> Result<(), StoreError> {
+        let org = self.org_uuid_c();
+        let stamp = now_micros();
+        let links: Vec<_> = sends
+            .iter()
+            .filter_map(|s| s.prepared.as_ref().map(|p| (s, p)))
+            .flat_map(|(s, p)| {
+                p.links
+                    .iter()
+                    .map(move |l| (s, p.template, l, token_hash(&l.code)))
+            })
+            .collect();
+        for chunk in links.chunks(ROWS_PER_STATEMENT) {
+            with_builder!(self.tx, qb => {
+                qb.push("INSERT INTO template_links (org_id, id, template_id, message_id, contact_id, card_index, button_index, code_hash, destination, created_at) ");
+                qb.push_values(chunk, |mut b, (s, template, l, hash)| {
+                    b.push_bind(org)
+                        .push_bind(Uuid::now_v7())
+                        .push_bind(template.as_uuid())
+                        .push_bind(s.message)
+                        .push_bind(s.contact)
+                        .push_bind(l.card.map(|c| c as i32))
+                        .push_bind(l.button as i32)
+                        .push_bind(&hash[..])
+                        .push_bind(&l.destination)
+                        .push_bind(stamp);
+                });
+            }, execute);
+        }
+        Ok(())
     }
 
     /// The campaign's figures now.

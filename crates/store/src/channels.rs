@@ -80,6 +80,8 @@ pub struct ChannelUpdate {
     pub api_base_url: Option<String>,
     pub api_version: Option<String>,
     pub throughput_mps: Option<i32>,
+    /// The Meta app's id (digits; uploads of template samples need it). `Some("")` clears it.
+    pub app_id: Option<String>,
     pub access_token: Option<SecretString>,
     pub app_secret: Option<SecretString>,
     pub verify_token: Option<SecretString>,
@@ -104,6 +106,9 @@ pub struct ChannelView {
     pub api_base_url: String,
     pub api_version: String,
     pub simulated: bool,
+    /// The Meta app the number is used through (Cloud only; not a secret). Template
+    /// samples are uploaded through it (`POST /{app-id}/uploads`).
+    pub app_id: Option<String>,
     pub access_token: SecretState,
     pub app_secret: SecretState,
     pub verify_token: SecretState,
@@ -208,56 +213,59 @@ pub enum Stored {
 /// The columns of a [`ChannelView`], as a literal so queries stay `'static` SQL.
 macro_rules! view_cols {
     () => {
-        "id, name, provider, phone_number_id, waba_id, display_number, api_base_url, api_version, simulated, access_token_last4, app_secret IS NOT NULL, verify_token IS NOT NULL, quality_rating, messaging_limit, throughput_mps, created_at"
+        "id, name, provider, phone_number_id, waba_id, display_number, api_base_url, api_version, simulated, access_token_last4, app_secret IS NOT NULL AS has_app_secret, verify_token IS NOT NULL AS has_verify_token, quality_rating, messaging_limit, throughput_mps, created_at, app_id"
     };
 }
-type ViewRow = (
-    uuid::Uuid,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    String,
-    bool,
-    Option<String>,
-    bool,
-    bool,
-    Option<String>,
-    Option<String>,
-    i32,
-    OffsetDateTime,
-);
+#[derive(sqlx::FromRow)]
+struct ViewRow {
+    id: uuid::Uuid,
+    name: String,
+    provider: String,
+    phone_number_id: String,
+    waba_id: String,
+    display_number: String,
+    api_base_url: String,
+    api_version: String,
+    simulated: bool,
+    access_token_last4: Option<String>,
+    has_app_secret: bool,
+    has_verify_token: bool,
+    quality_rating: Option<String>,
+    messaging_limit: Option<String>,
+    throughput_mps: i32,
+    created_at: OffsetDateTime,
+    app_id: Option<String>,
+}
 
 fn view(r: ViewRow) -> Result<ChannelView, StoreError> {
     Ok(ChannelView {
-        id: ChannelId::from_uuid(r.0),
-        name: r.1,
-        provider: Provider::parse(&r.2)
-            .ok_or_else(|| StoreError::Corrupt(format!("provider {:?}", r.2)))?,
-        phone_number_id: r.3,
-        waba_id: r.4,
-        display_number: r.5,
-        api_base_url: r.6,
-        api_version: r.7,
-        simulated: r.8,
+        id: ChannelId::from_uuid(r.id),
+        name: r.name,
+        provider: Provider::parse(&r.provider)
+            .ok_or_else(|| StoreError::Corrupt(format!("provider {:?}", r.provider)))?,
+        phone_number_id: r.phone_number_id,
+        waba_id: r.waba_id,
+        display_number: r.display_number,
+        api_base_url: r.api_base_url,
+        api_version: r.api_version,
+        simulated: r.simulated,
+        app_id: r.app_id,
         access_token: SecretState {
             configured: true,
-            last4: r.9,
+            last4: r.access_token_last4,
         },
         app_secret: SecretState {
-            configured: r.10,
+            configured: r.has_app_secret,
             last4: None,
         },
         verify_token: SecretState {
-            configured: r.11,
+            configured: r.has_verify_token,
             last4: None,
         },
-        quality_rating: r.12,
-        messaging_limit: r.13,
-        throughput_mps: r.14,
-        created_at: r.15,
+        quality_rating: r.quality_rating,
+        messaging_limit: r.messaging_limit,
+        throughput_mps: r.throughput_mps,
+        created_at: r.created_at,
     })
 }
 
@@ -296,6 +304,17 @@ fn check_new(c: &NewChannel) -> Result<(), StoreError> {
         return bad("a Cloud API channel needs its app secret (to check webhook signatures)");
     }
     Ok(())
+}
+
+/// A Meta app id: 1–32 digits.
+pub fn check_app_id(v: &str) -> Result<(), StoreError> {
+    if (1..=32).contains(&v.len()) && v.bytes().all(|b| b.is_ascii_digit()) {
+        Ok(())
+    } else {
+        Err(StoreError::Invalid(
+            "the Meta app id is 1–32 digits (App Dashboard, App settings)".into(),
+        ))
+    }
 }
 
 fn check_url(u: &str) -> Result<(), StoreError> {
@@ -438,6 +457,19 @@ impl TenantTx {
                 "throughput is 1–1000 messages per second".into(),
             ));
         }
+        let app_id = match u.app_id.as_deref().map(str::trim) {
+            None => current.app_id.clone(),
+            Some("") => None,
+            Some(a) => {
+                check_app_id(a)?;
+                if current.provider != Provider::Cloud {
+                    return Err(StoreError::Invalid(
+                        "only Cloud API numbers have a Meta app id".into(),
+                    ));
+                }
+                Some(a.to_owned())
+            }
+        };
         let mut changed_secrets = Vec::new();
         for (column, value) in [
             ("access_token", &u.access_token),
@@ -464,7 +496,7 @@ impl TenantTx {
             changed_secrets.push(column);
         }
         with_conn!(self.tx, c => {
-            sqlx::query("UPDATE channels SET name = $3, display_number = $4, api_base_url = $5, api_version = $6, throughput_mps = $7, updated_at = $8 WHERE org_id = $1 AND id = $2")
+            sqlx::query("UPDATE channels SET name = $3, display_number = $4, api_base_url = $5, api_version = $6, throughput_mps = $7, updated_at = $8, app_id = $9 WHERE org_id = $1 AND id = $2")
                 .bind(org).bind(id.as_uuid())
                 .bind(u.name.as_deref().map(str::trim).unwrap_or(&current.name))
                 .bind(u.display_number.as_deref().unwrap_or(&current.display_number))
@@ -472,13 +504,14 @@ impl TenantTx {
                 .bind(u.api_version.as_deref().unwrap_or(&current.api_version))
                 .bind(u.throughput_mps.unwrap_or(current.throughput_mps))
                 .bind(now_micros())
+                .bind(&app_id)
                 .execute(c).await?;
         });
         self.audit(AuditRecord::new(
             "channel.updated",
             "channel",
             id.to_string(),
-            serde_json::json!({ "secrets_replaced": changed_secrets }),
+            serde_json::json!({ "secrets_replaced": changed_secrets, "app_id": (app_id != current.app_id).then_some(&app_id) }),
         ))
         .await?;
         self.channel(id).await

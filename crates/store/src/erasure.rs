@@ -157,22 +157,139 @@ fn request(r: RequestRow) -> Result<ErasureRequest, StoreError> {
     })
 }
 
-/// The identifiers a raw webhook body names a contact by.
+/// Keys whose value says which customer a webhook list element (a message, a status, a
+/// profile) belongs to: Cloud's `from`, `wa_id`, `recipient_id` and their user-id twins,
+/// Whapi's `chat_id`.
+const OWNER_KEYS: [&str; 7] = [
+    "from",
+    "from_user_id",
+    "wa_id",
+    "user_id",
+    "recipient_id",
+    "recipient_user_id",
+    "chat_id",
+];
+/// Owner keys that name a person (not a group chat): an element a contact owns links the
+/// other identifiers it carries to the contact, for the rest of that body.
+const PERSON_KEYS: [&str; 7] = [
+    "from",
+    "from_user_id",
+    "wa_id",
+    "user_id",
+    "recipient_id",
+    "recipient_user_id",
+    "parent_user_id",
+];
+/// The lists of Meta's webhook envelope: a batch's entries and changes are never removed
+/// as a whole, only cleaned.
+const ENVELOPE_KEYS: [&str; 2] = ["entry", "changes"];
+/// Keys holding a person's name beside an identifier (a flow answer, a contact card).
+const NAME_KEYS: [&str; 6] = [
+    "name",
+    "formatted_name",
+    "first_name",
+    "last_name",
+    "middle_name",
+    "from_name",
+];
+
+/// The digits of a string that is a phone number and nothing else (`+91 98765-43210`,
+/// `919876543210`, `(415) 555-0100`), 7 to 15 of them; `None` for anything else (a text
+/// that contains a number is not a number).
+fn phone_digits(s: &str) -> Option<String> {
+    let s = s.trim();
+    if s.is_empty()
+        || !s
+            .chars()
+            .all(|c| c.is_ascii_digit() || " +-().".contains(c))
+    {
+        return None;
+    }
+    let digits: String = s.chars().filter(char::is_ascii_digit).collect();
+    (7..=15).contains(&digits.len()).then_some(digits)
+}
+
+/// What a raw webhook body names a contact by. Identifiers are compared as what they are,
+/// not as strings: a number with or without `+`, spaces or dashes, a WhatsApp-Web id
+/// (`…@s.whatsapp.net`, `…@lid`), a user id, a username in any case.
+#[derive(Clone)]
 struct Needles {
-    /// Number digits (`wa_id`, `from`, `recipient_id`), user ids, the username.
-    identities: Vec<String>,
+    /// Number digits, without `+` or separators.
+    phones: HashSet<String>,
+    /// Business-scoped user ids (and parent ids), compared exactly.
+    user_ids: HashSet<String>,
+    /// Usernames, lower-cased.
+    usernames: HashSet<String>,
     /// The contact's messages' provider ids (statuses name them).
     message_ids: HashSet<String>,
 }
 
 impl Needles {
+    fn new(
+        phones: impl IntoIterator<Item = String>,
+        user_ids: impl IntoIterator<Item = String>,
+        usernames: impl IntoIterator<Item = String>,
+        message_ids: impl IntoIterator<Item = String>,
+    ) -> Self {
+        Self {
+            phones: phones
+                .into_iter()
+                .filter_map(|p| phone_digits(&p))
+                .collect(),
+            user_ids: user_ids.into_iter().filter(|u| !u.is_empty()).collect(),
+            usernames: usernames
+                .into_iter()
+                .map(|u| u.trim().trim_start_matches('@').to_lowercase())
+                .filter(|u| !u.is_empty())
+                .collect(),
+            message_ids: message_ids.into_iter().collect(),
+        }
+    }
+
+    /// The byte strings a body that names the contact must contain (to find candidates
+    /// without reading every body): the number's digits, user ids and usernames.
+    fn search_terms(&self) -> Vec<Vec<u8>> {
+        self.phones
+            .iter()
+            .chain(&self.user_ids)
+            .chain(&self.usernames)
+            .map(|s| s.as_bytes().to_vec())
+            .collect()
+    }
+
+    /// Whether the whole string `s` is one of the contact's identifiers.
     fn names(&self, s: &str) -> bool {
-        self.message_ids.contains(s)
-            || self.identities.iter().any(|n| {
-                s == n
-                    || s.strip_prefix(n.as_str())
-                        .is_some_and(|rest| rest.starts_with('@'))
-            })
+        if self.message_ids.contains(s) {
+            return true;
+        }
+        // A WhatsApp-Web id: the part before `@` is the number or the user id.
+        let base = s.split('@').next().unwrap_or_default().trim();
+        if let Some(d) = phone_digits(base) {
+            return self.phones.contains(&d);
+        }
+        self.user_ids.contains(base)
+            || (!base.is_empty() && self.usernames.contains(&base.to_lowercase()))
+    }
+
+    /// Whether a list element (a message, a status, a profile) is the contact's: one of
+    /// its owner keys names the contact, or it is one of the contact's messages.
+    fn owns(&self, el: &Value) -> bool {
+        let Value::Object(map) = el else {
+            return false;
+        };
+        OWNER_KEYS
+            .iter()
+            .filter_map(|k| map.get(*k).and_then(Value::as_str))
+            .any(|s| self.names(s))
+            || map
+                .get("id")
+                .and_then(Value::as_str)
+                .is_some_and(|id| self.message_ids.contains(id))
+            || map
+                .get("profile")
+                .and_then(|p| p.get("username"))
+                .and_then(Value::as_str)
+                .is_some_and(|u| self.names(u))
     }
 
     /// Whether any string inside `v` names the contact.
@@ -185,45 +302,101 @@ impl Needles {
         }
     }
 
-    /// Removes from `v` every list element that names the contact (a message, a status, a
-    /// profile — with all it carries, texts included) and replaces any other string that
-    /// names it. Lists nested in an element are cleaned first, so a batch's envelope that
-    /// names the contact only inside its lists stays. Returns whether anything changed.
+    /// Adds the identifiers the contact's own elements in `v` carry beside the one that
+    /// matched (a message `from` the number also gives its `from_user_id`); answers
+    /// whether any was new.
+    fn link(&mut self, v: &Value) -> bool {
+        let mut new = false;
+        match v {
+            Value::Array(items) => {
+                for i in items {
+                    if self.owns(i)
+                        && let Value::Object(map) = i
+                    {
+                        for k in PERSON_KEYS {
+                            let Some(s) = map.get(k).and_then(Value::as_str) else {
+                                continue;
+                            };
+                            let base = s.split('@').next().unwrap_or_default().trim();
+                            new |= match phone_digits(base) {
+                                Some(d) => self.phones.insert(d),
+                                None if !base.is_empty() => self.user_ids.insert(base.to_owned()),
+                                None => false,
+                            };
+                        }
+                    }
+                    new |= self.link(i);
+                }
+            }
+            Value::Object(map) => {
+                for x in map.values() {
+                    new |= self.link(x);
+                }
+            }
+            _ => {}
+        }
+        new
+    }
+
+    /// Removes what is the contact's from `v`: list elements it owns (its messages,
+    /// statuses and profile, with everything they carry), entries of other lists that name
+    /// it anywhere (a contact card of it inside someone else's message), and, left in
+    /// others' elements, each identifier of it with the names beside that identifier (a
+    /// flow answer, a quoted `context.from`); JSON carried inside a string (a flow's
+    /// `response_json`) is redacted the same way. The envelope (`entry`, `changes`) and
+    /// another customer's own parts stay. Returns whether anything changed.
     fn redact(&self, v: &mut Value) -> bool {
+        self.redact_at(v, false)
+    }
+
+    fn redact_at(&self, v: &mut Value, envelope: bool) -> bool {
         match v {
             Value::String(s) if self.names(s) => {
                 *v = Value::String("[erased]".into());
                 true
             }
-            Value::Array(items) => {
-                let mut changed = false;
-                for i in items.iter_mut() {
-                    changed |= self.redact_lists_in(i);
+            Value::String(s) if s.trim_start().starts_with('{') => {
+                let Ok(mut inner) = serde_json::from_str::<Value>(s) else {
+                    return false;
+                };
+                if !self.redact(&mut inner) {
+                    return false;
                 }
-                let before = items.len();
-                items.retain(|i| !self.mentioned_in(i));
-                changed || items.len() != before
+                *v = Value::String(inner.to_string());
+                true
             }
-            Value::Object(map) => {
-                let mut changed = false;
-                for x in map.values_mut() {
-                    changed |= self.redact(x);
+            Value::Array(items) => {
+                let before = items.len();
+                if !envelope {
+                    // Elements with an owner go by their owner; ownerless entries (cards,
+                    // phone lists) go when they name the contact anywhere.
+                    items.retain(|i| {
+                        let has_owner = matches!(i, Value::Object(m) if OWNER_KEYS.iter().any(|k| m.contains_key(*k)));
+                        if has_owner {
+                            !self.owns(i)
+                        } else {
+                            !self.mentioned_in(i)
+                        }
+                    });
+                }
+                let mut changed = items.len() != before;
+                for i in items.iter_mut() {
+                    changed |= self.redact(i);
                 }
                 changed
             }
-            _ => false,
-        }
-    }
-
-    /// Cleans the lists inside a list element, leaving its own values for the element's
-    /// removal to decide.
-    fn redact_lists_in(&self, v: &mut Value) -> bool {
-        match v {
-            Value::Array(_) => self.redact(v),
             Value::Object(map) => {
+                let identifies = map
+                    .values()
+                    .any(|x| x.as_str().is_some_and(|s| self.names(s)));
                 let mut changed = false;
-                for x in map.values_mut() {
-                    changed |= self.redact_lists_in(x);
+                for (k, x) in map.iter_mut() {
+                    if identifies && NAME_KEYS.contains(&k.as_str()) && x.is_string() {
+                        *x = Value::String("[erased]".into());
+                        changed = true;
+                    } else {
+                        changed |= self.redact_at(x, ENVELOPE_KEYS.contains(&k.as_str()));
+                    }
                 }
                 changed
             }
@@ -235,9 +408,18 @@ impl Needles {
     /// A body that is not JSON but contains a needle is replaced whole.
     fn redact_body(&self, body: &[u8]) -> Option<Vec<u8>> {
         match serde_json::from_slice::<Value>(body) {
-            Ok(mut v) => self
-                .redact(&mut v)
-                .then(|| serde_json::to_vec(&v).expect("JSON serialises")),
+            Ok(mut v) => {
+                // Identifiers linked in this body (a user id beside the number) count too.
+                let mut needles = self.clone();
+                for _ in 0..4 {
+                    if !needles.link(&v) {
+                        break;
+                    }
+                }
+                needles
+                    .redact(&mut v)
+                    .then(|| serde_json::to_vec(&v).expect("JSON serialises"))
+            }
             Err(_) => Some(br#"{"erased":true}"#.to_vec()),
         }
     }
@@ -432,6 +614,60 @@ impl TenantTx {
         Ok(Some(report))
     }
 
+    /// Carries a contact's erasure requests to the contact it is being merged into, before
+    /// the merged-away row is deleted (which would otherwise take them with it): both rows
+    /// are the same person, so a pending request still holds and now erases the merged
+    /// contact, history included. When both were pending, one survives with the earlier
+    /// execution time and the earlier deadline, and the other is closed as cancelled by
+    /// `system:contact_merge` (it is carried out by the survivor). Audited
+    /// `erasure.carried_over` (and `erasure.folded`), with ids only.
+    pub(crate) async fn carry_erasure_requests(
+        &mut self,
+        from: ContactId,
+        to: ContactId,
+    ) -> Result<(), StoreError> {
+        let org = self.org();
+        let pending: Vec<(Uuid, Uuid, OffsetDateTime)> = with_conn!(self.tx, c => {
+            sqlx::query_as("SELECT id, contact_id, due_by FROM erasure_requests WHERE org_id = $1 AND contact_id IN ($2, $3) AND state = 'pending' ORDER BY execute_at, requested_at, id")
+                .bind(org).bind(from.as_uuid()).bind(to.as_uuid()).fetch_all(c).await?
+        });
+        if let [survivor, folded] = pending.as_slice() {
+            let due_by = survivor.2.min(folded.2);
+            with_conn!(self.tx, c => {
+                sqlx::query("UPDATE erasure_requests SET state = 'cancelled', cancelled_by = 'system:contact_merge', finished_at = $3 WHERE org_id = $1 AND id = $2")
+                    .bind(org).bind(folded.0).bind(now_micros()).execute(&mut *c).await?;
+                sqlx::query("UPDATE erasure_requests SET due_by = $3 WHERE org_id = $1 AND id = $2")
+                    .bind(org).bind(survivor.0).bind(due_by).execute(&mut *c).await?;
+            });
+            self.audit(AuditRecord::new(
+                "erasure.folded",
+                "contact",
+                to.to_string(),
+                serde_json::json!({ "request": folded.0.to_string(), "into": survivor.0.to_string() }),
+            ))
+            .await?;
+        }
+        let moved = with_conn!(self.tx, c => {
+            sqlx::query("UPDATE erasure_requests SET contact_id = $3 WHERE org_id = $1 AND contact_id = $2")
+                .bind(org).bind(from.as_uuid()).bind(to.as_uuid()).execute(c).await?.rows_affected()
+        });
+        if moved > 0 {
+            let carried: Vec<String> = pending
+                .iter()
+                .filter(|p| p.1 == from.as_uuid())
+                .map(|p| p.0.to_string())
+                .collect();
+            self.audit(AuditRecord::new(
+                "erasure.carried_over",
+                "contact",
+                to.to_string(),
+                serde_json::json!({ "from_contact": from.to_string(), "requests": moved, "pending": carried }),
+            ))
+            .await?;
+        }
+        Ok(())
+    }
+
     /// Executes this organisation's pending requests whose time has come (the worker's).
     pub async fn execute_due_erasures(
         &mut self,
@@ -479,20 +715,17 @@ impl TenantTx {
                 .bind(org).bind(c).fetch_all(&mut *k).await?;
             (ids, wamids, blobs)
         });
-        let mut identities: Vec<String> = Vec::new();
-        if let Some(p) = ids.0 {
-            identities.push(p.trim_start_matches('+').to_owned());
-        }
-        for s in [ids.1, ids.2, ids.3].into_iter().flatten() {
-            // A tombstone's own user id names nobody.
-            if !s.is_empty() && !s.starts_with("erased.") {
-                identities.push(s);
-            }
-        }
-        let needles = Needles {
-            identities,
-            message_ids: wamids.into_iter().collect(),
+        // A tombstone's own user id names nobody.
+        let live = |s: &Option<String>| {
+            s.clone()
+                .filter(|s| !s.is_empty() && !s.starts_with("erased."))
         };
+        let needles = Needles::new(
+            ids.0.clone(),
+            [live(&ids.1), live(&ids.2)].into_iter().flatten(),
+            live(&ids.3),
+            wamids,
+        );
         let webhook_bodies = self.redact_webhook_bodies(&needles).await?;
         let (messages, media, notes, outbox) = with_conn!(self.tx, k => {
             // Work still queued for the contact: sends of its messages (they would carry
@@ -513,6 +746,9 @@ impl TenantTx {
                 .bind(org).bind(c).execute(&mut *k).await?;
             sqlx::query("DELETE FROM contact_field_values WHERE org_id = $1 AND contact_id = $2").bind(org).bind(c).execute(&mut *k).await?;
             sqlx::query("DELETE FROM contact_tags WHERE org_id = $1 AND contact_id = $2").bind(org).bind(c).execute(&mut *k).await?;
+            // A campaign's values for them (their CSV row's included) and the link to that row.
+            sqlx::query("UPDATE campaign_recipients SET fill = '{}' WHERE org_id = $1 AND contact_id = $2").bind(org).bind(c).execute(&mut *k).await?;
+            sqlx::query("DELETE FROM contact_import_contacts WHERE org_id = $1 AND contact_id = $2").bind(org).bind(c).execute(&mut *k).await?;
             sqlx::query("UPDATE contacts SET phone = NULL, bsuid = $3, parent_bsuid = NULL, username = NULL, profile_name = NULL, name = NULL, email = NULL, language = NULL, company = NULL, erased_at = coalesce(erased_at, $4), updated_at = $4 WHERE org_id = $1 AND id = $2")
                 .bind(org).bind(c).bind(&tombstone).bind(now).execute(&mut *k).await?;
             (messages as i64, media as i64, notes as i64, outbox as i64)
@@ -544,8 +780,7 @@ impl TenantTx {
     async fn redact_webhook_bodies(&mut self, needles: &Needles) -> Result<i64, StoreError> {
         let org = self.org();
         let mut candidates: Vec<Uuid> = Vec::new();
-        for n in &needles.identities {
-            let bytes = n.as_bytes().to_vec();
+        for bytes in needles.search_terms() {
             let ids: Vec<Uuid> = match &mut self.tx {
                 Tx::Postgres(t) => {
                     sqlx::query_scalar(
@@ -645,10 +880,139 @@ mod tests {
     use serde_json::json;
 
     fn needles() -> Needles {
-        Needles {
-            identities: vec!["919876543210".into(), "IN.1234567890".into()],
-            message_ids: ["wamid.OUT1".to_owned()].into_iter().collect(),
+        Needles::new(
+            ["+919876543210".to_owned()],
+            ["IN.1234567890".to_owned()],
+            [],
+            ["wamid.OUT1".to_owned()],
+        )
+    }
+
+    fn redacted(n: &Needles, body: &Value) -> String {
+        let out = n
+            .redact_body(&serde_json::to_vec(body).unwrap())
+            .expect("the body names the contact");
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn numbers_are_compared_as_numbers_and_web_ids_by_their_user_part() {
+        let n = needles();
+        for yes in [
+            "919876543210",
+            "+919876543210",
+            "+91 98765-43210",
+            "919876543210@s.whatsapp.net",
+            "IN.1234567890@lid",
+            "wamid.OUT1",
+        ] {
+            assert!(n.names(yes), "{yes}");
         }
+        for no in [
+            "9198765432100",
+            "19876543210",
+            "call 919876543210",
+            "IN.12345678900",
+            "Asha",
+        ] {
+            assert!(!n.names(no), "{no}");
+        }
+        let sam = Needles::new([], [], ["Sam.W".to_owned()], []);
+        assert!(sam.names("sam.w") && sam.names("SAM.W") && !sam.names("sam"));
+    }
+
+    #[test]
+    fn a_user_id_beside_the_number_is_the_contacts_for_the_whole_body() {
+        // Known here by number only; the body links the number to a user id, and a status
+        // later in the batch names the user id alone.
+        let n = Needles::new(["+14155550100".to_owned()], [], [], []);
+        let body = json!({"object": "whatsapp_business_account", "entry": [{"id": "WABA", "changes": [{"field": "messages", "value": {
+            "contacts": [
+                {"wa_id": "14155550100", "user_id": "US.1234567890123", "profile": {"name": "Lee Park", "username": "lee.p"}},
+                {"user_id": "US.7777777777777", "profile": {"name": "Mo Diaz"}}
+            ],
+            "messages": [
+                {"from": "+1 415 555 0100", "from_user_id": "US.1234567890123", "id": "wamid.L1", "timestamp": "1", "type": "text", "text": {"body": "Lee's secret"}},
+                {"from_user_id": "US.7777777777777", "id": "wamid.M1", "timestamp": "1", "type": "text", "text": {"body": "Mo says hi"}}
+            ],
+            "statuses": [{"id": "wamid.OUT9", "status": "read", "recipient_user_id": "US.1234567890123"}]
+        }}]}]});
+        let text = redacted(&n, &body);
+        for gone in [
+            "14155550100",
+            "US.1234567890123",
+            "Lee Park",
+            "lee.p",
+            "Lee's secret",
+            "wamid.L1",
+            "wamid.OUT9",
+        ] {
+            assert!(!text.contains(gone), "{gone} left in {text}");
+        }
+        for kept in [
+            "US.7777777777777",
+            "Mo Diaz",
+            "Mo says hi",
+            "wamid.M1",
+            "WABA",
+        ] {
+            assert!(text.contains(kept), "{kept} lost from {text}");
+        }
+    }
+
+    #[test]
+    fn another_customers_message_keeps_its_text_and_loses_only_the_contacts_card_reply_and_answer()
+    {
+        // Ben's messages: a quoted reply to Asha (context.from), Asha's contact card, a
+        // flow answer naming her, and an ad referral. Ben's own words stay; Asha goes.
+        let body = json!({"object": "whatsapp_business_account", "entry": [{"id": "WABA", "changes": [{"field": "messages", "value": {
+            "metadata": {"display_phone_number": "15550001111", "phone_number_id": "PN1"},
+            "contacts": [{"wa_id": "447700900123", "profile": {"name": "Ben Hale"}}],
+            "messages": [
+                {"from": "447700900123", "id": "wamid.B1", "timestamp": "1", "type": "text", "text": {"body": "as she said"},
+                 "context": {"from": "919876543210", "id": "wamid.A0"}},
+                {"from": "447700900123", "id": "wamid.B2", "timestamp": "1", "type": "contacts", "contacts": [
+                    {"name": {"formatted_name": "Asha Rao", "first_name": "Asha"}, "phones": [{"phone": "+91 98765 43210", "type": "CELL"}]},
+                    {"name": {"formatted_name": "Dr Iyer"}, "phones": [{"phone": "+91 80 4000 1234", "type": "WORK"}]}
+                ]},
+                {"from": "447700900123", "id": "wamid.B3", "timestamp": "1", "type": "interactive", "interactive": {"type": "nfm_reply",
+                    "nfm_reply": {"name": "flow", "body": "Sent", "response_json": "{\"friend_name\":\"x\",\"name\":\"Asha Rao\",\"phone\":\"+919876543210\",\"flow_token\":\"T1\"}"}}},
+                {"from": "447700900123", "id": "wamid.B4", "timestamp": "1", "type": "text", "text": {"body": "from the ad"},
+                 "referral": {"source_url": "https://fb.me/ad", "source_type": "ad", "headline": "Spring checkup"}}
+            ]
+        }}]}]});
+        let text = redacted(&needles(), &body);
+        for gone in ["919876543210", "98765 43210", "Asha Rao"] {
+            assert!(!text.contains(gone), "{gone} left in {text}");
+        }
+        for kept in [
+            "as she said",
+            "wamid.B1",
+            "wamid.B2",
+            "Dr Iyer",
+            "+91 80 4000 1234",
+            "flow_token",
+            "T1",
+            "Spring checkup",
+            "Ben Hale",
+            "PN1",
+        ] {
+            assert!(text.contains(kept), "{kept} lost from {text}");
+        }
+    }
+
+    #[test]
+    fn whapi_bodies_lose_the_contacts_messages_by_their_web_id() {
+        let body = json!({"messages": [
+            {"id": "W1", "from_me": false, "type": "text", "chat_id": "919876543210@s.whatsapp.net", "from": "919876543210", "from_name": "Asha", "text": {"body": "hi"}},
+            {"id": "W2", "from_me": false, "type": "text", "chat_id": "447700900123@s.whatsapp.net", "from": "447700900123", "from_name": "Ben", "text": {"body": "yo"}}
+        ], "event": {"type": "messages", "event": "post"}, "channel_id": "CH"});
+        let text = redacted(&needles(), &body);
+        assert!(!text.contains("Asha") && !text.contains("W1"), "{text}");
+        assert!(
+            text.contains("Ben") && text.contains("W2") && text.contains("CH"),
+            "{text}"
+        );
     }
 
     #[test]

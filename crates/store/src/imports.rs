@@ -25,6 +25,9 @@ use uuid::Uuid;
 /// Rows the worker imports per transaction.
 pub const IMPORT_CHUNK: usize = 200;
 
+/// How the report starts the reason of a row whose number or user id an earlier row had.
+pub const DUPLICATE_ROW: &str = "duplicate of line";
+
 /// Where a column goes: `name`, `phone`, `user_id`, `username`, `email`, `language`,
 /// `company`, `tags` (names separated by `;` or `,`), `consent` (yes/no, opt_in/opt_out),
 /// `field:<key>`, or `ignore`.
@@ -44,6 +47,16 @@ pub struct RejectedRow {
     /// The line in the file (the header is line 1).
     pub line: usize,
     pub reason: String,
+}
+
+/// Rejected rows split into the rest (invalid: no valid number, a bad value, a refused
+/// consent change…) and duplicates (of an earlier row's number or user id).
+pub fn count_rejected(rows: &[RejectedRow]) -> (i64, i64) {
+    let duplicates = rows
+        .iter()
+        .filter(|r| r.reason.starts_with(DUPLICATE_ROW))
+        .count() as i64;
+    (rows.len() as i64 - duplicates, duplicates)
 }
 
 /// What a dry run found, or what the import did.
@@ -362,7 +375,8 @@ impl TenantTx {
         plan(columns, mapping, &defs, tags)
     }
 
-    async fn import_csv(
+    /// The import's file, parsed: its column names and rows.
+    pub(crate) async fn import_csv(
         &mut self,
         id: ImportId,
     ) -> Result<(Vec<String>, Vec<Vec<String>>), StoreError> {
@@ -419,9 +433,7 @@ impl TenantTx {
             let outcome = match plan_row(&plan, r) {
                 Err(reason) => Err(reason),
                 Ok(p) => match seen.get(&p.key) {
-                    Some(first) => Err(format!(
-                        "duplicate of line {first} (same number or user id)"
-                    )),
+                    Some(first) => Err(format!("{DUPLICATE_ROW} {first} (same number or user id)")),
                     None => {
                         seen.insert(p.key.clone(), line);
                         self.check_row(&p).await?
@@ -530,7 +542,7 @@ impl TenantTx {
             if let Some(first) = seen.get(&p.key) {
                 rejected.push(RejectedRow {
                     line,
-                    reason: format!("duplicate of line {first} (same number or user id)"),
+                    reason: format!("{DUPLICATE_ROW} {first} (same number or user id)"),
                 });
                 continue;
             }
@@ -550,6 +562,11 @@ impl TenantTx {
                     self.create_contact(&p.input).await?.id
                 }
             };
+            // The import's contacts, each with its row (a campaign's CSV audience).
+            with_conn!(self.tx, c => {
+                sqlx::query("INSERT INTO contact_import_contacts (org_id, import_id, contact_id, line) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
+                    .bind(org).bind(id.as_uuid()).bind(contact.as_uuid()).bind(line as i32).execute(c).await?;
+            });
             for t in &p.tags {
                 self.set_contact_tag(contact, *t, true).await?;
             }

@@ -16,6 +16,7 @@ mod error;
 pub mod events;
 pub mod exports;
 mod gate;
+pub mod group_commit;
 pub mod identity;
 pub mod imports;
 pub mod inbox;
@@ -45,7 +46,7 @@ pub use api_keys::ApiKeyRecord;
 pub use audit::{AuditEvent, AuditPage, AuditQuery, AuditRecord, BrokenLink, ChainReport};
 pub use channels::{
     ChannelCredentials, ChannelUpdate, ChannelView, InboxCounts, InboxItem, InboxStatus,
-    NewChannel, Provider, SecretState, Stored, WebhookTarget,
+    NewChannel, Provider, SecretState, Stored, WebhookTarget, check_app_id,
 };
 pub use error::StoreError;
 pub use events::{Event, EventBus, EventKind};
@@ -58,9 +59,9 @@ pub use members::{
     Invitation, InvitationPreview, InvitationState, Member, OrgMembership, RoleRecord, SignUp, Team,
 };
 pub use messaging::{
-    Contact, ConversationView, CustomerIdentity, Inbound, InboundRecord, MediaRow, MessageStatus,
-    MessageView, NewMedia, NewOutbound, OutboundRow, OutboxAction, OutboxJob, StatusRecord,
-    TemplateStatus, UploadedFile,
+    Contact, ConversationView, CustomerIdentity, FinishedSend, Inbound, InboundRecord, MediaRow,
+    MessageStatus, MessageView, NewMedia, NewOutbound, OutboundRow, OutboxAction, OutboxJob,
+    StatusRecord, TemplateStatus, UploadedFile,
 };
 pub use orgs::{CreateOrgError, Organisation, now_micros};
 pub use queue::{
@@ -71,7 +72,7 @@ pub use queue_screens::{SCREEN_TOKEN_PREFIX, ScreenLink};
 pub use secrets::{Place, RewrapReport, SecretMeta, SecretName, SecretNameError};
 pub use simulator::{
     NewSimNumber, SimCustomer, SimCustomerId, SimDirection, SimMedia, SimMessage, SimNumber,
-    SimTemplate,
+    SimTemplate, SimUpload,
 };
 pub use templates::{
     LinkClicks, PreparedTemplate, SyncReport, SyncedTemplate, TemplateFilter, TemplateRecord,

@@ -192,7 +192,7 @@ pub enum OutboxAction {
 }
 
 impl OutboxAction {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             OutboxAction::Send => "send",
             OutboxAction::MarkRead => "mark_read",
@@ -565,6 +565,8 @@ impl TenantTx {
         });
         // Consent (an opt-out above all), tags and field values survive the merge.
         self.carry_audience(gone.id, keep.id).await?;
+        // An erasure request of either is honoured on the merged contact.
+        self.carry_erasure_requests(gone.id, keep.id).await?;
         with_conn!(self.tx, c => {
             sqlx::query("DELETE FROM contacts WHERE org_id = $1 AND id = $2").bind(org).bind(gone.id.as_uuid()).execute(&mut *c).await?;
             sqlx::query("UPDATE contacts SET phone = coalesce(phone, $3), bsuid = coalesce(bsuid, $4), username = coalesce(username, $5), profile_name = coalesce(profile_name, $6) WHERE org_id = $1 AND id = $2")
@@ -741,6 +743,18 @@ impl TenantTx {
             sqlx::query_as("SELECT id, status FROM messages WHERE org_id = $1 AND channel_id = $2 AND provider_message_id = $3 AND direction = 'out'")
                 .bind(org).bind(channel.as_uuid()).bind(provider_message_id).fetch_optional(c).await?
         });
+        let current = match current {
+            Some(c) => Some(c),
+            // Not known yet, or its send is being recorded right now by a transaction this
+            // one cannot see: wait for that record, then look again (see `hold_channel_sends`).
+            None if self.hold_channel_sends(&[channel]).await? => {
+                with_conn!(self.tx, c => {
+                    sqlx::query_as("SELECT id, status FROM messages WHERE org_id = $1 AND channel_id = $2 AND provider_message_id = $3 AND direction = 'out'")
+                        .bind(org).bind(channel.as_uuid()).bind(provider_message_id).fetch_optional(c).await?
+                })
+            }
+            None => None,
+        };
         let Some((message, current)) = current else {
             return Ok(None);
         };
@@ -994,8 +1008,32 @@ impl TenantTx {
         message: MessageId,
         provider_message_id: &str,
     ) -> Result<Option<MessageStatus>, StoreError> {
+        self.record_taken_send(job, message, None, provider_message_id)
+            .await
+    }
+
+    /// [`TenantTx::finish_send`]; with `held` the caller holds that channel's lock (see
+    /// `hold_channel_sends`) and the message must be on it.
+    async fn record_taken_send(
+        &mut self,
+        job: OutboxId,
+        message: MessageId,
+        held: Option<ChannelId>,
+        provider_message_id: &str,
+    ) -> Result<Option<MessageStatus>, StoreError> {
         let org = self.ctx().org_id().as_uuid();
         let m = self.message(message).await?;
+        match held {
+            None => {
+                self.hold_channel_sends(&[m.channel_id]).await?;
+            }
+            Some(c) if c != m.channel_id => {
+                return Err(StoreError::Invalid(format!(
+                    "message {message} is not on channel {c}"
+                )));
+            }
+            Some(_) => {}
+        }
         with_conn!(self.tx, c => {
             // Attempts as the outbox counted them (a claim that died counts too).
             let attempts: Option<i32> = sqlx::query_scalar("SELECT attempts FROM outbox WHERE id = $1 AND org_id = $2")
@@ -1012,6 +1050,39 @@ impl TenantTx {
                 .await?;
         }
         Ok(settled)
+    }
+
+    /// Holds, until this transaction ends, the right to record sends on these channels or
+    /// to find that a status names no recorded send (PostgreSQL; answers whether it took
+    /// the lock).
+    ///
+    /// A status webhook can arrive while the send it names is still being recorded. Under
+    /// PostgreSQL's read-committed isolation the two transactions would not see each
+    /// other: the status finds no message with its id (and waits in the history), the
+    /// send's record reads a history without it, and the message stays behind for good. A
+    /// send's record holds this lock from before it writes the id; a status that finds no
+    /// message takes it too and looks again, so one of the two always sees the other. The
+    /// lock is an advisory one per channel (nothing else waits on it). Channels are locked
+    /// in one order, so two records never wait on each other. SQLite has one writer at a
+    /// time and needs none of this.
+    pub(crate) async fn hold_channel_sends(
+        &mut self,
+        channels: &[ChannelId],
+    ) -> Result<bool, StoreError> {
+        let crate::tenant::Tx::Postgres(t) = &mut self.tx else {
+            return Ok(false);
+        };
+        let mut keys: Vec<i32> = channels.iter().map(|c| channel_lock_key(*c)).collect();
+        keys.sort_unstable();
+        keys.dedup();
+        for key in keys {
+            sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
+                .bind(SEND_RECORD_LOCK_CLASS)
+                .bind(key)
+                .execute(&mut **t)
+                .await?;
+        }
+        Ok(true)
     }
 
     /// Removes a finished outbox row (a read receipt sent, a media file stored).
@@ -1123,6 +1194,23 @@ impl TenantTx {
         channel: ChannelId,
         file: &UploadedFile,
     ) -> Result<MediaId, StoreError> {
+        let id = self.insert_stored_file(channel, file).await?;
+        self.audit(AuditRecord::new(
+            "media.uploaded",
+            "media",
+            id.to_string(),
+            serde_json::json!({ "channel": channel.to_string(), "mime_type": file.mime_type, "size_bytes": file.size_bytes, "sha256": file.blob_sha256 }),
+        ))
+        .await?;
+        Ok(id)
+    }
+
+    /// A media row for a file already in the blob store (the caller audits what it is for).
+    pub(crate) async fn insert_stored_file(
+        &mut self,
+        channel: ChannelId,
+        file: &UploadedFile,
+    ) -> Result<MediaId, StoreError> {
         let org = self.ctx().org_id().as_uuid();
         let id = MediaId::new();
         let uploader = self.ctx().user_id().map(|u| u.as_uuid());
@@ -1133,13 +1221,6 @@ impl TenantTx {
                 .bind(uploader).bind(now_micros())
                 .execute(c).await?;
         });
-        self.audit(AuditRecord::new(
-            "media.uploaded",
-            "media",
-            id.to_string(),
-            serde_json::json!({ "channel": channel.to_string(), "mime_type": file.mime_type, "size_bytes": file.size_bytes, "sha256": file.blob_sha256 }),
-        ))
-        .await?;
         Ok(id)
     }
 
@@ -1342,5 +1423,68 @@ impl Store {
                 )
             })
             .collect())
+    }
+}
+
+/// The first key of the advisory locks that order send records and statuses (the
+/// two-key lock space is separate from the one-key space tests use).
+const SEND_RECORD_LOCK_CLASS: i32 = 0x4644_0001;
+
+/// A channel's second lock key: 32 bits of its id (a shared key only makes two channels
+/// wait on each other, never wrong).
+fn channel_lock_key(channel: ChannelId) -> i32 {
+    let b = channel.as_uuid().into_bytes();
+    i32::from_be_bytes([b[12], b[13], b[14], b[15]])
+}
+
+/// A send the provider took, to record (see [`Store::finish_sends`]).
+#[derive(Debug, Clone)]
+pub struct FinishedSend {
+    pub ctx: TenantCtx,
+    pub job: OutboxId,
+    pub message: MessageId,
+    /// The message's channel (its outbox row's).
+    pub channel: ChannelId,
+    pub provider_message_id: String,
+}
+
+impl Store {
+    /// Records many sends the provider took, one durable transaction per organisation
+    /// (the dispatcher's group commit: at a number's full throughput, one commit per send
+    /// was most of the cost on SQLite), each as [`TenantTx::finish_send`] records one. An
+    /// organisation whose transaction fails has none of its sends recorded: the answer is
+    /// the first error and the positions (in `sends`) not recorded, for the caller to
+    /// record one by one.
+    pub async fn finish_sends(
+        &self,
+        sends: &[FinishedSend],
+    ) -> Result<(), (StoreError, Vec<usize>)> {
+        let mut order: Vec<usize> = (0..sends.len()).collect();
+        order.sort_by_key(|i| sends[*i].ctx.org_id());
+        let mut failed = Vec::new();
+        let mut first_error = None;
+        for group in order.chunk_by(|a, b| sends[*a].ctx.org_id() == sends[*b].ctx.org_id()) {
+            let recorded = async {
+                let mut tx = self.begin(&sends[group[0]].ctx).await?;
+                // Every channel up front, in one order (see `hold_channel_sends`).
+                let channels: Vec<ChannelId> = group.iter().map(|i| sends[*i].channel).collect();
+                tx.hold_channel_sends(&channels).await?;
+                for i in group {
+                    let s = &sends[*i];
+                    tx.record_taken_send(s.job, s.message, Some(s.channel), &s.provider_message_id)
+                        .await?;
+                }
+                tx.commit().await
+            }
+            .await;
+            if let Err(e) = recorded {
+                failed.extend_from_slice(group);
+                first_error.get_or_insert(e);
+            }
+        }
+        match first_error {
+            None => Ok(()),
+            Some(e) => Err((e, failed)),
+        }
     }
 }

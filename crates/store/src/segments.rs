@@ -17,7 +17,7 @@ use frontdesk_domain::audience::{
     Attr, AttrCond, ConsentFilter, FieldCond, FieldKind, Op, Rule, TimeFilter, parse_field_value,
     parse_text,
 };
-use frontdesk_domain::{ContactId, SegmentId};
+use frontdesk_domain::{ContactId, ImportId, SegmentId};
 use serde::Serialize;
 use time::OffsetDateTime;
 use uuid::Uuid;
@@ -472,14 +472,40 @@ impl TenantTx {
 
     /// The contacts `k` of this organisation the rule selects, as a WHERE clause.
     fn where_rule(&self, rule: Vec<Piece>) -> Vec<Piece> {
+        self.where_rule_in(None, rule)
+    }
+
+    /// As [`Self::where_rule`], and with `import`, only the contacts that import's rows
+    /// became (a campaign's CSV audience).
+    fn where_rule_in(&self, import: Option<ImportId>, rule: Vec<Piece>) -> Vec<Piece> {
         let mut p = vec![
             Piece::Sql(" FROM contacts k WHERE k.org_id = "),
             Piece::Bind(Bind::Uuid(self.org())),
             // Erased contacts are tombstones: in no audience.
             Piece::Sql(" AND k.erased_at IS NULL AND "),
         ];
+        if let Some(i) = import {
+            p.push(Piece::Sql(
+                "EXISTS (SELECT 1 FROM contact_import_contacts ic WHERE ic.org_id = k.org_id AND ic.import_id = ",
+            ));
+            p.push(Piece::Bind(Bind::Uuid(i.as_uuid())));
+            p.push(Piece::Sql(" AND ic.contact_id = k.id) AND "));
+        }
         p.extend(rule);
         p
+    }
+
+    /// How many contacts the rule selects now (within `import`'s contacts when given).
+    pub(crate) async fn count_rule_in(
+        &mut self,
+        import: Option<ImportId>,
+        rule: &Rule,
+        now: OffsetDateTime,
+    ) -> Result<i64, StoreError> {
+        let compiled = self.compile_rule(rule, now).await?;
+        let mut q = vec![Piece::Sql("SELECT count(*)")];
+        q.extend(self.where_rule_in(import, compiled));
+        Ok(run_pieces!(self.tx, &q, build_query_scalar, i64, fetch_one))
     }
 
     /// How many contacts the rule selects now, and the newest few (masked as the caller
@@ -523,9 +549,23 @@ impl TenantTx {
         limit: i64,
         now: OffsetDateTime,
     ) -> Result<Vec<ContactId>, StoreError> {
+        self.marketing_audience_in(None, rule, consent, after, limit, now)
+            .await
+    }
+
+    /// As [`Self::marketing_audience`], within the contacts of a CSV import when given.
+    pub(crate) async fn marketing_audience_in(
+        &mut self,
+        import: Option<ImportId>,
+        rule: &Rule,
+        consent: ConsentRequirement,
+        after: Option<ContactId>,
+        limit: i64,
+        now: OffsetDateTime,
+    ) -> Result<Vec<ContactId>, StoreError> {
         let compiled = self.compile_rule(rule, now).await?;
         let mut q = vec![Piece::Sql("SELECT k.id")];
-        q.extend(self.where_rule(vec![Piece::Sql("(")]));
+        q.extend(self.where_rule_in(import, vec![Piece::Sql("(")]));
         q.extend(compiled);
         q.push(Piece::Sql(concat!(
             ") AND coalesce(",

@@ -154,6 +154,69 @@ impl std::fmt::Debug for SimMedia {
     }
 }
 
+/// An upload session of the fake Resumable Upload API (`POST /{app-id}/uploads`), with the
+/// bytes received so far; `handle` once every declared byte has arrived.
+#[derive(Clone)]
+pub struct SimUpload {
+    /// `upload:…`, as answered (without the `?sig=` part).
+    pub id: String,
+    pub channel_id: ChannelId,
+    /// The session's signature (`?sig=…`), checked on every later call.
+    pub sig: String,
+    pub file_name: String,
+    pub file_type: String,
+    pub file_length: i64,
+    pub file_offset: i64,
+    pub bytes: Vec<u8>,
+    pub handle: Option<String>,
+    pub created_ms: i64,
+}
+
+impl std::fmt::Debug for SimUpload {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SimUpload")
+            .field("id", &self.id)
+            .field("file_type", &self.file_type)
+            .field("file_length", &self.file_length)
+            .field("file_offset", &self.file_offset)
+            .finish_non_exhaustive()
+    }
+}
+
+type UploadRow = (
+    String,
+    uuid::Uuid,
+    String,
+    String,
+    String,
+    i64,
+    i64,
+    Vec<u8>,
+    Option<String>,
+    i64,
+);
+
+fn upload(r: UploadRow) -> SimUpload {
+    SimUpload {
+        id: r.0,
+        channel_id: ChannelId::from_uuid(r.1),
+        sig: r.2,
+        file_name: r.3,
+        file_type: r.4,
+        file_length: r.5,
+        file_offset: r.6,
+        bytes: r.7,
+        handle: r.8,
+        created_ms: r.9,
+    }
+}
+
+macro_rules! upload_cols {
+    () => {
+        "id, channel_id, sig, file_name, file_type, file_length, file_offset, bytes, handle, created_ms"
+    };
+}
+
 /// A template submitted to the fake WABA.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SimTemplate {
@@ -616,6 +679,60 @@ impl TenantTx {
             bytes: r.6,
             created_ms: r.7,
         }))
+    }
+
+    /// Opens an upload session.
+    pub async fn insert_sim_upload(&mut self, u: &SimUpload) -> Result<(), StoreError> {
+        let org = self.ctx().org_id().as_uuid();
+        with_conn!(self.tx, c => {
+            sqlx::query("INSERT INTO sim_uploads (org_id, id, channel_id, sig, file_name, file_type, file_length, file_offset, bytes, handle, created_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)")
+                .bind(org).bind(&u.id).bind(u.channel_id.as_uuid()).bind(&u.sig).bind(&u.file_name).bind(&u.file_type)
+                .bind(u.file_length).bind(u.file_offset).bind(&u.bytes).bind(&u.handle).bind(u.created_ms)
+                .execute(c).await?;
+        });
+        Ok(())
+    }
+
+    /// An upload session of one of the organisation's simulated numbers.
+    pub async fn sim_upload(&mut self, id: &str) -> Result<Option<SimUpload>, StoreError> {
+        let org = self.ctx().org_id().as_uuid();
+        let row: Option<UploadRow> = with_conn!(self.tx, c => {
+            sqlx::query_as(concat!("SELECT ", upload_cols!(), " FROM sim_uploads WHERE org_id = $1 AND id = $2"))
+                .bind(org).bind(id).fetch_optional(c).await?
+        });
+        Ok(row.map(upload))
+    }
+
+    /// The completed upload a handle names.
+    pub async fn sim_upload_by_handle(
+        &mut self,
+        handle: &str,
+    ) -> Result<Option<SimUpload>, StoreError> {
+        let org = self.ctx().org_id().as_uuid();
+        let row: Option<UploadRow> = with_conn!(self.tx, c => {
+            sqlx::query_as(concat!("SELECT ", upload_cols!(), " FROM sim_uploads WHERE org_id = $1 AND handle = $2"))
+                .bind(org).bind(handle).fetch_optional(c).await?
+        });
+        Ok(row.map(upload))
+    }
+
+    /// Records a chunk: the bytes so far, the new offset, and the handle once complete. Only
+    /// when the session is still at `from_offset` (a concurrent chunk for the same offset
+    /// loses); answers whether it was recorded.
+    pub async fn advance_sim_upload(
+        &mut self,
+        id: &str,
+        from_offset: i64,
+        bytes: &[u8],
+        handle: Option<&str>,
+    ) -> Result<bool, StoreError> {
+        let org = self.ctx().org_id().as_uuid();
+        let n = with_conn!(self.tx, c => {
+            sqlx::query("UPDATE sim_uploads SET bytes = $4, file_offset = $5, handle = $6 WHERE org_id = $1 AND id = $2 AND file_offset = $3")
+                .bind(org).bind(id).bind(from_offset).bind(bytes).bind(bytes.len() as i64).bind(handle)
+                .execute(c).await?.rows_affected()
+        });
+        Ok(n == 1)
     }
 
     /// Stores a submitted template; a name and language already submitted is a conflict.

@@ -12,8 +12,13 @@ use crate::orgs::now_micros;
 use crate::tenant::{Scope, TenantCtx, TenantTx, with_conn};
 use crate::tokens::token_hash;
 use crate::{Store, StoreError};
-use frontdesk_domain::template::{Category, FillInput, TemplateInput, TemplateSpec, TrackedLink};
-use frontdesk_domain::{ChannelId, ContactId, MessageId, OrgId, TemplateId, TrackedLinkId};
+use frontdesk_domain::template::{
+    Category, FieldError, FillInput, MediaKind, TemplateInput, TemplateSpec, TrackedLink,
+    sample_rule,
+};
+use frontdesk_domain::{
+    ChannelId, ContactId, MediaId, MessageId, OrgId, TemplateId, TrackedLinkId,
+};
 use serde::Serialize;
 use time::OffsetDateTime;
 
@@ -301,6 +306,63 @@ impl TenantTx {
         ))
         .await?;
         self.template(id).await
+    }
+
+    /// Records a sample file for a media header (already in the blob store) on a Cloud
+    /// number, audited `template.sample_uploaded`. It is a media row like any upload, so
+    /// the blob store keeps its bytes and the editor shows it.
+    pub async fn insert_template_sample(
+        &mut self,
+        channel: ChannelId,
+        kind: MediaKind,
+        file: &crate::UploadedFile,
+    ) -> Result<MediaId, StoreError> {
+        let view = self.channel(channel).await?;
+        if view.provider != crate::Provider::Cloud {
+            return Err(StoreError::Invalid(
+                "templates exist on Cloud API numbers only (Whapi has none)".into(),
+            ));
+        }
+        let id = self.insert_stored_file(channel, file).await?;
+        self.audit(AuditRecord::new(
+            "template.sample_uploaded",
+            "media",
+            id.to_string(),
+            serde_json::json!({ "channel_id": channel, "format": kind.as_str(), "mime_type": file.mime_type, "size_bytes": file.size_bytes, "sha256": file.blob_sha256 }),
+        ))
+        .await?;
+        Ok(id)
+    }
+
+    /// Where a template's stored samples are wrong, by field: each must be a stored file
+    /// of the template's number, of a type its header kind takes.
+    pub async fn template_sample_problems(
+        &mut self,
+        channel: ChannelId,
+        spec: &TemplateSpec,
+    ) -> Result<Vec<FieldError>, StoreError> {
+        let mut out = Vec::new();
+        for (field, kind, id) in spec.stored_samples() {
+            let row = match self.media(id).await {
+                Ok(r) => Some(r),
+                Err(StoreError::NotFound) => None,
+                Err(e) => return Err(e),
+            };
+            let (types, _) = sample_rule(kind);
+            let message = match row {
+                Some(r)
+                    if r.channel == channel && r.status == "stored" && r.blob_sha256.is_some() =>
+                {
+                    if r.mime_type.as_deref().is_some_and(|m| types.contains(&m)) {
+                        continue;
+                    }
+                    format!("a {} sample is {}", kind.as_str(), types.join(" or "))
+                }
+                _ => "no such sample file on this number: upload it again".to_owned(),
+            };
+            out.push(FieldError { field, message });
+        }
+        Ok(out)
     }
 
     /// Replaces a template's components. Drafts may also change name and language; a
@@ -615,35 +677,25 @@ pub struct PreparedTemplate {
     pub links: Vec<TrackedLink>,
 }
 
-impl TenantTx {
-    /// Refuses a template that is not approved here (unknown ones too: submit or sync them
-    /// first), and fills the stored template's variables into `components` when values are
-    /// given (or none are needed). Answers what to store with the message when it filled;
-    /// `None` when the caller's own `components` go out as given (nothing is checked then).
-    /// The API, the inbox and campaigns all send templates through this.
-    pub async fn prepare_template_send(
-        &mut self,
-        waba_id: &str,
-        name: &str,
-        language: &str,
+/// An approved template, read and parsed once: a campaign fills it for every recipient of a
+/// batch without reading it again.
+#[derive(Debug, Clone)]
+pub struct ApprovedTemplate {
+    pub id: TemplateId,
+    /// The parsed components; `None` when the provider's could not be read.
+    pub spec: Option<TemplateSpec>,
+}
+
+impl ApprovedTemplate {
+    /// Fills the template's variables into `components` when values are given (or none are
+    /// needed). Answers what to store with the message when it filled; `None` when the
+    /// caller's own `components` go out as given (nothing is checked then).
+    pub fn prepare(
+        &self,
         components: &mut Vec<serde_json::Value>,
         fill: Option<FillInput>,
     ) -> Result<Option<PreparedTemplate>, TemplateRefusal> {
-        let t = match self.template_named(waba_id, name, language).await? {
-            Some(t) if t.status == "APPROVED" => t,
-            Some(t) => {
-                return Err(TemplateRefusal::NotApproved(format!(
-                    "template {name} ({language}) is {}, not approved",
-                    t.status
-                )));
-            }
-            None => {
-                return Err(TemplateRefusal::NotApproved(format!(
-                    "template {name} ({language}) is not known here: submit it for review, or sync the number's templates"
-                )));
-            }
-        };
-        match (t.spec(), fill, components.is_empty()) {
+        match (&self.spec, fill, components.is_empty()) {
             (_, Some(_), false) => Err(TemplateRefusal::InvalidFill(
                 "give either `fill` or the message's `components`, not both".into(),
             )),
@@ -656,7 +708,7 @@ impl TenantTx {
                     .map_err(|e| TemplateRefusal::InvalidFill(e.to_string()))?;
                 *components = filled.components;
                 Ok(Some(PreparedTemplate {
-                    template: t.id,
+                    template: self.id,
                     text: filled.text,
                     links: filled.links,
                 }))
@@ -664,6 +716,47 @@ impl TenantTx {
             // Components written by the caller go out as given.
             _ => Ok(None),
         }
+    }
+}
+
+impl TenantTx {
+    /// The template if it is approved here; unknown ones are refused too (submit or sync
+    /// them first).
+    pub async fn approved_template(
+        &mut self,
+        waba_id: &str,
+        name: &str,
+        language: &str,
+    ) -> Result<ApprovedTemplate, TemplateRefusal> {
+        match self.template_named(waba_id, name, language).await? {
+            Some(t) if t.status == "APPROVED" => Ok(ApprovedTemplate {
+                id: t.id,
+                spec: t.spec(),
+            }),
+            Some(t) => Err(TemplateRefusal::NotApproved(format!(
+                "template {name} ({language}) is {}, not approved",
+                t.status
+            ))),
+            None => Err(TemplateRefusal::NotApproved(format!(
+                "template {name} ({language}) is not known here: submit it for review, or sync the number's templates"
+            ))),
+        }
+    }
+
+    /// Refuses a template that is not approved here and fills it
+    /// ([`ApprovedTemplate::prepare`]). The API and the inbox send templates through this;
+    /// campaigns read the template once per batch and fill it per recipient.
+    pub async fn prepare_template_send(
+        &mut self,
+        waba_id: &str,
+        name: &str,
+        language: &str,
+        components: &mut Vec<serde_json::Value>,
+        fill: Option<FillInput>,
+    ) -> Result<Option<PreparedTemplate>, TemplateRefusal> {
+        self.approved_template(waba_id, name, language)
+            .await?
+            .prepare(components, fill)
     }
 }
 

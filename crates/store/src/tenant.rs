@@ -126,6 +126,34 @@ macro_rules! with_conn {
 }
 pub(crate) use with_conn;
 
+/// One statement built with sqlx's `QueryBuilder` for the transaction's backend (multi-row
+/// inserts, `IN` lists, `VALUES` tables): `$body` is written once and compiled for each
+/// backend, so its pushed binds are typed for that backend. `execute` answers the rows the
+/// statement changed; `fetch_all as T` its rows.
+macro_rules! with_builder {
+    (@run $qb:ident, $t:ident, execute) => {
+        $qb.build().execute(&mut **$t).await?.rows_affected()
+    };
+    (@run $qb:ident, $t:ident, fetch_all as $ty:ty) => {
+        $qb.build_query_as::<$ty>().fetch_all(&mut **$t).await?
+    };
+    ($tx:expr, $qb:ident => $body:block, $($run:tt)+) => {
+        match &mut $tx {
+            $crate::tenant::Tx::Sqlite(t) => {
+                let mut $qb = sqlx::QueryBuilder::<sqlx::Sqlite>::new("");
+                $body
+                $crate::tenant::with_builder!(@run $qb, t, $($run)+)
+            }
+            $crate::tenant::Tx::Postgres(t) => {
+                let mut $qb = sqlx::QueryBuilder::<sqlx::Postgres>::new("");
+                $body
+                $crate::tenant::with_builder!(@run $qb, t, $($run)+)
+            }
+        }
+    };
+}
+pub(crate) use with_builder;
+
 /// Sets the transaction's scope (PostgreSQL; SQLite has no row-level security and the
 /// store's queries filter on their own).
 pub(crate) async fn set_scope(tx: &mut Tx, scope: Scope<'_>) -> Result<(), StoreError> {
@@ -310,9 +338,9 @@ enum Write {
     Yes,
     Urgent,
     Background,
-    /// Someone waits, but losing the commit to a power cut is harmless (read marks): it is
-    /// visible at once and survives a crash of the process, but is not synced to disk before
-    /// the answer.
+    /// Someone waits, but losing the commit to a power cut is harmless (read marks, the
+    /// built-in simulator's records of the messages it carries): it is visible at once and
+    /// survives a crash of the process, but is not synced to disk before the answer.
     Relaxed,
 }
 
@@ -364,8 +392,9 @@ impl Store {
         self.begin_scoped(ctx, Write::Urgent).await
     }
 
-    /// A write whose loss to a power cut is harmless (see [`Write::Relaxed`]): read marks.
-    pub(crate) async fn begin_relaxed(&self, ctx: &TenantCtx) -> Result<TenantTx, StoreError> {
+    /// A write whose loss to a power cut is harmless (see [`Write::Relaxed`]): read marks,
+    /// the simulator's per-message records.
+    pub async fn begin_relaxed(&self, ctx: &TenantCtx) -> Result<TenantTx, StoreError> {
         self.begin_scoped(ctx, Write::Relaxed).await
     }
 

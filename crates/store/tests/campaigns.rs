@@ -8,7 +8,8 @@ use frontdesk_domain::campaign::{CampaignAction, CampaignStatus, Mapping};
 use frontdesk_domain::template::TemplateSpec;
 use frontdesk_domain::{Actor, CampaignId, ChannelId, ContactId, UserId};
 use frontdesk_store::audience::ContactInput;
-use frontdesk_store::campaigns::NewCampaign;
+use frontdesk_store::campaigns::{Audience, NewCampaign};
+use frontdesk_store::imports::ImportMapping;
 use frontdesk_store::segments::ConsentRequirement;
 use frontdesk_store::{
     AuditQuery, InboundRecord, NewChannel, Provider, StatusRecord, Store, StoreError,
@@ -125,16 +126,41 @@ async fn create(
         .create_campaign(&NewCampaign {
             name: "Spring".into(),
             channel: ch,
-            segment: seg,
+            audience: Audience::Segment(seg),
             template_name: "spring_offer".into(),
             template_language: "en_US".into(),
             mapping: mapping(),
             consent: ConsentRequirement::NotOptedOut,
+            planned_at: None,
         })
         .await
         .unwrap();
     tx.commit().await.unwrap();
     c.id
+}
+
+/// Imports every chunk of an import (as `Worker::process_imports` does).
+async fn run_import(store: &Store, ctx: &TenantCtx, id: frontdesk_domain::ImportId) {
+    loop {
+        let mut tx = store.begin(ctx).await.unwrap();
+        let more = tx.import_next_chunk(id).await.unwrap();
+        tx.commit().await.unwrap();
+        if !more {
+            return;
+        }
+    }
+}
+
+/// The previews of the messages a contact got on the number.
+async fn previews(store: &Store, ctx: &TenantCtx, ch: ChannelId, c: ContactId) -> Vec<String> {
+    let mut tx = store.begin_read(ctx).await.unwrap();
+    let conv = tx.find_conversation(ch, c).await.unwrap().unwrap();
+    let ms = tx.conversation_messages(conv.id, 10).await.unwrap();
+    tx.commit().await.unwrap();
+    ms.into_iter()
+        .filter(|m| m.direction == "out")
+        .map(|m| m.preview)
+        .collect()
 }
 
 /// Runs the worker's steps that are due at `now` (as `Worker::process_campaigns` does).
@@ -426,5 +452,185 @@ both_backends! {
         let actions: Vec<String> = store.audit_events(&a, &AuditQuery { limit: 100, ..Default::default() }).await.unwrap()
             .events.into_iter().map(|e| e.action).collect();
         assert!(actions.iter().any(|x| x == "campaign.scheduled") && actions.iter().any(|x| x == "campaign.started"), "{actions:?}");
+    }
+
+    async fn a_csv_audience_is_exactly_the_files_contacts_with_its_rows_as_values(db) {
+        let store = &db.store;
+        let (a, ch) = org_with_channel(store, "alpha").await;
+        // Someone who is not in the file, and someone in it who opted out before.
+        let mut tx = store.begin(&a).await.unwrap();
+        let outsider = tx.create_contact(&ContactInput { name: Some("Outsider".into()), phone: Some("+14155550199".into()), ..Default::default() }).await.unwrap().id;
+        let stop = tx.create_contact(&ContactInput { name: Some("Stop Person".into()), phone: Some("+14155550102".into()), ..Default::default() }).await.unwrap().id;
+        tx.record_consent(stop, ConsentState::OptOut, ConsentSource::Agent, "STOP by phone").await.unwrap();
+        tx.commit().await.unwrap();
+        let csv = "Name,Phone,City\nAsha Rao,+1 415 555 0100,Pune\nRavi Iyer,+14155550101,Delhi\nBad Number,12345,Goa\nAsha Again,+14155550100,Agra\nStop Person,+14155550102,Goa\n";
+        let columns = ImportMapping { columns: [("Name".to_string(), "name".to_string()), ("Phone".to_string(), "phone".to_string())].into(), consent_evidence: None };
+        let mut tx = store.begin(&a).await.unwrap();
+        let file = tx.import_campaign_audience("spring.csv", csv, Some(&columns)).await.unwrap();
+        assert_eq!(file.status, "queued");
+        let draft = |audience, mapping: serde_json::Value| NewCampaign {
+            name: "From the file".into(), channel: ch, audience, template_name: "spring_offer".into(),
+            template_language: "en_US".into(), mapping: serde_json::from_value(mapping).unwrap(),
+            consent: ConsentRequirement::NotOptedOut, planned_at: None,
+        };
+        let by_city = json!({ "body": [{ "source": "first_name", "fallback": "there" }, { "source": "column:City" }] });
+        // A column the file does not have, or a column read by a segment's campaign, is refused.
+        let e = tx.create_campaign(&draft(Audience::Import(file.id), json!({ "body": [{ "source": "column:Town" }] }))).await.unwrap_err();
+        assert!(matches!(&e, StoreError::Invalid(m) if m.contains("Town")), "{e:?}");
+        let seg = tx.save_segment(None, "Everyone", &Rule::all()).await.unwrap();
+        let e = tx.create_campaign(&draft(Audience::Segment(seg.id), by_city.clone())).await.unwrap_err();
+        assert!(matches!(&e, StoreError::Invalid(m) if m.starts_with("mapping")), "{e:?}");
+        let id = tx.create_campaign(&draft(Audience::Import(file.id), by_city)).await.unwrap().id;
+        tx.commit().await.unwrap();
+        let now = frontdesk_store::now_micros();
+
+        // Until the worker has imported the file, it cannot be sent.
+        let mut tx = store.begin(&a).await.unwrap();
+        assert!(matches!(tx.launch_campaign(id, None, now).await, Err(StoreError::Conflict("audience_importing"))));
+        drop(tx);
+        run_import(store, &a, file.id).await;
+
+        let mut tx = store.begin_read(&a).await.unwrap();
+        let r = tx.review_campaign(id, now).await.unwrap();
+        tx.commit().await.unwrap();
+        let f = r.file.clone().unwrap();
+        assert_eq!((f.status.as_str(), f.total_rows, f.invalid_rows, f.duplicate_rows), ("done", 5, 1, 1), "{r:?}");
+        assert_eq!((r.matched, r.opted_out, r.sendable), (3, 1, 2), "the file's three contacts, the opted-out one left out: {r:?}");
+        assert_eq!(r.languages[0].preview.as_deref(), Some("Hello Asha, our Pune shop has a spring offer.\n[See it]"), "{r:?}");
+
+        assert_eq!(launch(store, &a, id, None, now).await, CampaignStatus::Running);
+        assert_eq!(steps(store, now).await, 2);
+        assert_eq!(status(store, &a, id).await, CampaignStatus::Completed);
+        let rows = sends_per_contact(store, &a, id).await;
+        assert_eq!(rows.len(), 2, "{rows:?}");
+        assert!(!rows.iter().any(|r| r.0 == outsider || r.0 == stop), "{rows:?}");
+        let mut tx = store.begin_read(&a).await.unwrap();
+        let who = frontdesk_store::CustomerIdentity { phone: Some(frontdesk_domain::E164::parse("+14155550101").unwrap()), ..Default::default() };
+        let ravi = tx.find_contact(&who).await.unwrap().unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(previews(store, &a, ch, ravi).await, ["Hello Ravi, our Delhi shop has a spring offer.\n[See it]"], "each recipient's own row");
+
+        // Another organisation cannot use the file.
+        let (b, ch_b) = org_with_channel(store, "beta").await;
+        let mut tx = store.begin(&b).await.unwrap();
+        let e = tx.create_campaign(&NewCampaign { channel: ch_b, ..draft(Audience::Import(file.id), json!({})) }).await.unwrap_err();
+        assert!(matches!(e, StoreError::NotFound), "{e:?}");
+    }
+
+    async fn a_draft_is_edited_and_audited_and_a_launched_campaign_is_not(db) {
+        let store = &db.store;
+        let (a, ch) = org_with_channel(store, "alpha").await;
+        let (seg, _) = audience(store, &a, 3).await;
+        let id = create(store, &a, ch, seg).await;
+        let now = frontdesk_store::now_micros();
+        let edited = NewCampaign {
+            name: "Spring, edited".into(), channel: ch, audience: Audience::Segment(seg), template_name: "spring_offer".into(),
+            template_language: "pt_BR".into(),
+            mapping: serde_json::from_value(json!({ "body": [{ "source": "name" }, { "source": "text", "fallback": "Goa" }] })).unwrap(),
+            consent: ConsentRequirement::OptedIn, planned_at: Some(now + Duration::days(2)),
+        };
+        let mut tx = store.begin(&a).await.unwrap();
+        let bad = NewCampaign { planned_at: Some(now - Duration::hours(1)), ..edited.clone() };
+        assert!(matches!(tx.update_campaign(id, &bad).await, Err(StoreError::Invalid(m)) if m.starts_with("send_at")));
+        let c = tx.update_campaign(id, &edited).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!((c.name.as_str(), c.template_language.as_str(), c.consent.as_str(), c.status), ("Spring, edited", "pt_BR", "opt_in", CampaignStatus::Draft));
+        assert_eq!(c.scheduled_at, Some(now + Duration::days(2)));
+        assert_eq!(c.mapping, edited.mapping);
+        let events = store.audit_events(&a, &AuditQuery { limit: 100, ..Default::default() }).await.unwrap().events;
+        let e = events.iter().find(|e| e.action == "campaign.updated").expect("the edit is audited");
+        assert_eq!(e.data["changed"], json!(["name", "language", "mapping", "consent", "planned_at"]), "{:?}", e.data);
+
+        // Nobody opted in now, so nobody is sendable under the edited consent rule.
+        let mut tx = store.begin_read(&a).await.unwrap();
+        assert_eq!(tx.review_campaign(id, now).await.unwrap().sendable, 0);
+        tx.commit().await.unwrap();
+
+        // Launched (now: the planned time is only a plan), it cannot be edited any more.
+        let mut tx = store.begin(&a).await.unwrap();
+        let c = tx.launch_campaign(id, None, now).await.unwrap();
+        assert_eq!((c.status, c.scheduled_at), (CampaignStatus::Running, None));
+        assert!(matches!(tx.update_campaign(id, &edited).await, Err(StoreError::Conflict("campaign_state"))));
+        tx.commit().await.unwrap();
+    }
+
+    async fn a_location_header_template_goes_out_with_the_campaigns_place(db) {
+        let store = &db.store;
+        let (a, ch) = org_with_channel(store, "alpha").await;
+        let mut tx = store.begin(&a).await.unwrap();
+        let spec = TemplateSpec::parse(&serde_json::from_value(json!({
+            "name": "find_us", "language": "en_US", "category": "UTILITY", "header": { "format": "location" },
+            "body": { "text": "Hi {{1}}, our new shop is open.", "examples": ["Ana"] }
+        })).unwrap()).unwrap();
+        tx.create_template(ch, &spec).await.unwrap();
+        tx.set_template_status(&TemplateStatus { waba_id: WABA, name: "find_us", language: "en_US", provider_template_id: Some("9002"),
+            status: "APPROVED", reason: None, category: None }).await.unwrap();
+        tx.commit().await.unwrap();
+        let (seg, people) = audience(store, &a, 1).await;
+        let draft = |mapping: serde_json::Value| NewCampaign {
+            name: "Find us".into(), channel: ch, audience: Audience::Segment(seg), template_name: "find_us".into(),
+            template_language: "en_US".into(), mapping: serde_json::from_value(mapping).unwrap(),
+            consent: ConsentRequirement::NotOptedOut, planned_at: None,
+        };
+        let mut tx = store.begin(&a).await.unwrap();
+        let e = tx.create_campaign(&draft(json!({ "body": [{ "source": "first_name" }], "location": { "latitude": 91.0, "longitude": 73.8 } }))).await.unwrap_err();
+        assert!(matches!(&e, StoreError::Invalid(m) if m.contains("location.latitude")), "{e:?}");
+        // Without a place, the review says why it cannot go.
+        let without = tx.create_campaign(&draft(json!({ "body": [{ "source": "first_name" }] }))).await.unwrap().id;
+        let id = tx.create_campaign(&draft(json!({ "body": [{ "source": "first_name" }],
+            "location": { "latitude": 18.5204, "longitude": 73.8567, "name": "Sunrise Store", "address": "12 FC Road, Pune" } }))).await.unwrap().id;
+        tx.commit().await.unwrap();
+        let now = frontdesk_store::now_micros();
+        let mut tx = store.begin_read(&a).await.unwrap();
+        let r = tx.review_campaign(without, now).await.unwrap();
+        assert!(r.languages[0].problem.as_deref().is_some_and(|p| p.contains("location")), "{r:?}");
+        let r = tx.review_campaign(id, now).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(r.languages[0].preview.as_deref(), Some("[location: Sunrise Store, 12 FC Road, Pune]\nHi Person, our new shop is open."), "{r:?}");
+
+        launch(store, &a, id, None, now).await;
+        assert_eq!(steps(store, now).await, 1);
+        let f = figures(store, &a, id).await;
+        assert_eq!((f.queued, f.failed), (1, 0), "{f:?}");
+        let jobs = store.claim_outbox(now, Duration::seconds(60), 10).await.unwrap();
+        let mut tx = store.begin(&jobs[0].ctx).await.unwrap();
+        let content: serde_json::Value = serde_json::from_str(&tx.outbound_row(frontdesk_domain::MessageId::from_uuid(jobs[0].target)).await.unwrap().content).unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(content["components"][0], json!({ "type": "header", "parameters": [{ "type": "location",
+            "location": { "latitude": "18.5204", "longitude": "73.8567", "name": "Sunrise Store", "address": "12 FC Road, Pune" } }] }), "{content}");
+        assert_eq!(previews(store, &a, ch, people[0]).await.len(), 1);
+    }
+
+    async fn a_template_sent_inside_the_service_window_does_not_use_up_the_tier(db) {
+        let store = &db.store;
+        let (a, ch) = org_with_channel(store, "alpha").await;
+        set_channel(store, &a, ch, Some("TIER_50"), None).await;
+        let (seg, people) = audience(store, &a, 51).await;
+        // One of them wrote in a minute ago: their service window is open.
+        let mut tx = store.begin(&a).await.unwrap();
+        tx.record_inbound(ch, people[0], &InboundRecord { provider_message_id: "wamid.hello".into(), kind: "text".into(),
+            content: "{\"body\":\"Hello\"}".into(), preview: "Hello".into(), reply_to: None,
+            provider_at: frontdesk_store::now_micros() - Duration::minutes(1), media: None }).await.unwrap();
+        tx.commit().await.unwrap();
+        let id = create(store, &a, ch, seg).await;
+        let now = frontdesk_store::now_micros();
+        let mut tx = store.begin_read(&a).await.unwrap();
+        let r = tx.review_campaign(id, now).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!((r.sendable, r.in_service_window, r.daily_limit, r.over_daily_limit), (51, 1, Some(50), 0), "{r:?}");
+
+        // All 51 go today: the one inside the window is not counted against the 50.
+        launch(store, &a, id, None, now).await;
+        let sent = steps(store, now).await + steps(store, now + Duration::seconds(1)).await;
+        assert_eq!(sent, 51);
+        assert_eq!(status(store, &a, id).await, CampaignStatus::Completed);
+
+        // The count another campaign sees: 50 outside a window, the tier used up.
+        let again = create(store, &a, ch, seg).await;
+        let later = frontdesk_store::now_micros();
+        let mut tx = store.begin_read(&a).await.unwrap();
+        let r = tx.review_campaign(again, later).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!((r.used_last_24h, r.in_service_window, r.over_daily_limit), (50, 1, 50), "{r:?}");
     }
 }

@@ -404,6 +404,12 @@ async fn populate_audience(store: &Store, ctx: &TenantCtx, tag: &str) {
         .await
         .unwrap();
     tx.request_erasure(to_erase.id, now_micros()).await.unwrap();
+    // A campaign's CSV audience, imported: the import's contacts are recorded.
+    let file = tx
+        .import_campaign_audience("audience.csv", "phone,code\n+14155550180,A1\n", None)
+        .await
+        .unwrap();
+    while tx.import_next_chunk(file.id).await.unwrap() {}
     tx.commit().await.unwrap();
 }
 
@@ -440,7 +446,7 @@ async fn populate_campaign(
         .create_campaign(&frontdesk_store::campaigns::NewCampaign {
             name: format!("Offer {tag}"),
             channel,
-            segment: segment.id,
+            audience: frontdesk_store::campaigns::Audience::Segment(segment.id),
             template_name: format!("promo_{tag}"),
             template_language: "en".into(),
             mapping: serde_json::from_value(
@@ -448,6 +454,7 @@ async fn populate_campaign(
             )
             .unwrap(),
             consent: frontdesk_store::segments::ConsentRequirement::NotOptedOut,
+            planned_at: None,
         })
         .await
         .unwrap();
@@ -522,6 +529,20 @@ async fn populate_simulator(
     })
     .await
     .unwrap();
+    tx.insert_sim_upload(&frontdesk_store::SimUpload {
+        id: format!("upload:{tag}"),
+        channel_id: channel,
+        sig: "sig".into(),
+        file_name: "sample.png".into(),
+        file_type: "image/png".into(),
+        file_length: tag.len() as i64,
+        file_offset: tag.len() as i64,
+        bytes: tag.as_bytes().to_vec(),
+        handle: Some(format!("4::{tag}")),
+        created_ms: 3,
+    })
+    .await
+    .unwrap();
     tx.insert_sim_template(&SimTemplate {
         id: format!("tpl{tag}"),
         channel_id: channel,
@@ -580,6 +601,7 @@ async fn a_simulator_token_opens_only_its_own_number() {
         "sim_customers",
         "sim_messages",
         "sim_media",
+        "sim_uploads",
         "sim_templates",
         "channels",
         "api_keys",

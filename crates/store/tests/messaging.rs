@@ -2,8 +2,8 @@
 
 use frontdesk_domain::{Actor, Bsuid, ChannelId, E164, UserId};
 use frontdesk_store::{
-    CustomerIdentity, Inbound, InboundRecord, MessageStatus, NewChannel, NewOutbound, OutboxAction,
-    Provider, StatusRecord, Store, StoreError, TenantCtx, both_backends,
+    CustomerIdentity, FinishedSend, Inbound, InboundRecord, MessageStatus, NewChannel, NewOutbound,
+    OutboxAction, Provider, StatusRecord, Store, StoreError, TenantCtx, both_backends,
 };
 use secrecy::SecretString;
 use time::OffsetDateTime;
@@ -166,6 +166,77 @@ both_backends! {
         let m2 = tx.message(m2.id).await.unwrap();
         assert_eq!((m2.status, m2.error_code, m2.error_title.as_deref()), (MessageStatus::Failed, Some(131026), Some("Message undeliverable")));
         tx.commit().await.unwrap();
+    }
+
+    async fn a_status_arriving_while_its_send_is_recorded_is_not_lost(db) {
+        let (a, ch) = org_with_channel(&db.store, "alpha").await;
+        let mut tx = db.store.begin(&a).await.unwrap();
+        let c = tx.upsert_contact(&phone("+919876543210")).await.unwrap();
+        tx.record_inbound(ch, c, &text("wamid.in", now())).await.unwrap();
+        let m = tx.queue_message(&send_text(ch, c), now()).await.unwrap();
+        tx.commit().await.unwrap();
+        // The send's record is written but not committed when the status webhook is
+        // applied in another transaction: neither may miss the other.
+        let mut record = db.store.begin(&a).await.unwrap();
+        assert_eq!(record.finish_send(frontdesk_domain::OutboxId::new(), m.id, "wamid.race").await.unwrap(), Some(MessageStatus::Accepted));
+        let status = tokio::spawn({
+            let (store, a) = (db.store.clone(), a.clone());
+            async move {
+                let mut tx = store.begin_background(&a).await.unwrap();
+                let seen = tx.apply_status(ch, &status("wamid.race", "delivered", now())).await.unwrap();
+                tx.commit().await.unwrap();
+                seen
+            }
+        });
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        assert!(!status.is_finished(), "the status waits for the send's record");
+        record.commit().await.unwrap();
+        assert_eq!(status.await.unwrap(), Some(MessageStatus::Delivered), "the status found the recorded send");
+        let mut tx = db.store.begin_read(&a).await.unwrap();
+        assert_eq!(tx.message(m.id).await.unwrap().status, MessageStatus::Delivered);
+    }
+
+    async fn sends_recorded_together_commit_per_organisation_and_a_bad_one_fails_only_its_own(db) {
+        let (a, ch_a) = org_with_channel(&db.store, "alpha").await;
+        let (b, ch_b) = org_with_channel(&db.store, "beta").await;
+        let mut queued = Vec::new();
+        for (ctx, ch) in [(&a, ch_a), (&b, ch_b), (&a, ch_a)] {
+            let mut tx = db.store.begin(ctx).await.unwrap();
+            let c = tx.upsert_contact(&phone("+919876543210")).await.unwrap();
+            tx.record_inbound(ch, c, &text(&format!("wamid.in{}", queued.len()), now())).await.unwrap();
+            queued.push(tx.queue_message(&send_text(ch, c), now()).await.unwrap());
+            tx.commit().await.unwrap();
+        }
+        let jobs = db.store.claim_outbox(now(), time::Duration::seconds(60), 10).await.unwrap();
+        assert_eq!(jobs.len(), 3);
+        let send = |i: usize, wamid: &str| {
+            let job = jobs.iter().find(|j| j.target == queued[i].id.as_uuid()).unwrap();
+            FinishedSend { ctx: job.ctx.clone(), job: job.id, message: queued[i].id, channel: job.channel, provider_message_id: wamid.into() }
+        };
+        // Beta's batch names a message beta does not have (alpha's): beta's whole
+        // transaction fails, alpha's sends are recorded.
+        let mut bad = send(1, "wamid.b1");
+        bad.message = queued[0].id;
+        let batch = vec![send(0, "wamid.a0"), bad, send(2, "wamid.a2")];
+        let (err, failed) = db.store.finish_sends(&batch).await.unwrap_err();
+        assert!(matches!(err, StoreError::NotFound), "{err:?}");
+        assert_eq!(failed, vec![1]);
+        let mut tx = db.store.begin_read(&a).await.unwrap();
+        for (i, wamid) in [(0, "wamid.a0"), (2, "wamid.a2")] {
+            let m = tx.message(queued[i].id).await.unwrap();
+            assert_eq!((m.status, m.provider_message_id.as_deref(), m.attempts), (MessageStatus::Accepted, Some(wamid), 1));
+        }
+        tx.commit().await.unwrap();
+        let mut tx = db.store.begin_read(&b).await.unwrap();
+        assert_eq!(tx.message(queued[1].id).await.unwrap().status, MessageStatus::Queued, "beta's send is not recorded");
+        tx.commit().await.unwrap();
+        assert_eq!(db.store.outbox_len().await.unwrap(), 1, "only beta's row is left");
+        // Recorded again on its own, it goes through.
+        db.store.finish_sends(&[send(1, "wamid.b1")]).await.unwrap();
+        let mut tx = db.store.begin_read(&b).await.unwrap();
+        assert_eq!(tx.message(queued[1].id).await.unwrap().status, MessageStatus::Accepted);
+        tx.commit().await.unwrap();
+        assert_eq!(db.store.outbox_len().await.unwrap(), 0);
     }
 
     async fn free_form_messages_need_the_window_and_templates_do_not(db) {

@@ -914,3 +914,96 @@ async fn templates_are_submitted_edited_and_listed_across_pages_in_metas_format(
             .contains("Cloud API")
     );
 }
+
+/// What the fake Resumable Upload API received: each chunk's `file_offset`, the
+/// `Authorization` it came with, and its bytes.
+type Chunks = Arc<Mutex<Vec<(String, String, Vec<u8>)>>>;
+
+#[tokio::test]
+async fn a_template_sample_goes_through_both_upload_steps_and_resumes_where_the_provider_stopped() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let chunks: Chunks = Arc::default();
+    let start = |Path((v, app)): Path<(String, String)>,
+                 Query(q): Query<HashMap<String, String>>,
+                 h: HeaderMap| async move {
+        assert_eq!((v.as_str(), app.as_str()), (VERSION, "584544743160774"));
+        if !authorised(&h) {
+            return bad_token(&h);
+        }
+        assert_eq!(q["file_name"], "clinic.png", "the name without its path");
+        assert_eq!(
+            (q["file_length"].as_str(), q["file_type"].as_str()),
+            ("12", "image/png")
+        );
+        // Meta's session ids carry a signature in a query string.
+        Json(json!({ "id": "upload:MTphdHRh-Y2h_tZW50=?sig=ARZqkGCA_uQMxC8" })).into_response()
+    };
+    let seen = chunks.clone();
+    let chunk = move |Path((_v, session)): Path<(String, String)>,
+                      Query(q): Query<HashMap<String, String>>,
+                      h: HeaderMap,
+                      body: Bytes| {
+        let seen = seen.clone();
+        async move {
+            assert_eq!(session, "upload:MTphdHRh-Y2h_tZW50=");
+            assert_eq!(q.get("sig").map(String::as_str), Some("ARZqkGCA_uQMxC8"));
+            let auth = h[header::AUTHORIZATION].to_str().unwrap().to_owned();
+            let offset = h["file_offset"].to_str().unwrap().to_owned();
+            let mut seen = seen.lock().unwrap();
+            seen.push((offset.clone(), auth, body.to_vec()));
+            if offset == "0" {
+                // Interrupted: only five bytes arrived.
+                Json(json!({ "id": "upload:MTphdHRh-Y2h_tZW50=?sig=ARZqkGCA_uQMxC8", "file_offset": 5 }))
+                    .into_response()
+            } else {
+                Json(json!({ "h": "4::aW1hZ2UvcG5n:ARb1:e:1767225600:ARZ2" })).into_response()
+            }
+        }
+    };
+    let app = Router::new()
+        .route("/{version}/{app}/uploads", post(start))
+        .route("/{version}/{session}", post(chunk));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let fake = Fake {
+        base,
+        seen: Arc::default(),
+    };
+    let client = cloud(&fake);
+    let file = b"\x89PNG\r\n\x1a\nPIXL";
+    let h = client
+        .upload_template_sample("584544743160774", "../tmp/clinic.png", "image/png", file)
+        .await
+        .unwrap();
+    assert_eq!(h, "4::aW1hZ2UvcG5n:ARb1:e:1767225600:ARZ2");
+    let seen = chunks.lock().unwrap().clone();
+    assert_eq!(
+        seen.len(),
+        2,
+        "the rest was sent from where the provider stopped"
+    );
+    assert_eq!((seen[0].0.as_str(), seen[0].2.as_slice()), ("0", &file[..]));
+    assert_eq!(
+        (seen[1].0.as_str(), seen[1].2.as_slice()),
+        ("5", &file[5..])
+    );
+    for (_, auth, _) in &seen {
+        assert_eq!(
+            auth,
+            &format!("OAuth {TOKEN}"),
+            "step two takes the token as OAuth"
+        );
+    }
+
+    // Refused before any call: an app id that is not digits, an empty file.
+    let e = client
+        .upload_template_sample("58/../x", "a.png", "image/png", file)
+        .await
+        .unwrap_err();
+    assert_eq!((e.class, e.http_status), (ErrorClass::Permanent, None));
+    let e = client
+        .upload_template_sample("584544743160774", "a.png", "image/png", b"")
+        .await
+        .unwrap_err();
+    assert_eq!(e.http_status, None);
+}

@@ -5,13 +5,14 @@
 
 use crate::Worker;
 use frontdesk_domain::{Bsuid, ChannelId, E164, MediaId, MessageId};
-use frontdesk_store::{OutboxAction, OutboxJob, StoreError};
+use frontdesk_store::group_commit::{GroupCommit, parallel_commits};
+use frontdesk_store::{FinishedSend, OutboxAction, OutboxJob, Store, StoreError};
 use frontdesk_whatsapp::client::{ProviderClient, ProviderError};
 use frontdesk_whatsapp::{ErrorClass, Outbound, Recipient, media_type_allowed};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::sync::Semaphore;
+use tokio::sync::{Semaphore, oneshot};
 
 /// How the dispatcher behaves.
 #[derive(Debug, Clone)]
@@ -68,7 +69,20 @@ pub(crate) struct Dispatch {
     permits: Arc<Semaphore>,
     buckets: Mutex<HashMap<ChannelId, Bucket>>,
     clients: Mutex<HashMap<ChannelId, CachedClient>>,
+    /// Sends the provider took, recorded together (group commit).
+    finishes: GroupCommit<FinishJob>,
 }
+
+/// A send to record, with the sender waiting for the commit.
+struct FinishJob {
+    send: FinishedSend,
+    reply: oneshot::Sender<Result<(), StoreError>>,
+}
+
+/// Most sends one record transaction carries.
+const MAX_FINISH_BATCH: usize = 256;
+/// Sends waiting to be recorded before senders wait for room.
+const FINISH_QUEUE: usize = 4096;
 
 /// Longest wait for a slot before a claimed row is given back instead.
 const MAX_SLOT_WAIT: Duration = Duration::from_secs(5);
@@ -86,6 +100,7 @@ impl Dispatch {
             http: frontdesk_whatsapp::client::http_client(),
             buckets: Mutex::new(HashMap::new()),
             clients: Mutex::new(HashMap::new()),
+            finishes: GroupCommit::new(FINISH_QUEUE),
         }
     }
 }
@@ -382,13 +397,43 @@ impl Worker {
             .await
         {
             Ok(provider_id) => {
-                let mut tx = self.store.begin(&job.ctx).await?;
-                tx.finish_send(job.id, message, &provider_id).await?;
-                tx.commit().await?;
+                self.record_send(FinishedSend {
+                    ctx: job.ctx.clone(),
+                    job: job.id,
+                    message,
+                    channel: job.channel,
+                    provider_message_id: provider_id,
+                })
+                .await?;
                 Ok(Outcome::Done)
             }
             Err(e) => Ok(self.judge(job, e)),
         }
+    }
+
+    /// Records a send the provider took, in one transaction with the other sends finishing
+    /// at the same moment (on SQLite one durable commit per send capped a number's rate);
+    /// answers once it is committed.
+    async fn record_send(&self, send: FinishedSend) -> Result<(), StoreError> {
+        let parallel = parallel_commits(self.store.backend());
+        self.dispatch
+            .finishes
+            .start(parallel, MAX_FINISH_BATCH, || {
+                let store = self.store.clone();
+                move |batch| record_sends(store.clone(), batch)
+            });
+        let (reply, answer) = oneshot::channel();
+        let job = FinishJob {
+            send: send.clone(),
+            reply,
+        };
+        if self.dispatch.finishes.sender().send(job).await.is_ok()
+            && let Ok(recorded) = answer.await
+        {
+            return recorded;
+        }
+        // The recorder is gone (the runtime is shutting down): record this one alone.
+        record_one(&self.store, &send).await
     }
 
     /// The provider's id for a file an agent uploaded: the one obtained earlier while it is
@@ -503,6 +548,36 @@ impl Worker {
         tx.commit().await?;
         Ok(Outcome::Done)
     }
+}
+
+/// Records a batch of sends; those whose organisation's transaction failed are recorded
+/// one by one, so one bad row fails only itself.
+async fn record_sends(store: Store, batch: Vec<FinishJob>) {
+    let sends: Vec<FinishedSend> = batch.iter().map(|j| j.send.clone()).collect();
+    let failed = match store.finish_sends(&sends).await {
+        Ok(()) => Vec::new(),
+        Err((e, failed)) => {
+            tracing::warn!(error = %e, sends = failed.len(), "recording sends together failed; recording them one by one");
+            failed
+        }
+    };
+    let mut jobs: Vec<Option<FinishJob>> = batch.into_iter().map(Some).collect();
+    for i in failed {
+        if let Some(job) = jobs[i].take() {
+            let recorded = record_one(&store, &job.send).await;
+            let _ = job.reply.send(recorded);
+        }
+    }
+    for job in jobs.into_iter().flatten() {
+        let _ = job.reply.send(Ok(()));
+    }
+}
+
+async fn record_one(store: &Store, s: &FinishedSend) -> Result<(), StoreError> {
+    store
+        .finish_sends(std::slice::from_ref(s))
+        .await
+        .map_err(|(e, _)| e)
 }
 
 #[cfg(test)]

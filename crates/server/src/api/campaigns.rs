@@ -6,6 +6,7 @@
 
 use super::{ApiJson, path_id};
 use crate::AppState;
+use crate::api::imports::IMPORT_BODY_LIMIT;
 use crate::auth::{Access, Tenant};
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::routes::RouteTableBuilder;
@@ -14,13 +15,14 @@ use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use frontdesk_domain::campaign::{CampaignAction, Mapping};
-use frontdesk_domain::{CampaignId, ChannelId, Permission, SegmentId};
-use frontdesk_store::TenantTx;
+use frontdesk_domain::{CampaignId, ChannelId, ImportId, Permission, SegmentId};
 use frontdesk_store::audit::AuditRecord;
 use frontdesk_store::campaigns::{
-    Campaign, CampaignFigures, CampaignPage, CampaignReview, NewCampaign, RecipientPage,
+    Audience, Campaign, CampaignFigures, CampaignPage, CampaignReview, NewCampaign, RecipientPage,
 };
+use frontdesk_store::imports::ImportMapping;
 use frontdesk_store::segments::ConsentRequirement;
+use frontdesk_store::{TenantCtx, TenantTx};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
@@ -29,8 +31,17 @@ use utoipa_axum::routes;
 pub(crate) fn routes(b: RouteTableBuilder) -> RouteTableBuilder {
     use Permission::*;
     b.json(routes!(list_campaigns), Access::Perm(CampaignsManage))
-        .json(routes!(create_campaign), Access::Perm(CampaignsManage))
+        .json_sized(
+            routes!(create_campaign),
+            Access::Perm(CampaignsManage),
+            Some(IMPORT_BODY_LIMIT),
+        )
         .json(routes!(get_campaign), Access::Perm(CampaignsManage))
+        .json_sized(
+            routes!(update_campaign),
+            Access::Perm(CampaignsManage),
+            Some(IMPORT_BODY_LIMIT),
+        )
         .json(routes!(review_campaign), Access::Perm(CampaignsManage))
         .json(routes!(launch_campaign), Access::Perm(CampaignsManage))
         .json(routes!(pause_campaign), Access::Perm(CampaignsManage))
@@ -67,66 +78,256 @@ async fn list_campaigns(
     Ok(Json(page))
 }
 
-/// A campaign to create.
+/// A CSV file as a campaign's audience: its rows upsert contacts (as a contact import
+/// does) and the campaign goes to exactly the contacts of the file.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AudienceCsv {
+    pub filename: String,
+    /// At most 2 MiB and 10,000 rows; the first row names the columns.
+    pub csv: String,
+    /// Where columns go, as for a contact import (`{"columns": {"Mobile": "phone",
+    /// "Name": "name"}}`). Absent: the column called `phone` (or mobile, number,
+    /// whatsapp) is the number. Every column can be read by the mapping as
+    /// `column:<name>`.
+    #[serde(default)]
+    pub mapping: Option<ImportMapping>,
+}
+
+/// A campaign to create. The audience is one of `segment_id`, `import_id` (a contact
+/// import already run) or `audience_csv` (a file uploaded with the campaign).
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CampaignBody {
     /// 1 to 120 characters.
     pub name: String,
     pub channel_id: String,
-    pub segment_id: String,
+    #[serde(default)]
+    pub segment_id: Option<String>,
+    #[serde(default)]
+    pub import_id: Option<String>,
+    #[serde(default)]
+    pub audience_csv: Option<AudienceCsv>,
     /// The template's name, and the language recipients get when theirs is not approved.
     pub template_name: String,
     pub template_language: String,
     /// Where each template value comes from: `{"body": [{"source": "first_name",
-    /// "fallback": "there"}, {"source": "field:city"}]}`.
+    /// "fallback": "there"}, {"source": "column:Coupon"}], "location": {"latitude":
+    /// 12.97, "longitude": 77.59, "name": "Our shop"}}`.
     #[serde(default)]
     pub mapping: Mapping,
     /// `opt_in` (only contacts who opted in; the default) or `not_opted_out`.
     #[serde(default)]
     pub consent: Option<String>,
+    /// The planned send time, a local date and time in the organisation's time zone
+    /// (`2026-12-01T09:30`); launching sends or schedules it.
+    #[serde(default)]
+    pub send_at: Option<String>,
 }
 
-/// Creates a draft campaign.
-#[utoipa::path(post, path = "/api/v1/campaigns", tag = "campaigns", request_body = CampaignBody,
-    responses((status = 201, description = "Created", body = Campaign),
-        (status = 404, description = "No such number or segment here", body = ErrorEnvelope),
-        (status = 422, description = "Invalid name, mapping or template", body = ErrorEnvelope)))]
-async fn create_campaign(
-    State(state): State<AppState>,
-    Tenant(ctx): Tenant,
-    ApiJson(req): ApiJson<CampaignBody>,
-) -> Result<(StatusCode, Json<Campaign>), ApiError> {
-    let consent = match req.consent.as_deref() {
-        None | Some("opt_in") => ConsentRequirement::OptedIn,
-        Some("not_opted_out") => ConsentRequirement::NotOptedOut,
-        Some(_) => {
-            return Err(ApiError::unprocessable(
-                "invalid",
-                "consent: opt_in or not_opted_out",
-            ));
-        }
-    };
+fn parse_consent(c: Option<&str>) -> Result<ConsentRequirement, ApiError> {
+    match c {
+        None | Some("opt_in") => Ok(ConsentRequirement::OptedIn),
+        Some("not_opted_out") => Ok(ConsentRequirement::NotOptedOut),
+        Some(_) => Err(ApiError::unprocessable(
+            "invalid",
+            "consent: opt_in or not_opted_out",
+        )),
+    }
+}
+
+fn check_template(name: &str, language: &str) -> Result<(), ApiError> {
     let bounded = |s: &str, n: usize| !s.is_empty() && s.chars().count() <= n;
-    if !bounded(&req.template_name, 512) || !bounded(&req.template_language, 15) {
+    if !bounded(name, 512) || !bounded(language, 15) {
         return Err(ApiError::unprocessable(
             "invalid",
             "template_name and template_language are required",
         ));
     }
+    Ok(())
+}
+
+/// The audience named by a body: exactly one of a segment, an import and a file (the file
+/// is uploaded and its import started in this transaction; that takes `contacts.write`,
+/// since its rows become contacts). `None` when the body names none.
+pub(crate) async fn audience_of(
+    tx: &mut TenantTx,
+    ctx: &TenantCtx,
+    segment: Option<&str>,
+    import: Option<&str>,
+    csv: Option<&AudienceCsv>,
+) -> Result<Option<Audience>, ApiError> {
+    let given = [segment.is_some(), import.is_some(), csv.is_some()];
+    if given.iter().filter(|g| **g).count() > 1 {
+        return Err(ApiError::unprocessable(
+            "invalid",
+            "audience: one of segment_id, import_id and audience_csv",
+        ));
+    }
+    Ok(match (segment, import, csv) {
+        (Some(s), _, _) => Some(Audience::Segment(path_id(s, SegmentId::parse)?)),
+        (_, Some(i), _) => Some(Audience::Import(path_id(i, ImportId::parse)?)),
+        (_, _, Some(f)) => {
+            if !ctx.can(Permission::ContactsWrite) {
+                return Err(ApiError::Forbidden);
+            }
+            let v = tx
+                .import_campaign_audience(&f.filename, &f.csv, f.mapping.as_ref())
+                .await?;
+            Some(Audience::Import(v.id))
+        }
+        _ => None,
+    })
+}
+
+async fn planned_at(
+    tx: &mut TenantTx,
+    text: Option<&str>,
+) -> Result<Option<OffsetDateTime>, ApiError> {
+    match text.map(str::trim).filter(|t| !t.is_empty()) {
+        Some(t) => Ok(Some(local_send_at(tx, t).await?)),
+        None => Ok(None),
+    }
+}
+
+/// Creates a draft campaign.
+#[utoipa::path(post, path = "/api/v1/campaigns", tag = "campaigns", request_body = CampaignBody,
+    responses((status = 201, description = "Created", body = Campaign),
+        (status = 403, description = "A CSV audience needs contacts.write too", body = ErrorEnvelope),
+        (status = 404, description = "No such number, segment or import here", body = ErrorEnvelope),
+        (status = 413, description = "Larger than the upload limit", body = ErrorEnvelope),
+        (status = 422, description = "Invalid name, audience, file, mapping or template", body = ErrorEnvelope)))]
+async fn create_campaign(
+    State(state): State<AppState>,
+    Tenant(ctx): Tenant,
+    ApiJson(req): ApiJson<CampaignBody>,
+) -> Result<(StatusCode, Json<Campaign>), ApiError> {
+    let consent = parse_consent(req.consent.as_deref())?;
+    check_template(&req.template_name, &req.template_language)?;
+    let channel = path_id(&req.channel_id, ChannelId::parse)?;
+    let mut tx = state.store().begin(&ctx).await?;
+    let audience = audience_of(
+        &mut tx,
+        &ctx,
+        req.segment_id.as_deref(),
+        req.import_id.as_deref(),
+        req.audience_csv.as_ref(),
+    )
+    .await?
+    .ok_or_else(|| {
+        ApiError::unprocessable(
+            "invalid",
+            "audience: one of segment_id, import_id and audience_csv",
+        )
+    })?;
     let n = NewCampaign {
         name: req.name,
-        channel: path_id(&req.channel_id, ChannelId::parse)?,
-        segment: path_id(&req.segment_id, SegmentId::parse)?,
+        channel,
+        audience,
         template_name: req.template_name,
         template_language: req.template_language,
         mapping: req.mapping,
         consent,
+        planned_at: planned_at(&mut tx, req.send_at.as_deref()).await?,
     };
-    let mut tx = state.store().begin(&ctx).await?;
     let c = tx.create_campaign(&n).await?;
     tx.commit().await?;
     Ok((StatusCode::CREATED, Json(c)))
+}
+
+/// A present JSON value, even `null` (so `"send_at": null` clears, absent keeps).
+fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
+/// Changes to a draft: only the values given change. A new audience is one of
+/// `segment_id`, `import_id` and `audience_csv`.
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CampaignPatch {
+    pub name: Option<String>,
+    pub channel_id: Option<String>,
+    pub segment_id: Option<String>,
+    pub import_id: Option<String>,
+    pub audience_csv: Option<AudienceCsv>,
+    pub template_name: Option<String>,
+    pub template_language: Option<String>,
+    pub mapping: Option<Mapping>,
+    pub consent: Option<String>,
+    /// The planned send time (local, in the organisation's time zone); `null` clears it.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub send_at: Option<Option<String>>,
+}
+
+/// Edits a draft campaign (audited with what changed). Any other state is 409
+/// `campaign_state`.
+#[utoipa::path(patch, path = "/api/v1/campaigns/{campaign_id}", tag = "campaigns",
+    params(("campaign_id" = String, Path, description = "Campaign id")), request_body = CampaignPatch,
+    responses((status = 200, description = "The draft as changed", body = Campaign),
+        (status = 403, description = "A CSV audience needs contacts.write too", body = ErrorEnvelope),
+        (status = 404, description = "No such campaign, number, segment or import here", body = ErrorEnvelope),
+        (status = 409, description = "Not a draft", body = ErrorEnvelope),
+        (status = 413, description = "Larger than the upload limit", body = ErrorEnvelope),
+        (status = 422, description = "Invalid name, audience, file, mapping, template or time", body = ErrorEnvelope)))]
+async fn update_campaign(
+    State(state): State<AppState>,
+    Tenant(ctx): Tenant,
+    Path(id): Path<String>,
+    ApiJson(req): ApiJson<CampaignPatch>,
+) -> Result<Json<Campaign>, ApiError> {
+    let id = path_id(&id, CampaignId::parse)?;
+    let mut tx = state.store().begin(&ctx).await?;
+    let c = tx.campaign(id).await?;
+    if c.status != frontdesk_domain::campaign::CampaignStatus::Draft {
+        // Refused before a file would be imported for nothing.
+        return Err(frontdesk_store::StoreError::Conflict("campaign_state").into());
+    }
+    let consent = match req.consent.as_deref() {
+        Some(x) => parse_consent(Some(x))?,
+        None => parse_consent(Some(&c.consent))?,
+    };
+    let current = c.audience()?;
+    let template_name = req.template_name.unwrap_or(c.template_name);
+    let template_language = req.template_language.unwrap_or(c.template_language);
+    check_template(&template_name, &template_language)?;
+    let channel = match req.channel_id.as_deref() {
+        Some(ch) => path_id(ch, ChannelId::parse)?,
+        None => c.channel_id,
+    };
+    let audience = match audience_of(
+        &mut tx,
+        &ctx,
+        req.segment_id.as_deref(),
+        req.import_id.as_deref(),
+        req.audience_csv.as_ref(),
+    )
+    .await?
+    {
+        Some(a) => a,
+        None => current,
+    };
+    let planned = match &req.send_at {
+        Some(t) => planned_at(&mut tx, t.as_deref()).await?,
+        None => c.scheduled_at,
+    };
+    let n = NewCampaign {
+        name: req.name.unwrap_or(c.name),
+        channel,
+        audience,
+        template_name,
+        template_language,
+        mapping: req.mapping.unwrap_or(c.mapping),
+        consent,
+        planned_at: planned,
+    };
+    let c = tx.update_campaign(id, &n).await?;
+    tx.commit().await?;
+    Ok(Json(c))
 }
 
 /// A campaign and its figures.

@@ -95,6 +95,9 @@ pub struct NewCloudChannel {
     pub api_version: Option<String>,
     /// Messages per second this number may send (1–1000, default 80).
     pub throughput_mps: Option<i32>,
+    /// The Meta app's id (digits, App Dashboard → App settings). Not a secret; needed to
+    /// upload template header samples (`POST /{app-id}/uploads`).
+    pub app_id: Option<String>,
 }
 
 /// A Whapi.Cloud channel.
@@ -127,6 +130,8 @@ pub struct ChannelPatch {
     pub api_base_url: Option<String>,
     pub api_version: Option<String>,
     pub throughput_mps: Option<i32>,
+    /// Cloud only: the Meta app's id (digits); an empty string clears it.
+    pub app_id: Option<String>,
     #[serde(alias = "token")]
     pub access_token: Option<String>,
     #[serde(alias = "webhook_secret")]
@@ -217,6 +222,20 @@ fn base_url_or(v: Option<&str>, default: &str) -> String {
 }
 
 impl NewChannelInput {
+    /// The Meta app id given with a Cloud channel, checked (blank is none).
+    pub(crate) fn app_id(&self) -> Result<Option<String>, ApiError> {
+        let NewChannelInput::Cloud(c) = self else {
+            return Ok(None);
+        };
+        match c.app_id.as_deref().map(str::trim).filter(|a| !a.is_empty()) {
+            None => Ok(None),
+            Some(a) => {
+                frontdesk_store::check_app_id(a).map_err(|e| invalid(e.to_string()))?;
+                Ok(Some(a.to_owned()))
+            }
+        }
+    }
+
     /// Checks the input and turns it into the store's value (shared with the pages).
     pub(crate) fn into_new_channel(self) -> Result<NewChannel, ApiError> {
         Ok(match self {
@@ -272,7 +291,13 @@ impl ChannelPatch {
             Some(v) => Some(check_api_version(&v)?),
             None => None,
         };
+        if provider == Provider::Whapi
+            && self.app_id.as_deref().is_some_and(|a| !a.trim().is_empty())
+        {
+            return Err(invalid("Whapi channels have no Meta app id"));
+        }
         Ok(ChannelUpdate {
+            app_id: self.app_id.map(|a| a.trim().to_owned()),
             name: blank_is_none(self.name),
             // A display number may be cleared, so an empty one is a change.
             display_number: self
@@ -305,9 +330,17 @@ pub(crate) async fn connect_channel(
     state: &AppState,
     ctx: &TenantCtx,
     new: NewChannel,
+    app_id: Option<String>,
 ) -> Result<CreatedChannel, ApiError> {
     let mut tx = state.store().begin(ctx).await?;
-    let (channel, key) = tx.create_channel(new).await?;
+    let (mut channel, key) = tx.create_channel(new).await?;
+    if let Some(a) = app_id {
+        let set = ChannelUpdate {
+            app_id: Some(a),
+            ..Default::default()
+        };
+        channel = tx.update_channel(channel.id, set).await?;
+    }
     tx.commit().await?;
     let webhook = WebhookInfo {
         callback_url: callback_url(state, &key)?,
@@ -395,7 +428,8 @@ async fn create_channel(
     Tenant(ctx): Tenant,
     ApiJson(req): ApiJson<NewChannelInput>,
 ) -> Result<(StatusCode, Json<CreatedChannel>), ApiError> {
-    let created = connect_channel(&state, &ctx, req.into_new_channel()?).await?;
+    let app_id = req.app_id()?;
+    let created = connect_channel(&state, &ctx, req.into_new_channel()?, app_id).await?;
     Ok((StatusCode::CREATED, Json(created)))
 }
 

@@ -36,7 +36,7 @@ pub(crate) fn routes(b: RouteTableBuilder) -> RouteTableBuilder {
 }
 
 /// Uploads held in memory at once (each up to WhatsApp's 100 MiB); others wait their turn.
-static UPLOADS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+pub(crate) static UPLOADS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
 
 /// A file uploaded to send, as stored.
 #[derive(Serialize, ToSchema)]
@@ -67,63 +67,21 @@ async fn upload_media(
     Tenant(ctx): Tenant,
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<(StatusCode, Json<UploadedMedia>), ApiError> {
-    let invalid = |m: String| ApiError::unprocessable("invalid_upload", m);
-    let mut multipart =
-        multipart.map_err(|e| invalid(format!("a multipart/form-data body is required: {e}")))?;
     let _turn = UPLOADS.acquire().await.map_err(ApiError::internal)?;
-    let (mut channel, mut file) = (None, None);
-    while let Some(field) = multipart.next_field().await.map_err(upload_error)? {
-        match field.name() {
-            Some("channel_id") => channel = Some(field.text().await.map_err(upload_error)?),
-            Some("file") => {
-                let mime = field
-                    .content_type()
-                    .map(|m| m.trim().to_ascii_lowercase())
-                    .unwrap_or_default();
-                let name = field.file_name().map(str::to_owned);
-                let bytes = field.bytes().await.map_err(upload_error)?;
-                file = Some((mime, name, bytes));
-            }
-            _ => {}
-        }
-    }
-    let channel = path_id(
-        &channel.ok_or_else(|| invalid("the channel_id field is required".into()))?,
-        ChannelId::parse,
-    )?;
-    let (mime, filename, bytes) =
-        file.ok_or_else(|| invalid("the file field is required".into()))?;
+    let form = read_upload_form(multipart, &["channel_id"]).await?;
+    let channel = path_id(form.field("channel_id")?, ChannelId::parse)?;
+    let (mime, filename, bytes) = form.file()?;
     let Some((kind, max)) = frontdesk_whatsapp::media_limit(&mime) else {
         return Err(ApiError::UnsupportedMediaType);
     };
-    if bytes.is_empty() {
-        return Err(invalid("the file is empty".into()));
-    }
     if bytes.len() > max {
         return Err(ApiError::PayloadTooLarge);
-    }
-    let filename = filename
-        .map(|f| f.chars().filter(|c| !c.is_control()).collect::<String>())
-        .filter(|f| !f.trim().is_empty());
-    if filename.as_ref().is_some_and(|f| f.chars().count() > 240) {
-        return Err(invalid("the file name is at most 240 characters".into()));
     }
     // The channel first: nothing is written for another organisation's channel.
     let mut tx = state.store().begin_read(&ctx).await?;
     tx.channel(channel).await?;
     tx.commit().await?;
-    let blobs = state.blobs().clone();
-    let size = bytes.len() as i64;
-    let sha = tokio::task::spawn_blocking(move || blobs.put(&bytes))
-        .await
-        .map_err(ApiError::internal)?
-        .map_err(ApiError::internal)?;
-    let file = UploadedFile {
-        blob_sha256: sha,
-        size_bytes: size,
-        mime_type: mime,
-        filename,
-    };
+    let file = store_blob(&state, bytes, mime, filename).await?;
     let mut tx = state.store().begin(&ctx).await?;
     let id = tx.insert_upload(channel, &file).await?;
     tx.commit().await?;
@@ -139,6 +97,103 @@ async fn upload_media(
             filename: file.filename,
         }),
     ))
+}
+
+/// A multipart upload form: its text fields and its `file` (type, name, bytes).
+pub(crate) struct UploadForm {
+    fields: Vec<(String, String)>,
+    file: Option<(String, Option<String>, axum::body::Bytes)>,
+}
+
+impl UploadForm {
+    /// A text field the form must have.
+    pub(crate) fn field(&self, name: &str) -> Result<&str, ApiError> {
+        self.fields
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.trim())
+            .ok_or_else(|| {
+                ApiError::unprocessable("invalid_upload", format!("the {name} field is required"))
+            })
+    }
+
+    /// The file: its content type (lower-cased), its name (without control characters, at
+    /// most 240 characters) and its bytes (not empty).
+    pub(crate) fn file(self) -> Result<(String, Option<String>, axum::body::Bytes), ApiError> {
+        let invalid = |m: &str| ApiError::unprocessable("invalid_upload", m.to_owned());
+        let (mime, filename, bytes) = self
+            .file
+            .ok_or_else(|| invalid("the file field is required"))?;
+        if bytes.is_empty() {
+            return Err(invalid("the file is empty"));
+        }
+        let filename = filename
+            .map(|f| f.chars().filter(|c| !c.is_control()).collect::<String>())
+            .filter(|f| !f.trim().is_empty());
+        if filename.as_ref().is_some_and(|f| f.chars().count() > 240) {
+            return Err(invalid("the file name is at most 240 characters"));
+        }
+        Ok((mime, filename, bytes))
+    }
+}
+
+/// Reads a multipart upload: the text fields named in `names` and the `file` part.
+pub(crate) async fn read_upload_form(
+    multipart: Result<Multipart, MultipartRejection>,
+    names: &[&str],
+) -> Result<UploadForm, ApiError> {
+    let mut multipart = multipart.map_err(|e| {
+        ApiError::unprocessable(
+            "invalid_upload",
+            format!("a multipart/form-data body is required: {e}"),
+        )
+    })?;
+    let mut form = UploadForm {
+        fields: Vec::new(),
+        file: None,
+    };
+    while let Some(field) = multipart.next_field().await.map_err(upload_error)? {
+        match field.name() {
+            Some("file") => {
+                let mime = field
+                    .content_type()
+                    .map(|m| m.trim().to_ascii_lowercase())
+                    .unwrap_or_default();
+                let name = field.file_name().map(str::to_owned);
+                let bytes = field.bytes().await.map_err(upload_error)?;
+                form.file = Some((mime, name, bytes));
+            }
+            Some(n) if names.contains(&n) => {
+                let n = n.to_owned();
+                let v = field.text().await.map_err(upload_error)?;
+                form.fields.push((n, v));
+            }
+            _ => {}
+        }
+    }
+    Ok(form)
+}
+
+/// Puts checked bytes in the blob store (off the async threads): the file as a media row
+/// records it.
+pub(crate) async fn store_blob(
+    state: &AppState,
+    bytes: axum::body::Bytes,
+    mime: String,
+    filename: Option<String>,
+) -> Result<UploadedFile, ApiError> {
+    let blobs = state.blobs().clone();
+    let size = bytes.len() as i64;
+    let sha = tokio::task::spawn_blocking(move || blobs.put(&bytes))
+        .await
+        .map_err(ApiError::internal)?
+        .map_err(ApiError::internal)?;
+    Ok(UploadedFile {
+        blob_sha256: sha,
+        size_bytes: size,
+        mime_type: mime,
+        filename,
+    })
 }
 
 /// A multipart body that could not be read: too large, or malformed.

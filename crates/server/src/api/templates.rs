@@ -8,16 +8,21 @@ use crate::auth::{Access, Tenant};
 use crate::error::{ApiError, ErrorEnvelope};
 use crate::routes::RouteTableBuilder;
 use axum::Json;
+use axum::extract::Multipart;
+use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use frontdesk_domain::template::{Category, Header, TemplateInput, TemplateSpec};
-use frontdesk_domain::{ChannelId, MessageId, Permission, TemplateId};
+use frontdesk_domain::template::{
+    Category, FieldError, FieldErrors, Header, MediaKind, TemplateInput, TemplateSpec, sample_rule,
+};
+use frontdesk_domain::{ChannelId, MediaId, MessageId, Permission, TemplateId};
 use frontdesk_store::{
     LinkClicks, SyncReport, SyncedTemplate, TemplateFilter, TemplateRecord, TenantCtx,
 };
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::routes;
 
@@ -25,6 +30,11 @@ pub(crate) fn routes(b: RouteTableBuilder) -> RouteTableBuilder {
     use Permission::*;
     b.json(routes!(list_templates), Access::Perm(InboxRead))
         .json(routes!(create_template), Access::Perm(TemplatesManage))
+        .json_sized(
+            routes!(upload_sample),
+            Access::Perm(TemplatesManage),
+            Some(MAX_SAMPLE_BODY),
+        )
         .json(routes!(get_template), Access::Perm(InboxRead))
         .json(routes!(update_template), Access::Perm(TemplatesManage))
         .json(routes!(delete_template), Access::Perm(TemplatesManage))
@@ -106,10 +116,10 @@ pub(crate) fn fill_fields(spec: &TemplateSpec) -> Vec<FillField> {
             label: format!("header {{{{{}}}}}", t.vars[0]),
             example: t.examples.first().cloned(),
         }),
-        Some(Header::Media { kind, example }) => out.push(FillField {
+        Some(Header::Media { kind, sample }) => out.push(FillField {
             field: "header".into(),
             label: format!("{} link (https)", kind.as_str()),
-            example: Some(example.clone()),
+            example: link_example(sample),
         }),
         Some(Header::Location) => {
             for (field, label, example) in [
@@ -158,7 +168,7 @@ pub(crate) fn fill_fields(spec: &TemplateSpec) -> Vec<FillField> {
         out.push(FillField {
             field: format!("cards[{c}].header"),
             label: format!("card {} {} link (https)", c + 1, card.media.as_str()),
-            example: Some(card.example.clone()),
+            example: link_example(&card.sample),
         });
         for (i, (k, e)) in card.body.vars.iter().zip(&card.body.examples).enumerate() {
             out.push(FillField {
@@ -170,6 +180,14 @@ pub(crate) fn fill_fields(spec: &TemplateSpec) -> Vec<FillField> {
         buttons(&mut out, &format!("cards[{c}]."), &card.buttons);
     }
     out
+}
+
+/// A media sample given as an https link doubles as the example of a send's link.
+fn link_example(sample: &frontdesk_domain::template::MediaSample) -> Option<String> {
+    sample
+        .given()
+        .filter(|g| g.starts_with("https://"))
+        .map(str::to_owned)
 }
 
 pub(crate) fn detail(t: TemplateRecord) -> TemplateDetail {
@@ -185,6 +203,98 @@ pub(crate) fn detail(t: TemplateRecord) -> TemplateDetail {
 pub(crate) fn parse_template(input: &TemplateInput) -> Result<TemplateSpec, ApiError> {
     TemplateSpec::parse(input)
         .map_err(|e| ApiError::unprocessable("invalid_template", e.to_string()))
+}
+
+/// Stored samples that are not this number's files of a fitting type: `422
+/// invalid_template`, named by field like WhatsApp's rules.
+fn refuse_sample_problems(problems: Vec<FieldError>) -> Result<(), ApiError> {
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::unprocessable(
+            "invalid_template",
+            FieldErrors(problems).to_string(),
+        ))
+    }
+}
+
+/// The largest sample upload body: the largest sample (16 MiB) and the form around it.
+const MAX_SAMPLE_BODY: usize = 16 * 1024 * 1024 + 64 * 1024;
+
+/// A sample file stored for a template's media header.
+#[derive(Serialize, ToSchema)]
+pub struct TemplateSample {
+    /// Put it in the template as `header.sample` (or a card's `header.sample`).
+    pub id: String,
+    pub channel_id: String,
+    /// `image`, `video` or `document`.
+    pub format: &'static str,
+    pub mime_type: String,
+    pub size_bytes: i64,
+    pub sha256: String,
+    pub filename: Option<String>,
+}
+
+/// Uploads a sample file for a media header (multipart: `channel_id`, `format` = `image`,
+/// `video` or `document`, and `file`). Images are JPEG or PNG up to 5 MiB, videos MP4 and
+/// documents PDF up to 16 MiB. It is stored here (the editor shows it) and sent through
+/// Meta's Resumable Upload API each time the template is submitted, for a fresh
+/// `header_handle`. Audited `template.sample_uploaded`.
+#[utoipa::path(post, path = "/api/v1/templates/samples", tag = "templates",
+    request_body(content_type = "multipart/form-data", description = "`channel_id`, `format` and `file`"),
+    responses((status = 201, description = "Stored", body = TemplateSample),
+        (status = 404, description = "No such channel here", body = ErrorEnvelope),
+        (status = 413, description = "Larger than a sample of its kind may be", body = ErrorEnvelope),
+        (status = 415, description = "A type this kind of header does not take", body = ErrorEnvelope),
+        (status = 422, description = "Missing or unreadable fields", body = ErrorEnvelope)))]
+async fn upload_sample(
+    State(state): State<AppState>,
+    Tenant(ctx): Tenant,
+    multipart: Result<Multipart, MultipartRejection>,
+) -> Result<(StatusCode, Json<TemplateSample>), ApiError> {
+    use super::messages::{UPLOADS, read_upload_form, store_blob};
+    let _turn = UPLOADS.acquire().await.map_err(ApiError::internal)?;
+    let form = read_upload_form(multipart, &["channel_id", "format"]).await?;
+    let channel = path_id(form.field("channel_id")?, ChannelId::parse)?;
+    let kind = match form.field("format")? {
+        "image" => MediaKind::Image,
+        "video" => MediaKind::Video,
+        "document" => MediaKind::Document,
+        _ => {
+            return Err(ApiError::unprocessable(
+                "invalid_upload",
+                "format is image, video or document",
+            ));
+        }
+    };
+    let (mime, filename, bytes) = form.file()?;
+    let (types, max) = sample_rule(kind);
+    if !types.contains(&mime.as_str()) {
+        return Err(ApiError::UnsupportedMediaType);
+    }
+    if bytes.len() > max {
+        return Err(ApiError::PayloadTooLarge);
+    }
+    // The channel first: nothing is written for another organisation's channel.
+    let mut tx = state.store().begin_read(&ctx).await?;
+    tx.channel(channel).await?;
+    tx.commit().await?;
+    let file = store_blob(&state, bytes, mime, filename).await?;
+    let mut tx = state.store().begin(&ctx).await?;
+    let id = tx.insert_template_sample(channel, kind, &file).await?;
+    tx.commit().await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(TemplateSample {
+            id: id.to_string(),
+            channel_id: channel.to_string(),
+            format: kind.as_str(),
+            mime_type: file.mime_type,
+            size_bytes: file.size_bytes,
+            sha256: file.blob_sha256,
+            filename: file.filename,
+        }),
+    ))
 }
 
 /// Templates matching the filters (at most 500), by name and language.
@@ -238,6 +348,7 @@ pub(crate) async fn create(
     // The channel first: another organisation's is not there at all (404).
     tx.channel(channel).await?;
     let spec = parse_template(input)?;
+    refuse_sample_problems(tx.template_sample_problems(channel, &spec).await?)?;
     let t = tx.create_template(channel, &spec).await?;
     tx.commit().await?;
     Ok(t)
@@ -289,6 +400,9 @@ pub(crate) async fn update(
     let mut tx = state.store().begin(ctx).await?;
     let before = tx.template(id).await?;
     let spec = parse_template(input)?;
+    if let Some(channel) = before.channel_id {
+        refuse_sample_problems(tx.template_sample_problems(channel, &spec).await?)?;
+    }
     let (t, was) = tx.update_template(id, &spec).await?;
     tx.commit().await?;
     if was == "APPROVED" {
@@ -404,15 +518,37 @@ pub(crate) async fn submit(
         ApiError::conflict("template_not_submittable", "this template has no number")
     })?;
     let creds = tx.channel_credentials(channel).await?;
+    // Stored samples go to Meta's Resumable Upload API, which belongs to the number's app.
+    let mut samples = Vec::new();
+    for (field, _, media) in spec.stored_samples() {
+        let app_id = creds.view.app_id.clone().ok_or_else(|| {
+            ApiError::conflict(
+                "app_id_required",
+                "this number has no Meta app id: set it on the channel to upload the header's sample",
+            )
+        })?;
+        let row = tx.media(media).await?;
+        let (Some(sha), Some(mime)) = (row.blob_sha256, row.mime_type) else {
+            return Err(ApiError::unprocessable(
+                "invalid_template",
+                format!("{field}: the sample file is gone; upload it again"),
+            ));
+        };
+        samples.push((media, app_id, sha, mime, row.filename));
+    }
     let previous = tx.mark_template_submitted(id).await?;
     tx.commit().await?;
     let client =
         frontdesk_worker::provider_client(frontdesk_whatsapp::client::http_client(), &creds);
-    let submission = spec.to_meta_submission(state.auth().base_url.as_str());
-    let answer = match &t.provider_template_id {
-        Some(pid) => client.edit_template(pid, &submission).await.map(|()| None),
-        None => client.create_template(&submission).await.map(Some),
-    };
+    let answer = async {
+        let handles = upload_samples(state, &client, samples).await?;
+        let submission = spec.to_meta_submission(state.auth().base_url.as_str(), &handles);
+        match &t.provider_template_id {
+            Some(pid) => client.edit_template(pid, &submission).await.map(|()| None),
+            None => client.create_template(&submission).await.map(Some),
+        }
+    }
+    .await;
     let mut tx = state.store().begin(ctx).await?;
     let result = match &answer {
         Ok(pid) => {
@@ -430,6 +566,38 @@ pub(crate) async fn submit(
     let t = tx.template(id).await?;
     tx.commit().await?;
     result.map(|()| t)
+}
+
+/// Sends each stored sample through the provider's Resumable Upload API; the handles, by
+/// file. A file missing from the blob store is refused like a provider error would be.
+async fn upload_samples(
+    state: &AppState,
+    client: &frontdesk_whatsapp::client::ProviderClient,
+    samples: Vec<(MediaId, String, String, String, Option<String>)>,
+) -> Result<BTreeMap<MediaId, String>, frontdesk_whatsapp::client::ProviderError> {
+    use frontdesk_whatsapp::client::ProviderError;
+    use frontdesk_whatsapp::errors::ErrorClass;
+    let mut handles = BTreeMap::new();
+    for (media, app_id, sha, mime, filename) in samples {
+        if handles.contains_key(&media) {
+            continue;
+        }
+        let blobs = state.blobs().clone();
+        let bytes = tokio::task::spawn_blocking(move || blobs.get(&sha))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .flatten()
+            .ok_or_else(|| {
+                ProviderError::local(ErrorClass::Permanent, "a sample file is missing here")
+            })?;
+        let name = filename.unwrap_or_else(|| format!("sample-{media}"));
+        let h = client
+            .upload_template_sample(&app_id, &name, &mime, &bytes)
+            .await?;
+        handles.insert(media, h);
+    }
+    Ok(handles)
 }
 
 /// Clicks on a template's tracked buttons, per message (most clicked first, at most 500).

@@ -62,11 +62,20 @@ pub(crate) fn routes(b: RouteTableBuilder) -> RouteTableBuilder {
         delete(delete_templates),
         Access::Public,
     )
-    .other(
+    .other_sized(
+        Method::POST,
+        "/simulator/graph/{version}/{node}/uploads",
+        post(start_upload),
+        Access::Public,
+        None,
+    )
+    .other_sized(
         Method::POST,
         "/simulator/graph/{version}/{node}",
-        post(edit_template),
+        post(post_node),
         Access::Public,
+        // Upload chunks (`POST /upload:…`) carry files; template edits are checked smaller.
+        Some(crate::MAX_UPLOAD_BODY),
     )
     .other(
         Method::GET,
@@ -91,7 +100,7 @@ pub(crate) struct MetaError {
 }
 
 impl MetaError {
-    fn new(http: StatusCode, code: i64, message: impl Into<String>) -> Self {
+    pub(super) fn new(http: StatusCode, code: i64, message: impl Into<String>) -> Self {
         Self {
             http,
             code,
@@ -102,7 +111,7 @@ impl MetaError {
         }
     }
 
-    fn details(mut self, d: impl Into<String>) -> Self {
+    pub(super) fn details(mut self, d: impl Into<String>) -> Self {
         self.details = Some(d.into());
         self
     }
@@ -113,7 +122,7 @@ impl MetaError {
     }
 
     /// A missing parameter (code 100).
-    fn required(param: &str) -> Self {
+    pub(super) fn required(param: &str) -> Self {
         Self::new(
             StatusCode::BAD_REQUEST,
             100,
@@ -132,7 +141,7 @@ impl MetaError {
     }
 
     /// An id this token cannot see (Meta does not say which of the two).
-    fn no_such_object(id: &str) -> Self {
+    pub(super) fn no_such_object(id: &str) -> Self {
         Self::new(
             StatusCode::BAD_REQUEST,
             100,
@@ -141,7 +150,7 @@ impl MetaError {
         .subcode(33)
     }
 
-    fn internal() -> Self {
+    pub(super) fn internal() -> Self {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             1,
@@ -184,7 +193,7 @@ impl IntoResponse for MetaError {
     }
 }
 
-type GraphResult<T> = Result<T, MetaError>;
+pub(super) type GraphResult<T> = Result<T, MetaError>;
 
 /// The number a Bearer token belongs to, and its organisation.
 async fn authenticate(
@@ -221,7 +230,7 @@ async fn authenticate(
 }
 
 /// `v23.0`-style versions only, as Meta's router.
-fn check_version(v: &str) -> GraphResult<()> {
+pub(super) fn check_version(v: &str) -> GraphResult<()> {
     let ok = v
         .strip_prefix('v')
         .and_then(|r| r.split_once('.'))
@@ -550,7 +559,7 @@ async fn send_message(
     let now = now_ms(&state);
     match check_send(&v)? {
         SendRequest::MarkRead { message_id } => {
-            let mut tx = state.store().begin(&ctx).await?;
+            let mut tx = state.store().begin_relaxed(&ctx).await?;
             let m = tx
                 .sim_message(&message_id)
                 .await?
@@ -572,7 +581,14 @@ async fn send_message(
             media_id,
             body,
         } => {
-            let mut tx = state.store().begin(&ctx).await?;
+            // The simulator's records stand in for Meta's, which are not ours to keep
+            // durable: they commit without a disk sync (as read marks do), so carrying a
+            // message costs our database no fsync of its own.
+            let mut tx = state.store().begin_relaxed(&ctx).await?;
+            // The send arrives now, once it holds the number (sends are counted in the
+            // order they are taken): a request that waited must not count the ones that
+            // went ahead of it as if they were in its past second.
+            let now = now_ms(&state);
             if let Some(limit) = number.send_rate_limit {
                 let recent = tx
                     .count_sim_sends_since(number.channel_id, now - 1000)
@@ -714,7 +730,7 @@ fn spawn_statuses(
             let now = now_ms(&state);
             if customer.is_some() {
                 let advanced = async {
-                    let mut tx = state.store().begin(&ctx).await?;
+                    let mut tx = state.store().begin_relaxed(&ctx).await?;
                     let moved = tx.advance_sim_message(&wamid, step, now).await?;
                     tx.commit().await?;
                     Ok::<_, frontdesk_store::StoreError>(moved)
@@ -871,6 +887,8 @@ async fn upload_media(
 #[derive(Deserialize)]
 struct Fields {
     fields: Option<String>,
+    /// An upload session's signature (`GET /upload:…?sig=…`).
+    sig: Option<String>,
 }
 
 /// `GET /{id}`: the phone number's info, the business account, or an uploaded file's URL.
@@ -882,6 +900,10 @@ async fn get_node(
 ) -> GraphResult<Json<Value>> {
     check_version(&version)?;
     let (ctx, number) = authenticate(&state, &headers).await?;
+    if node.starts_with("upload:") {
+        let q = super::uploads::SessionQuery { sig: q.sig };
+        return super::uploads::status(&state, ctx, number, &node, q).await;
+    }
     let full = if node == number.phone_number_id {
         let throughput = if number.send_rate_limit.is_some_and(|r| r < 80) {
             "STANDARD"
@@ -1131,6 +1153,7 @@ async fn create_template(
     if components.to_string().len() > 32 * 1024 {
         return Err(MetaError::invalid("components are at most 32 KiB"));
     }
+    super::uploads::check_media_headers(&state, &ctx, &number, &components).await?;
     let t = SimTemplate {
         id: random_digits(16),
         channel_id: number.channel_id,
@@ -1205,17 +1228,46 @@ fn spawn_review(state: &AppState, ctx: TenantCtx, number: SimNumber, t: SimTempl
     });
 }
 
-/// `POST /{template-id}`: new components (and category) for a template of this number's
-/// business account; it goes back to review like a new one.
-async fn edit_template(
+/// `POST /{app-id}/uploads`: opens a Resumable Upload session (see `uploads`).
+async fn start_upload(
     State(state): State<AppState>,
     headers: HeaderMap,
     Path((version, node)): Path<(String, String)>,
+    Query(q): Query<super::uploads::StartUpload>,
+) -> GraphResult<Json<Value>> {
+    let (ctx, number) = authenticate(&state, &headers).await?;
+    super::uploads::start(&state, ctx, number, &version, &node, q).await
+}
+
+/// `POST /{id}`: a chunk of an upload session (`upload:…`), or a template edit.
+async fn post_node(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path((version, node)): Path<(String, String)>,
+    Query(q): Query<super::uploads::SessionQuery>,
     body: Bytes,
 ) -> GraphResult<Json<Value>> {
     check_version(&version)?;
     let (ctx, number) = authenticate(&state, &headers).await?;
-    let v: Value = serde_json::from_slice(&body)
+    if node.starts_with("upload:") {
+        return super::uploads::chunk(&state, ctx, number, &node, q, &headers, body).await;
+    }
+    edit_template(&state, ctx, number, &node, &body).await
+}
+
+/// `POST /{template-id}`: new components (and category) for a template of this number's
+/// business account; it goes back to review like a new one.
+async fn edit_template(
+    state: &AppState,
+    ctx: TenantCtx,
+    number: SimNumber,
+    node: &str,
+    body: &[u8],
+) -> GraphResult<Json<Value>> {
+    if body.len() > 64 * 1024 {
+        return Err(MetaError::invalid("the body is at most 64 KiB"));
+    }
+    let v: Value = serde_json::from_slice(body)
         .map_err(|e| MetaError::invalid(format!("the body is not JSON: {e}")))?;
     let mut tx = state.store().begin(&ctx).await?;
     let Some(mut t) = tx
@@ -1224,7 +1276,7 @@ async fn edit_template(
         .into_iter()
         .find(|t| t.id == node)
     else {
-        return Err(MetaError::no_such_object(&node));
+        return Err(MetaError::no_such_object(node));
     };
     let components = v
         .get("components")
@@ -1239,6 +1291,9 @@ async fn edit_template(
         .and_then(Value::as_str)
         .map(str::to_ascii_uppercase)
         .filter(|c| ["MARKETING", "UTILITY", "AUTHENTICATION"].contains(&c.as_str()));
+    tx.commit().await?;
+    super::uploads::check_media_headers(state, &ctx, &number, &components).await?;
+    let mut tx = state.store().begin(&ctx).await?;
     tx.edit_sim_template(&t.id, &components, category.as_deref())
         .await?;
     tx.commit().await?;
@@ -1246,7 +1301,7 @@ async fn edit_template(
     if let Some(c) = category {
         t.category = c;
     }
-    spawn_review(&state, ctx, number, t, true);
+    spawn_review(state, ctx, number, t, true);
     Ok(Json(json!({ "success": true })))
 }
 

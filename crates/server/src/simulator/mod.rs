@@ -13,6 +13,7 @@
 mod graph;
 mod phone;
 mod provision;
+mod uploads;
 pub use provision::connect as connect_simulated_number;
 mod webhooks;
 

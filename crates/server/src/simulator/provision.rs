@@ -97,6 +97,16 @@ pub async fn connect(
             throughput_mps: 80,
         })
         .await?;
+    // Its own fake Meta app, for the Resumable Upload API (template samples).
+    let view = tx
+        .update_channel(
+            view.id,
+            frontdesk_store::ChannelUpdate {
+                app_id: Some(random_digits(15)),
+                ..Default::default()
+            },
+        )
+        .await?;
     tx.create_sim_number(NewSimNumber {
         channel_id: view.id,
         phone_number_id,

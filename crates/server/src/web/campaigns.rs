@@ -6,6 +6,7 @@
 
 use super::{PageCtx, PageError, PageForm, see_other};
 use crate::AppState;
+use crate::api::imports::IMPORT_BODY_LIMIT;
 use crate::auth::{Access, Authed, Tenant};
 use crate::error::ApiError;
 use crate::routes::RouteTableBuilder;
@@ -14,8 +15,10 @@ use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::Response;
 use axum::routing::{get, post};
 use frontdesk_domain::campaign::{CampaignAction, CampaignStatus, Mapping, ValueSource};
-use frontdesk_domain::{CampaignId, ChannelId, Permission, SegmentId};
-use frontdesk_store::campaigns::{CampaignFigures, NewCampaign};
+use frontdesk_domain::template::LocationFill;
+use frontdesk_domain::{CampaignId, ChannelId, ImportId, Permission, SegmentId};
+use frontdesk_store::campaigns::{Audience, Campaign, CampaignFigures, NewCampaign};
+use frontdesk_store::imports::ImportMapping;
 use frontdesk_store::segments::ConsentRequirement;
 use frontdesk_store::{StoreError, TemplateFilter};
 use maud::{Markup, html};
@@ -37,11 +40,25 @@ pub(crate) fn routes(b: RouteTableBuilder) -> RouteTableBuilder {
         get(new_campaign_page),
         Access::Perm(CampaignsManage),
     )
-    .page(
+    .page_sized(
         Method::POST,
         "/campaigns",
         post(campaign_create),
         Access::Perm(CampaignsManage),
+        Some(IMPORT_BODY_LIMIT),
+    )
+    .page(
+        Method::GET,
+        "/campaigns/{campaign_id}/edit",
+        get(edit_campaign_page),
+        Access::Perm(CampaignsManage),
+    )
+    .page_sized(
+        Method::POST,
+        "/campaigns/{campaign_id}/edit",
+        post(campaign_edit),
+        Access::Perm(CampaignsManage),
+        Some(IMPORT_BODY_LIMIT),
     )
     .page(
         Method::GET,
@@ -100,8 +117,17 @@ struct CampaignForm {
     name: String,
     #[serde(default)]
     channel_id: String,
+    /// A segment's id, `csv` (the file below) or `import:<id>` (the draft's file, kept).
     #[serde(default)]
     segment_id: String,
+    /// A CSV audience: the file's text (a chosen file is read into it), its name, and the
+    /// number's column (default: the column called phone).
+    #[serde(default)]
+    audience_csv: String,
+    #[serde(default)]
+    filename: String,
+    #[serde(default)]
+    phone_column: String,
     /// `name|language`
     #[serde(default)]
     template: String,
@@ -110,12 +136,69 @@ struct CampaignForm {
     /// One body value per line: `source` or `source|fallback`.
     #[serde(default)]
     values: String,
+    /// A location header's place (all empty: none).
+    #[serde(default)]
+    latitude: String,
+    #[serde(default)]
+    longitude: String,
+    #[serde(default)]
+    place_name: String,
+    #[serde(default)]
+    place_address: String,
+    /// The planned send time (local), drafts being edited.
+    #[serde(default)]
+    send_at: String,
 }
 
-/// The body values typed one per line.
-fn parse_values(text: &str) -> Result<Mapping, String> {
+impl CampaignForm {
+    /// The form filled with a draft's values.
+    fn of(c: &Campaign, planned: String) -> Self {
+        let values = c
+            .mapping
+            .body
+            .iter()
+            .map(|v| match &v.fallback {
+                Some(f) => format!("{}|{f}", v.source),
+                None => v.source.clone(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        let place = c.mapping.location.clone().unwrap_or_default();
+        let has_place = c.mapping.location.is_some();
+        CampaignForm {
+            name: c.name.clone(),
+            channel_id: c.channel_id.to_string(),
+            segment_id: match (c.segment_id, c.import_id) {
+                (_, Some(i)) => format!("import:{i}"),
+                (Some(s), None) => s.to_string(),
+                (None, None) => String::new(),
+            },
+            template: format!("{}|{}", c.template_name, c.template_language),
+            consent: c.consent.clone(),
+            values,
+            latitude: if has_place {
+                place.latitude.to_string()
+            } else {
+                String::new()
+            },
+            longitude: if has_place {
+                place.longitude.to_string()
+            } else {
+                String::new()
+            },
+            place_name: place.name.unwrap_or_default(),
+            place_address: place.address.unwrap_or_default(),
+            send_at: planned,
+            ..Default::default()
+        }
+    }
+}
+
+/// The body values typed one per line, and the place of a location header; the rest of
+/// `base` (a draft's header and button values, set through the API) is kept.
+fn parse_values(f: &CampaignForm, base: Mapping) -> Result<Mapping, String> {
     let mut body = Vec::new();
-    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+    for line in f.values.lines().map(str::trim).filter(|l| !l.is_empty()) {
         let (source, fallback) = match line.split_once('|') {
             Some((s, f)) => (
                 s.trim(),
@@ -128,9 +211,27 @@ fn parse_values(text: &str) -> Result<Mapping, String> {
             fallback,
         });
     }
+    let text = |s: &str| Some(s.trim().to_owned()).filter(|s| !s.is_empty());
+    let location = match (text(&f.latitude), text(&f.longitude)) {
+        (None, None) => None,
+        (Some(lat), Some(lng)) => {
+            let coord = |s: &str, what: &str| {
+                s.parse::<f64>()
+                    .map_err(|_| format!("location.{what}: a number such as 12.9716"))
+            };
+            Some(LocationFill {
+                latitude: coord(&lat, "latitude")?,
+                longitude: coord(&lng, "longitude")?,
+                name: text(&f.place_name),
+                address: text(&f.place_address),
+            })
+        }
+        _ => return Err("location: both a latitude and a longitude".into()),
+    };
     let m = Mapping {
         body,
-        ..Default::default()
+        location,
+        ..base
     };
     m.check()?;
     Ok(m)
@@ -139,17 +240,21 @@ fn parse_values(text: &str) -> Result<Mapping, String> {
 #[derive(Default)]
 struct FormErrors {
     name: Option<String>,
+    audience: Option<String>,
     template: Option<String>,
     values: Option<String>,
+    send_at: Option<String>,
     other: Option<String>,
 }
 
+/// The new-campaign form (`editing`: a draft's, posting to its edit page).
 async fn form(
     state: &AppState,
     ctx: &frontdesk_store::TenantCtx,
     page: &PageCtx,
     f: &CampaignForm,
     e: &FormErrors,
+    editing: Option<&Campaign>,
 ) -> Result<Markup, PageError> {
     let channels = state.store().list_channels(ctx).await?;
     let mut tx = state.store().begin_read(ctx).await?;
@@ -160,9 +265,18 @@ async fn form(
             ..Default::default()
         })
         .await?;
+    let kept_file = match editing.and_then(|c| c.import_id) {
+        Some(i) => Some((i, tx.contact_import(i).await?.filename)),
+        None => None,
+    };
+    let tz = tx.time_zone().await?;
     tx.commit().await?;
+    let action = match editing {
+        Some(c) => format!("/campaigns/{}/edit", c.id),
+        None => "/campaigns".to_owned(),
+    };
     Ok(html! {
-        form method="post" action="/campaigns" data-testid="campaign-form" {
+        form method="post" action=(action) data-testid="campaign-form" {
             (page.csrf_field())
             @if let Some(m) = &e.other { p.field-error data-testid="error-form" { (m) } }
             label class=[e.name.as_ref().map(|_| "invalid")] {
@@ -176,12 +290,33 @@ async fn form(
                     }
                 }
             }
-            label { "Audience (segment)"
-                select name="segment_id" data-testid="campaign-segment" {
-                    @for s in &segments {
-                        option value=(s.id) selected[f.segment_id == s.id.to_string()] { (s.name) }
+            fieldset class=[e.audience.as_ref().map(|_| "invalid")] {
+                legend { "Audience" }
+                label { "A segment, or a CSV file"
+                    select name="segment_id" data-testid="campaign-segment" {
+                        @for s in &segments {
+                            option value=(s.id) selected[f.segment_id == s.id.to_string()] { (s.name) }
+                        }
+                        @if let Some((i, name)) = &kept_file {
+                            @let v = format!("import:{i}");
+                            option value=(v) selected[f.segment_id == v] { "The file " (name) }
+                        }
+                        option value="csv" selected[f.segment_id == "csv"] { "A CSV file (below)" }
                     }
                 }
+                p.muted { "A CSV file: its rows become contacts (or update them) and the campaign goes to exactly those contacts, opted-out ones never. The first row names the columns; one is the phone number. At most 2 MB and 10,000 rows. Every column can be a template value: column:<name>." }
+                label { "CSV file" input type="file" accept=".csv,text/csv" data-csv-into="audience-csv" data-testid="campaign-csv-file"; }
+                label { "…or paste it here"
+                    // A file too large to show again is not put back.
+                    textarea name="audience_csv" id="audience-csv" rows="4" data-testid="campaign-csv" {
+                        @if f.audience_csv.len() <= 200_000 { (f.audience_csv) }
+                    }
+                }
+                input type="hidden" name="filename" value=(if f.filename.is_empty() { "pasted.csv" } else { f.filename.as_str() }) data-filename-for="audience-csv";
+                label { "The phone number's column (empty: the column called phone)"
+                    input type="text" name="phone_column" maxlength="100" value=(f.phone_column) data-testid="campaign-phone-column";
+                }
+                @if let Some(m) = &e.audience { span.field-error data-testid="error-audience" { (m) } }
             }
             label class=[e.template.as_ref().map(|_| "invalid")] { "Template (approved; recipients get their own language when it is approved, else this one)"
                 select name="template" data-testid="campaign-template" {
@@ -199,11 +334,26 @@ async fn form(
                 }
             }
             label class=[e.values.as_ref().map(|_| "invalid")] {
-                "Template values, one per line in order: a source (name, first_name, profile_name, email, company, language, field:<key>, text) and an optional fallback after |, e.g. first_name|there"
+                "Template values, one per line in order: a source (name, first_name, profile_name, email, company, language, field:<key>, column:<CSV column>, text) and an optional fallback after |, e.g. first_name|there"
                 textarea name="values" rows="4" data-testid="campaign-values" { (f.values) }
                 @if let Some(m) = &e.values { span.field-error data-testid="error-values" { (m) } }
             }
-            button type="submit" data-testid="create-campaign" { "Create draft" }
+            fieldset {
+                legend { "Location header (templates whose header is a place; the same for everyone)" }
+                label { "Latitude" input type="text" name="latitude" inputmode="decimal" value=(f.latitude) data-testid="campaign-latitude"; }
+                label { "Longitude" input type="text" name="longitude" inputmode="decimal" value=(f.longitude) data-testid="campaign-longitude"; }
+                label { "Place name" input type="text" name="place_name" maxlength="1000" value=(f.place_name); }
+                label { "Address" input type="text" name="place_address" maxlength="1000" value=(f.place_address); }
+            }
+            @if editing.is_some() {
+                label class=[e.send_at.as_ref().map(|_| "invalid")] { "Planned send time (" (tz) " time; not binding until you schedule it)"
+                    input type="datetime-local" name="send_at" value=(f.send_at) data-testid="campaign-planned-at";
+                    @if let Some(m) = &e.send_at { span.field-error data-testid="error-send-at" { (m) } }
+                }
+                button type="submit" data-testid="save-campaign" { "Save draft" }
+            } @else {
+                button type="submit" data-testid="create-campaign" { "Create draft" }
+            }
         }
     })
 }
@@ -221,9 +371,122 @@ async fn new_campaign_page(
         &page,
         &CampaignForm::default(),
         &FormErrors::default(),
+        None,
     )
     .await?;
     Ok(page.render("New campaign", body))
+}
+
+/// Reads the form into a draft, uploading a CSV audience's file in `tx` (refusals go
+/// beside their fields). `editing`: the draft being changed.
+async fn draft_of_form(
+    tx: &mut frontdesk_store::TenantTx,
+    ctx: &frontdesk_store::TenantCtx,
+    f: &CampaignForm,
+    editing: Option<&Campaign>,
+    e: &mut FormErrors,
+) -> Result<Option<NewCampaign>, PageError> {
+    let base = editing.map(|c| c.mapping.clone()).unwrap_or_default();
+    let mapping = parse_values(f, base).map_err(|m| e.values = Some(m)).ok();
+    let template = f.template.split_once('|');
+    if template.is_none() {
+        e.template = Some("choose an approved template".into());
+    }
+    let channel = ChannelId::parse(&f.channel_id).ok();
+    if channel.is_none() {
+        e.other = Some("choose a number".into());
+    }
+    let planned = match f.send_at.trim() {
+        "" => None,
+        t => match crate::api::campaigns::local_send_at(tx, t).await {
+            Ok(at) => Some(at),
+            Err(_) => {
+                e.send_at =
+                    Some("a date and time that exists in the organisation's time zone".into());
+                None
+            }
+        },
+    };
+    let audience = match f.segment_id.as_str() {
+        "csv" if f.audience_csv.trim().is_empty() => {
+            e.audience = Some("choose or paste a CSV file".into());
+            None
+        }
+        "csv" if !ctx.can(Permission::ContactsWrite) => {
+            e.audience = Some(
+                "a CSV audience creates contacts: that needs the contacts.write permission".into(),
+            );
+            None
+        }
+        "csv" => {
+            let col = f.phone_column.trim();
+            let mapping = (!col.is_empty()).then(|| ImportMapping {
+                columns: [(col.to_owned(), "phone".to_owned())].into(),
+                consent_evidence: None,
+            });
+            match tx
+                .import_campaign_audience(&f.filename, &f.audience_csv, mapping.as_ref())
+                .await
+            {
+                Ok(v) => Some(Audience::Import(v.id)),
+                Err(StoreError::Invalid(m)) => {
+                    e.audience = Some(m);
+                    None
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
+        s => match s.strip_prefix("import:") {
+            Some(i) => ImportId::parse(i).ok().map(Audience::Import),
+            None => SegmentId::parse(s).ok().map(Audience::Segment),
+        },
+    };
+    if audience.is_none() && e.audience.is_none() {
+        e.audience = Some("choose a segment or a CSV file".into());
+    }
+    let (Some(m), Some((name, lang)), Some(ch), Some(audience)) =
+        (mapping, template, channel, audience)
+    else {
+        return Ok(None);
+    };
+    if e.send_at.is_some() {
+        return Ok(None);
+    }
+    Ok(Some(NewCampaign {
+        name: f.name.clone(),
+        channel: ch,
+        audience,
+        template_name: name.to_owned(),
+        template_language: lang.to_owned(),
+        mapping: m,
+        consent: if f.consent == "not_opted_out" {
+            ConsentRequirement::NotOptedOut
+        } else {
+            ConsentRequirement::OptedIn
+        },
+        planned_at: planned,
+    }))
+}
+
+/// Where a store refusal of a draft goes on the form.
+fn place_refusal(err: StoreError, e: &mut FormErrors) -> Result<(), PageError> {
+    match err {
+        StoreError::Invalid(m) if m.starts_with("name:") => e.name = Some(m),
+        StoreError::Invalid(m) if m.starts_with("template:") => e.template = Some(m),
+        StoreError::Invalid(m) if m.starts_with("audience:") || m.starts_with("file:") => {
+            e.audience = Some(m)
+        }
+        StoreError::Invalid(m) if m.starts_with("send_at:") => e.send_at = Some(m),
+        StoreError::Invalid(m) => e.values = Some(m),
+        StoreError::Conflict(_) => e.other = Some(
+            "the campaign is no longer a draft (it was launched meanwhile); nothing was changed"
+                .into(),
+        ),
+        // Another organisation's number, segment or file is not there at all.
+        StoreError::NotFound => return Err(PageError(ApiError::NotFound)),
+        err => return Err(err.into()),
+    }
+    Ok(())
 }
 
 async fn campaign_create(
@@ -234,50 +497,85 @@ async fn campaign_create(
     PageForm(f): PageForm<CampaignForm>,
 ) -> Result<Response, PageError> {
     let mut e = FormErrors::default();
-    let mapping = parse_values(&f.values).map_err(|m| e.values = Some(m)).ok();
-    let template = f.template.split_once('|');
-    if template.is_none() {
-        e.template = Some("choose an approved template".into());
-    }
-    let ids = (
-        ChannelId::parse(&f.channel_id).ok(),
-        SegmentId::parse(&f.segment_id).ok(),
-    );
-    if ids.0.is_none() || ids.1.is_none() {
-        e.other = Some("choose a number and a segment".into());
-    }
-    if let (Some(m), Some((name, lang)), (Some(ch), Some(seg))) = (mapping, template, ids) {
-        let mut tx = state.store().begin(&ctx).await?;
-        let n = NewCampaign {
-            name: f.name.clone(),
-            channel: ch,
-            segment: seg,
-            template_name: name.to_owned(),
-            template_language: lang.to_owned(),
-            mapping: m,
-            consent: if f.consent == "not_opted_out" {
-                ConsentRequirement::NotOptedOut
-            } else {
-                ConsentRequirement::OptedIn
-            },
-        };
+    let mut tx = state.store().begin(&ctx).await?;
+    if let Some(n) = draft_of_form(&mut tx, &ctx, &f, None, &mut e).await? {
         match tx.create_campaign(&n).await {
             Ok(c) => {
                 tx.commit().await?;
                 return Ok(see_other(&format!("/campaigns/{}", c.id), &[]));
             }
-            Err(StoreError::Invalid(m)) if m.starts_with("name:") => e.name = Some(m),
-            Err(StoreError::Invalid(m)) if m.starts_with("template:") => e.template = Some(m),
-            Err(StoreError::Invalid(m)) => e.values = Some(m),
-            // Another organisation's number or segment is not there at all.
-            Err(StoreError::NotFound) => return Err(PageError(ApiError::NotFound)),
-            Err(err) => return Err(err.into()),
+            Err(err) => place_refusal(err, &mut e)?,
         }
     }
+    // Nothing is kept of a refused form (a file uploaded with it included).
+    drop(tx);
     let page = PageCtx::new(&state, Some(caller), &headers, NAV_PATH).await;
-    let body = form(&state, &ctx, &page, &f, &e).await?;
+    let body = form(&state, &ctx, &page, &f, &e, None).await?;
     let mut r = page.render("New campaign", body);
     *r.status_mut() = StatusCode::UNPROCESSABLE_ENTITY;
+    Ok(r)
+}
+
+/// A draft's planned time as the form's local `YYYY-MM-DDTHH:MM`.
+fn local_input(t: Option<time::OffsetDateTime>, tz: &str) -> String {
+    t.and_then(|t| frontdesk_store::zone::local_time(t, tz).ok())
+        .map(|(d, h)| format!("{d}T{:02}:{:02}", h.hour(), h.minute()))
+        .unwrap_or_default()
+}
+
+async fn edit_campaign_page(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    Tenant(ctx): Tenant,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, PageError> {
+    let id = campaign_id(&id)?;
+    let mut tx = state.store().begin_read(&ctx).await?;
+    let c = tx.campaign(id).await?;
+    let tz = tx.time_zone().await?;
+    tx.commit().await?;
+    if c.status != CampaignStatus::Draft {
+        return Ok(see_other(&format!("/campaigns/{id}"), &[]));
+    }
+    let page = PageCtx::new(&state, Some(caller), &headers, NAV_PATH).await;
+    let f = CampaignForm::of(&c, local_input(c.scheduled_at, &tz));
+    let body = form(&state, &ctx, &page, &f, &FormErrors::default(), Some(&c)).await?;
+    Ok(page.render(&format!("Edit {}", c.name), body))
+}
+
+async fn campaign_edit(
+    State(state): State<AppState>,
+    Authed(caller): Authed,
+    Tenant(ctx): Tenant,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    PageForm(f): PageForm<CampaignForm>,
+) -> Result<Response, PageError> {
+    let id = campaign_id(&id)?;
+    let mut e = FormErrors::default();
+    let mut tx = state.store().begin(&ctx).await?;
+    let c = tx.campaign(id).await?;
+    if c.status != CampaignStatus::Draft {
+        e.other = Some("the campaign is no longer a draft; nothing was changed".into());
+    } else if let Some(n) = draft_of_form(&mut tx, &ctx, &f, Some(&c), &mut e).await? {
+        match tx.update_campaign(id, &n).await {
+            Ok(_) => {
+                tx.commit().await?;
+                return Ok(see_other(&format!("/campaigns/{id}"), &[]));
+            }
+            Err(err) => place_refusal(err, &mut e)?,
+        }
+    }
+    drop(tx);
+    let page = PageCtx::new(&state, Some(caller), &headers, NAV_PATH).await;
+    let body = form(&state, &ctx, &page, &f, &e, Some(&c)).await?;
+    let mut r = page.render(&format!("Edit {}", c.name), body);
+    *r.status_mut() = if c.status == CampaignStatus::Draft {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::CONFLICT
+    };
     Ok(r)
 }
 
@@ -341,6 +639,7 @@ async fn render_campaign(
     tx.commit().await?;
     let page = PageCtx::new(&state, Some(caller), &headers, NAV_PATH).await;
     let s = c.status;
+    let planned = local_input(c.scheduled_at.filter(|_| s == CampaignStatus::Draft), &tz);
     // Statuses and replies keep coming after the last message is queued.
     let live = s != CampaignStatus::Draft;
     let mut r = page.render(&c.name, html! {
@@ -348,7 +647,12 @@ async fn render_campaign(
             @if let Some(w) = &c.waiting { " · waiting (" (w) ") until " (c.waiting_until.map(|t| t.to_string()).unwrap_or_default()) }
             @if let Some(t) = c.scheduled_at { " · scheduled for " (t.to_string()) " (UTC)" }
         }
-        p.muted { "Template " (c.template_name) " (" (c.template_language) ") · consent: " (c.consent) }
+        p.muted { "Template " (c.template_name) " (" (c.template_language) ") · consent: " (c.consent)
+            @if let Some(f) = review.as_ref().and_then(|r| r.file.as_ref()) { " · audience: the file " (f.filename) }
+        }
+        @if s == CampaignStatus::Draft {
+            p { a href={ "/campaigns/" (id) "/edit" } data-testid="edit-campaign" { "Edit the draft" } }
+        }
         @if let Some(m) = &error { p.field-error data-testid="error-action" { (m) } }
         div.campaign-actions {
             @if s.after(CampaignAction::Launch).is_some() {
@@ -360,7 +664,7 @@ async fn render_campaign(
                 form method="post" action={ "/campaigns/" (id) } {
                     (page.csrf_field())
                     input type="hidden" name="action" value="schedule";
-                    label { "Send at (" (tz) " time)" input type="datetime-local" name="send_at" required data-testid="campaign-send-at"; }
+                    label { "Send at (" (tz) " time)" input type="datetime-local" name="send_at" required value=(planned) data-testid="campaign-send-at"; }
                     button type="submit" data-testid="schedule-campaign" { "Schedule" }
                 }
             }
@@ -376,14 +680,26 @@ async fn render_campaign(
         }
         @if let Some(r) = &review {
             h2 { "Review" }
+            @if let Some(f) = &r.file {
+                @if f.status != "done" {
+                    // The worker is importing the file: look again in a moment.
+                    p data-testid="review-importing" data-reload-every="2" { "Importing the file: " (f.processed_rows) " of " (f.total_rows) " rows…" }
+                }
+                table data-testid="campaign-file" {
+                    tr { th { "Rows in the file" } td { (f.total_rows) } }
+                    tr { th { "Invalid rows (no valid number, a bad value)" } td data-testid="review-invalid-rows" { (f.invalid_rows) } }
+                    tr { th { "Duplicate rows (a number an earlier row had)" } td data-testid="review-duplicate-rows" { (f.duplicate_rows) } }
+                }
+            }
             table data-testid="campaign-review" {
-                tr { th { "Contacts in the segment" } td { (r.matched) } }
+                tr { th { @if r.file.is_some() { "Contacts of the file" } @else { "Contacts in the segment" } } td data-testid="review-matched" { (r.matched) } }
                 tr { th { "Opted out (never sent to)" } td { (r.opted_out) } }
                 tr { th { "No opt-in" } td { (r.no_opt_in) } }
                 tr { th { "Missing a value (no fallback)" } td { (r.missing_value) } }
                 tr { th { "Will receive it" } td data-testid="review-sendable" { (r.sendable) } }
                 tr { th { "Daily limit (unique recipients, 24 h)" } td { @if let Some(l) = r.daily_limit { (l) } @else { "unlimited" } } }
-                tr { th { "Used in the last 24 h" } td { (r.used_last_24h) } }
+                tr { th { "Used in the last 24 h (outside service windows)" } td { (r.used_last_24h) } }
+                tr { th { "In their service window now (not counted)" } td data-testid="review-in-window" { (r.in_service_window) } }
                 tr { th { "Over today's room (sent when it frees up)" } td { (r.over_daily_limit) } }
             }
             h3 { "Preview per language" }
@@ -476,6 +792,10 @@ async fn campaign_action(
         Err(StoreError::Invalid(m)) => m,
         Err(StoreError::Conflict("template_not_approved")) => {
             "the template is not approved in the campaign's default language".into()
+        }
+        Err(StoreError::Conflict("audience_importing")) => {
+            "the audience's file is still being imported; send it once the review shows every row"
+                .into()
         }
         Err(StoreError::Conflict(_)) => {
             "the campaign's state does not allow this any more (it changed meanwhile)".into()

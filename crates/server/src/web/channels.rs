@@ -165,6 +165,7 @@ async fn channels_page(
             label { "Webhook verify token (type the same in Meta's app dashboard)" input type="password" name="verify_token" required autocomplete="off"; }
             label { "Graph API base URL" input type="url" name="api_base_url" value=(CLOUD_DEFAULT_BASE_URL) maxlength="500"; }
             label { "Graph API version" input type="text" name="api_version" value=(CLOUD_DEFAULT_API_VERSION) maxlength="16"; }
+            label { "Meta app id (for template media samples; optional)" input type="text" name="app_id" maxlength="32" inputmode="numeric" data-testid="channel-app-id"; }
             label { "Throughput (messages per second)" input type="number" name="throughput_mps" value=(CLOUD_DEFAULT_THROUGHPUT) min="1" max="1000"; }
             button type="submit" data-testid="connect-cloud-submit" { "Connect" }
         }
@@ -210,6 +211,7 @@ struct ConnectForm {
     api_base_url: Option<String>,
     api_version: Option<String>,
     throughput_mps: Option<String>,
+    app_id: Option<String>,
 }
 
 /// A number field: blank is "not given".
@@ -245,6 +247,7 @@ async fn channel_connect(
             api_base_url: f.api_base_url,
             api_version: f.api_version,
             throughput_mps,
+            app_id: f.app_id,
         }),
         "whapi" => NewChannelInput::Whapi(NewWhapiChannel {
             name: f.name,
@@ -262,7 +265,8 @@ async fn channel_connect(
             )));
         }
     };
-    let created = connect_channel(&state, &ctx, input.into_new_channel()?).await?;
+    let app_id = input.app_id()?;
+    let created = connect_channel(&state, &ctx, input.into_new_channel()?, app_id).await?;
     let c = &created.channel;
     // Shown right away (not after a redirect) so the admin can copy it at once; the
     // channel's page shows it again.
@@ -338,6 +342,7 @@ async fn channel_page(
             label { "API base URL" input type="url" name="api_base_url" value=(c.api_base_url) required maxlength="500"; }
             @if cloud {
                 label { "Graph API version" input type="text" name="api_version" value=(c.api_version) required maxlength="16"; }
+                label { "Meta app id (for template media samples)" input type="text" name="app_id" value=(c.app_id.as_deref().unwrap_or("")) maxlength="32" inputmode="numeric" data-testid="channel-app-id"; }
             }
             label { "Throughput (messages per second)" input type="number" name="throughput_mps" value=(c.throughput_mps) min="1" max="1000"; }
             p.muted { "Secrets are never shown. Leave a secret blank to keep it." }
@@ -364,6 +369,7 @@ struct EditForm {
     api_base_url: Option<String>,
     api_version: Option<String>,
     throughput_mps: Option<String>,
+    app_id: Option<String>,
     access_token: Option<String>,
     app_secret: Option<String>,
     verify_token: Option<String>,
@@ -382,6 +388,7 @@ async fn channel_update(
         api_base_url: f.api_base_url,
         api_version: f.api_version,
         throughput_mps: throughput(f.throughput_mps.as_deref())?,
+        app_id: f.app_id,
         access_token: f.access_token,
         app_secret: f.app_secret,
         verify_token: f.verify_token,

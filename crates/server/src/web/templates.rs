@@ -245,11 +245,12 @@ fn editor(page: &PageCtx, e: &Editor<'_>) -> Markup {
                         input type="text" name="header_text" maxlength="200" value=(i.header.as_ref().and_then(|h| h.text.as_deref()).unwrap_or("")) data-testid="tpl-header-text";
                         (field_error(errs, "header.text"))
                     }
-                    label { "Example (the variable's value, or a sample file's https link)"
+                    label { "Example (the variable's value, or a media header's upload handle)"
                         input type="text" name="header_example" maxlength="2000" value=(i.header.as_ref().and_then(|h| h.example.as_deref()).unwrap_or("")) data-testid="tpl-header-example";
                         (field_error(errs, "header.example"))
                         (field_error(errs, "header.format"))
                     }
+                    (sample_field(i.header.as_ref(), header_format, errs))
                 }
                 label { "Body (at most 1024 characters; variables {{1}}, {{2}}… or {{first_name}}; empty for a one-time-password template)"
                     textarea name="body_text" rows="5" maxlength="2000" data-testid="tpl-body" { (i.body.text) }
@@ -314,6 +315,44 @@ fn editor(page: &PageCtx, e: &Editor<'_>) -> Markup {
     }
 }
 
+/// The media header's sample: a file input (app.js uploads the chosen file to `POST
+/// /api/v1/templates/samples` and puts its id in `header_sample`), the types and size the
+/// header kind takes, and the current sample shown.
+fn sample_field(header: Option<&HeaderInput>, format: &str, errs: &[FieldError]) -> Markup {
+    use frontdesk_domain::template::{MediaKind, sample_rule};
+    let sample = header.and_then(|h| h.sample.as_deref()).unwrap_or("");
+    let rules: Vec<(&str, String, usize)> =
+        [MediaKind::Image, MediaKind::Video, MediaKind::Document]
+            .into_iter()
+            .map(|k| {
+                let (types, max) = sample_rule(k);
+                (k.as_str(), types.join(","), max)
+            })
+            .collect();
+    let accept = rules
+        .iter()
+        .find(|(k, _, _)| format.eq_ignore_ascii_case(k))
+        .map_or("image/jpeg,image/png", |(_, t, _)| t.as_str());
+    html! {
+        div.sample-field id="tpl-sample" data-testid="tpl-sample"
+            data-image-types=(rules[0].1) data-image-max=(rules[0].2)
+            data-video-types=(rules[1].1) data-video-max=(rules[1].2)
+            data-document-types=(rules[2].1) data-document-max=(rules[2].2) {
+            label { "Sample file (image: JPEG or PNG up to 5 MiB; video: MP4 up to 16 MiB; document: PDF up to 16 MiB). WhatsApp reviews it."
+                input type="file" name="header_sample_file" accept=(accept) data-testid="tpl-header-sample-file";
+            }
+            input type="hidden" name="header_sample" value=(sample) data-testid="tpl-header-sample";
+            span.muted data-testid="tpl-sample-status" { @if !sample.is_empty() { "A sample file is attached." } }
+            @if !sample.is_empty() && format.eq_ignore_ascii_case("image") {
+                img.sample-preview src={ "/api/v1/media/" (sample) } alt="The header's sample" data-testid="tpl-sample-preview";
+            } @else if !sample.is_empty() {
+                a href={ "/api/v1/media/" (sample) } data-testid="tpl-sample-link" { "The sample file" }
+            }
+            (field_error(errs, "header.sample"))
+        }
+    }
+}
+
 /// The one-time-password part of the editor form.
 fn otp_input(
     one: &dyn Fn(&str) -> String,
@@ -371,12 +410,18 @@ fn form_input(raw: &[u8]) -> Result<(Option<ChannelId>, TemplateInput), PageErro
     let opt = |k: &str| Some(one(k)).filter(|v| !v.is_empty());
     let header = match one("header_format").as_str() {
         "" | "none" => None,
-        f => Some(HeaderInput {
-            format: f.to_owned(),
-            text: opt("header_text").filter(|_| f == "text"),
-            // A location header has no sample: the place comes with each send.
-            example: opt("header_example").filter(|_| f != "location"),
-        }),
+        f => {
+            let media = matches!(f, "image" | "video" | "document");
+            // An uploaded sample file stands for a media header's example.
+            let sample = opt("header_sample").filter(|_| media);
+            Some(HeaderInput {
+                format: f.to_owned(),
+                text: opt("header_text").filter(|_| f == "text"),
+                // A location header has no sample: the place comes with each send.
+                example: opt("header_example").filter(|_| f != "location" && sample.is_none()),
+                sample,
+            })
+        }
     };
     let mut buttons = Vec::new();
     for n in 0..MAX_BUTTON_ROWS {
@@ -474,6 +519,19 @@ async fn refused(
     Ok(r)
 }
 
+/// The template's stored samples that are not its number's files of a fitting type.
+async fn sample_problems(
+    state: &AppState,
+    ctx: &frontdesk_store::TenantCtx,
+    channel: ChannelId,
+    spec: &TemplateSpec,
+) -> Result<Vec<FieldError>, PageError> {
+    let mut tx = state.store().begin_read(ctx).await?;
+    let problems = tx.template_sample_problems(channel, spec).await?;
+    tx.commit().await?;
+    Ok(problems)
+}
+
 /// A store or API refusal that belongs beside a field, as a field error.
 fn as_field_error(e: &ApiError) -> Option<FieldError> {
     let (field, message) = match e {
@@ -519,9 +577,12 @@ async fn create(
     };
     let errors = match TemplateSpec::parse(&input) {
         Err(e) => e.0,
-        Ok(_) => match tapi::create(&state, &ctx, channel, &input).await {
-            Ok(t) => return Ok(see_other(&format!("/templates/{}?ok=created", t.id), &[])),
-            Err(e) => vec![as_field_error(&e).ok_or(PageError(e))?],
+        Ok(spec) => match sample_problems(&state, &ctx, channel, &spec).await? {
+            problems if !problems.is_empty() => problems,
+            _ => match tapi::create(&state, &ctx, channel, &input).await {
+                Ok(t) => return Ok(see_other(&format!("/templates/{}?ok=created", t.id), &[])),
+                Err(e) => vec![as_field_error(&e).ok_or(PageError(e))?],
+            },
         },
     };
     let e = Editor {
@@ -647,8 +708,13 @@ async fn update(
         input.name = t.name.clone();
         input.language = t.language.clone();
     }
+    let problems = match (TemplateSpec::parse(&input), t.channel_id) {
+        (Ok(spec), Some(channel)) => sample_problems(&state, &ctx, channel, &spec).await?,
+        _ => Vec::new(),
+    };
     let errors = match TemplateSpec::parse(&input) {
         Err(e) => e.0,
+        Ok(_) if !problems.is_empty() => problems,
         Ok(_) => match tapi::update(&state, &ctx, id, &input).await {
             Ok(after) => {
                 let ok = if after.status == "PENDING" {

@@ -1,12 +1,12 @@
-//! Group commit of webhook bodies (see [`crate::group_commit`]): each batch of up to
+//! Group commit of webhook bodies (see [`frontdesk_store::group_commit`]): each batch of up to
 //! [`MAX_BATCH`] bodies is stored with one [`Store::store_webhooks`] call, and every waiter
 //! is answered only after the commit.
 
-use crate::group_commit::GroupCommit;
 use crate::metrics::Metrics;
 use bytes::Bytes;
 use frontdesk_domain::ChannelId;
-use frontdesk_store::{Backend, Store, StoreError, Stored, TenantCtx};
+use frontdesk_store::group_commit::{GroupCommit, parallel_commits};
+use frontdesk_store::{Store, StoreError, Stored, TenantCtx};
 use std::sync::Arc;
 use tokio::sync::{Notify, oneshot};
 
@@ -79,10 +79,7 @@ impl Ingest {
     }
 
     fn start_committer(&self) {
-        let parallel = match self.store.backend() {
-            Backend::Sqlite => 1,
-            Backend::Postgres => 4,
-        };
+        let parallel = parallel_commits(self.store.backend());
         self.queue.start(parallel, MAX_BATCH, || {
             let (store, metrics, wakeup) = (
                 self.store.clone(),

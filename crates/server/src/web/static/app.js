@@ -902,3 +902,74 @@ document.addEventListener("focusin", (event) => {
   let quiet = 0;
   setTimeout(tick, 2000);
 })();
+
+/* ---- template media samples ---- */
+// The editor's sample file: checked here against the header kind's types and size (the
+// server checks again), uploaded to POST /api/v1/templates/samples with the form's CSRF
+// token, and its id put in the hidden `header_sample` field the form saves.
+(() => {
+  const box = document.getElementById("tpl-sample");
+  const form = document.getElementById("template-form");
+  if (!box || !form) return;
+  const input = box.querySelector("input[type=file]");
+  const hidden = box.querySelector("input[name=header_sample]");
+  const status = box.querySelector("[data-testid=tpl-sample-status]");
+  const formatOf = () => {
+    const el = form.elements.namedItem("header_format");
+    return el && "value" in el ? el.value : "none";
+  };
+  const rule = (format) => ({
+    types: (box.dataset[`${format}Types`] || "").split(",").filter((t) => t !== ""),
+    max: Number(box.dataset[`${format}Max`] || 0),
+  });
+  const show = () => {
+    const format = formatOf();
+    const media = ["image", "video", "document"].includes(format);
+    box.hidden = !media;
+    if (media) input.accept = rule(format).types.join(",");
+  };
+  const say = (text) => { status.textContent = text; };
+  input.addEventListener("change", async () => {
+    const file = input.files && input.files[0];
+    if (!file) return;
+    const format = formatOf();
+    const { types, max } = rule(format);
+    if (!types.includes(file.type)) {
+      say(`A ${format} sample is ${types.join(" or ")}.`);
+      input.value = "";
+      return;
+    }
+    if (file.size > max) {
+      say(`A ${format} sample is at most ${Math.floor(max / 1048576)} MiB.`);
+      input.value = "";
+      return;
+    }
+    const channel = form.elements.namedItem("channel_id");
+    const data = new FormData();
+    data.append("channel_id", channel ? channel.value : "");
+    data.append("format", format);
+    data.append("file", file, file.name);
+    const csrf = form.elements.namedItem("_csrf");
+    say("Uploading the sample…");
+    const r = await fetch("/api/v1/templates/samples", {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "x-csrf-token": csrf ? csrf.value : "" },
+      body: data,
+    });
+    if (!r.ok) {
+      say(`The sample was not accepted (${r.status}).`);
+      return;
+    }
+    const sample = await r.json();
+    hidden.value = sample.id;
+    const example = form.elements.namedItem("header_example");
+    if (example) example.value = "";
+    say(`Sample attached: ${sample.filename || "file"} (${Math.ceil(sample.size_bytes / 1024)} KiB).`);
+    box.dataset.sample = sample.id;
+  });
+  form.addEventListener("change", (event) => {
+    if (event.target && event.target.name === "header_format") show();
+  });
+  show();
+})();

@@ -1,4 +1,5 @@
-//! Group commit: concurrent requests share one durable transaction.
+//! Group commit: concurrent requests share one durable transaction (the webhook
+//! acknowledgements, the inbox's read marks, the dispatcher's finished sends).
 //!
 //! Each request pushes its job (with a reply channel) onto a bounded queue and waits. A
 //! committer task takes whatever is queued, up to a batch size, and hands the batch to a
@@ -10,15 +11,24 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use tokio::sync::{Semaphore, mpsc};
 
+/// How many batches may commit side by side on a backend: one on SQLite (one writer; the
+/// next batch gathers while it syncs), a few on PostgreSQL.
+pub fn parallel_commits(backend: crate::Backend) -> usize {
+    match backend {
+        crate::Backend::Sqlite => 1,
+        crate::Backend::Postgres => 4,
+    }
+}
+
 /// The queue in front of a committer that starts on first use (so building an `AppState`
 /// needs no runtime).
-pub(crate) struct GroupCommit<J> {
+pub struct GroupCommit<J> {
     tx: mpsc::Sender<J>,
     rx: Mutex<Option<mpsc::Receiver<J>>>,
 }
 
 impl<J: Send + 'static> GroupCommit<J> {
-    pub(crate) fn new(capacity: usize) -> Self {
+    pub fn new(capacity: usize) -> Self {
         let (tx, rx) = mpsc::channel(capacity);
         Self {
             tx,
@@ -27,18 +37,14 @@ impl<J: Send + 'static> GroupCommit<J> {
     }
 
     /// The queue; call [`GroupCommit::start`] before the first job is awaited.
-    pub(crate) fn sender(&self) -> &mpsc::Sender<J> {
+    pub fn sender(&self) -> &mpsc::Sender<J> {
         &self.tx
     }
 
     /// Starts the committer unless it runs already: up to `parallel` batches of at most
     /// `max_batch` jobs commit at once, each through `commit`.
-    pub(crate) fn start<F, Fut>(
-        &self,
-        parallel: usize,
-        max_batch: usize,
-        commit: impl FnOnce() -> F,
-    ) where
+    pub fn start<F, Fut>(&self, parallel: usize, max_batch: usize, commit: impl FnOnce() -> F)
+    where
         F: Fn(Vec<J>) -> Fut + Send + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {

@@ -1,0 +1,22 @@
+-- Media header samples for templates. A Cloud channel may name its Meta app (the Resumable
+-- Upload API is app-scoped: `POST /{app-id}/uploads`); not a secret, validated as digits.
+-- The simulator keeps Meta's upload sessions: the declared file, the bytes received so far
+-- (`file_offset`), and, once complete, the handle a template's `header_handle` names.
+ALTER TABLE channels ADD COLUMN app_id TEXT CHECK (app_id IS NULL OR (length(app_id) BETWEEN 1 AND 32 AND app_id NOT GLOB '*[^0-9]*'));
+
+CREATE TABLE sim_uploads (
+    org_id       BLOB NOT NULL REFERENCES organisations(id) ON DELETE CASCADE,
+    id           TEXT NOT NULL,
+    channel_id   BLOB NOT NULL,
+    sig          TEXT NOT NULL,
+    file_name    TEXT NOT NULL,
+    file_type    TEXT NOT NULL,
+    file_length  INTEGER NOT NULL CHECK (file_length > 0),
+    file_offset  INTEGER NOT NULL DEFAULT 0 CHECK (file_offset >= 0 AND file_offset <= file_length),
+    bytes        BLOB NOT NULL,
+    handle       TEXT,
+    created_ms   INTEGER NOT NULL,
+    PRIMARY KEY (org_id, id),
+    FOREIGN KEY (org_id, channel_id) REFERENCES sim_numbers (org_id, channel_id) ON DELETE CASCADE
+) STRICT;
+CREATE UNIQUE INDEX sim_uploads_by_handle ON sim_uploads (org_id, handle) WHERE handle IS NOT NULL;
