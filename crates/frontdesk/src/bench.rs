@@ -117,7 +117,21 @@ impl BenchServer {
             master_key: Some(frontdesk_store::MasterKeyring::generate().to_text()),
             ..Config::default()
         };
-        config.database_max_connections = config.database_max_connections.max(min_connections);
+        // At least `min_connections` on PostgreSQL, whose connections do the work in other
+        // processes; SQLite keeps its default (see `SQLITE_CONNECTIONS`). The variable
+        // FRONTDESK_DATABASE_MAX_CONNECTIONS overrides both.
+        config.database_max_connections =
+            Some(match std::env::var("FRONTDESK_DATABASE_MAX_CONNECTIONS") {
+                Ok(n) => n
+                    .parse()
+                    .context("FRONTDESK_DATABASE_MAX_CONNECTIONS must be a number")?,
+                Err(_) => match config.database().backend() {
+                    frontdesk_store::Backend::Sqlite => config.database_connections(),
+                    frontdesk_store::Backend::Postgres => {
+                        config.database_connections().max(min_connections)
+                    }
+                },
+            });
         let prepared = crate::prepare_server(&config).await?;
         let (stop, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(frontdesk_server::serve(
@@ -628,6 +642,8 @@ pub struct InboxOptions {
     /// Requests per second, open loop.
     pub rate: u32,
     pub seconds: u64,
+    /// Seconds of the same load before the measured ones, not counted.
+    pub warmup: u64,
     pub database_url: Option<String>,
 }
 
@@ -837,10 +853,13 @@ pub async fn run_inbox(opts: InboxOptions) -> anyhow::Result<()> {
 
     // Open loop: request i is due at start + i/rate whatever happened before, and its
     // latency counts from that moment, so queueing in the server is measured.
-    let total = opts.rate as u64 * opts.seconds;
+    ensure!(opts.warmup <= 600, "--warmup must be 0–600");
+    let warmup = opts.rate as u64 * opts.warmup;
+    let total = warmup + opts.rate as u64 * opts.seconds;
     let interval = Duration::from_secs_f64(1.0 / f64::from(opts.rate));
     let agents = Arc::new(agents);
     let started = tokio::time::Instant::now() + Duration::from_millis(100);
+    let measured_from = started + interval.mul_f64(warmup as f64);
     let mut tasks = Vec::with_capacity(total as usize);
     let mut rng_state = run as u64 | 1;
     for i in 0..total {
@@ -869,12 +888,28 @@ pub async fn run_inbox(opts: InboxOptions) -> anyhow::Result<()> {
                 Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
                 Err(_) => false,
             };
-            (list, ok, due.elapsed())
+            (
+                list,
+                ok,
+                due.elapsed(),
+                due.checked_duration_since(measured_from),
+            )
         }));
     }
     let (mut lists, mut views, mut failed) = (Vec::new(), Vec::new(), 0usize);
+    // Per second of the run (by due time): requests over 20 ms and the slowest, to tell
+    // a steady tail from stalls.
+    let mut seconds = vec![(0usize, Duration::ZERO); opts.seconds as usize + 1];
     for t in tasks {
-        let (list, ok, latency) = t.await.context("a request task failed")?;
+        let (list, ok, latency, offset) = t.await.context("a request task failed")?;
+        let Some(offset) = offset else {
+            // The warm-up: not measured, but it must be answered too.
+            failed += usize::from(!ok);
+            continue;
+        };
+        let sec = &mut seconds[(offset.as_secs() as usize).min(opts.seconds as usize)];
+        sec.0 += usize::from(latency > Duration::from_millis(20));
+        sec.1 = sec.1.max(latency);
         if !ok {
             failed += 1;
         } else if list {
@@ -883,15 +918,16 @@ pub async fn run_inbox(opts: InboxOptions) -> anyhow::Result<()> {
             views.push(latency);
         }
     }
-    let elapsed = started.elapsed();
+    let elapsed = measured_from.elapsed();
     let mut all: Vec<Duration> = lists.iter().chain(views.iter()).copied().collect();
     for v in [&mut lists, &mut views, &mut all] {
         v.sort_unstable();
     }
     println!(
-        "offered {} req/s for {} s: {} answered in {:.2} s = {:.0} req/s ({failed} failed)",
+        "offered {} req/s for {} s after {} s of warm-up: {} answered in {:.2} s = {:.0} req/s ({failed} failed)",
         opts.rate,
         opts.seconds,
+        opts.warmup,
         all.len(),
         elapsed.as_secs_f64(),
         all.len() as f64 / elapsed.as_secs_f64()
@@ -904,6 +940,20 @@ pub async fn run_inbox(opts: InboxOptions) -> anyhow::Result<()> {
             ms(l.last().copied().unwrap_or_default())
         );
     }
+    let slow: Vec<String> = seconds
+        .iter()
+        .enumerate()
+        .filter(|(_, (n, _))| *n > 0)
+        .map(|(i, (n, max))| format!("{i}s:{n}/{:.0}ms", ms(*max)))
+        .collect();
+    println!(
+        "seconds with requests over 20 ms (second:count/slowest): {}",
+        if slow.is_empty() {
+            "none".to_owned()
+        } else {
+            slow.join(" ")
+        }
+    );
     bench.stop().await;
     ensure!(failed == 0, "{failed} requests failed");
     Ok(())

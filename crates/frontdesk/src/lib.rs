@@ -76,6 +76,10 @@ pub enum BenchCommand {
         rate: u32,
         #[arg(long, default_value_t = 30)]
         seconds: u64,
+        /// Seconds of load at the same rate before the measured seconds, not counted
+        /// (caches, connections and the first unread counts of a server just started).
+        #[arg(long, default_value_t = 5)]
+        warmup: u64,
         /// Database to run on; default: a SQLite file in a temporary directory.
         #[arg(long)]
         database_url: Option<String>,
@@ -162,10 +166,11 @@ pub enum AuditCommand {
 /// Runs the parsed command. Errors come back to `main`, which prints them and exits non-zero.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     // The benchmark builds its own configuration (temporary database, fresh keys) and
-    // keeps stdout for its figures; only warnings are logged, to stderr.
+    // keeps stdout for its figures; only warnings are logged, to stderr, unless
+    // FRONTDESK_LOG_LEVEL asks for more (e.g. `sqlx=debug` lists every statement).
     if let Command::Bench(bench) = cli.command {
         let config = Config {
-            log_level: "warn".into(),
+            log_level: std::env::var("FRONTDESK_LOG_LEVEL").unwrap_or_else(|_| "warn".into()),
             ..Config::default()
         };
         init_logging(&config, false);
@@ -190,6 +195,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 messages,
                 rate,
                 seconds,
+                warmup,
                 database_url,
             } => {
                 bench::run_inbox(bench::InboxOptions {
@@ -198,6 +204,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     messages,
                     rate,
                     seconds,
+                    warmup,
                     database_url,
                 })
                 .await

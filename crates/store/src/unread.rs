@@ -12,8 +12,16 @@
 //!   dropping them: the batch that stores read marks raises a per-user sequence number in
 //!   the database, and each count is read in the same statement as that number, so a cached
 //!   count knows exactly which of the user's read marks it already reflects.
-//! - **Another process's writes** (several servers on one PostgreSQL) are not seen here:
-//!   counts older than [`FRESH_FOR`] are recomputed.
+//! - **Another process's writes** (several servers on one PostgreSQL) drop the counts when
+//!   their events are relayed (`Store::relay_events`), and all counts are dropped when that
+//!   link is lost. Writes that announce no event (a team or role change made by another
+//!   process, a command-line tool writing to the SQLite file) are seen when the counts
+//!   age out: each is trusted for [`FRESH_FOR`] plus up to [`FRESH_JITTER`].
+//!
+//! The age limit was 1 s. Under `bench inbox` (20 agents, 10,000 conversations per
+//! organisation) recomputing every agent's counts every second was the largest cost left
+//! in the tail: each count scans the organisation's open conversations. Ages are spread
+//! by the jitter so the viewers' counts do not expire, and get recomputed, all at once.
 
 use crate::inbox::UnreadCounts;
 use frontdesk_domain::{OrgId, UserId};
@@ -21,9 +29,11 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// How long a cached count is trusted without a local change (bounds staleness across
-/// processes).
-pub const FRESH_FOR: Duration = Duration::from_secs(1);
+/// How long a cached count is trusted without a local or relayed change (bounds the
+/// staleness of changes that announce no event, across processes).
+pub const FRESH_FOR: Duration = Duration::from_secs(10);
+/// Up to this much more, different for each count stored.
+pub const FRESH_JITTER: Duration = Duration::from_secs(5);
 /// Organisations with cached counts before the cache starts over.
 const MAX_ORGS: usize = 4096;
 /// Viewers per organisation with cached counts before that organisation starts over.
@@ -43,7 +53,8 @@ pub(crate) struct Ticket(u64);
 struct Entry {
     /// The user's read-mark sequence number the count reflects.
     read_seq: i64,
-    at: Instant,
+    /// When it ages out.
+    until: Instant,
     counts: UnreadCounts,
 }
 
@@ -82,6 +93,14 @@ pub(crate) struct ReadDelta {
     pub all: i64,
 }
 
+/// A different share of [`FRESH_JITTER`] each call (the clock's nanoseconds suffice).
+fn jitter() -> Duration {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    FRESH_JITTER.mul_f64(f64::from(nanos) / 1e9)
+}
+
 /// See the module documentation.
 #[derive(Default)]
 pub struct UnreadCache {
@@ -108,7 +127,7 @@ impl UnreadCache {
     pub(crate) fn get(&self, org: OrgId, key: ViewerKey) -> Option<UnreadCounts> {
         let inner = self.lock();
         let e = inner.orgs.get(&org)?.viewers.get(&key)?;
-        (e.at.elapsed() < FRESH_FOR).then_some(e.counts)
+        (Instant::now() < e.until).then_some(e.counts)
     }
 
     /// Keeps counts computed in a transaction that took `ticket`, unless the organisation's
@@ -133,7 +152,7 @@ impl UnreadCache {
             key,
             Entry {
                 read_seq,
-                at: Instant::now(),
+                until: Instant::now() + FRESH_FOR + jitter(),
                 counts,
             },
         );

@@ -86,3 +86,39 @@ async fn sqlite_connections_use_wal_foreign_keys_and_busy_timeout() {
     assert_eq!(busy, 5000);
     assert_eq!(sync, 2, "synchronous=FULL");
 }
+
+#[tokio::test]
+async fn a_background_checkpoint_moves_the_whole_log_into_the_database() {
+    let db = TestDb::sqlite().await;
+    // Something in the log: an organisation created after the migrations.
+    db.store
+        .create_organisation(
+            "Checkpoint clinic",
+            "checkpoint",
+            frontdesk_domain::Actor::System("test".into()),
+        )
+        .await
+        .unwrap();
+    let done = db
+        .store
+        .checkpoint()
+        .await
+        .unwrap()
+        .expect("SQLite checkpoints");
+    assert!(done.log_pages > 0, "{done:?}");
+    assert!(
+        done.complete,
+        "nothing else reads or writes: every page is copied, {done:?}"
+    );
+    assert_eq!(done.checkpointed_pages, done.log_pages);
+    // A second one finds nothing new to copy.
+    let again = db.store.checkpoint().await.unwrap().unwrap();
+    assert!(again.complete, "{again:?}");
+
+    let pg = TestDb::postgres().await;
+    assert_eq!(
+        pg.store.checkpoint().await.unwrap(),
+        None,
+        "PostgreSQL checkpoints on its own"
+    );
+}

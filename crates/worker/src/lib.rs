@@ -82,6 +82,9 @@ pub const BLOB_GRACE: Duration = Duration::from_secs(600);
 /// How often the worker looks for campaign steps that are due.
 const CAMPAIGN_TICK: Duration = Duration::from_millis(100);
 
+/// How often the worker checkpoints SQLite's write-ahead log (see `Store::checkpoint`).
+const CHECKPOINT_TICK: Duration = Duration::from_secs(1);
+
 /// The clock the worker reads (tests move it).
 pub type Now = Arc<dyn Fn() -> OffsetDateTime + Send + Sync>;
 
@@ -240,6 +243,23 @@ impl Worker {
                 }
             })
         };
+        let checkpoints = {
+            let me = self.clone();
+            let mut stop = shutdown.clone();
+            tokio::spawn(async move {
+                loop {
+                    match me.store.checkpoint().await {
+                        Ok(None) => return,
+                        Ok(Some(_)) => {}
+                        Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; retrying"),
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep(CHECKPOINT_TICK) => {}
+                        _ = stop.changed() => return,
+                    }
+                }
+            })
+        };
         let me = self.clone();
         let mut stop = shutdown;
         tokio::spawn(async move {
@@ -262,6 +282,7 @@ impl Worker {
             }
             inbox.abort();
             campaigns.abort();
+            checkpoints.abort();
         })
     }
 }
