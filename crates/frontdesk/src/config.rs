@@ -26,9 +26,10 @@ pub enum LogFormat {
 
 /// SQLite's default pool: one process owns the file and writers take turns, so readers
 /// beyond a few only add threads (each connection has one) and colder page caches.
-/// Measured under `bench inbox` (20,000 conversations, 500 req/s): p99 21 ms with 16
-/// connections, 9.6 ms with 4.
-pub const SQLITE_CONNECTIONS: u32 = 4;
+/// Measured (`docs/architecture.md`): the inbox bench's p99 was 21 ms with 16 connections
+/// and 9.6 ms with 4, but `bench dispatch` fell from 889–932 to 518–807 msg/s with 4;
+/// 8 kept both (inbox p99 6.9 ms, dispatch 927 msg/s).
+pub const SQLITE_CONNECTIONS: u32 = 8;
 /// PostgreSQL's default pool.
 pub const POSTGRES_CONNECTIONS: u32 = 10;
 
