@@ -732,6 +732,19 @@ impl TenantTx {
         self.settle_status(channel, &s.provider_message_id).await
     }
 
+    /// The outbound message the provider knows by this id on this channel: its id and status.
+    async fn sent_message(
+        &mut self,
+        channel: ChannelId,
+        provider_message_id: &str,
+    ) -> Result<Option<(uuid::Uuid, String)>, StoreError> {
+        let org = self.ctx().org_id().as_uuid();
+        Ok(with_conn!(self.tx, c => {
+            sqlx::query_as("SELECT id, status FROM messages WHERE org_id = $1 AND channel_id = $2 AND provider_message_id = $3 AND direction = 'out'")
+                .bind(org).bind(channel.as_uuid()).bind(provider_message_id).fetch_optional(c).await?
+        }))
+    }
+
     /// Derives an outbound message's status from its recorded history.
     async fn settle_status(
         &mut self,
@@ -739,19 +752,12 @@ impl TenantTx {
         provider_message_id: &str,
     ) -> Result<Option<MessageStatus>, StoreError> {
         let org = self.ctx().org_id().as_uuid();
-        let current: Option<(uuid::Uuid, String)> = with_conn!(self.tx, c => {
-            sqlx::query_as("SELECT id, status FROM messages WHERE org_id = $1 AND channel_id = $2 AND provider_message_id = $3 AND direction = 'out'")
-                .bind(org).bind(channel.as_uuid()).bind(provider_message_id).fetch_optional(c).await?
-        });
-        let current = match current {
+        let current = match self.sent_message(channel, provider_message_id).await? {
             Some(c) => Some(c),
             // Not known yet, or its send is being recorded right now by a transaction this
             // one cannot see: wait for that record, then look again (see `hold_channel_sends`).
             None if self.hold_channel_sends(&[channel]).await? => {
-                with_conn!(self.tx, c => {
-                    sqlx::query_as("SELECT id, status FROM messages WHERE org_id = $1 AND channel_id = $2 AND provider_message_id = $3 AND direction = 'out'")
-                        .bind(org).bind(channel.as_uuid()).bind(provider_message_id).fetch_optional(c).await?
-                })
+                self.sent_message(channel, provider_message_id).await?
             }
             None => None,
         };
