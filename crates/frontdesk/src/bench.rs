@@ -1072,6 +1072,10 @@ pub async fn run_campaign(opts: CampaignOptions) -> anyhow::Result<()> {
             .await?;
         let built = tx.campaign(campaign.id).await?.audience_built;
         tx.commit().await?;
+        // As the worker does after the snapshot's last step.
+        if let Some(tables) = step.refresh {
+            store.refresh_statistics(tables).await?;
+        }
         snapshotted += step.snapshotted;
         if built {
             break;

@@ -207,6 +207,46 @@ pub enum Readiness {
     DatabaseAhead(usize),
 }
 
+/// Tables the application fills in bulk, whose planner statistics it refreshes after
+/// ([`Store::refresh_statistics`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BulkTable {
+    CampaignRecipients,
+    Conversations,
+    Contacts,
+    ConsentEvents,
+    ContactTags,
+    ContactFieldValues,
+    ContactImportContacts,
+}
+
+impl BulkTable {
+    /// What a campaign's audience snapshot fills.
+    pub const CAMPAIGN_AUDIENCE: &[BulkTable] = &[BulkTable::CampaignRecipients];
+    /// What a campaign's first enqueue step opens for new customers.
+    pub const CAMPAIGN_CONVERSATIONS: &[BulkTable] = &[BulkTable::Conversations];
+    /// What a contact import fills.
+    pub const CONTACT_IMPORT: &[BulkTable] = &[
+        BulkTable::Contacts,
+        BulkTable::ConsentEvents,
+        BulkTable::ContactTags,
+        BulkTable::ContactFieldValues,
+        BulkTable::ContactImportContacts,
+    ];
+
+    fn as_str(self) -> &'static str {
+        match self {
+            BulkTable::CampaignRecipients => "campaign_recipients",
+            BulkTable::Conversations => "conversations",
+            BulkTable::Contacts => "contacts",
+            BulkTable::ConsentEvents => "consent_events",
+            BulkTable::ContactTags => "contact_tags",
+            BulkTable::ContactFieldValues => "contact_field_values",
+            BulkTable::ContactImportContacts => "contact_import_contacts",
+        }
+    }
+}
+
 impl Store {
     /// Opens a pool. For SQLite the file (and its directory) is created when missing, and
     /// every connection runs with WAL, foreign keys on, full sync and a busy timeout.
@@ -479,6 +519,23 @@ impl Store {
                 result?;
             }
         }
+        Ok(())
+    }
+
+    /// PostgreSQL: refreshes the planner's statistics of tables the application just grew in
+    /// bulk (a campaign's audience snapshot, a contact import), through
+    /// `frontdesk_refresh_statistics`, which analyzes only tables on its own list. Until
+    /// autovacuum's next pass the planner would otherwise plan for the tables' old sizes.
+    /// Nothing on SQLite, whose planner keeps no row counts unless told to.
+    pub async fn refresh_statistics(&self, tables: &[BulkTable]) -> Result<(), StoreError> {
+        let Pool::Postgres(p) = &self.pool else {
+            return Ok(());
+        };
+        let names: Vec<&str> = tables.iter().map(|t| t.as_str()).collect();
+        sqlx::query("SELECT frontdesk_refresh_statistics($1)")
+            .bind(&names)
+            .execute(p)
+            .await?;
         Ok(())
     }
 

@@ -14,6 +14,7 @@ use frontdesk_domain::{
     Bsuid, ChannelId, ContactId, ConversationId, E164, MediaId, MessageId, OutboxId, UserId,
 };
 use serde::Serialize;
+use std::collections::{BTreeMap, HashMap};
 use time::OffsetDateTime;
 
 /// Who a customer is, as a payload or a send names them.
@@ -739,10 +740,17 @@ impl TenantTx {
         provider_message_id: &str,
     ) -> Result<Option<(uuid::Uuid, String)>, StoreError> {
         let org = self.ctx().org_id().as_uuid();
-        Ok(with_conn!(self.tx, c => {
-            sqlx::query_as("SELECT id, status FROM messages WHERE org_id = $1 AND channel_id = $2 AND provider_message_id = $3 AND direction = 'out'")
+        // The direction is checked here, not in SQL: with it, PostgreSQL may pick the
+        // outbound-by-time index and scan a number's every send when its statistics are
+        // older than the number's traffic (the provider id's unique index is the only one
+        // left without it).
+        let row: Option<(uuid::Uuid, String, String)> = with_conn!(self.tx, c => {
+            sqlx::query_as("SELECT id, status, direction FROM messages WHERE org_id = $1 AND channel_id = $2 AND provider_message_id = $3")
                 .bind(org).bind(channel.as_uuid()).bind(provider_message_id).fetch_optional(c).await?
-        }))
+        });
+        Ok(row
+            .filter(|r| r.2 == "out")
+            .map(|(id, status, _)| (id, status)))
     }
 
     /// Derives an outbound message's status from its recorded history.
@@ -751,18 +759,25 @@ impl TenantTx {
         channel: ChannelId,
         provider_message_id: &str,
     ) -> Result<Option<MessageStatus>, StoreError> {
+        Ok(self.settle_seen(channel, provider_message_id).await?.0)
+    }
+
+    /// [`Self::settle_status`], also answering how many statuses of the message it saw.
+    /// A status whose message is not found is looked at again after the commit: its send
+    /// may be being recorded by a transaction this one cannot see (see [`Recheck`]).
+    async fn settle_seen(
+        &mut self,
+        channel: ChannelId,
+        provider_message_id: &str,
+    ) -> Result<(Option<MessageStatus>, usize), StoreError> {
         let org = self.ctx().org_id().as_uuid();
-        let current = match self.sent_message(channel, provider_message_id).await? {
-            Some(c) => Some(c),
-            // Not known yet, or its send is being recorded right now by a transaction this
-            // one cannot see: wait for that record, then look again (see `hold_channel_sends`).
-            None if self.hold_channel_sends(&[channel]).await? => {
-                self.sent_message(channel, provider_message_id).await?
-            }
-            None => None,
-        };
-        let Some((message, current)) = current else {
-            return Ok(None);
+        let Some((message, current)) = self.sent_message(channel, provider_message_id).await?
+        else {
+            self.recheck_after_commit(Recheck::Status {
+                channel,
+                provider_message_id: provider_message_id.to_owned(),
+            });
+            return Ok((None, 0));
         };
         type HistoryRow = (
             String,
@@ -798,7 +813,7 @@ impl TenantTx {
             )
             .await?;
         }
-        Ok(Some(best))
+        Ok((Some(best), history.len()))
     }
 
     /// Records what the provider says about a template (from its status webhook).
@@ -1014,32 +1029,8 @@ impl TenantTx {
         message: MessageId,
         provider_message_id: &str,
     ) -> Result<Option<MessageStatus>, StoreError> {
-        self.record_taken_send(job, message, None, provider_message_id)
-            .await
-    }
-
-    /// [`TenantTx::finish_send`]; with `held` the caller holds that channel's lock (see
-    /// `hold_channel_sends`) and the message must be on it.
-    async fn record_taken_send(
-        &mut self,
-        job: OutboxId,
-        message: MessageId,
-        held: Option<ChannelId>,
-        provider_message_id: &str,
-    ) -> Result<Option<MessageStatus>, StoreError> {
         let org = self.ctx().org_id().as_uuid();
         let m = self.message(message).await?;
-        match held {
-            None => {
-                self.hold_channel_sends(&[m.channel_id]).await?;
-            }
-            Some(c) if c != m.channel_id => {
-                return Err(StoreError::Invalid(format!(
-                    "message {message} is not on channel {c}"
-                )));
-            }
-            Some(_) => {}
-        }
         with_conn!(self.tx, c => {
             // Attempts as the outbox counted them (a claim that died counts too).
             let attempts: Option<i32> = sqlx::query_scalar("SELECT attempts FROM outbox WHERE id = $1 AND org_id = $2")
@@ -1048,47 +1039,19 @@ impl TenantTx {
                 .bind(org).bind(message.as_uuid()).bind(trunc(provider_message_id, 200)).bind(now_micros()).bind(attempts).execute(&mut *c).await?;
             sqlx::query("DELETE FROM outbox WHERE id = $1 AND org_id = $2").bind(job.as_uuid()).bind(org).execute(&mut *c).await?;
         });
-        let settled = self
-            .settle_status(m.channel_id, provider_message_id)
-            .await?;
+        let (settled, seen) = self.settle_seen(m.channel_id, provider_message_id).await?;
+        // Statuses that arrive while this record is uncommitted do not see it: look at
+        // the history again once it is committed (see `Recheck`).
+        self.recheck_after_commit(Recheck::Send {
+            channel: m.channel_id,
+            provider_message_id: provider_message_id.to_owned(),
+            seen,
+        });
         if m.status == MessageStatus::Queued && settled == Some(MessageStatus::Accepted) {
             self.emit_message(crate::events::EventKind::MessageStatus, message)
                 .await?;
         }
         Ok(settled)
-    }
-
-    /// Holds, until this transaction ends, the right to record sends on these channels or
-    /// to find that a status names no recorded send (PostgreSQL; answers whether it took
-    /// the lock).
-    ///
-    /// A status webhook can arrive while the send it names is still being recorded. Under
-    /// PostgreSQL's read-committed isolation the two transactions would not see each
-    /// other: the status finds no message with its id (and waits in the history), the
-    /// send's record reads a history without it, and the message stays behind for good. A
-    /// send's record holds this lock from before it writes the id; a status that finds no
-    /// message takes it too and looks again, so one of the two always sees the other. The
-    /// lock is an advisory one per channel (nothing else waits on it). Channels are locked
-    /// in one order, so two records never wait on each other. SQLite has one writer at a
-    /// time and needs none of this.
-    pub(crate) async fn hold_channel_sends(
-        &mut self,
-        channels: &[ChannelId],
-    ) -> Result<bool, StoreError> {
-        let crate::tenant::Tx::Postgres(t) = &mut self.tx else {
-            return Ok(false);
-        };
-        let mut keys: Vec<i32> = channels.iter().map(|c| channel_lock_key(*c)).collect();
-        keys.sort_unstable();
-        keys.dedup();
-        for key in keys {
-            sqlx::query("SELECT pg_advisory_xact_lock($1, $2)")
-                .bind(SEND_RECORD_LOCK_CLASS)
-                .bind(key)
-                .execute(&mut **t)
-                .await?;
-        }
-        Ok(true)
     }
 
     /// Removes a finished outbox row (a read receipt sent, a media file stored).
@@ -1432,25 +1395,12 @@ impl Store {
     }
 }
 
-/// The first key of the advisory locks that order send records and statuses (the
-/// two-key lock space is separate from the one-key space tests use).
-const SEND_RECORD_LOCK_CLASS: i32 = 0x4644_0001;
-
-/// A channel's second lock key: 32 bits of its id (a shared key only makes two channels
-/// wait on each other, never wrong).
-fn channel_lock_key(channel: ChannelId) -> i32 {
-    let b = channel.as_uuid().into_bytes();
-    i32::from_be_bytes([b[12], b[13], b[14], b[15]])
-}
-
 /// A send the provider took, to record (see [`Store::finish_sends`]).
 #[derive(Debug, Clone)]
 pub struct FinishedSend {
     pub ctx: TenantCtx,
     pub job: OutboxId,
     pub message: MessageId,
-    /// The message's channel (its outbox row's).
-    pub channel: ChannelId,
     pub provider_message_id: String,
 }
 
@@ -1472,12 +1422,9 @@ impl Store {
         for group in order.chunk_by(|a, b| sends[*a].ctx.org_id() == sends[*b].ctx.org_id()) {
             let recorded = async {
                 let mut tx = self.begin(&sends[group[0]].ctx).await?;
-                // Every channel up front, in one order (see `hold_channel_sends`).
-                let channels: Vec<ChannelId> = group.iter().map(|i| sends[*i].channel).collect();
-                tx.hold_channel_sends(&channels).await?;
                 for i in group {
                     let s = &sends[*i];
-                    tx.record_taken_send(s.job, s.message, Some(s.channel), &s.provider_message_id)
+                    tx.finish_send(s.job, s.message, &s.provider_message_id)
                         .await?;
                 }
                 tx.commit().await
@@ -1493,4 +1440,116 @@ impl Store {
             Some(e) => Err((e, failed)),
         }
     }
+}
+
+/// What a PostgreSQL write transaction looks at again in a transaction of its own once it
+/// has committed.
+///
+/// A status webhook can arrive while the send it names is being recorded. Under
+/// read-committed isolation neither transaction sees the other's uncommitted rows: the
+/// status finds no message with its id (and waits in the history), the record reads a
+/// history without the status, and the message would stay behind for good. Each side
+/// therefore looks again after its own commit: the status for its message, the record for
+/// statuses it did not see. Whichever commits second sees the other's rows then, so one of
+/// the two settles the message (settling twice changes nothing). No lock is held: at a
+/// number's full throughput nearly every `sent` status arrives before its send's record,
+/// and a lock between the two made them take turns (PostgreSQL dispatch fell to 250
+/// messages/s). SQLite's writers take turns anyway and see each other's commits.
+#[derive(Debug, Clone)]
+pub(crate) enum Recheck {
+    /// A status whose message the transaction did not find.
+    Status {
+        channel: ChannelId,
+        provider_message_id: String,
+    },
+    /// A recorded send, and how many of its statuses the transaction saw.
+    Send {
+        channel: ChannelId,
+        provider_message_id: String,
+        seen: usize,
+    },
+}
+
+/// Runs a committed transaction's [`Recheck`]s (a few tries; the commit itself stands, so
+/// a failure here is logged, not returned).
+pub(crate) async fn recheck(store: &Store, ctx: &TenantCtx, list: Vec<Recheck>) {
+    let mut last = None;
+    for _ in 0..3 {
+        match recheck_once(store, ctx, &list).await {
+            Ok(()) => return,
+            Err(e) => last = Some(e),
+        }
+    }
+    if let Some(e) = last {
+        tracing::error!(error = %e, items = list.len(), "statuses could not be checked again after a commit");
+    }
+}
+
+async fn recheck_once(store: &Store, ctx: &TenantCtx, list: &[Recheck]) -> Result<(), StoreError> {
+    let mut tx = store.begin_background(ctx).await?;
+    let mut by_channel: BTreeMap<ChannelId, (Vec<&str>, HashMap<&str, usize>)> = BTreeMap::new();
+    for r in list {
+        match r {
+            Recheck::Status {
+                channel,
+                provider_message_id,
+            } => {
+                by_channel
+                    .entry(*channel)
+                    .or_default()
+                    .0
+                    .push(provider_message_id);
+            }
+            Recheck::Send {
+                channel,
+                provider_message_id,
+                seen,
+            } => {
+                by_channel
+                    .entry(*channel)
+                    .or_default()
+                    .1
+                    .insert(provider_message_id, *seen);
+            }
+        }
+    }
+    let org = ctx.org_id().as_uuid();
+    let mut due: Vec<(ChannelId, String)> = Vec::new();
+    for (channel, (statuses, sends)) in by_channel {
+        let crate::tenant::Tx::Postgres(t) = &mut tx.tx else {
+            return Ok(());
+        };
+        if !statuses.is_empty() {
+            // Statuses whose message is now recorded.
+            let found: Vec<(String, String)> = sqlx::query_as("SELECT provider_message_id, direction FROM messages WHERE org_id = $1 AND channel_id = $2 AND provider_message_id = ANY($3)")
+                .bind(org).bind(channel.as_uuid()).bind(&statuses).fetch_all(&mut **t).await?;
+            due.extend(
+                found
+                    .into_iter()
+                    .filter(|f| f.1 == "out")
+                    .map(|f| (channel, f.0)),
+            );
+        }
+        if !sends.is_empty() {
+            // Sends with statuses their record did not see.
+            let ids: Vec<&str> = sends.keys().copied().collect();
+            let counts: Vec<(String, i64)> = sqlx::query_as("SELECT provider_message_id, count(*) FROM message_statuses WHERE org_id = $1 AND channel_id = $2 AND provider_message_id = ANY($3) GROUP BY provider_message_id")
+                .bind(org).bind(channel.as_uuid()).bind(&ids).fetch_all(&mut **t).await?;
+            due.extend(
+                counts
+                    .into_iter()
+                    .filter(|(id, n)| {
+                        sends
+                            .get(id.as_str())
+                            .is_some_and(|seen| *n as usize > *seen)
+                    })
+                    .map(|(id, _)| (channel, id)),
+            );
+        }
+    }
+    for (channel, id) in &due {
+        tx.settle_status(*channel, id).await?;
+    }
+    // What this transaction found is settled: nothing to look at after it.
+    tx.commit_alone().await
 }

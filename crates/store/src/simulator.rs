@@ -497,29 +497,27 @@ impl TenantTx {
         Ok(())
     }
 
-    /// Outbound sends of a number since `since_ms`. On PostgreSQL the number's row is
-    /// locked first, so concurrent sends of one number count one after the other (SQLite
-    /// writers are serialised already).
-    pub async fn count_sim_sends_since(
+    /// Takes one of a simulated number's sends, as Meta's throughput limit allows them: each
+    /// send moves the number's next free time on by 1/`limit` s, and a send is refused while
+    /// that time is a second or more ahead of `now_us` (a generic cell rate), so `limit` may
+    /// go at once and `limit` per second after. One conditional UPDATE of the number's row
+    /// (which orders concurrent sends to the number), in place of a count of up to a
+    /// second's worth of its sends under the same lock. Answers whether the send may go.
+    pub async fn take_sim_send_slot(
         &mut self,
         channel: ChannelId,
-        since_ms: i64,
-    ) -> Result<i64, StoreError> {
+        now_us: i64,
+        limit: i32,
+    ) -> Result<bool, StoreError> {
+        const SECOND_US: i64 = 1_000_000;
         let org = self.ctx().org_id().as_uuid();
-        if let crate::tenant::Tx::Postgres(t) = &mut self.tx {
-            sqlx::query(
-                "SELECT 1 FROM sim_numbers WHERE org_id = $1 AND channel_id = $2 FOR UPDATE",
-            )
-            .bind(org)
-            .bind(channel.as_uuid())
-            .execute(&mut **t)
-            .await?;
-        }
-        let n: i64 = with_conn!(self.tx, c => {
-            sqlx::query_scalar("SELECT count(*) FROM sim_messages WHERE org_id = $1 AND channel_id = $2 AND direction = 'out' AND created_ms > $3")
-                .bind(org).bind(channel.as_uuid()).bind(since_ms).fetch_one(c).await?
+        let interval = SECOND_US / i64::from(limit.clamp(1, 1000));
+        let taken = with_conn!(self.tx, c => {
+            sqlx::query("UPDATE sim_numbers SET send_tat_us = (CASE WHEN send_tat_us > $3 THEN send_tat_us ELSE $3 END) + $4 WHERE org_id = $1 AND channel_id = $2 AND send_tat_us - $3 <= $5")
+                .bind(org).bind(channel.as_uuid()).bind(now_us).bind(interval).bind(SECOND_US - interval)
+                .execute(c).await?.rows_affected()
         });
-        Ok(n)
+        Ok(taken == 1)
     }
 
     /// Stores a message of a simulated chat.

@@ -195,6 +195,10 @@ pub struct TenantTx {
     counts_changed: Vec<OrgId>,
     /// A read transaction's unread-count cache ticket, taken before it read anything.
     pub(crate) ticket: Option<crate::unread::Ticket>,
+    /// PostgreSQL: statuses and send records to look at again once this commits (see
+    /// [`crate::messaging::Recheck`]), with the store to do it in.
+    pub(crate) rechecks: Vec<crate::messaging::Recheck>,
+    store: Option<crate::Store>,
 }
 
 /// Held by a SQLite write transaction for its whole life (see [`crate::gate`]).
@@ -208,6 +212,20 @@ impl TenantTx {
     /// Commits, then publishes the events the transaction queued and wakes the dispatcher
     /// when it queued outbox work.
     pub async fn commit(mut self) -> Result<(), StoreError> {
+        let rechecks = std::mem::take(&mut self.rechecks);
+        let store = self.store.take();
+        let ctx = self.ctx.clone();
+        self.commit_alone().await?;
+        if let Some(store) = store
+            && !rechecks.is_empty()
+        {
+            crate::messaging::recheck(&store, &ctx, rechecks).await;
+        }
+        Ok(())
+    }
+
+    /// Commits, without looking at anything again after (see [`Self::recheck_after_commit`]).
+    pub(crate) async fn commit_alone(mut self) -> Result<(), StoreError> {
         // Other processes hear of the events when (and only if) this commits.
         if let Tx::Postgres(t) = &mut self.tx
             && !self.pending.is_empty()
@@ -230,6 +248,14 @@ impl TenantTx {
             self.bus.wake_outbox();
         }
         Ok(())
+    }
+
+    /// Looks at `r` again in a transaction of its own once this one commits (PostgreSQL
+    /// write transactions only; SQLite's writers see each other's commits).
+    pub(crate) fn recheck_after_commit(&mut self, r: crate::messaging::Recheck) {
+        if self.store.is_some() {
+            self.rechecks.push(r);
+        }
     }
 
     /// Nothing this transaction wrote changes what the inbox counts as unread (the caller
@@ -261,6 +287,10 @@ impl TenantTx {
 
     /// Continues the same transaction outside any tenant (global tables only).
     pub(crate) async fn into_global(mut self) -> Result<GlobalTx, StoreError> {
+        debug_assert!(
+            self.rechecks.is_empty(),
+            "a transaction with statuses to look at again stays a tenant's"
+        );
         set_scope(&mut self.tx, Scope::None).await?;
         Ok(GlobalTx {
             tx: self.tx,
@@ -319,6 +349,8 @@ impl GlobalTx {
             writes: self.writes,
             counts_changed,
             ticket,
+            rechecks: Vec::new(),
+            store: None,
         })
     }
 
@@ -448,6 +480,9 @@ impl Store {
                 vec![ctx.org_id()]
             },
             ticket,
+            rechecks: Vec::new(),
+            store: (write != Write::No && matches!(self.pool, crate::Pool::Postgres(_)))
+                .then(|| self.clone()),
         })
     }
 

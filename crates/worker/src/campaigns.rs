@@ -29,6 +29,9 @@ impl Worker {
                         if report.queued > 0 {
                             self.signals.outbox.notify_one();
                         }
+                        if let Some(tables) = report.refresh {
+                            self.refresh_statistics(tables).await;
+                        }
                     }
                     Err(e) => {
                         // Left leased: tried again when the lease runs out.

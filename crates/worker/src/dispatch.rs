@@ -401,7 +401,6 @@ impl Worker {
                     ctx: job.ctx.clone(),
                     job: job.id,
                     message,
-                    channel: job.channel,
                     provider_message_id: provider_id,
                 })
                 .await?;

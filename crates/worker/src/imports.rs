@@ -3,7 +3,7 @@
 //! the lease go, so several imports take turns and a crash resumes at the last chunk.
 
 use crate::Worker;
-use frontdesk_store::StoreError;
+use frontdesk_store::{BulkTable, StoreError};
 
 impl Worker {
     /// Imports chunks of queued imports until none is left (or `max` chunks were done).
@@ -20,7 +20,12 @@ impl Worker {
             };
             let mut tx = self.store.begin_background(&ctx).await?;
             match tx.import_next_chunk(id).await {
-                Ok(_) => tx.commit().await?,
+                Ok(more) => {
+                    tx.commit().await?;
+                    if !more {
+                        self.refresh_statistics(BulkTable::CONTACT_IMPORT).await;
+                    }
+                }
                 Err(e) => {
                     // Left leased: tried again when the lease runs out.
                     tracing::error!(import = %id, error = %e, "import chunk failed");

@@ -118,6 +118,14 @@ impl Worker {
         (self.now)()
     }
 
+    /// Refreshes the planner's statistics after a bulk write; a failure only costs speed
+    /// (autovacuum catches up), so it is logged and the work goes on.
+    async fn refresh_statistics(&self, tables: &[frontdesk_store::BulkTable]) {
+        if let Err(e) = self.store.refresh_statistics(tables).await {
+            tracing::warn!(error = %e, ?tables, "planner statistics were not refreshed");
+        }
+    }
+
     pub fn signals(&self) -> &Arc<Signals> {
         &self.signals
     }

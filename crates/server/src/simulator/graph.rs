@@ -6,7 +6,7 @@
 //! so Frontdesk's provider client is exercised exactly as Meta would exercise it.
 
 use super::webhooks::{self, Pricing, StatusEvent};
-use super::{digits, new_wamid, now_ms, random_digits, sha256_b64};
+use super::{digits, new_wamid, now_ms, now_us, random_digits, sha256_b64};
 use crate::AppState;
 use crate::auth::Access;
 use crate::routes::RouteTableBuilder;
@@ -585,25 +585,7 @@ async fn send_message(
             // durable: they commit without a disk sync (as read marks do), so carrying a
             // message costs our database no fsync of its own.
             let mut tx = state.store().begin_relaxed(&ctx).await?;
-            // The send arrives now, once it holds the number (sends are counted in the
-            // order they are taken): a request that waited must not count the ones that
-            // went ahead of it as if they were in its past second.
             let now = now_ms(&state);
-            if let Some(limit) = number.send_rate_limit {
-                let recent = tx
-                    .count_sim_sends_since(number.channel_id, now - 1000)
-                    .await?;
-                if recent >= i64::from(limit) {
-                    return Err(MetaError::new(
-                        StatusCode::BAD_REQUEST,
-                        130429,
-                        "(#130429) Rate limit hit",
-                    )
-                    .details(format!(
-                        "Cloud API message throughput has been reached: this simulated number accepts {limit} message(s) per second."
-                    )));
-                }
-            }
             if let Some(id) = &media_id {
                 let found = tx.sim_media(id).await?;
                 if found.is_none_or(|m| m.channel_id != number.channel_id) {
@@ -655,6 +637,23 @@ async fn send_message(
                         }
                     }
                 }
+            }
+            // The number's throughput, once the send is known to be valid: one conditional
+            // UPDATE of the number's row, which concurrent sends to the number then hold
+            // only to this commit.
+            if let Some(limit) = number.send_rate_limit
+                && !tx
+                    .take_sim_send_slot(number.channel_id, now_us(&state), limit)
+                    .await?
+            {
+                return Err(MetaError::new(
+                    StatusCode::BAD_REQUEST,
+                    130429,
+                    "(#130429) Rate limit hit",
+                )
+                .details(format!(
+                    "Cloud API message throughput has been reached: this simulated number accepts {limit} message(s) per second."
+                )));
             }
             let wamid = new_wamid();
             let failed = customer.is_none();

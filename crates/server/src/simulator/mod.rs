@@ -63,6 +63,10 @@ pub(crate) fn now_ms(state: &AppState) -> i64 {
     (state.now().unix_timestamp_nanos() / 1_000_000) as i64
 }
 
+pub(crate) fn now_us(state: &AppState) -> i64 {
+    (state.now().unix_timestamp_nanos() / 1_000) as i64
+}
+
 fn random_bytes<const N: usize>() -> [u8; N] {
     let mut b = [0u8; N];
     getrandom::fill(&mut b).expect("the OS random number generator works");
