@@ -1251,17 +1251,35 @@ impl TenantTx {
         }
         let mps = i64::from(channel.throughput_mps.max(1));
         let batch = mps.min(room.unwrap_or(i64::MAX)).min(ENQUEUE_BATCH);
+        let after: Option<Uuid> = with_conn!(self.tx, cn => {
+            sqlx::query_scalar("SELECT enqueue_after FROM campaigns WHERE org_id = $1 AND id = $2")
+                .bind(org).bind(id.as_uuid()).fetch_one(cn).await?
+        });
         let pending: Vec<PendingRow> = with_conn!(self.tx, cn => {
+            // Recipients are all written by the snapshot, and leave `pending` in contact
+            // order, one batch at a time: each step reads on from the last one's last
+            // contact (`enqueue_after`). Reading "the first pending ones" instead scanned
+            // every recipient already queued (PostgreSQL's statistics cannot know the
+            // pending ones sit at the end): over a second per step past 50,000 recipients.
             // The conversation is looked up per recipient by its unique key (a subquery
             // the planner cannot turn into a join): as a join, statistics older than the
             // snapshot made PostgreSQL rescan the number's every conversation per recipient.
             sqlx::query_as(concat!("SELECT r.contact_id, r.language, r.fill, k.erased_at IS NULL, coalesce(", consent_state_sql!(), ", ''), ",
                     conversation_sql!("id"), ", ", conversation_sql!("assignee_id"), ", ", conversation_sql!("team_id"), "
                 FROM campaign_recipients r JOIN contacts k ON k.org_id = r.org_id AND k.id = r.contact_id
-                WHERE r.org_id = $1 AND r.campaign_id = $2 AND r.state = 'pending' ORDER BY r.contact_id LIMIT $3"))
-                .bind(org).bind(id.as_uuid()).bind(batch + 1).bind(c.channel_id.as_uuid()).fetch_all(cn).await?
+                WHERE r.org_id = $1 AND r.campaign_id = $2 AND r.state = 'pending'
+                  AND r.contact_id > $5 AND k.id > $5
+                ORDER BY r.contact_id LIMIT $3"))
+                .bind(org).bind(id.as_uuid()).bind(batch + 1).bind(c.channel_id.as_uuid()).bind(after.unwrap_or(Uuid::nil())).fetch_all(cn).await?
         });
         let more = pending.len() as i64 > batch;
+        if let Some(last) = pending.iter().take(batch as usize).last() {
+            let last: Uuid = last.0;
+            with_conn!(self.tx, cn => {
+                sqlx::query("UPDATE campaigns SET enqueue_after = $3 WHERE org_id = $1 AND id = $2")
+                    .bind(org).bind(id.as_uuid()).bind(last).execute(cn).await?;
+            });
+        }
         // Conversations this step opens; many, in the campaign's first step, call for fresh
         // statistics (see `StepReport::refresh`).
         let opening = pending
