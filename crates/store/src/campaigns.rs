@@ -1273,7 +1273,7 @@ impl TenantTx {
                 .bind(org).bind(id.as_uuid()).bind(batch + 1).bind(c.channel_id.as_uuid()).bind(after.unwrap_or(Uuid::nil())).fetch_all(cn).await?
         });
         let more = pending.len() as i64 > batch;
-        if let Some(last) = pending.iter().take(batch as usize).last() {
+        if let Some(last) = pending[..pending.len().min(batch as usize)].last() {
             let last: Uuid = last.0;
             with_conn!(self.tx, cn => {
                 sqlx::query("UPDATE campaigns SET enqueue_after = $3 WHERE org_id = $1 AND id = $2")
