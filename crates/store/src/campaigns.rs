@@ -1255,7 +1255,7 @@ impl TenantTx {
             sqlx::query_scalar("SELECT enqueue_after FROM campaigns WHERE org_id = $1 AND id = $2")
                 .bind(org).bind(id.as_uuid()).fetch_one(cn).await?
         });
-        let pending: Vec<PendingRow> = with_conn!(self.tx, cn => {
+        let mut pending: Vec<PendingRow> = with_conn!(self.tx, cn => {
             // Recipients are all written by the snapshot, and leave `pending` in contact
             // order, one batch at a time: each step reads on from the last one's last
             // contact (`enqueue_after`). Reading "the first pending ones" instead scanned
@@ -1273,36 +1273,20 @@ impl TenantTx {
                 .bind(org).bind(id.as_uuid()).bind(batch + 1).bind(c.channel_id.as_uuid()).bind(after.unwrap_or(Uuid::nil())).fetch_all(cn).await?
         });
         let more = pending.len() as i64 > batch;
-        if let Some(last) = pending[..pending.len().min(batch as usize)].last() {
-            let last: Uuid = last.0;
+        pending.truncate(batch as usize);
+        if let Some(last) = pending.last() {
             with_conn!(self.tx, cn => {
                 sqlx::query("UPDATE campaigns SET enqueue_after = $3 WHERE org_id = $1 AND id = $2")
-                    .bind(org).bind(id.as_uuid()).bind(last).execute(cn).await?;
+                    .bind(org).bind(id.as_uuid()).bind(last.0).execute(cn).await?;
             });
         }
-        // Conversations this step opens; many, in the campaign's first step, call for fresh
-        // statistics (see `StepReport::refresh`).
-        let opening = pending
-            .iter()
-            .take(batch as usize)
-            .filter(|p| p.5.is_none())
-            .count();
-        let first_step = opening >= REFRESH_AFTER_OPENING
-            && {
-                let started: bool = with_conn!(self.tx, cn => {
-                    sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM campaign_recipients WHERE org_id = $1 AND campaign_id = $2 AND state = 'queued')")
-                        .bind(org).bind(id.as_uuid()).fetch_one(cn).await?
-                });
-                !started
-            };
+        // Many conversations opened by the campaign's first enqueue step (no cursor yet)
+        // call for fresh statistics (see `StepReport::refresh`).
+        let first_step = after.is_none()
+            && pending.iter().filter(|p| p.5.is_none()).count() >= REFRESH_AFTER_OPENING;
         let refresh = first_step.then_some(BulkTable::CAMPAIGN_CONVERSATIONS);
         let queued = self
-            .enqueue_batch(
-                &c,
-                &channel.waba_id,
-                pending.into_iter().take(batch as usize),
-                now,
-            )
+            .enqueue_batch(&c, &channel.waba_id, pending.into_iter(), now)
             .await?;
         with_conn!(self.tx, cn => {
             sqlx::query("UPDATE campaigns SET waiting = NULL, waiting_until = NULL WHERE org_id = $1 AND id = $2 AND waiting IS NOT NULL")
