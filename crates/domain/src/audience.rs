@@ -577,9 +577,79 @@ pub const MAX_IMPORT_ROWS: usize = 10_000;
 /// Most columns an import takes.
 pub const MAX_IMPORT_COLUMNS: usize = 60;
 
-/// Parses CSV (RFC 4180: commas, double quotes with `""` inside, CRLF or LF line ends; a
-/// UTF-8 byte order mark is skipped). Blank lines are dropped. Returns the header and the
-/// rows, each row as long as the header (short rows padded, long ones refused).
+/// CSV records read one at a time from a byte offset (RFC 4180: commas, double quotes with
+/// `""` inside, CRLF or LF line ends), each with the offset just past it, so a reader can
+/// stop after some records and resume there later without reading the text before it.
+/// Blank lines are skipped. A quoted value left open at the end is an error.
+pub struct CsvRecords<'a> {
+    text: &'a str,
+    pos: usize,
+}
+
+impl<'a> CsvRecords<'a> {
+    /// Records of `text` from byte `pos` on (a UTF-8 byte order mark at 0 is skipped).
+    pub fn new(text: &'a str, pos: usize) -> Self {
+        let pos = if pos == 0 && text.starts_with('\u{feff}') {
+            '\u{feff}'.len_utf8()
+        } else {
+            pos.min(text.len())
+        };
+        Self { text, pos }
+    }
+}
+
+impl Iterator for CsvRecords<'_> {
+    /// A record and the byte offset just past it.
+    type Item = Result<(Vec<String>, usize), String>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while self.pos < self.text.len() {
+            let rest = self.text.get(self.pos..)?;
+            let mut row = Vec::new();
+            let mut cell = String::new();
+            let mut quoted = false;
+            let mut end = rest.len();
+            let mut chars = rest.char_indices().peekable();
+            while let Some((i, c)) = chars.next() {
+                let next = chars.peek().map(|p| p.1);
+                if quoted {
+                    match c {
+                        '"' if next == Some('"') => {
+                            chars.next();
+                            cell.push('"');
+                        }
+                        '"' => quoted = false,
+                        _ => cell.push(c),
+                    }
+                    continue;
+                }
+                match c {
+                    '"' if cell.is_empty() => quoted = true,
+                    ',' => row.push(std::mem::take(&mut cell)),
+                    '\r' if next == Some('\n') => {}
+                    '\n' | '\r' => {
+                        end = i + 1;
+                        break;
+                    }
+                    _ => cell.push(c),
+                }
+            }
+            if quoted {
+                self.pos = self.text.len();
+                return Some(Err("a quoted value is not closed".into()));
+            }
+            row.push(cell);
+            self.pos += end;
+            if !(row.len() == 1 && row[0].trim().is_empty()) {
+                return Some(Ok((row, self.pos)));
+            }
+        }
+        None
+    }
+}
+
+/// Parses CSV ([`CsvRecords`]) and checks it against the import's bounds. Returns the header
+/// and the rows, each row as long as the header (short rows padded, long ones refused).
 pub fn parse_csv(text: &str) -> Result<(Vec<String>, Vec<Vec<String>>), String> {
     if text.len() > MAX_IMPORT_BYTES {
         return Err(format!(
@@ -587,57 +657,11 @@ pub fn parse_csv(text: &str) -> Result<(Vec<String>, Vec<Vec<String>>), String> 
             MAX_IMPORT_BYTES / 1024 / 1024
         ));
     }
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    let mut rows: Vec<Vec<String>> = Vec::new();
-    let mut row: Vec<String> = Vec::new();
-    let mut cell = String::new();
-    let mut quoted = false;
-    let mut chars = text.chars().peekable();
-    let end_row = |row: &mut Vec<String>, cell: &mut String, rows: &mut Vec<Vec<String>>| {
-        row.push(std::mem::take(cell));
-        let r = std::mem::take(row);
-        if !(r.len() == 1 && r[0].trim().is_empty()) {
-            rows.push(r);
-        }
-    };
-    while let Some(c) = chars.next() {
-        if quoted {
-            match c {
-                '"' if chars.peek() == Some(&'"') => {
-                    chars.next();
-                    cell.push('"');
-                }
-                '"' => quoted = false,
-                _ => cell.push(c),
-            }
-            continue;
-        }
-        match c {
-            '"' if cell.is_empty() => quoted = true,
-            ',' => row.push(std::mem::take(&mut cell)),
-            '\r' if chars.peek() == Some(&'\n') => {}
-            '\n' | '\r' => {
-                end_row(&mut row, &mut cell, &mut rows);
-                if rows.len() > MAX_IMPORT_ROWS + 1 {
-                    return Err(format!("more than {MAX_IMPORT_ROWS} rows"));
-                }
-            }
-            _ => cell.push(c),
-        }
-    }
-    if quoted {
-        return Err("a quoted value is not closed".into());
-    }
-    if !cell.is_empty() || !row.is_empty() {
-        end_row(&mut row, &mut cell, &mut rows);
-    }
-    if rows.len() > MAX_IMPORT_ROWS + 1 {
-        return Err(format!("more than {MAX_IMPORT_ROWS} rows"));
-    }
-    let mut it = rows.into_iter();
-    let header: Vec<String> = it
+    let mut records = CsvRecords::new(text, 0);
+    let header: Vec<String> = records
         .next()
-        .ok_or("the file is empty")?
+        .ok_or("the file is empty")??
+        .0
         .into_iter()
         .map(|h| h.trim().to_owned())
         .collect();
@@ -656,17 +680,45 @@ pub fn parse_csv(text: &str) -> Result<(Vec<String>, Vec<Vec<String>>), String> 
         }
     }
     let mut out = Vec::new();
-    for (i, mut r) in it.enumerate() {
+    for r in records {
+        let (mut r, _) = r?;
+        if out.len() == MAX_IMPORT_ROWS {
+            return Err(format!("more than {MAX_IMPORT_ROWS} rows"));
+        }
         if r.len() > header.len() {
             return Err(format!(
                 "row {} has more values than the header has columns",
-                i + 2
+                out.len() + 2
             ));
         }
         r.resize(header.len(), String::new());
         out.push(r);
     }
     Ok((header, out))
+}
+
+/// Up to `max` rows of a file [`parse_csv`] accepted, from byte `resume` on (`None`: the
+/// first row below the header), each padded to `width` columns; and the byte offset to
+/// resume at after them.
+pub fn csv_rows_from(
+    text: &str,
+    resume: Option<usize>,
+    width: usize,
+    max: usize,
+) -> Result<(Vec<Vec<String>>, usize), String> {
+    let mut records = CsvRecords::new(text, resume.unwrap_or(0));
+    let mut pos = resume.unwrap_or(0);
+    if resume.is_none() {
+        pos = records.next().ok_or("the file is empty")??.1;
+    }
+    let mut rows = Vec::new();
+    for r in records.take(max) {
+        let (mut r, end) = r?;
+        r.resize(width.max(r.len()), String::new());
+        rows.push(r);
+        pos = end;
+    }
+    Ok((rows, pos))
 }
 
 #[cfg(test)]
@@ -685,5 +737,24 @@ mod csv_tests {
         assert!(parse_csv("").is_err());
         let big = format!("a\n{}", "1\n".repeat(MAX_IMPORT_ROWS + 1));
         assert!(parse_csv(&big).is_err());
+        let full = format!("a\n{}", "1\n".repeat(MAX_IMPORT_ROWS));
+        assert_eq!(parse_csv(&full).unwrap().1.len(), MAX_IMPORT_ROWS);
+    }
+
+    #[test]
+    fn rows_resume_where_the_last_read_stopped() {
+        let text = "\u{feff}name,note\r\n\"Rao, Asha\",\"two\nlines\"\n\nRavi\nÉmile,é\n";
+        let (_, all) = parse_csv(text).unwrap();
+        let (first, at) = csv_rows_from(text, None, 2, 2).unwrap();
+        assert_eq!(first, all[..2]);
+        assert_eq!(first[0], ["Rao, Asha", "two\nlines"]);
+        let (rest, end) = csv_rows_from(text, Some(at), 2, 10).unwrap();
+        assert_eq!(rest, all[2..]);
+        assert_eq!(rest, [vec!["Émile", "é"]]);
+        assert_eq!(end, text.len());
+        let (none, again) = csv_rows_from(text, Some(end), 2, 10).unwrap();
+        assert!(none.is_empty());
+        assert_eq!(again, end);
+        assert!(csv_rows_from("a\n\"open\n", None, 1, 10).is_err());
     }
 }

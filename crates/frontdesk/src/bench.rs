@@ -602,17 +602,7 @@ pub async fn run_dispatch(opts: DispatchOptions) -> anyhow::Result<()> {
         opts.messages
     );
     let (span, achieved) = span_and_rate(&times);
-    let busiest = times
-        .iter()
-        .enumerate()
-        .map(|(i, t)| {
-            times[i..]
-                .iter()
-                .take_while(|u| **u - *t < time::Duration::SECOND)
-                .count()
-        })
-        .max()
-        .unwrap_or(0);
+    let busiest = busiest_second(&times, time::Duration::SECOND);
     println!(
         "sent: {} in {:.2} s (queue drained after {:.2} s)",
         times.len(),
@@ -962,18 +952,100 @@ pub async fn run_inbox(opts: InboxOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A stand-in for Meta's send endpoint (`POST /{version}/{phone-number-id}/messages`,
+/// answered as Graph answers it) that keeps nothing but when each send arrived. With it the
+/// campaign benchmark measures our side alone: in production the provider's work is done on
+/// Meta's machines, while the built-in simulator records every message and posts status
+/// webhooks back on the same cores as the dispatcher.
+struct StandIn {
+    addr: std::net::SocketAddr,
+    arrivals: Arc<std::sync::Mutex<Vec<Instant>>>,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl StandIn {
+    async fn start() -> anyhow::Result<Self> {
+        use axum::extract::State;
+        type Arrivals = Arc<std::sync::Mutex<Vec<Instant>>>;
+        async fn send(
+            State(arrivals): State<Arrivals>,
+            axum::Json(body): axum::Json<serde_json::Value>,
+        ) -> axum::Json<serde_json::Value> {
+            let n = {
+                let mut a = arrivals.lock().expect("not poisoned");
+                a.push(Instant::now());
+                a.len()
+            };
+            let to = body["to"].as_str().unwrap_or_default().to_owned();
+            axum::Json(serde_json::json!({
+                "messaging_product": "whatsapp",
+                "contacts": [{ "input": to, "wa_id": to }],
+                "messages": [{ "id": format!("wamid.STANDIN{n:012}") }]
+            }))
+        }
+        let arrivals: Arrivals = Arc::default();
+        let app = axum::Router::new()
+            .route("/{version}/{phone}/messages", axum::routing::post(send))
+            .with_state(arrivals.clone());
+        let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(async move {
+                    let _ = stopped.await;
+                })
+                .await
+        });
+        Ok(Self {
+            addr,
+            arrivals,
+            stop,
+            task,
+        })
+    }
+
+    /// Stops it; returns the arrival times.
+    async fn stop(self) -> Vec<Instant> {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+        std::mem::take(&mut *self.arrivals.lock().expect("not poisoned"))
+    }
+}
+
+/// The most sends within any one second of `times` (sorted).
+fn busiest_second<T: Copy + std::ops::Sub<Output = D>, D: PartialOrd>(
+    times: &[T],
+    second: D,
+) -> usize {
+    (0..times.len())
+        .map(|i| {
+            times[i..]
+                .iter()
+                .take_while(|u| **u - times[i] < second)
+                .count()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
 /// What `bench campaign` was asked to do.
 #[derive(Debug, Clone)]
 pub struct CampaignOptions {
     pub contacts: usize,
     /// The number's throughput: the rate the campaign and the dispatcher must hold.
     pub rate: i32,
+    /// The number's messaging-limit tier.
+    pub tier: String,
+    /// Send to [`StandIn`] instead of the built-in simulator.
+    pub standin: bool,
     pub database_url: Option<String>,
 }
 
 /// `frontdesk bench campaign`: N contacts, a segment of all of them, an approved template
 /// with a name variable and a tracked button, on one simulated number at R messages per
-/// second with an unlimited tier. Measures the audience snapshot (the worker's steps until
+/// second with the given tier (unlimited by default). Measures the audience snapshot (the worker's steps until
 /// every contact is a recipient), the enqueue steps (each moves a second's worth of
 /// recipients into the outbox; their total time shows the headroom against R), and, with
 /// the worker running as in `serve`, the rate the sends reached the simulator.
@@ -981,6 +1053,12 @@ pub async fn run_campaign(opts: CampaignOptions) -> anyhow::Result<()> {
     use frontdesk_store::campaigns::NewCampaign;
     ensure!(opts.contacts > 1, "--contacts must be at least 2");
     ensure!((1..=1000).contains(&opts.rate), "--rate must be 1–1000");
+    let limit = frontdesk_domain::campaign::daily_limit(Some(&opts.tier));
+    ensure!(
+        opts.tier == "TIER_UNLIMITED" || limit.is_some_and(|l| l >= opts.contacts as i64),
+        "--tier must be TIER_UNLIMITED or a tier of at least --contacts (got {})",
+        opts.tier
+    );
     let bench = BenchServer::start(opts.database_url.clone(), 0).await?;
     let store = bench.store.clone();
     let state = bench.state.clone();
@@ -993,11 +1071,27 @@ pub async fn run_campaign(opts: CampaignOptions) -> anyhow::Result<()> {
         )
         .await?;
     let view = paced_number(&state, &ctx, opts.rate).await?;
+    let standin = if opts.standin {
+        let standin = StandIn::start().await?;
+        let mut tx = store.begin(&ctx).await?;
+        tx.update_channel(
+            view.id,
+            frontdesk_store::ChannelUpdate {
+                api_base_url: Some(format!("http://{}", standin.addr)),
+                ..Default::default()
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Some(standin)
+    } else {
+        None
+    };
 
     // Contacts, a segment of everyone, the approved template (as its webhook would leave it).
     let loading = Instant::now();
     let mut tx = store.begin(&ctx).await?;
-    tx.set_channel_health(view.id, None, Some("TIER_UNLIMITED"), None)
+    tx.set_channel_health(view.id, None, Some(&opts.tier), None)
         .await?;
     let spec = frontdesk_domain::template::TemplateSpec::parse(&serde_json::from_value(
         serde_json::json!({
@@ -1039,11 +1133,17 @@ pub async fn run_campaign(opts: CampaignOptions) -> anyhow::Result<()> {
     }
     store.analyze().await?;
     println!(
-        "backend: {}; {} contacts loaded in {:.1} s; number at {} messages/s, unlimited tier",
+        "backend: {}; {} contacts loaded in {:.1} s; number at {} messages/s, {}; provider: {}",
         store.backend(),
         opts.contacts,
         loading.elapsed().as_secs_f64(),
-        opts.rate
+        opts.rate,
+        opts.tier,
+        if opts.standin {
+            "a stand-in that keeps nothing"
+        } else {
+            "the built-in simulator"
+        }
     );
 
     let mut tx = store.begin(&ctx).await?;
@@ -1122,6 +1222,10 @@ pub async fn run_campaign(opts: CampaignOptions) -> anyhow::Result<()> {
     let _ = stop_worker.send(true);
     let _ = worker.await;
     bench.stop().await;
+    let arrivals = match standin {
+        Some(s) => Some(s.stop().await),
+        None => None,
+    };
     ensure!(
         times.len() == opts.contacts,
         "only {} of {} sends were taken by the provider",
@@ -1145,6 +1249,16 @@ pub async fn run_campaign(opts: CampaignOptions) -> anyhow::Result<()> {
         (achieved - f64::from(opts.rate)) / f64::from(opts.rate) * 100.0,
         opts.rate
     );
-    println!("sends the provider refused as too fast (130429, then retried): {refusals}");
+    match arrivals {
+        Some(a) => println!(
+            "the stand-in received {} sends; busiest second {} (configured {})",
+            a.len(),
+            busiest_second(&a, Duration::from_secs(1)),
+            opts.rate
+        ),
+        None => {
+            println!("sends the provider refused as too fast (130429, then retried): {refusals}")
+        }
+    }
     Ok(())
 }

@@ -103,6 +103,14 @@ pub enum BenchCommand {
         contacts: usize,
         #[arg(long, default_value_t = 1_000)]
         rate: i32,
+        /// The number's messaging-limit tier (`TIER_100K`: the campaign's steps keep the
+        /// tier's count as they go).
+        #[arg(long, default_value = "TIER_UNLIMITED")]
+        tier: String,
+        /// Send to a stand-in for Meta's send endpoint that keeps nothing (no simulator
+        /// records, no status webhooks back): the dispatcher measured on its own.
+        #[arg(long)]
+        standin: bool,
         /// Database to run on; default: a SQLite file in a temporary directory.
         #[arg(long)]
         database_url: Option<String>,
@@ -224,11 +232,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             BenchCommand::Campaign {
                 contacts,
                 rate,
+                tier,
+                standin,
                 database_url,
             } => {
                 bench::run_campaign(bench::CampaignOptions {
                     contacts,
                     rate,
+                    tier,
+                    standin,
                     database_url,
                 })
                 .await

@@ -46,6 +46,16 @@ const REFRESH_AFTER_OPENING: usize = 200;
 const MAX_CAMPAIGNS: i64 = 10_000;
 /// The moving window of the messaging limit.
 const LIMIT_WINDOW: time::Duration = time::Duration::hours(24);
+/// How long a kept tier count serves before it is counted exactly again (sends that left
+/// the window meanwhile are still in it: it only errs high).
+const RECOUNT_EVERY: time::Duration = time::Duration::minutes(10);
+/// How often the tier is counted exactly at most when the kept count leaves less room than
+/// a step wants (or none).
+const RECOUNT_NEAR_LIMIT: time::Duration = time::Duration::minutes(1);
+/// How much of a recipient's service window must be left for their send not to be added
+/// to the kept tier count (the exact count judges the window by the inbound message's
+/// receipt, the conversation keeps the provider's time of it).
+const WINDOW_SPARE: time::Duration = time::Duration::minutes(1);
 /// Why a withdrawn message failed.
 const CANCELLED: &str = "cancelled with its campaign";
 
@@ -54,7 +64,7 @@ const ROWS_PER_STATEMENT: usize = 250;
 
 /// A pending recipient as an enqueue step reads it: contact, language, values (JSON), not
 /// erased, consent state, and its conversation on the campaign's number if it has one
-/// (id, assignee, team).
+/// (id, assignee, team, last inbound message).
 type PendingRow = (
     Uuid,
     String,
@@ -64,11 +74,26 @@ type PendingRow = (
     Option<Uuid>,
     Option<Uuid>,
     Option<Uuid>,
+    Option<OffsetDateTime>,
 );
+
+/// A campaign step's room on the messaging-limit tier ([`TenantTx::tier_room`]).
+struct TierRoom {
+    /// Unique recipients counted against the tier in the past day (never fewer).
+    used: i64,
+    /// How many more this step may reach.
+    room: i64,
+    /// Counted exactly in this step.
+    recounted: bool,
+    /// With no room, when to look again.
+    retry_at: OffsetDateTime,
+}
 
 /// One recipient's message in an enqueue batch.
 struct BatchSend {
     contact: Uuid,
+    /// Counts against the messaging-limit tier (no service window open for it).
+    counted: bool,
     conversation: Option<Uuid>,
     assignee: Option<Uuid>,
     team: Option<Uuid>,
@@ -821,6 +846,94 @@ impl TenantTx {
         })
     }
 
+    /// The room a campaign step has on the business account's messaging-limit tier, from
+    /// the count kept in `tier_counts` instead of reading every counted send of the past
+    /// day per step (over a second on PostgreSQL after 100,000 sends). The kept `used` is
+    /// an exact count plus every counted recipient queued since, so it only errs high:
+    /// a send that left the window still counts until the next exact count, a recipient
+    /// reached twice counts twice, and templates sent outside campaigns since the last step
+    /// are read from the messages (only those newer than the last step, by
+    /// `messages_out_recent`). It is counted exactly again every [`RECOUNT_EVERY`], and
+    /// when it leaves less room than `want` and was not counted in the last
+    /// [`RECOUNT_NEAR_LIMIT`]. Its row is locked for the rest of the transaction, so two
+    /// campaigns on one business account take its room one after the other.
+    async fn tier_room(
+        &mut self,
+        waba: &str,
+        limit: i64,
+        want: i64,
+        now: OffsetDateTime,
+    ) -> Result<TierRoom, StoreError> {
+        let org = self.org_uuid_c();
+        type Kept = (i64, Option<OffsetDateTime>, Option<OffsetDateTime>);
+        let (used, checked, counted): Kept = match &mut self.tx {
+            // A SQLite write transaction holds the database's one write lock already.
+            Tx::Sqlite(t) => {
+                sqlx::query("INSERT INTO tier_counts (org_id, waba_id, used) VALUES ($1, $2, 0) ON CONFLICT DO NOTHING")
+                    .bind(org).bind(waba).execute(&mut **t).await?;
+                sqlx::query_as("SELECT used, checked_at, counted_at FROM tier_counts WHERE org_id = $1 AND waba_id = $2")
+                    .bind(org).bind(waba).fetch_one(&mut **t).await?
+            }
+            // A second step on the account waits here for the first one's commit (also
+            // when both create the row: the insert waits on the first one's key).
+            Tx::Postgres(t) => {
+                sqlx::query("INSERT INTO tier_counts (org_id, waba_id, used) VALUES ($1, $2, 0) ON CONFLICT DO NOTHING")
+                    .bind(org).bind(waba).execute(&mut **t).await?;
+                sqlx::query_as("SELECT used, checked_at, counted_at FROM tier_counts WHERE org_id = $1 AND waba_id = $2 FOR UPDATE")
+                    .bind(org).bind(waba).fetch_one(&mut **t).await?
+            }
+        };
+        let fresh = checked.is_some_and(|t| now - t < RECOUNT_EVERY);
+        let recent = checked.is_some_and(|t| now - t < RECOUNT_NEAR_LIMIT);
+        let kept = match (fresh, counted) {
+            (true, Some(since)) => Some(used + self.recent_unique_recipients(waba, since).await?.0),
+            _ => None,
+        };
+        match kept {
+            Some(k) if limit - k >= want || recent => {
+                let room = (limit - k).max(0);
+                Ok(TierRoom {
+                    used: k,
+                    room,
+                    recounted: false,
+                    retry_at: checked.unwrap_or(now) + RECOUNT_NEAR_LIMIT,
+                })
+            }
+            _ => {
+                let (exact, oldest) = self
+                    .recent_unique_recipients(waba, now - LIMIT_WINDOW)
+                    .await?;
+                Ok(TierRoom {
+                    used: exact,
+                    room: (limit - exact).max(0),
+                    recounted: true,
+                    retry_at: oldest.map_or(now + time::Duration::minutes(5), |o| o + LIMIT_WINDOW)
+                        + time::Duration::seconds(1),
+                })
+            }
+        }
+    }
+
+    /// Keeps the tier count a step leaves: what it found plus the `counted` recipients it
+    /// queued, as of now (the step's own messages are older than this stamp, so the next
+    /// step does not read them again).
+    async fn keep_tier(
+        &mut self,
+        waba: &str,
+        t: &TierRoom,
+        counted: i64,
+        now: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let org = self.org_uuid_c();
+        let stamp = now_micros();
+        with_conn!(self.tx, c => {
+            sqlx::query("UPDATE tier_counts SET used = $3, counted_at = $4, checked_at = CASE WHEN $5 THEN $6 ELSE checked_at END WHERE org_id = $1 AND waba_id = $2")
+                .bind(org).bind(waba).bind(t.used + counted).bind(stamp).bind(t.recounted).bind(now)
+                .execute(c).await?;
+        });
+        Ok(())
+    }
+
     /// What a launch would do now (nothing is written): the audience's contacts (a
     /// segment's, or a CSV file's with the file's invalid and duplicate rows), those left
     /// out and why, the tier's room today, and a preview per language.
@@ -1223,22 +1336,21 @@ impl TenantTx {
             });
         }
         let org = self.org_uuid_c();
-        let limit = daily_limit(channel.messaging_limit.as_deref());
-        // The past day's unique recipients are counted only under a limit: the count reads
-        // every template sent in the window (over a second per step after 100,000 sends).
-        let (room, oldest) = match limit {
-            Some(l) => {
-                let (used, oldest) = self
-                    .recent_unique_recipients(&channel.waba_id, now - LIMIT_WINDOW)
-                    .await?;
-                (Some((l - used).max(0)), oldest)
-            }
-            None => (None, None),
+        let mps = i64::from(channel.throughput_mps.max(1));
+        // Under a daily limit the step takes the business account's kept count (and its
+        // lock): see `tier_room`.
+        let tier = match daily_limit(channel.messaging_limit.as_deref()) {
+            Some(l) => Some(
+                self.tier_room(&channel.waba_id, l, mps.min(ENQUEUE_BATCH), now)
+                    .await?,
+            ),
+            None => None,
         };
-        if room == Some(0) {
-            // The tier is used up: wait until its oldest send leaves the 24-hour window.
-            let until = oldest.map_or(now + time::Duration::minutes(5), |o| o + LIMIT_WINDOW)
-                + time::Duration::seconds(1);
+        if let Some(t) = tier.as_ref().filter(|t| t.room == 0) {
+            // The tier is used up: wait until its oldest send leaves the 24-hour window
+            // (or, when the kept count says so, until it may be counted exactly again).
+            let until = t.retry_at;
+            self.keep_tier(&channel.waba_id, t, 0, now).await?;
             with_conn!(self.tx, cn => {
                 sqlx::query("UPDATE campaigns SET waiting = 'daily_limit', waiting_until = $3, updated_at = $4 WHERE org_id = $1 AND id = $2")
                     .bind(org).bind(id.as_uuid()).bind(until).bind(now_micros()).execute(cn).await?;
@@ -1249,8 +1361,9 @@ impl TenantTx {
                 ..Default::default()
             });
         }
-        let mps = i64::from(channel.throughput_mps.max(1));
-        let batch = mps.min(room.unwrap_or(i64::MAX)).min(ENQUEUE_BATCH);
+        let batch = mps
+            .min(tier.as_ref().map_or(i64::MAX, |t| t.room))
+            .min(ENQUEUE_BATCH);
         let after: Option<Uuid> = with_conn!(self.tx, cn => {
             sqlx::query_scalar("SELECT enqueue_after FROM campaigns WHERE org_id = $1 AND id = $2")
                 .bind(org).bind(id.as_uuid()).fetch_one(cn).await?
@@ -1265,7 +1378,7 @@ impl TenantTx {
             // the planner cannot turn into a join): as a join, statistics older than the
             // snapshot made PostgreSQL rescan the number's every conversation per recipient.
             sqlx::query_as(concat!("SELECT r.contact_id, r.language, r.fill, k.erased_at IS NULL, coalesce(", consent_state_sql!(), ", ''), ",
-                    conversation_sql!("id"), ", ", conversation_sql!("assignee_id"), ", ", conversation_sql!("team_id"), "
+                    conversation_sql!("id"), ", ", conversation_sql!("assignee_id"), ", ", conversation_sql!("team_id"), ", ", conversation_sql!("last_inbound_at"), "
                 FROM campaign_recipients r JOIN contacts k ON k.org_id = r.org_id AND k.id = r.contact_id
                 WHERE r.org_id = $1 AND r.campaign_id = $2 AND r.state = 'pending'
                   AND r.contact_id > $5 AND k.id > $5
@@ -1285,9 +1398,12 @@ impl TenantTx {
         let first_step = after.is_none()
             && pending.iter().filter(|p| p.5.is_none()).count() >= REFRESH_AFTER_OPENING;
         let refresh = first_step.then_some(BulkTable::CAMPAIGN_CONVERSATIONS);
-        let queued = self
+        let (queued, counted) = self
             .enqueue_batch(&c, &channel.waba_id, pending.into_iter(), now)
             .await?;
+        if let Some(t) = &tier {
+            self.keep_tier(&channel.waba_id, t, counted, now).await?;
+        }
         with_conn!(self.tx, cn => {
             sqlx::query("UPDATE campaigns SET waiting = NULL, waiting_until = NULL WHERE org_id = $1 AND id = $2 AND waiting IS NOT NULL")
                 .bind(org).bind(id.as_uuid()).execute(cn).await?;
@@ -1418,19 +1534,22 @@ impl TenantTx {
     /// language and filled for each recipient as every template send is, and each message
     /// is stored with its outbox row, its conversation's preview, its tracked links and its
     /// recipient's move to `queued`. A recipient the template cannot be sent to is marked
-    /// failed with the reason. Returns how many were queued.
+    /// failed with the reason. Returns how many were queued, and how many of those count
+    /// against the messaging-limit tier.
     async fn enqueue_batch(
         &mut self,
         c: &Campaign,
         waba: &str,
         pending: impl Iterator<Item = PendingRow>,
         now: OffsetDateTime,
-    ) -> Result<usize, StoreError> {
+    ) -> Result<(usize, i64), StoreError> {
         let need_opt_in = consent_of(&c.consent) == ConsentRequirement::OptedIn;
         let mut templates: HashMap<String, Result<ApprovedTemplate, String>> = HashMap::new();
         let mut left_out: BTreeMap<(&'static str, String), Vec<Uuid>> = BTreeMap::new();
         let mut sends = Vec::new();
-        for (contact, language, fill, live, consent, conversation, assignee, team) in pending {
+        for (contact, language, fill, live, consent, conversation, assignee, team, inbound) in
+            pending
+        {
             let excluded = if !live {
                 Some("erased")
             } else if consent == "opt_out" {
@@ -1487,6 +1606,7 @@ impl TenantTx {
             );
             sends.push(BatchSend {
                 contact,
+                counted: inbound.is_none_or(|t| now - t >= LIMIT_WINDOW - WINDOW_SPARE),
                 conversation,
                 assignee,
                 team,
@@ -1498,7 +1618,7 @@ impl TenantTx {
         }
         self.leave_out(c.id, &left_out).await?;
         if sends.is_empty() {
-            return Ok(0);
+            return Ok((0, 0));
         }
         self.open_conversations(c.channel_id, &mut sends, now)
             .await?;
@@ -1527,7 +1647,10 @@ impl TenantTx {
             // whole step.
             return Err(StoreError::Conflict("campaign_state"));
         }
-        Ok(sends.len())
+        Ok((
+            sends.len(),
+            sends.iter().filter(|s| s.counted).count() as i64,
+        ))
     }
 
     /// Marks recipients `excluded` or `failed` from `pending`, one statement per state and

@@ -239,6 +239,27 @@ async fn set_channel(
     tx.commit().await.unwrap();
 }
 
+/// An agent's template to a contact (outside any campaign).
+async fn send_template_to(store: &Store, ctx: &TenantCtx, ch: ChannelId, contact: ContactId) {
+    let mut tx = store.begin(ctx).await.unwrap();
+    tx.queue_message(
+        &frontdesk_store::NewOutbound {
+            channel: ch,
+            contact,
+            kind: "template".into(),
+            content: json!({ "type": "template", "name": "spring_offer", "language": "en_US", "components": [] }).to_string(),
+            preview: "Spring offer".into(),
+            reply_to: None,
+            needs_window: false,
+            author: None,
+        },
+        frontdesk_store::now_micros(),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+}
+
 /// How many messages each contact was sent.
 async fn sends_per_contact(
     store: &Store,
@@ -632,5 +653,126 @@ both_backends! {
         let r = tx.review_campaign(again, later).await.unwrap();
         tx.commit().await.unwrap();
         assert_eq!((r.used_last_24h, r.in_service_window, r.over_daily_limit), (50, 1, 50), "{r:?}");
+    }
+
+    async fn the_kept_tier_count_errs_high_between_exact_counts_and_is_corrected_by_them(db) {
+        let store = &db.store;
+        let (a, ch) = org_with_channel(store, "alpha").await;
+        set_channel(store, &a, ch, Some("TIER_50"), Some(80)).await;
+        let (seg, _) = audience(store, &a, 30).await;
+        let now = frontdesk_store::now_micros();
+        let first = create(store, &a, ch, seg).await;
+        launch(store, &a, first, None, now).await;
+        assert_eq!(steps(store, now).await, 30);
+        // The same 30 people again: Meta counts them once, the kept count twice. The step
+        // takes the 20 the kept count leaves, then waits for the next exact count.
+        let again = create(store, &a, ch, seg).await;
+        launch(store, &a, again, None, now).await;
+        assert_eq!(steps(store, now).await, 20);
+        assert_eq!(steps(store, now + Duration::seconds(2)).await, 0);
+        let mut tx = store.begin_read(&a).await.unwrap();
+        let c = tx.campaign(again).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(c.waiting.as_deref(), Some("daily_limit"));
+        let until = c.waiting_until.unwrap();
+        assert!(until > now && until <= now + Duration::minutes(2), "{c:?}");
+        // A minute on, the exact count finds 30 unique recipients: the last 10 go.
+        assert_eq!(steps(store, now + Duration::seconds(61)).await, 10);
+        assert_eq!(status(store, &a, again).await, CampaignStatus::Completed);
+    }
+
+    async fn a_template_sent_outside_a_campaign_is_added_to_the_kept_tier_count(db) {
+        let store = &db.store;
+        let (a, ch) = org_with_channel(store, "alpha").await;
+        set_channel(store, &a, ch, Some("TIER_50"), Some(80)).await;
+        let (seg, _) = audience(store, &a, 45).await;
+        let now = frontdesk_store::now_micros();
+        // A first campaign step keeps the count (0 before it, 45 after).
+        let first = create(store, &a, ch, seg).await;
+        launch(store, &a, first, None, now).await;
+        assert_eq!(steps(store, now).await, 45);
+        // Five people outside the audience get a template from an agent.
+        let mut tx = store.begin(&a).await.unwrap();
+        let mut others = Vec::new();
+        for i in 0..5 {
+            let c = tx
+                .create_contact(&ContactInput {
+                    name: Some(format!("Walk-in {i}")),
+                    phone: Some(format!("+1415666{i:04}")),
+                    ..Default::default()
+                })
+                .await
+                .unwrap();
+            others.push(c.id);
+        }
+        tx.commit().await.unwrap();
+        for c in &others {
+            send_template_to(store, &a, ch, *c).await;
+        }
+        // The same 45 again: the kept count (45 + 5, less than a minute old) leaves no room.
+        // Without the 5 read from the messages it would leave 5.
+        let next = create(store, &a, ch, seg).await;
+        launch(store, &a, next, None, now).await;
+        assert_eq!(steps(store, now + Duration::seconds(1)).await, 0);
+        let mut tx = store.begin_read(&a).await.unwrap();
+        let c = tx.campaign(next).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(c.waiting.as_deref(), Some("daily_limit"), "{c:?}");
+    }
+
+    async fn two_campaigns_on_one_business_account_take_its_room_one_after_the_other(db) {
+        let store = &db.store;
+        let (a, ch) = org_with_channel(store, "alpha").await;
+        set_channel(store, &a, ch, Some("TIER_50"), Some(20)).await;
+        // Two campaigns to two different groups of 40 (no conversation or recipient in
+        // common for one step to wait on the other for).
+        let (_, people) = audience(store, &a, 80).await;
+        let mut tx = store.begin(&a).await.unwrap();
+        let second = tx.create_tag("second").await.unwrap();
+        for p in &people[40..] {
+            tx.set_contact_tag(*p, second.id, true).await.unwrap();
+        }
+        let seg_one = tx.save_segment(None, "First", &Rule::Not(Box::new(Rule::HasTag(second.id)))).await.unwrap().id;
+        let seg_two = tx.save_segment(None, "Second", &Rule::HasTag(second.id)).await.unwrap().id;
+        tx.commit().await.unwrap();
+        let now = frontdesk_store::now_micros();
+        let one = create(store, &a, ch, seg_one).await;
+        launch(store, &a, one, None, now).await;
+        assert_eq!(steps(store, now).await, 20, "a second's worth at 20 messages/s");
+        let two = create(store, &a, ch, seg_two).await;
+        launch(store, &a, two, None, now).await;
+        let t = now + Duration::seconds(1);
+        let claimed = store.claim_campaigns(t, Duration::seconds(60), 10).await.unwrap();
+        assert_eq!(claimed.len(), 2);
+        let ctx_of = |id| claimed.iter().find(|(_, c)| *c == id).unwrap().0.clone();
+        let mut tx = store.begin_background(&ctx_of(two)).await.unwrap();
+        assert_eq!(tx.campaign_step(two, t).await.unwrap().snapshotted, 40);
+        tx.commit().await.unwrap();
+        // The first one's next step queues its other 20 and has not committed yet ...
+        let mut tx = store.begin_background(&ctx_of(one)).await.unwrap();
+        assert_eq!(tx.campaign_step(one, t).await.unwrap().queued, 20);
+        // ... and the second one's step, run meanwhile, waits for it: it finds 40 of the 50
+        // used and takes 10 (reading the count beside the first step, it would see 20 used
+        // and take 20).
+        let (second_step, ()) = tokio::join!(
+            async {
+                let mut tx2 = store.begin_background(&ctx_of(two)).await.unwrap();
+                let r = tx2.campaign_step(two, t).await.unwrap();
+                tx2.commit().await.unwrap();
+                r.queued
+            },
+            async {
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                tx.commit().await.unwrap();
+            }
+        );
+        assert_eq!(second_step, 10);
+        assert_eq!(status(store, &a, one).await, CampaignStatus::Completed);
+        // The tier is used up: it waits.
+        assert_eq!(steps(store, t + Duration::seconds(2)).await, 0);
+        let mut tx = store.begin_read(&a).await.unwrap();
+        let c = tx.campaign(two).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(c.waiting.as_deref(), Some("daily_limit"), "{c:?}");
     }
 }
