@@ -775,4 +775,25 @@ both_backends! {
         tx.commit().await.unwrap();
         assert_eq!(c.waiting.as_deref(), Some("daily_limit"), "{c:?}");
     }
+
+    async fn a_step_that_ran_late_does_not_push_the_next_one_back(db) {
+        let store = &db.store;
+        let (a, ch) = org_with_channel(store, "alpha").await;
+        set_channel(store, &a, ch, Some("TIER_UNLIMITED"), Some(2)).await;
+        let (seg, _) = audience(store, &a, 11).await;
+        let id = create(store, &a, ch, seg).await;
+        let t0 = frontdesk_store::now_micros();
+        launch(store, &a, id, None, t0).await;
+        assert_eq!(steps(store, t0).await, 2);
+        // The worker gets to the next step 300 ms after it was due: the one after it is
+        // still due at t0 + 2 s, not 2.3 s.
+        assert_eq!(steps(store, t0 + Duration::milliseconds(1300)).await, 2);
+        assert_eq!(steps(store, t0 + Duration::seconds(2)).await, 2);
+        // Ten seconds late: that batch and one more to catch up, then a second on (not a
+        // burst of every batch missed).
+        assert_eq!(steps(store, t0 + Duration::seconds(12)).await, 4);
+        assert_eq!(steps(store, t0 + Duration::seconds(12)).await, 0);
+        assert_eq!(steps(store, t0 + Duration::seconds(13)).await, 1);
+        assert_eq!(status(store, &a, id).await, CampaignStatus::Completed);
+    }
 }
