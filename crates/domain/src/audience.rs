@@ -571,9 +571,9 @@ mod tests {
 // ---- CSV import ----
 
 /// Largest CSV file an import takes.
-pub const MAX_IMPORT_BYTES: usize = 2 * 1024 * 1024;
+pub const MAX_IMPORT_BYTES: usize = 16 * 1024 * 1024;
 /// Most data rows an import takes.
-pub const MAX_IMPORT_ROWS: usize = 10_000;
+pub const MAX_IMPORT_ROWS: usize = 100_000;
 /// Most columns an import takes.
 pub const MAX_IMPORT_COLUMNS: usize = 60;
 

@@ -952,6 +952,143 @@ pub async fn run_inbox(opts: InboxOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What `bench import` was asked to do.
+#[derive(Debug, Clone)]
+pub struct ImportOptions {
+    pub rows: usize,
+    pub database_url: Option<String>,
+}
+
+/// `frontdesk bench import`: a CSV file of N rows (name, phone, a custom field, a tag and
+/// consent; one row in 50 repeats an earlier number, one in 100 has no valid number), uploaded,
+/// dry-run and imported by the worker as in `serve`. Prints each phase's time and the report.
+pub async fn run_import(opts: ImportOptions) -> anyhow::Result<()> {
+    use frontdesk_store::imports::ImportMapping;
+    ensure!(
+        (1..=frontdesk_domain::audience::MAX_IMPORT_ROWS).contains(&opts.rows),
+        "--rows must be 1–{}",
+        frontdesk_domain::audience::MAX_IMPORT_ROWS
+    );
+    let bench = BenchServer::start(opts.database_url.clone(), 0).await?;
+    let store = bench.store.clone();
+    let run = time::OffsetDateTime::now_utc().unix_timestamp_nanos();
+    let (_, ctx) = store
+        .create_organisation(
+            "Import benchmark",
+            &format!("import-{run:x}"),
+            Actor::System("bench".into()),
+        )
+        .await?;
+    let mut tx = store.begin(&ctx).await?;
+    tx.create_field(
+        "city",
+        "City",
+        frontdesk_domain::audience::FieldKind::Text,
+        &[],
+    )
+    .await?;
+    tx.create_tag("vip").await?;
+    tx.commit().await?;
+    let mut csv = String::from("Name,Mobile,City,Tags,Opt in\n");
+    for i in 0..opts.rows {
+        let phone = if i % 100 == 99 {
+            "12345".to_owned()
+        } else if i % 50 == 49 && i > 0 {
+            format!("+1415{:07}", i - 1)
+        } else {
+            format!("+1415{i:07}")
+        };
+        let tag = if i % 3 == 0 { "vip" } else { "" };
+        let consent = if i % 2 == 0 { "yes" } else { "" };
+        csv.push_str(&format!(
+            "\"Customer {i}, Jr\",{phone},Pune,{tag},{consent}\n"
+        ));
+    }
+    println!(
+        "backend: {}; a CSV file of {} rows, {:.1} MB",
+        store.backend(),
+        opts.rows,
+        csv.len() as f64 / 1e6
+    );
+    let mapping = ImportMapping {
+        columns: [
+            ("Name", "name"),
+            ("Mobile", "phone"),
+            ("City", "field:city"),
+            ("Tags", "tags"),
+            ("Opt in", "consent"),
+        ]
+        .into_iter()
+        .map(|(a, b)| (a.to_owned(), b.to_owned()))
+        .collect(),
+        consent_evidence: Some("Sign-up sheet".into()),
+    };
+
+    let started = Instant::now();
+    let mut tx = store.begin(&ctx).await?;
+    let up = tx.upload_import("bench.csv", &csv).await?;
+    tx.commit().await?;
+    println!(
+        "upload: parsed and stored in {:.2} s",
+        started.elapsed().as_secs_f64()
+    );
+
+    let started = Instant::now();
+    let mut tx = store.begin(&ctx).await?;
+    let dry = tx.dry_run_import(up.id, &mapping).await?;
+    tx.commit().await?;
+    println!(
+        "dry run: {:.2} s; would create {}, update {}, reject {} ({} duplicates)",
+        started.elapsed().as_secs_f64(),
+        dry.created,
+        dry.updated,
+        dry.rejected_count,
+        dry.duplicate_count
+    );
+
+    let started = Instant::now();
+    let (stop_worker, stopped) = tokio::sync::watch::channel(false);
+    let worker = bench.worker.spawn(stopped);
+    let mut tx = store.begin(&ctx).await?;
+    tx.start_import(up.id, &mapping).await?;
+    tx.commit().await?;
+    let budget = Duration::from_secs_f64(opts.rows as f64 / 100.0 + 120.0);
+    let v = loop {
+        let mut tx = store.begin_read(&ctx).await?;
+        let v = tx.contact_import(up.id).await?;
+        tx.commit().await?;
+        if !matches!(v.status.as_str(), "queued" | "running") {
+            break v;
+        }
+        ensure!(
+            started.elapsed() < budget,
+            "the import did not finish in {budget:?} ({} of {} rows)",
+            v.processed_rows,
+            v.total_rows
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let took = started.elapsed();
+    let _ = stop_worker.send(true);
+    let _ = worker.await;
+    bench.stop().await;
+    ensure!(v.status == "done", "the import ended {}", v.status);
+    ensure!(
+        (v.created, v.rejected_count) == (dry.created, dry.rejected_count),
+        "the import did not do what its dry run said"
+    );
+    println!(
+        "import: {} rows in {:.1} s ({:.0} rows/s); created {}, rejected {} ({} duplicates)",
+        v.processed_rows,
+        took.as_secs_f64(),
+        v.processed_rows as f64 / took.as_secs_f64(),
+        v.created,
+        v.rejected_count,
+        v.duplicate_count
+    );
+    Ok(())
+}
+
 /// A stand-in for Meta's send endpoint (`POST /{version}/{phone-number-id}/messages`,
 /// answered as Graph answers it) that keeps nothing but when each send arrived. With it the
 /// campaign benchmark measures our side alone: in production the provider's work is done on

@@ -96,6 +96,15 @@ pub enum BenchCommand {
         #[arg(long)]
         database_url: Option<String>,
     },
+    /// A CSV import of N rows (a few repeated, a few without a valid number): time to
+    /// upload, dry-run and import it with the worker.
+    Import {
+        #[arg(long, default_value_t = 100_000)]
+        rows: usize,
+        /// Database to run on; default: a SQLite file in a temporary directory.
+        #[arg(long)]
+        database_url: Option<String>,
+    },
     /// A campaign to N contacts on one simulated number with throughput R: time to
     /// snapshot the audience, time to enqueue, and the dispatch rate held against R.
     Campaign {
@@ -228,6 +237,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     database_url,
                 })
                 .await
+            }
+            BenchCommand::Import { rows, database_url } => {
+                bench::run_import(bench::ImportOptions { rows, database_url }).await
             }
             BenchCommand::Campaign {
                 contacts,

@@ -4851,6 +4851,19 @@ fn matrix() -> Vec<Entry> {
                     })
             })
         }),
+        route(Method::GET, "/api/v1/contact-imports/{import_id}/rejections.csv", Access::Perm(ContactsWrite), |w, _| {
+            Box::pin(async move {
+                let up = w.ok(Method::POST, "/api/v1/contact-imports", Some(json!({ "filename": "bad.csv", "csv": "name,phone\nNo number,12345\n" }))).await;
+                let i = up["id"].as_str().unwrap().to_owned();
+                w.ok(Method::POST, &format!("/api/v1/contact-imports/{i}/dry-run"), Some(json!({ "mapping": { "columns": { "name": "name", "phone": "phone" } } }))).await;
+                Case::bare(format!("/api/v1/contact-imports/{i}/rejections.csv?phase=dry_run")).then(|_, a| {
+                    Box::pin(async move {
+                        assert!(a.header("content-type").unwrap().starts_with("text/csv"));
+                        assert!(a.text.starts_with("line,reason\n2,phone"), "{}", a.short());
+                    })
+                })
+            })
+        }),
         route(Method::GET, "/contacts/import", Access::Perm(ContactsWrite), |_, _| {
             Box::pin(async move {
                 Case::bare("/contacts/import").then(|_, a| {

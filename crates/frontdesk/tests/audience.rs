@@ -195,6 +195,18 @@ both_backends! {
         }).await;
         assert_eq!((done["processed_rows"].as_i64(), done["created"].as_i64()), (Some(3), Some(1)));
         assert_eq!(done["rejected"].as_array().unwrap().len(), 2);
+        assert_eq!((done["rejected_count"].as_i64(), done["duplicate_count"].as_i64()), (Some(2), Some(1)), "{done}");
+        // Every rejected row as CSV, the import's and the dry run's; a phase that is not one is refused.
+        for phase in ["import", "dry_run"] {
+            let r = w.app.client.get(w.app.url(&format!("/api/v1/contact-imports/{id}/rejections.csv?phase={phase}")))
+                .bearer_auth(&w.admin.access).send().await.unwrap();
+            assert_eq!(r.status(), StatusCode::OK);
+            let csv = r.text().await.unwrap();
+            assert!(csv.starts_with("line,reason\n3,phone"), "{csv}");
+            assert!(csv.contains("\n4,duplicate of line 2"), "{csv}");
+        }
+        let (s, v) = w.app.api(Method::GET, &format!("/api/v1/contact-imports/{id}/rejections.csv?phase=later"), Some(&w.admin.access), None).await;
+        assert_eq!((s, v["error"]["code"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid")), "{v}");
         let page = w.ok(Method::GET, "/api/v1/contacts?q=4155550100", None).await;
         let c = &page["items"][0];
         assert_eq!((c["consent"].as_str(), c["tags"][0]["name"].as_str()), (Some("opt_in"), Some("vip")));

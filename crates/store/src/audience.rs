@@ -192,6 +192,12 @@ fn check_one<T>(
     }
 }
 
+/// What is wrong with a contact's values against the organisation's field definitions
+/// (nothing: empty).
+pub(crate) fn input_problems(input: &ContactInput, defs: &[FieldDef]) -> Vec<FieldProblem> {
+    check_input(input, defs).err().unwrap_or_default()
+}
+
 fn check_input(input: &ContactInput, defs: &[FieldDef]) -> Result<Checked, Vec<FieldProblem>> {
     let mut p = Vec::new();
     let text = |s: &str| -> Result<String, String> {

@@ -13,12 +13,12 @@ use crate::BulkTable;
 use crate::audience::consent_state_sql;
 use crate::audit::AuditRecord;
 use crate::events::{Event, EventKind};
-use crate::imports::{ImportMapping, ImportView, count_rejected};
+use crate::imports::{ImportMapping, ImportView};
 use crate::inbox::Cursor;
 use crate::orgs::now_micros;
 use crate::segments::ConsentRequirement;
 use crate::templates::{ApprovedTemplate, PreparedTemplate, TemplateRefusal};
-use crate::tenant::{TenantCtx, TenantTx, Tx, with_builder, with_conn};
+use crate::tenant::{TenantCtx, TenantTx, Tx, push_in, with_builder, with_conn};
 use crate::tokens::token_hash;
 use crate::{MessageStatus, MessageView, OutboxAction, Store, StoreError};
 use frontdesk_domain::audience::{ConsentFilter, Rule};
@@ -420,7 +420,8 @@ fn invalid(m: impl Into<String>) -> StoreError {
 struct CsvRows {
     import: ImportId,
     wanted: Vec<(String, usize)>,
-    rows: Vec<Vec<String>>,
+    /// An import uploaded before rows were kept in `contact_import_rows`: its file, parsed.
+    legacy: Option<Vec<Vec<String>>>,
 }
 
 /// A contact's values as the mapping reads them, and whether it can be addressed.
@@ -725,16 +726,27 @@ impl TenantTx {
             }
         }
         if let Some(f) = file.filter(|f| !f.wanted.is_empty()) {
-            let lines: Vec<(Uuid, i32)> = with_conn!(self.tx, c => {
-                sqlx::query_as("SELECT contact_id, line FROM contact_import_contacts WHERE org_id = $1 AND import_id = $2 AND contact_id >= $3 AND contact_id <= $4")
+            // Each contact's row of the file, by the line the import recorded for it.
+            let rows: Vec<(Uuid, i32, Option<String>)> = with_conn!(self.tx, c => {
+                sqlx::query_as("SELECT ic.contact_id, ic.line, r.cells FROM contact_import_contacts ic
+                                LEFT JOIN contact_import_rows r ON r.org_id = ic.org_id AND r.import_id = ic.import_id AND r.line = ic.line
+                                WHERE ic.org_id = $1 AND ic.import_id = $2 AND ic.contact_id >= $3 AND ic.contact_id <= $4")
                     .bind(org).bind(f.import.as_uuid()).bind(first).bind(last).fetch_all(c).await?
             });
-            for (id, line) in lines {
-                // Line 2 is the first row below the header.
-                let (Some(e), Some(row)) = (
-                    out.get_mut(&id),
-                    usize::try_from(line - 2).ok().and_then(|i| f.rows.get(i)),
-                ) else {
+            for (id, line, cells) in rows {
+                let row: Vec<String> = match (cells, &f.legacy) {
+                    (Some(cells), _) => serde_json::from_str(&cells)
+                        .map_err(|_| StoreError::Corrupt("an import row does not parse".into()))?,
+                    // Line 2 is the first row below the header.
+                    (None, Some(rows)) => {
+                        match usize::try_from(line - 2).ok().and_then(|i| rows.get(i)) {
+                            Some(r) => r.clone(),
+                            None => continue,
+                        }
+                    }
+                    (None, None) => continue,
+                };
+                let Some(e) = out.get_mut(&id) else {
                     continue;
                 };
                 for (name, idx) in &f.wanted {
@@ -757,10 +769,10 @@ impl TenantTx {
             return Ok(Some(CsvRows {
                 import,
                 wanted: Vec::new(),
-                rows: Vec::new(),
+                legacy: None,
             }));
         }
-        let (columns, rows) = self.import_csv(import).await?;
+        let (columns, legacy) = self.import_file(import).await?;
         let wanted = keys
             .into_iter()
             .filter_map(|k| columns.iter().position(|c| *c == k).map(|i| (k, i)))
@@ -768,7 +780,7 @@ impl TenantTx {
         Ok(Some(CsvRows {
             import,
             wanted,
-            rows,
+            legacy,
         }))
     }
 
@@ -949,7 +961,8 @@ impl TenantTx {
         let file = match c.import_id {
             Some(i) => {
                 let v = self.contact_import(i).await?;
-                let (invalid_rows, duplicate_rows) = count_rejected(&v.rejected);
+                let (invalid_rows, duplicate_rows) =
+                    (v.rejected_count - v.duplicate_count, v.duplicate_count);
                 Some(FileReview {
                     import_id: i,
                     filename: v.filename,
@@ -1681,12 +1694,8 @@ impl TenantTx {
                     qb.push_bind(org);
                     qb.push(" AND campaign_id = ");
                     qb.push_bind(campaign.as_uuid());
-                    qb.push(" AND state = 'pending' AND contact_id IN (");
-                    let mut ids = qb.separated(", ");
-                    for contact in chunk {
-                        ids.push_bind(*contact);
-                    }
-                    qb.push(")");
+                    qb.push(" AND state = 'pending' AND contact_id");
+                    push_in(&mut qb, chunk.iter().copied());
                 }, execute);
             }
         }
@@ -1732,12 +1741,8 @@ impl TenantTx {
                 qb.push_bind(org);
                 qb.push(" AND channel_id = ");
                 qb.push_bind(channel.as_uuid());
-                qb.push(" AND contact_id IN (");
-                let mut ids = qb.separated(", ");
-                for contact in chunk {
-                    ids.push_bind(*contact);
-                }
-                qb.push(")");
+                qb.push(" AND contact_id");
+                push_in(&mut qb, chunk.iter().copied());
             }, fetch_all as (Uuid, Uuid, Option<Uuid>, Option<Uuid>));
             found.extend(rows.into_iter().map(|r| (r.0, (r.1, r.2, r.3))));
         }

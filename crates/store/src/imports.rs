@@ -1,7 +1,9 @@
-//! CSV imports of contacts: upload (parsed and bounded at once), a column mapping, a dry run
-//! that reports every row it would reject and why, then the import itself, run by the
-//! worker a chunk of rows per transaction (progress and rejections saved with each chunk,
-//! so a crash resumes where it stopped) until the report is final.
+//! CSV imports of contacts: upload (parsed and bounded at once, its rows kept one per table
+//! row), a column mapping, a dry run that reports every row it would reject and why, then
+//! the import itself, run by the worker a chunk of rows per transaction (progress, the keys
+//! seen and the rejections saved with each chunk, so a crash resumes where it stopped)
+//! until the report is final. Reports show the first [`REPORT_ROWS`] rejected rows and the
+//! counts; [`TenantTx::import_rejections`] gives every one.
 //!
 //! A row with a number or user id another row of the file already had is a duplicate. An
 //! existing contact (same number or user id) is updated: empty cells leave values as they
@@ -9,21 +11,27 @@
 //! evidence; an import never opts back in a contact whose latest event is an opt-out (the
 //! row is rejected), so a customer's STOP cannot be undone by a spreadsheet.
 
-use crate::audience::{ContactInput, FieldDef, describe_problems};
+use crate::audience::{ContactInput, FieldDef, describe_problems, input_problems};
 use crate::audit::AuditRecord;
 use crate::messaging::CustomerIdentity;
 use crate::orgs::now_micros;
-use crate::tenant::{TenantCtx, TenantTx, with_conn};
+use crate::tenant::{TenantCtx, TenantTx, push_in, with_builder, with_conn};
 use crate::{Store, StoreError};
 use frontdesk_domain::audience::{ConsentSource, ConsentState, parse_csv, parse_text};
-use frontdesk_domain::{Bsuid, E164, ImportId, OrgId, TagId};
+use frontdesk_domain::{Bsuid, ContactId, E164, ImportId, OrgId, TagId};
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
 /// Rows the worker imports per transaction.
 pub const IMPORT_CHUNK: usize = 200;
+/// Rejected rows a report shows (all of them: [`TenantTx::import_rejections`]).
+pub const REPORT_ROWS: usize = 1000;
+/// Rows a dry run reads and checks at a time.
+const DRY_RUN_BATCH: usize = 1000;
+/// Rows per multi-row statement (bind parameters stay far below either backend's limit).
+const ROWS_PER_STATEMENT: usize = 250;
 
 /// How the report starts the reason of a row whose number or user id an earlier row had.
 pub const DUPLICATE_ROW: &str = "duplicate of line";
@@ -67,7 +75,15 @@ pub struct ImportReport {
     pub created: i64,
     /// Existing contacts updated (dry run: that would be).
     pub updated: i64,
+    /// The first rejected rows, by line (at most 1,000; all of them as CSV from
+    /// `/rejections.csv`).
     pub rejected: Vec<RejectedRow>,
+    /// Rows rejected in all.
+    #[serde(default)]
+    pub rejected_count: i64,
+    /// Of those, duplicates of an earlier row's number or user id.
+    #[serde(default)]
+    pub duplicate_count: i64,
 }
 
 /// An import as the API and pages show it.
@@ -84,7 +100,13 @@ pub struct ImportView {
     pub processed_rows: i64,
     pub created: i64,
     pub updated: i64,
+    /// The first rejected rows, by line (at most 1,000; all of them as CSV from
+    /// `/rejections.csv`).
     pub rejected: Vec<RejectedRow>,
+    /// Rows rejected in all.
+    pub rejected_count: i64,
+    /// Of those, duplicates of an earlier row's number or user id.
+    pub duplicate_count: i64,
     /// The last dry run's report.
     pub dry_run: Option<ImportReport>,
     #[serde(with = "time::serde::rfc3339")]
@@ -114,7 +136,21 @@ fn corrupt(what: &str) -> StoreError {
     StoreError::Corrupt(format!("import {what} does not parse"))
 }
 
-fn view(r: ImportRow) -> Result<ImportView, StoreError> {
+/// The view of an import row, with the rejected rows the import stored so far (the first
+/// ones and the counts).
+fn view(
+    r: ImportRow,
+    mut rejected: Vec<RejectedRow>,
+    (stored, stored_duplicates): (i64, i64),
+) -> Result<ImportView, StoreError> {
+    // Imports uploaded before the rejections table, and a failed import's reason, keep a
+    // list in the row.
+    let listed: Vec<RejectedRow> =
+        serde_json::from_str(&r.rejected).map_err(|_| corrupt("report"))?;
+    let (invalid, duplicates) = count_rejected(&listed);
+    rejected.extend(listed);
+    rejected.sort_by_key(|x| x.line);
+    rejected.truncate(REPORT_ROWS);
     Ok(ImportView {
         id: ImportId::from_uuid(r.id),
         status: r.status,
@@ -128,7 +164,9 @@ fn view(r: ImportRow) -> Result<ImportView, StoreError> {
         processed_rows: r.processed_rows.into(),
         created: r.created_count.into(),
         updated: r.updated_count.into(),
-        rejected: serde_json::from_str(&r.rejected).map_err(|_| corrupt("report"))?,
+        rejected,
+        rejected_count: stored + invalid + duplicates,
+        duplicate_count: stored_duplicates + duplicates,
         dry_run: r
             .dry_run
             .map(|m| serde_json::from_str(&m).map_err(|_| corrupt("dry run")))
@@ -322,11 +360,96 @@ impl TenantTx {
 
     /// One import.
     pub async fn contact_import(&mut self, id: ImportId) -> Result<ImportView, StoreError> {
-        view(self.import_row(id).await?)
+        let row = self.import_row(id).await?;
+        let first = self
+            .rejection_page(id, Phase::Import, Some(REPORT_ROWS))
+            .await?;
+        let counts = self.rejection_counts(id, Phase::Import).await?;
+        view(row, first, counts)
+    }
+
+    /// Every row the last dry run (`Phase::DryRun`) or the import rejected, by line.
+    pub async fn import_rejections(
+        &mut self,
+        id: ImportId,
+        phase: Phase,
+    ) -> Result<Vec<RejectedRow>, StoreError> {
+        let row = self.import_row(id).await?;
+        let mut all = self.rejection_page(id, phase, None).await?;
+        let listed: Vec<RejectedRow> = match phase {
+            Phase::Import => serde_json::from_str(&row.rejected).map_err(|_| corrupt("report"))?,
+            Phase::DryRun => Vec::new(),
+        };
+        if all.is_empty()
+            && phase == Phase::DryRun
+            && let Some(d) = &row.dry_run
+        {
+            // A dry run from before the rejections table kept its whole list in its report.
+            let r: ImportReport = serde_json::from_str(d).map_err(|_| corrupt("dry run"))?;
+            all = r.rejected;
+        }
+        all.extend(listed);
+        all.sort_by_key(|x| x.line);
+        Ok(all)
+    }
+
+    async fn rejection_page(
+        &mut self,
+        id: ImportId,
+        phase: Phase,
+        limit: Option<usize>,
+    ) -> Result<Vec<RejectedRow>, StoreError> {
+        let org = self.org();
+        let limit = limit.map_or(i64::MAX, |l| l as i64);
+        let rows: Vec<(i32, String)> = with_conn!(self.tx, c => {
+            sqlx::query_as("SELECT line, reason FROM contact_import_rejections WHERE org_id = $1 AND import_id = $2 AND phase = $3 ORDER BY line LIMIT $4")
+                .bind(org).bind(id.as_uuid()).bind(phase.as_str()).bind(limit).fetch_all(c).await?
+        });
+        Ok(rows
+            .into_iter()
+            .map(|(line, reason)| RejectedRow {
+                line: line.max(0) as usize,
+                reason,
+            })
+            .collect())
+    }
+
+    /// Rows rejected in a phase, and how many of them were duplicates.
+    async fn rejection_counts(
+        &mut self,
+        id: ImportId,
+        phase: Phase,
+    ) -> Result<(i64, i64), StoreError> {
+        let org = self.org();
+        let (all, duplicates): (i64, Option<i64>) = with_conn!(self.tx, c => {
+            sqlx::query_as("SELECT count(*), sum(CASE WHEN reason LIKE $4 THEN 1 ELSE 0 END) FROM contact_import_rejections WHERE org_id = $1 AND import_id = $2 AND phase = $3")
+                .bind(org).bind(id.as_uuid()).bind(phase.as_str()).bind(format!("{DUPLICATE_ROW}%")).fetch_one(c).await?
+        });
+        Ok((all, duplicates.unwrap_or(0)))
+    }
+
+    async fn add_rejections(
+        &mut self,
+        id: ImportId,
+        phase: Phase,
+        rows: &[RejectedRow],
+    ) -> Result<(), StoreError> {
+        let org = self.org();
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            with_builder!(self.tx, qb => {
+                qb.push("INSERT INTO contact_import_rejections (org_id, import_id, phase, line, reason) ");
+                qb.push_values(chunk, |mut b, r| {
+                    b.push_bind(org).push_bind(id.as_uuid()).push_bind(phase.as_str()).push_bind(r.line as i32).push_bind(&r.reason);
+                });
+                qb.push(" ON CONFLICT DO NOTHING");
+            }, execute);
+        }
+        Ok(())
     }
 
     /// Stores an uploaded CSV file (parsed now: a file that is not CSV, too large, or with
-    /// too many rows is refused before anything is stored).
+    /// too many rows is refused before anything is stored); its rows are kept one per table
+    /// row, as JSON arrays.
     pub async fn upload_import(
         &mut self,
         filename: &str,
@@ -346,10 +469,27 @@ impl TenantTx {
         };
         let cols = serde_json::to_string(&columns).expect("strings serialise");
         with_conn!(self.tx, c => {
-            sqlx::query("INSERT INTO contact_imports (org_id, id, status, filename, csv, columns, total_rows, created_by, created_at) VALUES ($1, $2, 'uploaded', $3, $4, $5, $6, $7, $8)")
-                .bind(org).bind(id.as_uuid()).bind(&filename).bind(csv).bind(&cols).bind(rows.len() as i32).bind(&actor).bind(now_micros())
+            sqlx::query("INSERT INTO contact_imports (org_id, id, status, filename, csv, columns, total_rows, created_by, created_at) VALUES ($1, $2, 'uploaded', $3, '', $4, $5, $6, $7)")
+                .bind(org).bind(id.as_uuid()).bind(&filename).bind(&cols).bind(rows.len() as i32).bind(&actor).bind(now_micros())
                 .execute(c).await?;
         });
+        let mut line = 2usize;
+        for chunk in rows.chunks(ROWS_PER_STATEMENT) {
+            let cells: Vec<(i32, String)> = chunk
+                .iter()
+                .map(|r| {
+                    let l = line as i32;
+                    line += 1;
+                    (l, serde_json::to_string(r).expect("strings serialise"))
+                })
+                .collect();
+            with_builder!(self.tx, qb => {
+                qb.push("INSERT INTO contact_import_rows (org_id, import_id, line, cells) ");
+                qb.push_values(&cells, |mut b, (l, c)| {
+                    b.push_bind(org).push_bind(id.as_uuid()).push_bind(*l).push_bind(c);
+                });
+            }, execute);
+        }
         self.audit(AuditRecord::new(
             "contact_import.uploaded",
             "contact_import",
@@ -364,7 +504,7 @@ impl TenantTx {
         &mut self,
         columns: &[String],
         mapping: &ImportMapping,
-    ) -> Result<Plan, StoreError> {
+    ) -> Result<(Plan, Vec<FieldDef>), StoreError> {
         let defs = self.fields().await?;
         let tags = self
             .tags()
@@ -372,24 +512,69 @@ impl TenantTx {
             .into_iter()
             .map(|t| (t.name, t.id))
             .collect();
-        plan(columns, mapping, &defs, tags)
+        Ok((plan(columns, mapping, &defs, tags)?, defs))
     }
 
-    /// The import's file, parsed: its column names and rows.
-    pub(crate) async fn import_csv(
+    /// The import's column names, and its rows when it was uploaded before rows were kept
+    /// in their own table (its file is parsed then; `None` for every later import).
+    pub(crate) async fn import_file(
         &mut self,
         id: ImportId,
-    ) -> Result<(Vec<String>, Vec<Vec<String>>), StoreError> {
+    ) -> Result<(Vec<String>, Option<Vec<Vec<String>>>), StoreError> {
         let org = self.org();
-        let csv: String = with_conn!(self.tx, c => {
-            sqlx::query_scalar("SELECT csv FROM contact_imports WHERE org_id = $1 AND id = $2").bind(org).bind(id.as_uuid()).fetch_one(c).await?
+        let (columns, csv): (String, String) = with_conn!(self.tx, c => {
+            sqlx::query_as("SELECT columns, csv FROM contact_imports WHERE org_id = $1 AND id = $2").bind(org).bind(id.as_uuid()).fetch_one(c).await?
         });
-        parse_csv(&csv).map_err(|_| corrupt("file"))
+        let columns: Vec<String> =
+            serde_json::from_str(&columns).map_err(|_| corrupt("columns"))?;
+        if csv.is_empty() {
+            return Ok((columns, None));
+        }
+        let (_, rows) = parse_csv(&csv).map_err(|_| corrupt("file"))?;
+        Ok((columns, Some(rows)))
     }
 
-    /// Checks one planned row against the store without writing: what it would do, or why not.
-    async fn check_row(&mut self, r: &RowPlan) -> Result<Result<RowOutcome, String>, StoreError> {
-        let problems = self.check_contact_input(&r.input).await?;
+    /// Up to `limit` rows of the file after line `after` (line 2 is the first row below the
+    /// header), with their lines.
+    async fn import_rows(
+        &mut self,
+        id: ImportId,
+        legacy: Option<&[Vec<String>]>,
+        after: usize,
+        limit: usize,
+    ) -> Result<Vec<(usize, Vec<String>)>, StoreError> {
+        if let Some(rows) = legacy {
+            return Ok(rows
+                .iter()
+                .enumerate()
+                .map(|(i, r)| (i + 2, r.clone()))
+                .skip_while(|(line, _)| *line <= after)
+                .take(limit)
+                .collect());
+        }
+        let org = self.org();
+        let rows: Vec<(i32, String)> = with_conn!(self.tx, c => {
+            sqlx::query_as("SELECT line, cells FROM contact_import_rows WHERE org_id = $1 AND import_id = $2 AND line > $3 ORDER BY line LIMIT $4")
+                .bind(org).bind(id.as_uuid()).bind(after as i32).bind(limit as i64).fetch_all(c).await?
+        });
+        rows.into_iter()
+            .map(|(line, cells)| {
+                Ok((
+                    line.max(0) as usize,
+                    serde_json::from_str(&cells).map_err(|_| corrupt("row"))?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Checks one planned row against the store without writing: the contact it would
+    /// update (`None`: it would create one), or why not.
+    async fn check_row(
+        &mut self,
+        r: &RowPlan,
+        defs: &[FieldDef],
+    ) -> Result<Result<Option<ContactId>, String>, StoreError> {
+        let problems = input_problems(&r.input, defs);
         if !problems.is_empty() {
             return Ok(Err(describe_problems(&problems)));
         }
@@ -397,19 +582,108 @@ impl TenantTx {
         if let (Some(c), Some(ConsentState::OptIn)) = (existing, r.consent)
             && self.consent(c).await?.state == Some(ConsentState::OptOut)
         {
-            return Ok(Err(
-                "consent: this contact opted out; an import cannot opt them back in".into(),
-            ));
+            return Ok(Err(OPTED_OUT.into()));
         }
-        Ok(Ok(if existing.is_some() {
-            RowOutcome::Updated
-        } else {
-            RowOutcome::Created
-        }))
+        Ok(Ok(existing))
+    }
+
+    /// [`Self::check_row`] for a batch of rows at once, reading the contacts their numbers
+    /// and user ids name and those contacts' consent in a few statements (a dry run reads a
+    /// whole file in its request). Says only whether each row would create or update.
+    async fn check_rows(
+        &mut self,
+        rows: &[&RowPlan],
+        defs: &[FieldDef],
+    ) -> Result<Vec<Result<RowOutcome, String>>, StoreError> {
+        let org = self.org();
+        let phones: Vec<&str> = rows
+            .iter()
+            .filter_map(|r| r.identity.phone.as_ref().map(E164::as_str))
+            .collect();
+        let bsuids: Vec<&str> = rows
+            .iter()
+            .filter_map(|r| r.identity.bsuid.as_ref().map(Bsuid::as_str))
+            .collect();
+        let (mut by_phone, mut by_bsuid) = (HashMap::new(), HashMap::new());
+        for (values, col, map) in [
+            (&phones, "phone", &mut by_phone),
+            (&bsuids, "bsuid", &mut by_bsuid),
+        ] {
+            for chunk in values.chunks(ROWS_PER_STATEMENT) {
+                let found: Vec<(String, Uuid)> = with_builder!(self.tx, qb => {
+                    qb.push("SELECT ");
+                    qb.push(col);
+                    qb.push(", id FROM contacts WHERE org_id = ");
+                    qb.push_bind(org);
+                    qb.push(" AND ");
+                    qb.push(col);
+                    push_in(&mut qb, chunk.iter().copied());
+                }, fetch_all as (String, Uuid));
+                map.extend(found);
+            }
+        }
+        // As `find_contact`: by user id first, then by number.
+        let existing: Vec<Option<Uuid>> = rows
+            .iter()
+            .map(|r| {
+                r.identity
+                    .bsuid
+                    .as_ref()
+                    .and_then(|b| by_bsuid.get(b.as_str()).copied())
+                    .or_else(|| {
+                        r.identity
+                            .phone
+                            .as_ref()
+                            .and_then(|p| by_phone.get(p.as_str()).copied())
+                    })
+            })
+            .collect();
+        let opting_in: Vec<Uuid> = rows
+            .iter()
+            .zip(&existing)
+            .filter(|(r, _)| r.consent == Some(ConsentState::OptIn))
+            .filter_map(|(_, e)| *e)
+            .collect();
+        let mut opted_out: HashSet<Uuid> = HashSet::new();
+        for chunk in opting_in.chunks(ROWS_PER_STATEMENT) {
+            // Each contact's latest ledger event, as `consent` reads it.
+            let events: Vec<(Uuid, String)> = with_builder!(self.tx, qb => {
+                qb.push("SELECT contact_id, state FROM consent_events WHERE org_id = ");
+                qb.push_bind(org);
+                qb.push(" AND contact_id");
+                push_in(&mut qb, chunk.iter().copied());
+                qb.push(" ORDER BY contact_id, created_at DESC, id DESC");
+            }, fetch_all as (Uuid, String));
+            let mut seen = HashSet::new();
+            for (contact, state) in events {
+                if seen.insert(contact) && state == ConsentState::OptOut.as_str() {
+                    opted_out.insert(contact);
+                }
+            }
+        }
+        Ok(rows
+            .iter()
+            .zip(existing)
+            .map(|(r, e)| {
+                let problems = input_problems(&r.input, defs);
+                if !problems.is_empty() {
+                    return Err(describe_problems(&problems));
+                }
+                match e {
+                    Some(c) if r.consent == Some(ConsentState::OptIn) && opted_out.contains(&c) => {
+                        Err(OPTED_OUT.into())
+                    }
+                    Some(_) => Ok(RowOutcome::Updated),
+                    None => Ok(RowOutcome::Created),
+                }
+            })
+            .collect())
     }
 
     /// Every row the mapping would reject and why, and what the rest would do; nothing is
-    /// written but the report and the mapping.
+    /// written but the report (its first rejected rows and counts; every rejected row is
+    /// kept for [`Self::import_rejections`]) and the mapping. The file is read and checked
+    /// [`DRY_RUN_BATCH`] rows at a time.
     pub async fn dry_run_import(
         &mut self,
         id: ImportId,
@@ -419,34 +693,70 @@ impl TenantTx {
         if row.status != "uploaded" {
             return Err(StoreError::Conflict("import_started"));
         }
-        let (columns, rows) = self.import_csv(id).await?;
-        let plan = self.import_plan(&columns, mapping).await?;
+        let (columns, legacy) = self.import_file(id).await?;
+        let (plan, defs) = self.import_plan(&columns, mapping).await?;
         let mut report = ImportReport {
-            total_rows: rows.len() as i64,
+            total_rows: i64::from(row.total_rows),
             created: 0,
             updated: 0,
             rejected: Vec::new(),
+            rejected_count: 0,
+            duplicate_count: 0,
         };
-        let mut seen: HashMap<String, usize> = HashMap::new();
-        for (i, r) in rows.iter().enumerate() {
-            let line = i + 2;
-            let outcome = match plan_row(&plan, r) {
-                Err(reason) => Err(reason),
-                Ok(p) => match seen.get(&p.key) {
-                    Some(first) => Err(format!("{DUPLICATE_ROW} {first} (same number or user id)")),
-                    None => {
-                        seen.insert(p.key.clone(), line);
-                        self.check_row(&p).await?
-                    }
-                },
-            };
-            match outcome {
-                Ok(RowOutcome::Created) => report.created += 1,
-                Ok(RowOutcome::Updated) => report.updated += 1,
-                Err(reason) => report.rejected.push(RejectedRow { line, reason }),
-            }
-        }
         let org = self.org();
+        with_conn!(self.tx, c => {
+            sqlx::query("DELETE FROM contact_import_rejections WHERE org_id = $1 AND import_id = $2 AND phase = 'dry_run'")
+                .bind(org).bind(id.as_uuid()).execute(c).await?;
+        });
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        let mut after = 0;
+        loop {
+            let rows = self
+                .import_rows(id, legacy.as_deref(), after, DRY_RUN_BATCH)
+                .await?;
+            let Some((last, _)) = rows.last() else {
+                break;
+            };
+            after = *last;
+            let mut rejected = Vec::new();
+            let mut checking: Vec<(usize, RowPlan)> = Vec::new();
+            for (line, r) in &rows {
+                match plan_row(&plan, r) {
+                    Err(reason) => rejected.push(RejectedRow {
+                        line: *line,
+                        reason,
+                    }),
+                    Ok(p) => match seen.get(&p.key) {
+                        Some(first) => rejected.push(RejectedRow {
+                            line: *line,
+                            reason: duplicate_of(*first),
+                        }),
+                        None => {
+                            seen.insert(p.key.clone(), *line);
+                            checking.push((*line, p));
+                        }
+                    },
+                }
+            }
+            let plans: Vec<&RowPlan> = checking.iter().map(|(_, p)| p).collect();
+            let outcomes = self.check_rows(&plans, &defs).await?;
+            for ((line, _), outcome) in checking.iter().zip(outcomes) {
+                match outcome {
+                    Ok(RowOutcome::Created) => report.created += 1,
+                    Ok(RowOutcome::Updated) => report.updated += 1,
+                    Err(reason) => rejected.push(RejectedRow {
+                        line: *line,
+                        reason,
+                    }),
+                }
+            }
+            rejected.sort_by_key(|r| r.line);
+            report.rejected_count += rejected.len() as i64;
+            report.duplicate_count += count_rejected(&rejected).1;
+            let room = REPORT_ROWS.saturating_sub(report.rejected.len());
+            report.rejected.extend(rejected.iter().take(room).cloned());
+            self.add_rejections(id, Phase::DryRun, &rejected).await?;
+        }
         let m = serde_json::to_string(mapping).expect("mappings serialise");
         let r = serde_json::to_string(&report).expect("reports serialise");
         with_conn!(self.tx, c => {
@@ -488,6 +798,36 @@ impl TenantTx {
         self.contact_import(id).await
     }
 
+    /// The first line among `keys` (number or user id → line) that an earlier chunk of the
+    /// import already had; records the rest as seen.
+    async fn seen_keys(
+        &mut self,
+        id: ImportId,
+        keys: &[(String, usize)],
+    ) -> Result<HashMap<String, usize>, StoreError> {
+        let org = self.org();
+        let mut seen = HashMap::new();
+        for chunk in keys.chunks(ROWS_PER_STATEMENT) {
+            let found: Vec<(String, i32)> = with_builder!(self.tx, qb => {
+                qb.push("SELECT key, line FROM contact_import_keys WHERE org_id = ");
+                qb.push_bind(org);
+                qb.push(" AND import_id = ");
+                qb.push_bind(id.as_uuid());
+                qb.push(" AND key");
+                push_in(&mut qb, chunk.iter().map(|(k, _)| k));
+            }, fetch_all as (String, i32));
+            seen.extend(found.into_iter().map(|(k, l)| (k, l.max(0) as usize)));
+            with_builder!(self.tx, qb => {
+                qb.push("INSERT INTO contact_import_keys (org_id, import_id, key, line) ");
+                qb.push_values(chunk, |mut b, (k, l)| {
+                    b.push_bind(org).push_bind(id.as_uuid()).push_bind(k).push_bind(*l as i32);
+                });
+                qb.push(" ON CONFLICT DO NOTHING");
+            }, execute);
+        }
+        Ok(seen)
+    }
+
     /// Imports the next chunk of an import's rows; returns whether rows remain.
     pub async fn import_next_chunk(&mut self, id: ImportId) -> Result<bool, StoreError> {
         let row = self.import_row(id).await?;
@@ -501,9 +841,9 @@ impl TenantTx {
             .transpose()
             .map_err(|_| corrupt("mapping"))?
             .unwrap_or_default();
-        let (columns, rows) = self.import_csv(id).await?;
+        let (columns, legacy) = self.import_file(id).await?;
         let org = self.org();
-        let plan = match self.import_plan(&columns, &mapping).await {
+        let (plan, defs) = match self.import_plan(&columns, &mapping).await {
             Ok(p) => p,
             Err(StoreError::Invalid(m)) => {
                 // A field or tag the mapping named was deleted meanwhile.
@@ -517,41 +857,66 @@ impl TenantTx {
             Err(e) => return Err(e),
         };
         let start = row.processed_rows.max(0) as usize;
-        let end = (start + IMPORT_CHUNK).min(rows.len());
-        // Duplicates are judged against every earlier row of the file.
-        let mut seen: HashMap<String, usize> = HashMap::new();
-        for (i, r) in rows[..start].iter().enumerate() {
-            if let Ok(p) = plan_row(&plan, r) {
-                seen.entry(p.key).or_insert(i + 2);
-            }
+        // Rows are numbered from line 2, one line each.
+        let rows = self
+            .import_rows(id, legacy.as_deref(), start + 1, IMPORT_CHUNK)
+            .await?;
+        if start > 0 && legacy.is_some() {
+            // An import uploaded before keys were kept, resumed: the rows before this
+            // chunk are keyed once (a later chunk finds them in the table).
+            let earlier: Vec<(String, usize)> = legacy
+                .iter()
+                .flatten()
+                .take(start)
+                .enumerate()
+                .filter_map(|(i, r)| plan_row(&plan, r).ok().map(|p| (p.key, i + 2)))
+                .collect();
+            self.seen_keys(id, &earlier).await?;
         }
-        let mut rejected: Vec<RejectedRow> =
-            serde_json::from_str(&row.rejected).map_err(|_| corrupt("report"))?;
+        let mut rejected: Vec<RejectedRow> = Vec::new();
         let (mut created, mut updated) =
             (i64::from(row.created_count), i64::from(row.updated_count));
         let evidence = plan.evidence.clone().unwrap_or_default();
-        for (i, r) in rows[start..end].iter().enumerate() {
-            let line = start + i + 2;
-            let p = match plan_row(&plan, r) {
-                Ok(p) => p,
-                Err(reason) => {
-                    rejected.push(RejectedRow { line, reason });
-                    continue;
-                }
-            };
-            if let Some(first) = seen.get(&p.key) {
+        let mut planned = Vec::new();
+        for (line, r) in &rows {
+            match plan_row(&plan, r) {
+                Ok(p) => planned.push((*line, p)),
+                Err(reason) => rejected.push(RejectedRow {
+                    line: *line,
+                    reason,
+                }),
+            }
+        }
+        // Duplicates are judged against every earlier row of the file: the keys of earlier
+        // chunks are in the table, this chunk's in `first`.
+        let keys: Vec<(String, usize)> = planned.iter().map(|(l, p)| (p.key.clone(), *l)).collect();
+        let earlier = self.seen_keys(id, &keys).await?;
+        let mut first: HashMap<String, usize> = HashMap::new();
+        for (line, p) in &planned {
+            let before = earlier
+                .get(&p.key)
+                .or(first.get(&p.key))
+                .copied()
+                .filter(|l| l < line);
+            if let Some(f) = before {
                 rejected.push(RejectedRow {
-                    line,
-                    reason: format!("{DUPLICATE_ROW} {first} (same number or user id)"),
+                    line: *line,
+                    reason: duplicate_of(f),
                 });
                 continue;
             }
-            seen.insert(p.key.clone(), line);
-            if let Err(reason) = self.check_row(&p).await? {
-                rejected.push(RejectedRow { line, reason });
-                continue;
-            }
-            let contact = match self.find_contact(&p.identity).await? {
+            first.insert(p.key.clone(), *line);
+            let existing = match self.check_row(p, &defs).await? {
+                Ok(e) => e,
+                Err(reason) => {
+                    rejected.push(RejectedRow {
+                        line: *line,
+                        reason,
+                    });
+                    continue;
+                }
+            };
+            let contact = match existing {
                 Some(c) => {
                     self.update_contact(c, &p.input).await?;
                     updated += 1;
@@ -565,7 +930,7 @@ impl TenantTx {
             // The import's contacts, each with its row (a campaign's CSV audience).
             with_conn!(self.tx, c => {
                 sqlx::query("INSERT INTO contact_import_contacts (org_id, import_id, contact_id, line) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING")
-                    .bind(org).bind(id.as_uuid()).bind(contact.as_uuid()).bind(line as i32).execute(c).await?;
+                    .bind(org).bind(id.as_uuid()).bind(contact.as_uuid()).bind(*line as i32).execute(c).await?;
             });
             for t in &p.tags {
                 self.set_contact_tag(contact, *t, true).await?;
@@ -577,12 +942,22 @@ impl TenantTx {
                     .await?;
             }
         }
-        let done = end >= rows.len();
-        let rej = serde_json::to_string(&rejected).expect("serialises");
+        rejected.sort_by_key(|r| r.line);
+        self.add_rejections(id, Phase::Import, &rejected).await?;
+        let end = start + rows.len();
+        if statistics_level(start) != statistics_level(end) {
+            // The contacts have doubled since the planner last looked: without fresh
+            // statistics a connection keeps the plans it made for a nearly empty table (a
+            // scan of every contact per lookup by number), and on PostgreSQL with autovacuum
+            // behind, an import of 100,000 rows slowed to about 20 rows a second.
+            self.refresh_statistics_here(crate::BulkTable::CONTACT_IMPORT)
+                .await?;
+        }
+        let done = rows.len() < IMPORT_CHUNK || end >= row.total_rows.max(0) as usize;
         let now = now_micros();
         with_conn!(self.tx, c => {
-            sqlx::query("UPDATE contact_imports SET status = CASE WHEN $8 THEN 'done' ELSE 'running' END, processed_rows = $3, created_count = $4, updated_count = $5, rejected = $6, finished_at = CASE WHEN $8 THEN $7 ELSE NULL END WHERE org_id = $1 AND id = $2")
-                .bind(org).bind(id.as_uuid()).bind(end as i32).bind(created as i32).bind(updated as i32).bind(&rej).bind(now).bind(done)
+            sqlx::query("UPDATE contact_imports SET status = CASE WHEN $7 THEN 'done' ELSE 'running' END, processed_rows = $3, created_count = $4, updated_count = $5, finished_at = CASE WHEN $7 THEN $6 ELSE NULL END WHERE org_id = $1 AND id = $2")
+                .bind(org).bind(id.as_uuid()).bind(end as i32).bind(created as i32).bind(updated as i32).bind(now).bind(done)
                 .execute(&mut *c).await?;
             if done {
                 sqlx::query("DELETE FROM import_queue WHERE import_id = $1").bind(id.as_uuid()).execute(&mut *c).await?;
@@ -591,16 +966,46 @@ impl TenantTx {
             }
         });
         if done {
+            let (rejected, _) = self.rejection_counts(id, Phase::Import).await?;
             self.audit(AuditRecord::new(
                 "contact_import.finished",
                 "contact_import",
                 id.to_string(),
-                serde_json::json!({ "created": created, "updated": updated, "rejected": rejected.len() }),
+                serde_json::json!({ "created": created, "updated": updated, "rejected": rejected }),
             ))
             .await?;
         }
         Ok(!done)
     }
+}
+
+/// Which rejected rows: the last dry run's, or the import's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    DryRun,
+    Import,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::DryRun => "dry_run",
+            Phase::Import => "import",
+        }
+    }
+}
+
+/// Which doubling of an import's rows past the first 1,000 `rows` is in: planner statistics
+/// are refreshed when a chunk moves to the next one.
+fn statistics_level(rows: usize) -> Option<u32> {
+    (rows / 1000).checked_ilog2()
+}
+
+/// Why a row that would opt an opted-out contact back in is rejected.
+const OPTED_OUT: &str = "consent: this contact opted out; an import cannot opt them back in";
+
+fn duplicate_of(first: usize) -> String {
+    format!("{DUPLICATE_ROW} {first} (same number or user id)")
 }
 
 impl Store {

@@ -220,6 +220,25 @@ pub enum BulkTable {
     ContactImportContacts,
 }
 
+impl crate::tenant::TenantTx {
+    /// [`Store::refresh_statistics`] inside this transaction (its own rows count as
+    /// written): for a long job that must not wait for its end. SQLite: nothing.
+    pub(crate) async fn refresh_statistics_here(
+        &mut self,
+        tables: &[BulkTable],
+    ) -> Result<(), StoreError> {
+        let crate::tenant::Tx::Postgres(t) = &mut self.tx else {
+            return Ok(());
+        };
+        let names: Vec<&str> = tables.iter().map(|t| t.as_str()).collect();
+        sqlx::query("SELECT frontdesk_refresh_statistics($1)")
+            .bind(&names)
+            .execute(&mut **t)
+            .await?;
+        Ok(())
+    }
+}
+
 impl BulkTable {
     /// What a campaign's audience snapshot fills.
     pub const CAMPAIGN_AUDIENCE: &[BulkTable] = &[BulkTable::CampaignRecipients];

@@ -154,6 +154,23 @@ macro_rules! with_builder {
 }
 pub(crate) use with_builder;
 
+/// Appends ` IN (…)` to a query being built, one bound parameter per value (the caller
+/// keeps the list within the backends' parameter limits).
+pub(crate) fn push_in<'t, DB, T>(
+    qb: &mut sqlx::QueryBuilder<DB>,
+    values: impl IntoIterator<Item = T>,
+) where
+    DB: sqlx::Database,
+    T: sqlx::Encode<'t, DB> + sqlx::Type<DB>,
+{
+    qb.push(" IN (");
+    let mut list = qb.separated(", ");
+    for v in values {
+        list.push_bind(v);
+    }
+    qb.push(")");
+}
+
 /// Sets the transaction's scope (PostgreSQL; SQLite has no row-level security and the
 /// store's queries filter on their own).
 pub(crate) async fn set_scope(tx: &mut Tx, scope: Scope<'_>) -> Result<(), StoreError> {

@@ -560,6 +560,58 @@ both_backends! {
         let v = tx.contact_import(up.id).await.unwrap();
         assert_eq!((v.status.as_str(), v.created), ("done", 450));
     }
+
+    async fn duplicates_are_found_across_chunks_and_every_rejected_row_is_kept(db) {
+        use frontdesk_store::imports::{Phase, REPORT_ROWS};
+        let ctx = admin(&db.store, "rejects").await;
+        // 300 good numbers, then 100 repeats of the first 100 (in later chunks), then 1,100
+        // rows without a valid number: 1,200 rejected, more than a report shows.
+        let mut csv = String::from("name,phone\n");
+        for i in 0..1500 {
+            let phone = match i {
+                0..300 => format!("+1415777{i:04}"),
+                300..400 => format!("+1 415 777 {:04}", i - 300),
+                _ => "12345".to_string(),
+            };
+            csv.push_str(&format!("Person {i},{phone}\n"));
+        }
+        let m = mapping(&[("name", "name"), ("phone", "phone")], None);
+        let mut tx = db.store.begin(&ctx).await.unwrap();
+        let up = tx.upload_import("big.csv", &csv).await.unwrap();
+        let report = tx.dry_run_import(up.id, &m).await.unwrap();
+        assert_eq!((report.total_rows, report.created, report.updated), (1500, 300, 0));
+        assert_eq!((report.rejected_count, report.duplicate_count, report.rejected.len()), (1200, 100, REPORT_ROWS));
+        assert_eq!(report.rejected[0].line, 302, "the first repeat (of line 2)");
+        assert!(report.rejected[0].reason.contains("duplicate of line 2"), "{:?}", report.rejected[0]);
+        let all = tx.import_rejections(up.id, Phase::DryRun).await.unwrap();
+        assert_eq!(all.len(), 1200);
+        assert_eq!(all.last().unwrap().line, 1501);
+        // A second dry run replaces the first one's rows.
+        tx.dry_run_import(up.id, &m).await.unwrap();
+        assert_eq!(tx.import_rejections(up.id, Phase::DryRun).await.unwrap().len(), 1200);
+        tx.start_import(up.id, &m).await.unwrap();
+        tx.commit().await.unwrap();
+        let mut chunks = 0;
+        while let Some((wctx, id)) = db.store.claim_import(now_micros(), Duration::seconds(60)).await.unwrap() {
+            let mut tx = db.store.begin(&wctx).await.unwrap();
+            tx.import_next_chunk(id).await.unwrap();
+            tx.commit().await.unwrap();
+            chunks += 1;
+        }
+        assert_eq!(chunks, 8);
+        let mut tx = db.store.begin_read(&ctx).await.unwrap();
+        let v = tx.contact_import(up.id).await.unwrap();
+        assert_eq!((v.status.as_str(), v.processed_rows, v.created, v.updated), ("done", 1500, 300, 0));
+        assert_eq!((v.rejected_count, v.duplicate_count, v.rejected.len()), (1200, 100, REPORT_ROWS));
+        // Line 400 repeats line 100, which an earlier chunk imported.
+        let all = tx.import_rejections(up.id, Phase::Import).await.unwrap();
+        assert_eq!(all.len(), 1200);
+        let line_400 = all.iter().find(|r| r.line == 400).unwrap();
+        assert!(line_400.reason.contains("duplicate of line 100"), "{line_400:?}");
+        let who = |p: &str| frontdesk_store::CustomerIdentity { phone: Some(frontdesk_domain::E164::parse(p).unwrap()), ..Default::default() };
+        assert!(tx.find_contact(&who("+14157770299")).await.unwrap().is_some(), "the last good row's contact");
+        assert!(tx.find_contact(&who("+14157770300")).await.unwrap().is_none());
+    }
 }
 
 /// A member in a custom role with exactly these permissions.

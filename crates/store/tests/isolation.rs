@@ -404,9 +404,14 @@ async fn populate_audience(store: &Store, ctx: &TenantCtx, tag: &str) {
         .await
         .unwrap();
     tx.request_erasure(to_erase.id, now_micros()).await.unwrap();
-    // A campaign's CSV audience, imported: the import's contacts are recorded.
+    // A campaign's CSV audience, imported: the import's rows, keys, contacts and its one
+    // rejected row (no valid number) are recorded.
     let file = tx
-        .import_campaign_audience("audience.csv", "phone,code\n+14155550180,A1\n", None)
+        .import_campaign_audience(
+            "audience.csv",
+            "phone,code\n+14155550180,A1\n12345,B2\n",
+            None,
+        )
         .await
         .unwrap();
     while tx.import_next_chunk(file.id).await.unwrap() {}

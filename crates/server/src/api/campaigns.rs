@@ -84,7 +84,7 @@ async fn list_campaigns(
 #[serde(deny_unknown_fields)]
 pub struct AudienceCsv {
     pub filename: String,
-    /// At most 2 MiB and 10,000 rows; the first row names the columns.
+    /// At most 16 MiB and 100,000 rows; the first row names the columns.
     pub csv: String,
     /// Where columns go, as for a contact import (`{"columns": {"Mobile": "phone",
     /// "Name": "name"}}`). Absent: the column called `phone` (or mobile, number,
@@ -526,7 +526,7 @@ async fn campaign_recipients(
 }
 
 /// A CSV cell; text a spreadsheet would run as a formula is prefixed with `'`.
-fn cell(s: &str) -> String {
+pub(crate) fn cell(s: &str) -> String {
     let mut s = s.to_owned();
     if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         s.insert(0, '\'');
@@ -631,18 +631,19 @@ async fn campaign_report_csv(
     let mut tx = state.store().begin(&ctx).await?;
     let csv = report_csv(&mut tx, id).await?;
     tx.commit().await?;
-    Ok(csv_response(csv))
+    Ok(csv_response(csv, "campaign.csv"))
 }
 
-pub(crate) fn csv_response(csv: String) -> Response {
+/// A CSV download named `filename` (a fixed name of ours, never the user's).
+pub(crate) fn csv_response(csv: String, filename: &'static str) -> Response {
     (
         [
-            (header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (header::CONTENT_TYPE, "text/csv; charset=utf-8".to_owned()),
             (
                 header::CONTENT_DISPOSITION,
-                "attachment; filename=\"campaign.csv\"",
+                format!("attachment; filename=\"{filename}\""),
             ),
-            (header::CACHE_CONTROL, "no-store"),
+            (header::CACHE_CONTROL, "no-store".to_owned()),
         ],
         csv,
     )

@@ -304,7 +304,7 @@ async fn form(
                         option value="csv" selected[f.segment_id == "csv"] { "A CSV file (below)" }
                     }
                 }
-                p.muted { "A CSV file: its rows become contacts (or update them) and the campaign goes to exactly those contacts, opted-out ones never. The first row names the columns; one is the phone number. At most 2 MB and 10,000 rows. Every column can be a template value: column:<name>." }
+                p.muted { "A CSV file: its rows become contacts (or update them) and the campaign goes to exactly those contacts, opted-out ones never. The first row names the columns; one is the phone number. At most 16 MB and 100,000 rows. Every column can be a template value: column:<name>." }
                 label { "CSV file" input type="file" accept=".csv,text/csv" data-csv-into="audience-csv" data-testid="campaign-csv-file"; }
                 label { "…or paste it here"
                     // A file too large to show again is not put back.

@@ -60,7 +60,7 @@ fn upload_form(page: &PageCtx, error: Option<&str>, csv: &str) -> Markup {
     html! {
         form method="post" action="/contacts/import" data-testid="import-upload" {
             (page.csrf_field())
-            p.muted { "The first row names the columns. At most 2 MB and 10,000 rows." }
+            p.muted { "The first row names the columns. At most 16 MB and 100,000 rows." }
             label { "CSV file" input type="file" accept=".csv,text/csv" data-csv-into="csv"; }
             label class=[error.map(|_| "invalid")] {
                 "…or paste it here"
@@ -166,8 +166,13 @@ fn guess(column: &str, defs: &[FieldDef]) -> String {
     g.to_owned()
 }
 
-fn report_table(rejected: &[RejectedRow]) -> Markup {
+/// The rejected rows a report shows, and a link to all of them when there are more.
+fn report_table(id: ImportId, phase: &str, rejected: &[RejectedRow], count: i64) -> Markup {
     html! {
+        @if count > rejected.len() as i64 {
+            p data-testid="rejected-more" { "The first " (rejected.len()) " of " (count) " rejected rows: "
+                a href={ "/api/v1/contact-imports/" (id) "/rejections.csv?phase=" (phase) } download data-testid="rejected-csv" { "download all of them (CSV)" } "." }
+        }
         @if !rejected.is_empty() {
             table data-testid="rejected-rows" {
                 thead { tr { th { "Line" } th { "Why it is rejected" } } }
@@ -181,14 +186,16 @@ fn report_table(rejected: &[RejectedRow]) -> Markup {
     }
 }
 
-fn dry_run_section(r: &ImportReport) -> Markup {
+fn dry_run_section(id: ImportId, r: &ImportReport) -> Markup {
+    // A report from before the counts were kept lists every rejected row.
+    let count = r.rejected_count.max(r.rejected.len() as i64);
     html! {
         section data-testid="dry-run-report" {
             h2 { "Dry run" }
             p { (r.total_rows) " rows: " strong data-testid="dry-run-created" { (r.created) } " would be created, "
                 strong data-testid="dry-run-updated" { (r.updated) } " updated, "
-                strong data-testid="dry-run-rejected" { (r.rejected.len()) } " rejected." }
-            (report_table(&r.rejected))
+                strong data-testid="dry-run-rejected" { (count) } " rejected." }
+            (report_table(id, "dry_run", &r.rejected, count))
         }
     }
 }
@@ -240,7 +247,7 @@ fn import_body(
                 " "
                 button type="submit" name="action" value="run" data-testid="run-import" { "Import" }
             }
-            @if let Some(r) = &v.dry_run { (dry_run_section(r)) }
+            @if let Some(r) = &v.dry_run { (dry_run_section(v.id, r)) }
         } @else {
             @if running {
                 p data-reload-every="2" data-testid="import-progress" {
@@ -251,9 +258,9 @@ fn import_body(
                     h2 { "Report" }
                     p { strong data-testid="import-created" { (v.created) } " created, "
                         strong data-testid="import-updated" { (v.updated) } " updated, "
-                        strong data-testid="import-rejected" { (v.rejected.len()) } " rejected"
+                        strong data-testid="import-rejected" { (v.rejected_count) } " rejected"
                         @if let Some(f) = v.finished_at { ", finished " (when(f)) } "." }
-                    (report_table(&v.rejected))
+                    (report_table(v.id, "import", &v.rejected, v.rejected_count))
                     p { a href="/contacts" { "See the contacts" } }
                 }
             }
