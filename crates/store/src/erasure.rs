@@ -21,7 +21,7 @@ use crate::StoreError;
 use crate::audience::FieldProblem;
 use crate::audit::AuditRecord;
 use crate::orgs::now_micros;
-use crate::tenant::{TenantCtx, TenantTx, Tx, with_conn};
+use crate::tenant::{TenantCtx, TenantTx, Tx, push_in, with_builder, with_conn};
 use frontdesk_domain::{ContactId, ErasureRequestId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -727,6 +727,11 @@ impl TenantTx {
             wamids,
         );
         let webhook_bodies = self.redact_webhook_bodies(&needles).await?;
+        let keys: Vec<String> = [ids.0.clone(), live(&ids.1)]
+            .into_iter()
+            .flatten()
+            .collect();
+        self.clear_import_rows(c, &keys).await?;
         let (messages, media, notes, outbox) = with_conn!(self.tx, k => {
             // Work still queued for the contact: sends of its messages (they would carry
             // nothing now) and downloads of its media.
@@ -772,6 +777,78 @@ impl TenantTx {
             outbox,
             blobs,
         })
+    }
+
+    /// Clears the contact's rows of every import file (kept per row since imports of
+    /// 100,000 rows): the row each import made them from, the first row with their number
+    /// or user id, and the rows rejected as repeats of those; and forgets their number and
+    /// user id as import keys. The file of an import uploaded before rows were kept apart is
+    /// moved into rows first.
+    async fn clear_import_rows(
+        &mut self,
+        contact: Uuid,
+        keys: &[String],
+    ) -> Result<(), StoreError> {
+        let org = self.org();
+        let mut lines: Vec<(Uuid, i32)> = with_conn!(self.tx, k => {
+            sqlx::query_as("SELECT import_id, line FROM contact_import_contacts WHERE org_id = $1 AND contact_id = $2")
+                .bind(org).bind(contact).fetch_all(k).await?
+        });
+        if !keys.is_empty() {
+            let keyed: Vec<(Uuid, i32)> = with_builder!(self.tx, qb => {
+                qb.push("SELECT import_id, line FROM contact_import_keys WHERE org_id = ");
+                qb.push_bind(org);
+                qb.push(" AND key");
+                push_in(&mut qb, keys.iter());
+            }, fetch_all as (Uuid, i32));
+            lines.extend(keyed);
+            with_builder!(self.tx, qb => {
+                qb.push("DELETE FROM contact_import_keys WHERE org_id = ");
+                qb.push_bind(org);
+                qb.push(" AND key");
+                push_in(&mut qb, keys.iter());
+            }, execute);
+        }
+        let imports: HashSet<Uuid> = lines.iter().map(|(i, _)| *i).collect();
+        for import in imports {
+            let mine: HashSet<i32> = lines
+                .iter()
+                .filter(|(i, _)| *i == import)
+                .map(|(_, l)| *l)
+                .collect();
+            // An import from before rows were kept apart has its file moved into rows first.
+            let listed = self
+                .keep_legacy_rows(frontdesk_domain::ImportId::from_uuid(import))
+                .await?;
+            // Repeats name the line they repeat in their reason ("duplicate of line N …").
+            let mut repeats: Vec<(i32, String)> = with_conn!(self.tx, k => {
+                sqlx::query_as("SELECT line, reason FROM contact_import_rejections WHERE org_id = $1 AND import_id = $2 AND reason LIKE $3")
+                    .bind(org).bind(import).bind(format!("{}%", crate::imports::DUPLICATE_ROW)).fetch_all(k).await?
+            });
+            repeats.extend(listed.into_iter().map(|r| (r.line as i32, r.reason)));
+            let mut clear: HashSet<i32> = mine.clone();
+            for (line, reason) in repeats {
+                let first = reason
+                    .strip_prefix(crate::imports::DUPLICATE_ROW)
+                    .and_then(|r| r.split_whitespace().next())
+                    .and_then(|n| n.parse::<i32>().ok());
+                if first.is_some_and(|f| mine.contains(&f)) {
+                    clear.insert(line);
+                }
+            }
+            let clear: Vec<i32> = clear.into_iter().collect();
+            for chunk in clear.chunks(250) {
+                with_builder!(self.tx, qb => {
+                    qb.push("UPDATE contact_import_rows SET cells = '[]' WHERE org_id = ");
+                    qb.push_bind(org);
+                    qb.push(" AND import_id = ");
+                    qb.push_bind(import);
+                    qb.push(" AND line");
+                    push_in(&mut qb, chunk.iter().copied());
+                }, execute);
+            }
+        }
+        Ok(())
     }
 
     /// Removes the contact's parts from the organisation's raw webhook bodies. The body's

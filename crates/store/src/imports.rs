@@ -473,6 +473,24 @@ impl TenantTx {
                 .bind(org).bind(id.as_uuid()).bind(&filename).bind(&cols).bind(rows.len() as i32).bind(&actor).bind(now_micros())
                 .execute(c).await?;
         });
+        self.store_import_rows(id, &rows).await?;
+        self.audit(AuditRecord::new(
+            "contact_import.uploaded",
+            "contact_import",
+            id.to_string(),
+            serde_json::json!({ "rows": rows.len(), "columns": columns.len() }),
+        ))
+        .await?;
+        self.contact_import(id).await
+    }
+
+    /// Keeps a file's rows, one table row each from line 2, as JSON arrays.
+    async fn store_import_rows(
+        &mut self,
+        id: ImportId,
+        rows: &[Vec<String>],
+    ) -> Result<(), StoreError> {
+        let org = self.org();
         let mut line = 2usize;
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
             let cells: Vec<(i32, String)> = chunk
@@ -490,14 +508,30 @@ impl TenantTx {
                 });
             }, execute);
         }
-        self.audit(AuditRecord::new(
-            "contact_import.uploaded",
-            "contact_import",
-            id.to_string(),
-            serde_json::json!({ "rows": rows.len(), "columns": columns.len() }),
-        ))
-        .await?;
-        self.contact_import(id).await
+        Ok(())
+    }
+
+    /// Moves the file of an import uploaded before rows were kept apart into
+    /// `contact_import_rows` (so one row of it can be cleared); returns the rejected rows its
+    /// record lists. Nothing for any later import.
+    pub(crate) async fn keep_legacy_rows(
+        &mut self,
+        id: ImportId,
+    ) -> Result<Vec<RejectedRow>, StoreError> {
+        let org = self.org();
+        let (csv, rejected): (String, String) = with_conn!(self.tx, c => {
+            sqlx::query_as("SELECT csv, rejected FROM contact_imports WHERE org_id = $1 AND id = $2").bind(org).bind(id.as_uuid()).fetch_one(c).await?
+        });
+        let rejected = serde_json::from_str(&rejected).map_err(|_| corrupt("report"))?;
+        if csv.is_empty() {
+            return Ok(rejected);
+        }
+        let (_, rows) = parse_csv(&csv).map_err(|_| corrupt("file"))?;
+        self.store_import_rows(id, &rows).await?;
+        with_conn!(self.tx, c => {
+            sqlx::query("UPDATE contact_imports SET csv = '' WHERE org_id = $1 AND id = $2").bind(org).bind(id.as_uuid()).execute(c).await?;
+        });
+        Ok(rejected)
     }
 
     async fn import_plan(
@@ -565,6 +599,28 @@ impl TenantTx {
                 ))
             })
             .collect()
+    }
+
+    /// The stored cells of an import's rows from line `after` + 1 on (tests look at what
+    /// erasure left).
+    #[cfg(feature = "testing")]
+    pub async fn import_file_rows(
+        &mut self,
+        id: ImportId,
+        after: usize,
+        limit: usize,
+    ) -> Result<Vec<(usize, Vec<String>)>, StoreError> {
+        self.import_rows(id, None, after, limit).await
+    }
+
+    /// The numbers and user ids an import keeps as seen (tests look at what erasure left).
+    #[cfg(feature = "testing")]
+    pub async fn import_keys(&mut self, id: ImportId) -> Result<Vec<String>, StoreError> {
+        let org = self.org();
+        Ok(with_conn!(self.tx, c => {
+            sqlx::query_scalar("SELECT key FROM contact_import_keys WHERE org_id = $1 AND import_id = $2 ORDER BY key")
+                .bind(org).bind(id.as_uuid()).fetch_all(c).await?
+        }))
     }
 
     /// Checks one planned row against the store without writing: the contact it would

@@ -614,6 +614,77 @@ both_backends! {
     }
 }
 
+/// Erasure's clearing of an import's rows (`legacy`: an import whose file was kept whole,
+/// as before rows had their own table).
+async fn erasure_of_import_rows(db: &frontdesk_store::testing::TestDb, legacy: bool) {
+    use frontdesk_store::imports::Phase;
+    let ctx = admin(&db.store, "erase-rows").await;
+    let mut tx = db.store.begin(&ctx).await.unwrap();
+    let csv =
+        "Name,Mobile\nAsha Rao,+91 98765 43210\nRavi,+14155550100\nAsha again,+919876543210\n";
+    let up = tx.upload_import("people.csv", csv).await.unwrap();
+    tx.start_import(
+        up.id,
+        &mapping(&[("Name", "name"), ("Mobile", "phone")], None),
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let (wctx, id) = db
+        .store
+        .claim_import(now_micros(), Duration::seconds(60))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut tx = db.store.begin(&wctx).await.unwrap();
+    assert!(!tx.import_next_chunk(id).await.unwrap());
+    tx.commit().await.unwrap();
+    if legacy {
+        // As an import uploaded before rows had their own table left it: the file in
+        // `contact_imports.csv`, its rejected rows listed in the row.
+        db.raw_execute(&[
+            format!("UPDATE contact_imports SET csv = '{csv}', rejected = '[{{\"line\":4,\"reason\":\"duplicate of line 2 (same number or user id)\"}}]' WHERE filename = 'people.csv'"),
+            "DELETE FROM contact_import_rows".into(),
+            "DELETE FROM contact_import_rejections".into(),
+            "DELETE FROM contact_import_keys".into(),
+        ])
+        .await
+        .unwrap();
+    }
+    let mut tx = db.store.begin(&ctx).await.unwrap();
+    assert_eq!(
+        tx.import_rejections(up.id, Phase::Import)
+            .await
+            .unwrap()
+            .len(),
+        1,
+        "line 4 repeats line 2"
+    );
+    let who = frontdesk_store::CustomerIdentity {
+        phone: Some(frontdesk_domain::E164::parse("+919876543210").unwrap()),
+        ..Default::default()
+    };
+    let asha = tx.find_contact(&who).await.unwrap().unwrap();
+    tx.erase_contact(asha).await.unwrap();
+    tx.commit().await.unwrap();
+
+    let mut tx = db.store.begin_read(&ctx).await.unwrap();
+    let rows = tx.import_file_rows(up.id, 0, 10).await.unwrap();
+    assert_eq!(
+        rows,
+        [
+            (2, vec![]),
+            (3, vec!["Ravi".to_string(), "+14155550100".to_string()]),
+            (4, vec![])
+        ],
+        "her row and its repeat are cleared, the other stays"
+    );
+    // Her number is no longer kept as a key (an import kept as one file had none).
+    let keys: &[&str] = if legacy { &[] } else { &["+14155550100"] };
+    assert_eq!(tx.import_keys(up.id).await.unwrap(), keys);
+    tx.commit().await.unwrap();
+}
+
 /// A member in a custom role with exactly these permissions.
 async fn member_with(store: &Store, admin: &TenantCtx, name: &str, perms: &[&str]) -> TenantCtx {
     let mut tx = store.begin(admin).await.unwrap();
@@ -691,6 +762,14 @@ both_backends! {
 }
 
 both_backends! {
+    async fn erasure_clears_the_contacts_rows_of_every_import(db) {
+        erasure_of_import_rows(&db, false).await;
+    }
+
+    async fn erasure_clears_the_rows_of_an_import_kept_as_one_file(db) {
+        erasure_of_import_rows(&db, true).await;
+    }
+
     async fn erasure_removes_personal_data_and_leaves_tombstones(db) {
         use frontdesk_domain::audience::{ConsentSource, ConsentState, Rule};
         let ctx = admin(&db.store, "erase").await;

@@ -156,9 +156,16 @@ impl Browser {
 
     /// The rendered text of the element matching `css`.
     pub async fn text(&self, css: &str) -> String {
-        let element = self.wait_for(css, DEFAULT_WAIT).await;
-        let text = element.text().await;
-        self.check(css, "read the text of", text).await
+        let deadline = Instant::now() + DEFAULT_WAIT;
+        loop {
+            let element = self.wait_for(css, DEFAULT_WAIT).await;
+            match element.text().await {
+                // A page that reloads itself replaced the element between the find and the
+                // read: find it again.
+                Err(e) if e.is_stale_element_reference() && Instant::now() < deadline => {}
+                text => return self.check(css, "read the text of", text).await,
+            }
+        }
     }
 
     /// The current value of the input matching `css` (what a person sees in the field).
