@@ -577,30 +577,27 @@ pub const MAX_IMPORT_ROWS: usize = 100_000;
 /// Most columns an import takes.
 pub const MAX_IMPORT_COLUMNS: usize = 60;
 
-/// CSV records read one at a time from a byte offset (RFC 4180: commas, double quotes with
-/// `""` inside, CRLF or LF line ends), each with the offset just past it, so a reader can
-/// stop after some records and resume there later without reading the text before it.
-/// Blank lines are skipped. A quoted value left open at the end is an error.
-pub struct CsvRecords<'a> {
+/// CSV records one at a time (RFC 4180: commas, double quotes with `""` inside, CRLF or LF
+/// line ends; a UTF-8 byte order mark is skipped). Blank lines are skipped. A quoted value
+/// left open at the end is an error.
+struct CsvRecords<'a> {
     text: &'a str,
     pos: usize,
 }
 
 impl<'a> CsvRecords<'a> {
-    /// Records of `text` from byte `pos` on (a UTF-8 byte order mark at 0 is skipped).
-    pub fn new(text: &'a str, pos: usize) -> Self {
-        let pos = if pos == 0 && text.starts_with('\u{feff}') {
+    fn new(text: &'a str) -> Self {
+        let pos = if text.starts_with('\u{feff}') {
             '\u{feff}'.len_utf8()
         } else {
-            pos.min(text.len())
+            0
         };
         Self { text, pos }
     }
 }
 
 impl Iterator for CsvRecords<'_> {
-    /// A record and the byte offset just past it.
-    type Item = Result<(Vec<String>, usize), String>;
+    type Item = Result<Vec<String>, String>;
 
     fn next(&mut self) -> Option<Self::Item> {
         while self.pos < self.text.len() {
@@ -641,14 +638,14 @@ impl Iterator for CsvRecords<'_> {
             row.push(cell);
             self.pos += end;
             if !(row.len() == 1 && row[0].trim().is_empty()) {
-                return Some(Ok((row, self.pos)));
+                return Some(Ok(row));
             }
         }
         None
     }
 }
 
-/// Parses CSV ([`CsvRecords`]) and checks it against the import's bounds. Returns the header
+/// Parses CSV (as `CsvRecords` reads it) and checks it against the import's bounds. Returns the header
 /// and the rows, each row as long as the header (short rows padded, long ones refused).
 pub fn parse_csv(text: &str) -> Result<(Vec<String>, Vec<Vec<String>>), String> {
     if text.len() > MAX_IMPORT_BYTES {
@@ -657,11 +654,10 @@ pub fn parse_csv(text: &str) -> Result<(Vec<String>, Vec<Vec<String>>), String> 
             MAX_IMPORT_BYTES / 1024 / 1024
         ));
     }
-    let mut records = CsvRecords::new(text, 0);
+    let mut records = CsvRecords::new(text);
     let header: Vec<String> = records
         .next()
         .ok_or("the file is empty")??
-        .0
         .into_iter()
         .map(|h| h.trim().to_owned())
         .collect();
@@ -681,7 +677,7 @@ pub fn parse_csv(text: &str) -> Result<(Vec<String>, Vec<Vec<String>>), String> 
     }
     let mut out = Vec::new();
     for r in records {
-        let (mut r, _) = r?;
+        let mut r = r?;
         if out.len() == MAX_IMPORT_ROWS {
             return Err(format!("more than {MAX_IMPORT_ROWS} rows"));
         }
@@ -695,30 +691,6 @@ pub fn parse_csv(text: &str) -> Result<(Vec<String>, Vec<Vec<String>>), String> 
         out.push(r);
     }
     Ok((header, out))
-}
-
-/// Up to `max` rows of a file [`parse_csv`] accepted, from byte `resume` on (`None`: the
-/// first row below the header), each padded to `width` columns; and the byte offset to
-/// resume at after them.
-pub fn csv_rows_from(
-    text: &str,
-    resume: Option<usize>,
-    width: usize,
-    max: usize,
-) -> Result<(Vec<Vec<String>>, usize), String> {
-    let mut records = CsvRecords::new(text, resume.unwrap_or(0));
-    let mut pos = resume.unwrap_or(0);
-    if resume.is_none() {
-        pos = records.next().ok_or("the file is empty")??.1;
-    }
-    let mut rows = Vec::new();
-    for r in records.take(max) {
-        let (mut r, end) = r?;
-        r.resize(width.max(r.len()), String::new());
-        rows.push(r);
-        pos = end;
-    }
-    Ok((rows, pos))
 }
 
 #[cfg(test)]
@@ -742,19 +714,17 @@ mod csv_tests {
     }
 
     #[test]
-    fn rows_resume_where_the_last_read_stopped() {
+    fn quoted_values_may_span_lines_and_hold_any_script() {
         let text = "\u{feff}name,note\r\n\"Rao, Asha\",\"two\nlines\"\n\nRavi\nÉmile,é\n";
-        let (_, all) = parse_csv(text).unwrap();
-        let (first, at) = csv_rows_from(text, None, 2, 2).unwrap();
-        assert_eq!(first, all[..2]);
-        assert_eq!(first[0], ["Rao, Asha", "two\nlines"]);
-        let (rest, end) = csv_rows_from(text, Some(at), 2, 10).unwrap();
-        assert_eq!(rest, all[2..]);
-        assert_eq!(rest, [vec!["Émile", "é"]]);
-        assert_eq!(end, text.len());
-        let (none, again) = csv_rows_from(text, Some(end), 2, 10).unwrap();
-        assert!(none.is_empty());
-        assert_eq!(again, end);
-        assert!(csv_rows_from("a\n\"open\n", None, 1, 10).is_err());
+        let (h, rows) = parse_csv(text).unwrap();
+        assert_eq!(h, ["name", "note"]);
+        assert_eq!(
+            rows,
+            [
+                vec!["Rao, Asha", "two\nlines"],
+                vec!["Ravi", ""],
+                vec!["Émile", "é"]
+            ]
+        );
     }
 }

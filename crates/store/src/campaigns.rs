@@ -18,7 +18,9 @@ use crate::inbox::Cursor;
 use crate::orgs::now_micros;
 use crate::segments::ConsentRequirement;
 use crate::templates::{ApprovedTemplate, PreparedTemplate, TemplateRefusal};
-use crate::tenant::{TenantCtx, TenantTx, Tx, push_in, with_builder, with_conn};
+use crate::tenant::{
+    ROWS_PER_STATEMENT, TenantCtx, TenantTx, Tx, push_in, with_builder, with_conn,
+};
 use crate::tokens::token_hash;
 use crate::{MessageStatus, MessageView, OutboxAction, Store, StoreError};
 use frontdesk_domain::audience::{ConsentFilter, Rule};
@@ -58,9 +60,6 @@ const RECOUNT_NEAR_LIMIT: time::Duration = time::Duration::minutes(1);
 const WINDOW_SPARE: time::Duration = time::Duration::minutes(1);
 /// Why a withdrawn message failed.
 const CANCELLED: &str = "cancelled with its campaign";
-
-/// Rows per multi-row statement (bind parameters stay far below either backend's limit).
-const ROWS_PER_STATEMENT: usize = 250;
 
 /// A pending recipient as an enqueue step reads it: contact, language, values (JSON), not
 /// erased, consent state, and its conversation on the campaign's number if it has one
@@ -878,19 +877,19 @@ impl TenantTx {
     ) -> Result<TierRoom, StoreError> {
         let org = self.org_uuid_c();
         type Kept = (i64, Option<OffsetDateTime>, Option<OffsetDateTime>);
+        with_conn!(self.tx, c => {
+            sqlx::query("INSERT INTO tier_counts (org_id, waba_id, used) VALUES ($1, $2, 0) ON CONFLICT DO NOTHING")
+                .bind(org).bind(waba).execute(c).await?;
+        });
         let (used, checked, counted): Kept = match &mut self.tx {
             // A SQLite write transaction holds the database's one write lock already.
             Tx::Sqlite(t) => {
-                sqlx::query("INSERT INTO tier_counts (org_id, waba_id, used) VALUES ($1, $2, 0) ON CONFLICT DO NOTHING")
-                    .bind(org).bind(waba).execute(&mut **t).await?;
                 sqlx::query_as("SELECT used, checked_at, counted_at FROM tier_counts WHERE org_id = $1 AND waba_id = $2")
                     .bind(org).bind(waba).fetch_one(&mut **t).await?
             }
             // A second step on the account waits here for the first one's commit (also
-            // when both create the row: the insert waits on the first one's key).
+            // when both created the row: the insert above waits on the first one's key).
             Tx::Postgres(t) => {
-                sqlx::query("INSERT INTO tier_counts (org_id, waba_id, used) VALUES ($1, $2, 0) ON CONFLICT DO NOTHING")
-                    .bind(org).bind(waba).execute(&mut **t).await?;
                 sqlx::query_as("SELECT used, checked_at, counted_at FROM tier_counts WHERE org_id = $1 AND waba_id = $2 FOR UPDATE")
                     .bind(org).bind(waba).fetch_one(&mut **t).await?
             }

@@ -21,7 +21,9 @@ use crate::StoreError;
 use crate::audience::FieldProblem;
 use crate::audit::AuditRecord;
 use crate::orgs::now_micros;
-use crate::tenant::{TenantCtx, TenantTx, Tx, push_in, with_builder, with_conn};
+use crate::tenant::{
+    ROWS_PER_STATEMENT, TenantCtx, TenantTx, Tx, push_in, with_builder, with_conn,
+};
 use frontdesk_domain::{ContactId, ErasureRequestId};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -828,16 +830,13 @@ impl TenantTx {
             repeats.extend(listed.into_iter().map(|r| (r.line as i32, r.reason)));
             let mut clear: HashSet<i32> = mine.clone();
             for (line, reason) in repeats {
-                let first = reason
-                    .strip_prefix(crate::imports::DUPLICATE_ROW)
-                    .and_then(|r| r.split_whitespace().next())
-                    .and_then(|n| n.parse::<i32>().ok());
-                if first.is_some_and(|f| mine.contains(&f)) {
+                let first = crate::imports::repeated_line(&reason);
+                if first.is_some_and(|f| mine.contains(&(f as i32))) {
                     clear.insert(line);
                 }
             }
             let clear: Vec<i32> = clear.into_iter().collect();
-            for chunk in clear.chunks(250) {
+            for chunk in clear.chunks(ROWS_PER_STATEMENT) {
                 with_builder!(self.tx, qb => {
                     qb.push("UPDATE contact_import_rows SET cells = '[]' WHERE org_id = ");
                     qb.push_bind(org);

@@ -15,7 +15,7 @@ use crate::audience::{ContactInput, FieldDef, describe_problems, input_problems}
 use crate::audit::AuditRecord;
 use crate::messaging::CustomerIdentity;
 use crate::orgs::now_micros;
-use crate::tenant::{TenantCtx, TenantTx, push_in, with_builder, with_conn};
+use crate::tenant::{ROWS_PER_STATEMENT, TenantCtx, TenantTx, push_in, with_builder, with_conn};
 use crate::{Store, StoreError};
 use frontdesk_domain::audience::{ConsentSource, ConsentState, parse_csv, parse_text};
 use frontdesk_domain::{Bsuid, ContactId, E164, ImportId, OrgId, TagId};
@@ -30,8 +30,6 @@ pub const IMPORT_CHUNK: usize = 200;
 pub const REPORT_ROWS: usize = 1000;
 /// Rows a dry run reads and checks at a time.
 const DRY_RUN_BATCH: usize = 1000;
-/// Rows per multi-row statement (bind parameters stay far below either backend's limit).
-const ROWS_PER_STATEMENT: usize = 250;
 
 /// How the report starts the reason of a row whose number or user id an earlier row had.
 pub const DUPLICATE_ROW: &str = "duplicate of line";
@@ -342,12 +340,6 @@ fn plan_row(p: &Plan, row: &[String]) -> Result<RowPlan, String> {
     })
 }
 
-/// The outcome of one row.
-enum RowOutcome {
-    Created,
-    Updated,
-}
-
 impl TenantTx {
     async fn import_row(&mut self, id: ImportId) -> Result<ImportRow, StoreError> {
         let org = self.org();
@@ -623,34 +615,15 @@ impl TenantTx {
         }))
     }
 
-    /// Checks one planned row against the store without writing: the contact it would
-    /// update (`None`: it would create one), or why not.
-    async fn check_row(
-        &mut self,
-        r: &RowPlan,
-        defs: &[FieldDef],
-    ) -> Result<Result<Option<ContactId>, String>, StoreError> {
-        let problems = input_problems(&r.input, defs);
-        if !problems.is_empty() {
-            return Ok(Err(describe_problems(&problems)));
-        }
-        let existing = self.find_contact(&r.identity).await?;
-        if let (Some(c), Some(ConsentState::OptIn)) = (existing, r.consent)
-            && self.consent(c).await?.state == Some(ConsentState::OptOut)
-        {
-            return Ok(Err(OPTED_OUT.into()));
-        }
-        Ok(Ok(existing))
-    }
-
-    /// [`Self::check_row`] for a batch of rows at once, reading the contacts their numbers
-    /// and user ids name and those contacts' consent in a few statements (a dry run reads a
-    /// whole file in its request). Says only whether each row would create or update.
+    /// Checks planned rows against the store without writing: for each, the contact it
+    /// would update (`None`: it would create one), or why not. The contacts their numbers
+    /// and user ids name, and those contacts' consent, are read in a few statements for the
+    /// whole batch (a dry run reads a whole file in its request).
     async fn check_rows(
         &mut self,
         rows: &[&RowPlan],
         defs: &[FieldDef],
-    ) -> Result<Vec<Result<RowOutcome, String>>, StoreError> {
+    ) -> Result<Vec<Result<Option<ContactId>, String>>, StoreError> {
         let org = self.org();
         let phones: Vec<&str> = rows
             .iter()
@@ -729,8 +702,7 @@ impl TenantTx {
                     Some(c) if r.consent == Some(ConsentState::OptIn) && opted_out.contains(&c) => {
                         Err(OPTED_OUT.into())
                     }
-                    Some(_) => Ok(RowOutcome::Updated),
-                    None => Ok(RowOutcome::Created),
+                    e => Ok(e.map(ContactId::from_uuid)),
                 }
             })
             .collect())
@@ -798,8 +770,8 @@ impl TenantTx {
             let outcomes = self.check_rows(&plans, &defs).await?;
             for ((line, _), outcome) in checking.iter().zip(outcomes) {
                 match outcome {
-                    Ok(RowOutcome::Created) => report.created += 1,
-                    Ok(RowOutcome::Updated) => report.updated += 1,
+                    Ok(None) => report.created += 1,
+                    Ok(Some(_)) => report.updated += 1,
                     Err(reason) => rejected.push(RejectedRow {
                         line: *line,
                         reason,
@@ -852,6 +824,15 @@ impl TenantTx {
         ))
         .await?;
         self.contact_import(id).await
+    }
+
+    /// Whether any row of the import has been keyed yet.
+    async fn has_keys(&mut self, id: ImportId) -> Result<bool, StoreError> {
+        let org = self.org();
+        Ok(with_conn!(self.tx, c => {
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM contact_import_keys WHERE org_id = $1 AND import_id = $2)")
+                .bind(org).bind(id.as_uuid()).fetch_one(c).await?
+        }))
     }
 
     /// The first line among `keys` (number or user id → line) that an earlier chunk of the
@@ -917,7 +898,7 @@ impl TenantTx {
         let rows = self
             .import_rows(id, legacy.as_deref(), start + 1, IMPORT_CHUNK)
             .await?;
-        if start > 0 && legacy.is_some() {
+        if start > 0 && legacy.is_some() && !self.has_keys(id).await? {
             // An import uploaded before keys were kept, resumed: the rows before this
             // chunk are keyed once (a later chunk finds them in the table).
             let earlier: Vec<(String, usize)> = legacy
@@ -962,7 +943,9 @@ impl TenantTx {
                 continue;
             }
             first.insert(p.key.clone(), *line);
-            let existing = match self.check_row(p, &defs).await? {
+            // One row at a time: an earlier row of this chunk may have made the contact.
+            let checked = self.check_rows(&[p], &defs).await?.pop();
+            let existing = match checked.expect("one row checked") {
                 Ok(e) => e,
                 Err(reason) => {
                     rejected.push(RejectedRow {
@@ -1062,6 +1045,16 @@ const OPTED_OUT: &str = "consent: this contact opted out; an import cannot opt t
 
 fn duplicate_of(first: usize) -> String {
     format!("{DUPLICATE_ROW} {first} (same number or user id)")
+}
+
+/// The line a rejected row's reason says it repeats (see [`duplicate_of`]).
+pub(crate) fn repeated_line(reason: &str) -> Option<usize> {
+    reason
+        .strip_prefix(DUPLICATE_ROW)?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 impl Store {

@@ -230,13 +230,21 @@ impl crate::tenant::TenantTx {
         let crate::tenant::Tx::Postgres(t) = &mut self.tx else {
             return Ok(());
         };
-        let names: Vec<&str> = tables.iter().map(|t| t.as_str()).collect();
-        sqlx::query("SELECT frontdesk_refresh_statistics($1)")
-            .bind(&names)
-            .execute(&mut **t)
-            .await?;
-        Ok(())
+        analyze(&mut **t, tables).await
     }
+}
+
+/// Runs `frontdesk_refresh_statistics` for `tables` on a PostgreSQL connection or pool.
+async fn analyze<'e>(
+    on: impl sqlx::PgExecutor<'e>,
+    tables: &[BulkTable],
+) -> Result<(), StoreError> {
+    let names: Vec<&str> = tables.iter().map(|t| t.as_str()).collect();
+    sqlx::query("SELECT frontdesk_refresh_statistics($1)")
+        .bind(&names)
+        .execute(on)
+        .await?;
+    Ok(())
 }
 
 impl BulkTable {
@@ -550,12 +558,7 @@ impl Store {
         let Pool::Postgres(p) = &self.pool else {
             return Ok(());
         };
-        let names: Vec<&str> = tables.iter().map(|t| t.as_str()).collect();
-        sqlx::query("SELECT frontdesk_refresh_statistics($1)")
-            .bind(&names)
-            .execute(p)
-            .await?;
-        Ok(())
+        analyze(p, tables).await
     }
 
     /// SQLite: copies what the write-ahead log holds into the database file without

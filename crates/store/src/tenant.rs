@@ -154,6 +154,9 @@ macro_rules! with_builder {
 }
 pub(crate) use with_builder;
 
+/// Rows per multi-row statement (bind parameters stay far below either backend's limit).
+pub(crate) const ROWS_PER_STATEMENT: usize = 250;
+
 /// Appends ` IN (…)` to a query being built, one bound parameter per value (the caller
 /// keeps the list within the backends' parameter limits).
 pub(crate) fn push_in<'t, DB, T>(

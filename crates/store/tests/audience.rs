@@ -561,6 +561,45 @@ both_backends! {
         assert_eq!((v.status.as_str(), v.created), ("done", 450));
     }
 
+    async fn an_import_kept_as_one_file_and_resumed_finds_repeats_of_its_earlier_chunks(db) {
+        use frontdesk_store::imports::Phase;
+        let ctx = admin(&db.store, "resumed").await;
+        // 300 numbers; line 302 repeats line 2, which the first chunk imported.
+        let mut csv = String::from("phone\n");
+        for i in 0..300 {
+            csv.push_str(&format!("+1415888{i:04}\n"));
+        }
+        csv.push_str("+14158880000\n");
+        let mut tx = db.store.begin(&ctx).await.unwrap();
+        let up = tx.upload_import("resumed.csv", &csv).await.unwrap();
+        tx.start_import(up.id, &mapping(&[("phone", "phone")], None)).await.unwrap();
+        tx.commit().await.unwrap();
+        let (wctx, id) = db.store.claim_import(now_micros(), Duration::seconds(60)).await.unwrap().unwrap();
+        let mut tx = db.store.begin(&wctx).await.unwrap();
+        assert!(tx.import_next_chunk(id).await.unwrap());
+        tx.commit().await.unwrap();
+        // As an import begun before rows and keys had their own tables left it.
+        db.raw_execute(&[
+            format!("UPDATE contact_imports SET csv = '{csv}' WHERE filename = 'resumed.csv'"),
+            "DELETE FROM contact_import_rows".into(),
+            "DELETE FROM contact_import_keys".into(),
+        ])
+        .await
+        .unwrap();
+        while let Some((wctx, id)) = db.store.claim_import(now_micros(), Duration::seconds(60)).await.unwrap() {
+            let mut tx = db.store.begin(&wctx).await.unwrap();
+            tx.import_next_chunk(id).await.unwrap();
+            tx.commit().await.unwrap();
+        }
+        let mut tx = db.store.begin_read(&ctx).await.unwrap();
+        let v = tx.contact_import(up.id).await.unwrap();
+        assert_eq!((v.status.as_str(), v.processed_rows, v.created), ("done", 301, 300));
+        let rejected = tx.import_rejections(up.id, Phase::Import).await.unwrap();
+        assert_eq!(rejected.len(), 1, "{rejected:?}");
+        assert_eq!(rejected[0].line, 302);
+        assert!(rejected[0].reason.contains("duplicate of line 2"), "{rejected:?}");
+    }
+
     async fn duplicates_are_found_across_chunks_and_every_rejected_row_is_kept(db) {
         use frontdesk_store::imports::{Phase, REPORT_ROWS};
         let ctx = admin(&db.store, "rejects").await;
